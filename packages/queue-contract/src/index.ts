@@ -1,0 +1,17 @@
+export {
+  STAGES,
+  QUEUE_NAMES,
+  DEFAULT_QUEUE_PREFIX,
+  DEFAULT_JOB_OPTIONS,
+  nextStage,
+  stageJobId,
+  type Stage,
+} from "./queues.js";
+export {
+  StageJobSchema,
+  StageSchema,
+  ResearchIdSchema,
+  TraceCarrierSchema,
+  type StageJob,
+  type TraceCarrier,
+} from "./payloads.js";

@@ -1,0 +1,83 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const TSX = path.join(REPO_ROOT, "node_modules/.bin/tsx");
+
+export interface ServiceProcess {
+  name: string;
+  child: ChildProcess;
+  /** Everything the process printed so far (stdout + stderr). */
+  output(): string;
+  /** Resolves when the output matches, rejects on exit or timeout. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** Signal and wait for exit; returns the exit code (null when killed by a signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Run a service entrypoint (TypeScript source, via tsx) as its own OS process,
+ * the way `pnpm start` and the demo do.
+ */
+export function spawnService(
+  name: string,
+  entry: string,
+  env: Record<string, string | undefined>,
+  opts: { args?: string[] } = {},
+): ServiceProcess {
+  const child = spawn(TSX, [path.resolve(REPO_ROOT, entry), ...(opts.args ?? [])], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, NODE_ENV: "test", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const listeners = new Set<() => void>();
+  const onData = (chunk: Buffer) => {
+    out += chunk.toString();
+    if (out.length > 2_000_000) out = out.slice(-1_000_000);
+    for (const l of listeners) l();
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+
+  return {
+    name,
+    child,
+    exited,
+    output: () => out,
+    waitForOutput(pattern, timeoutMs = 20_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (pattern.test(out)) {
+            done();
+            resolve();
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`${name}: no output matching ${pattern} within ${timeoutMs} ms. Output:\n${out.slice(-4000)}`));
+        }, timeoutMs);
+        const onExit = (code: number | null) => {
+          done();
+          reject(new Error(`${name} exited (${code}) before printing ${pattern}. Output:\n${out.slice(-4000)}`));
+        };
+        const done = () => {
+          clearTimeout(timer);
+          listeners.delete(check);
+          child.off("exit", onExit);
+        };
+        listeners.add(check);
+        child.once("exit", onExit);
+        check();
+      });
+    },
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      return exited;
+    },
+  };
+}

@@ -15,3 +15,4 @@ export {
   type StageJob,
   type TraceCarrier,
 } from "./payloads.js";
+export { StageQueues, type StageQueuesOptions } from "./stage-queues.js";

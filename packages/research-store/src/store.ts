@@ -1,0 +1,283 @@
+import { createHash } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { Stage } from "@tracelane/queue-contract";
+import { CREATE_SCRIPT, UPDATE_SCRIPT } from "./lua.js";
+import { DEFAULT_RESEARCH_PREFIX, idempotencyKey, researchKeys } from "./keys.js";
+import {
+  type ResearchError,
+  type ResearchEvent,
+  type ResearchEventType,
+  type ResearchOptions,
+  type ResearchStatus,
+  type ResearchView,
+  type StageRecord,
+  emptyStages,
+} from "./schemas.js";
+import { toView } from "./view.js";
+
+export interface ResearchStoreOptions {
+  prefix?: string;
+  /** How long a research record and its events live after the last change. */
+  ttlSeconds?: number;
+}
+
+export interface CreateResearchInput {
+  id: string;
+  query: string;
+  options: ResearchOptions;
+  traceId: string | null;
+  idempotencyKey?: string;
+}
+
+export type CreateResult =
+  | { outcome: "created"; id: string }
+  | { outcome: "existing"; id: string }
+  /** The idempotency key was used before for a different request body. */
+  | { outcome: "conflict"; id: string };
+
+export type UpdateResult = "applied" | "final" | "missing";
+
+const UPDATE_RESULTS: Record<number, UpdateResult> = { 1: "applied", 0: "final", [-1]: "missing" };
+
+/** Everything the api and the stage workers do to a research record goes through here. */
+export class ResearchStore {
+  readonly prefix: string;
+  private readonly ttl: number;
+
+  constructor(
+    private readonly redis: Redis,
+    opts: ResearchStoreOptions = {},
+  ) {
+    this.prefix = opts.prefix ?? DEFAULT_RESEARCH_PREFIX;
+    this.ttl = opts.ttlSeconds ?? 7 * 24 * 3600;
+  }
+
+  async create(input: CreateResearchInput): Promise<CreateResult> {
+    const keys = researchKeys(this.prefix, input.id);
+    const idem = input.idempotencyKey ? idempotencyKey(this.prefix, input.idempotencyKey) : keys.record;
+    const fingerprint = createHash("sha256")
+      .update(JSON.stringify([input.query, input.options]))
+      .digest("hex")
+      .slice(0, 32);
+    const now = new Date().toISOString();
+    const stages = emptyStages();
+    stages.analysis.status = "queued";
+    const fields: Record<string, string> = {
+      id: input.id,
+      status: "queued",
+      stage: "analysis",
+      query: input.query,
+      options: JSON.stringify(input.options),
+      createdAt: now,
+      updatedAt: now,
+      traceId: input.traceId ?? "",
+      ...Object.fromEntries(Object.entries(stages).map(([s, rec]) => [`stage.${s}`, JSON.stringify(rec)])),
+    };
+    const event = JSON.stringify({ status: "queued", stage: "analysis", at: now });
+    const result = (await this.redis.eval(
+      CREATE_SCRIPT,
+      3,
+      keys.record,
+      keys.events,
+      idem,
+      this.ttl,
+      input.id,
+      fingerprint,
+      event,
+      ...Object.entries(fields).flat(),
+    )) as string;
+    if (result === "created") return { outcome: "created", id: input.id };
+    const [existingId = "", existingFingerprint] = result.split("|");
+    return { outcome: existingFingerprint === fingerprint ? "existing" : "conflict", id: existingId };
+  }
+
+  async get(id: string): Promise<ResearchView | undefined> {
+    const hash = await this.redis.hgetall(researchKeys(this.prefix, id).record);
+    if (!hash.status) return undefined;
+    return toView(hash);
+  }
+
+  async status(id: string): Promise<ResearchStatus | undefined> {
+    const s = await this.redis.hget(researchKeys(this.prefix, id).record, "status");
+    return (s ?? undefined) as ResearchStatus | undefined;
+  }
+
+  /** The stage's output if it was checkpointed by an earlier attempt. */
+  async checkpoint(id: string, stage: Stage): Promise<string | undefined> {
+    const out = await this.redis.hget(researchKeys(this.prefix, id).record, `output.${stage}`);
+    return out ?? undefined;
+  }
+
+  /** Outputs of earlier stages (the inputs of the next one). */
+  async outputs(id: string): Promise<Partial<Record<Stage, string>>> {
+    const [a, f, s] = await this.redis.hmget(
+      researchKeys(this.prefix, id).record,
+      "output.analysis",
+      "output.factcheck",
+      "output.synthesis",
+    );
+    return {
+      ...(a != null ? { analysis: a } : {}),
+      ...(f != null ? { factcheck: f } : {}),
+      ...(s != null ? { synthesis: s } : {}),
+    };
+  }
+
+  async stageRecord(id: string, stage: Stage): Promise<StageRecord> {
+    const raw = await this.redis.hget(researchKeys(this.prefix, id).record, `stage.${stage}`);
+    return raw ? (JSON.parse(raw) as StageRecord) : { status: "pending", attempts: 0 };
+  }
+
+  async stageStarted(
+    id: string,
+    stage: Stage,
+    info: { model: string; attempt: number; queueWaitMs: number },
+  ): Promise<UpdateResult> {
+    const prev = await this.stageRecord(id, stage);
+    const now = new Date().toISOString();
+    const rec: StageRecord = {
+      ...prev,
+      status: "running",
+      model: info.model,
+      startedAt: prev.startedAt ?? now,
+      attempts: info.attempt,
+      queueWaitMs: prev.queueWaitMs ?? info.queueWaitMs,
+    };
+    delete rec.error;
+    return this.update(id, "stage.started", { stage, attempt: info.attempt, model: info.model }, {
+      status: "running",
+      stage,
+      [`stage.${stage}`]: JSON.stringify(rec),
+    }, "running");
+  }
+
+  /** Checkpoint a stage's output and usage. Written before the next stage is enqueued. */
+  async stageCompleted(
+    id: string,
+    stage: Stage,
+    info: {
+      output: string;
+      model: string;
+      usage: { inputTokens: number; outputTokens: number };
+      costUsd: number | null;
+      latencyMs: number;
+      next: Stage | undefined;
+    },
+  ): Promise<UpdateResult> {
+    const prev = await this.stageRecord(id, stage);
+    const now = new Date().toISOString();
+    const rec: StageRecord = {
+      ...prev,
+      status: "completed",
+      model: info.model,
+      finishedAt: now,
+      latencyMs: info.latencyMs,
+      usage: info.usage,
+      costUsd: info.costUsd,
+    };
+    const fields: Record<string, string> = {
+      [`output.${stage}`]: info.output,
+      [`stage.${stage}`]: JSON.stringify(rec),
+    };
+    if (info.next) {
+      const nextRec = await this.stageRecord(id, info.next);
+      fields[`stage.${info.next}`] = JSON.stringify({ ...nextRec, status: nextRec.status === "pending" ? "queued" : nextRec.status });
+      fields.stage = info.next;
+    }
+    return this.update(
+      id,
+      "stage.completed",
+      { stage, model: info.model, usage: info.usage, costUsd: info.costUsd, latencyMs: info.latencyMs },
+      fields,
+    );
+  }
+
+  /** An attempt failed and BullMQ will retry the stage. */
+  async stageRetrying(id: string, stage: Stage, error: { type: string; message: string }, attempt: number): Promise<UpdateResult> {
+    const prev = await this.stageRecord(id, stage);
+    return this.update(id, "stage.retrying", { stage, attempt, error }, {
+      [`stage.${stage}`]: JSON.stringify({ ...prev, status: "queued", error } satisfies StageRecord),
+    });
+  }
+
+  async completed(id: string): Promise<UpdateResult> {
+    const now = new Date().toISOString();
+    return this.update(id, "research.completed", {}, { status: "completed", finishedAt: now, stage: "" }, "completed");
+  }
+
+  async failed(id: string, error: ResearchError): Promise<UpdateResult> {
+    const now = new Date().toISOString();
+    const fields: Record<string, string> = { status: "failed", finishedAt: now, error: JSON.stringify(error) };
+    if (error.stage) {
+      const prev = await this.stageRecord(id, error.stage);
+      fields[`stage.${error.stage}`] = JSON.stringify({
+        ...prev,
+        status: "failed",
+        finishedAt: now,
+        error: { type: error.type, message: error.message },
+      } satisfies StageRecord);
+    }
+    return this.update(id, "research.failed", { error }, fields, "failed");
+  }
+
+  /** Cancel unless already final; stages not yet finished are marked skipped. */
+  async cancel(id: string): Promise<UpdateResult> {
+    const view = await this.get(id);
+    if (!view) return "missing";
+    const now = new Date().toISOString();
+    const fields: Record<string, string> = { status: "cancelled", finishedAt: now };
+    for (const [stage, rec] of Object.entries(view.stages)) {
+      if (rec.status !== "completed" && rec.status !== "failed") {
+        fields[`stage.${stage}`] = JSON.stringify({ ...rec, status: "skipped" } satisfies StageRecord);
+      }
+    }
+    return this.update(id, "research.cancelled", {}, fields, "cancelled");
+  }
+
+  /** Events after `afterId` (exclusive; "0" for all), oldest first. */
+  async events(id: string, afterId = "0", count = 100): Promise<ResearchEvent[]> {
+    const key = researchKeys(this.prefix, id).events;
+    const start = afterId === "0" ? "-" : `(${afterId}`;
+    const entries = await this.redis.xrange(key, start, "+", "COUNT", count);
+    return entries.map(([streamId, fields]) => {
+      const map: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) map[fields[i]!] = fields[i + 1]!;
+      const data = JSON.parse(map.data ?? "{}") as Record<string, unknown> & { status?: ResearchStatus; stage?: Stage | null; at?: string };
+      const { status, stage, at, ...rest } = data;
+      return {
+        id: streamId,
+        type: map.type as ResearchEventType,
+        researchId: id,
+        status: status ?? "queued",
+        stage: stage ?? null,
+        at: at ?? new Date(Number(streamId.split("-")[0])).toISOString(),
+        ...(Object.keys(rest).length ? { data: rest } : {}),
+      };
+    });
+  }
+
+  private async update(
+    id: string,
+    eventType: ResearchEventType,
+    eventData: Record<string, unknown>,
+    fields: Record<string, string>,
+    newStatus?: ResearchStatus,
+  ): Promise<UpdateResult> {
+    const keys = researchKeys(this.prefix, id);
+    const now = new Date().toISOString();
+    const status = newStatus ?? ((await this.status(id)) || "running");
+    const stage = (fields.stage ?? eventData.stage ?? null) || null;
+    const event = JSON.stringify({ status, stage, at: now, ...eventData });
+    const res = (await this.redis.eval(
+      UPDATE_SCRIPT,
+      2,
+      keys.record,
+      keys.events,
+      this.ttl,
+      eventType,
+      event,
+      ...Object.entries({ ...fields, updatedAt: now }).flat(),
+    )) as number;
+    return UPDATE_RESULTS[res] ?? "missing";
+  }
+}

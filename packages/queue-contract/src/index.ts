@@ -5,6 +5,7 @@ export {
   DEFAULT_JOB_OPTIONS,
   nextStage,
   stageJobId,
+  jobOptionsFromEnv,
   type Stage,
 } from "./queues.js";
 export {

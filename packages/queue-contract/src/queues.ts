@@ -38,3 +38,25 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   removeOnComplete: { age: 24 * 3600, count: 10_000 },
   removeOnFail: { age: 7 * 24 * 3600, count: 50_000 },
 };
+
+/**
+ * Producers (the api and every stage worker) read the same two variables, so
+ * the policy of a job does not depend on who enqueued it:
+ * JOB_ATTEMPTS (default 3) and JOB_BACKOFF_MS (first retry delay, default 1000).
+ */
+export function jobOptionsFromEnv(env: Record<string, string | undefined> = process.env): JobsOptions {
+  const out: JobsOptions = {};
+  const attempts = env.JOB_ATTEMPTS?.trim();
+  const backoff = env.JOB_BACKOFF_MS?.trim();
+  if (attempts) {
+    const n = Number(attempts);
+    if (!Number.isInteger(n) || n < 1 || n > 100) throw new Error(`JOB_ATTEMPTS must be an integer from 1 to 100 (got "${attempts}")`);
+    out.attempts = n;
+  }
+  if (backoff) {
+    const n = Number(backoff);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`JOB_BACKOFF_MS must be a non-negative integer (got "${backoff}")`);
+    out.backoff = { type: "exponential", delay: n, jitter: 0.5 };
+  }
+  return out;
+}

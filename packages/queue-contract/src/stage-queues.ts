@@ -1,4 +1,4 @@
-import { Queue, type ConnectionOptions } from "bullmq";
+import { Queue, type ConnectionOptions, type JobsOptions } from "bullmq";
 import { withPublishSpan } from "@tracelane/tracing";
 import { StageJobSchema, type StageJob } from "./payloads.js";
 import { DEFAULT_JOB_OPTIONS, DEFAULT_QUEUE_PREFIX, QUEUE_NAMES, STAGES, stageJobId, type Stage } from "./queues.js";
@@ -6,6 +6,8 @@ import { DEFAULT_JOB_OPTIONS, DEFAULT_QUEUE_PREFIX, QUEUE_NAMES, STAGES, stageJo
 export interface StageQueuesOptions {
   connection: ConnectionOptions;
   prefix?: string;
+  /** Overrides of DEFAULT_JOB_OPTIONS (see jobOptionsFromEnv). */
+  jobOptions?: JobsOptions;
 }
 
 /**
@@ -24,7 +26,7 @@ export class StageQueues {
         new Queue<StageJob>(QUEUE_NAMES[stage], {
           connection: opts.connection,
           prefix,
-          defaultJobOptions: DEFAULT_JOB_OPTIONS,
+          defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, ...opts.jobOptions },
         }),
       ]),
     ) as Record<Stage, Queue<StageJob>>;

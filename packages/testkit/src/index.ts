@@ -1,4 +1,4 @@
-export { freePort } from "./ports.js";
+export { freePort, spawnService, startStack, REPO_ROOT, type ServiceProcess, type Stack } from "@tracelane/launcher";
 export { waitFor } from "./wait.js";
 export { startRedisServer, type EphemeralRedis } from "./redis-server.js";
-export { spawnService, REPO_ROOT, type ServiceProcess } from "./processes.js";
+export { readServerSentEvents, type ServerSentEvent } from "./sse.js";

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
-import { freePort } from "./ports.js";
+import { freePort } from "@tracelane/launcher";
 import { waitFor } from "./wait.js";
 
 export interface EphemeralRedis {

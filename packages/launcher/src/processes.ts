@@ -2,11 +2,14 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+/** The repository root, found from this file's place in packages/launcher/src. */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const TSX = path.join(REPO_ROOT, "node_modules/.bin/tsx");
 
 export interface ServiceProcess {
   name: string;
+  /** Its HTTP port (api, simulator, collector) or /healthz port (workers), when it has one. */
+  port?: number;
   child: ChildProcess;
   /** Everything the process printed so far (stdout + stderr). */
   output(): string;
@@ -25,17 +28,26 @@ export function spawnService(
   name: string,
   entry: string,
   env: Record<string, string | undefined>,
-  opts: { args?: string[] } = {},
+  opts: { args?: string[]; echo?: (line: string) => void; node?: boolean } = {},
 ): ServiceProcess {
-  const child = spawn(TSX, [path.resolve(REPO_ROOT, entry), ...(opts.args ?? [])], {
+  // `node` runs a built .js entrypoint; otherwise the TypeScript source via tsx.
+  const command = opts.node ? process.execPath : TSX;
+  const child = spawn(command, [path.resolve(REPO_ROOT, entry), ...(opts.args ?? [])], {
     cwd: REPO_ROOT,
     env: { ...process.env, NODE_ENV: "test", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
+  let partial = "";
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer) => {
-    out += chunk.toString();
+    const text = chunk.toString();
+    out += text;
+    if (opts.echo) {
+      const lines = (partial + text).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) opts.echo(line);
+    }
     if (out.length > 2_000_000) out = out.slice(-1_000_000);
     for (const l of listeners) l();
   };

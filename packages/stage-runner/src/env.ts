@@ -1,0 +1,99 @@
+import { z } from "zod";
+import type { Stage } from "@tracelane/queue-contract";
+import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
+import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
+import { envInt, envOptionalString, parseEnv, REDIS_URL_DEFAULT } from "@tracelane/runtime";
+
+/** The simulator that `pnpm demo` starts; a real provider is one env var away. */
+export const DEFAULT_LLM_BASE_URL = "http://127.0.0.1:4010/v1";
+export const DEFAULT_LLM_API_KEY = "sk-simulator";
+
+export const DEFAULT_STAGE_MODELS: Record<Stage, string> = {
+  analysis: "gpt-4.1",
+  factcheck: "gemini-2.5-flash",
+  synthesis: "deepseek-v3.2",
+};
+
+const url = z.string().url("must be a URL such as https://api.openai.com/v1");
+
+const baseSchema = z.object({
+  REDIS_URL: z.string().default(REDIS_URL_DEFAULT),
+  TRACELANE_QUEUE_PREFIX: z.string().min(1).default(DEFAULT_QUEUE_PREFIX),
+  TRACELANE_RESEARCH_PREFIX: z.string().min(1).default(DEFAULT_RESEARCH_PREFIX),
+  TRACELANE_PRICE_TABLE: envOptionalString(),
+  WORKER_CONCURRENCY: envInt(8, { min: 1, max: 1000 }),
+  HEALTH_PORT: envInt(0, { min: 0, max: 65535 }),
+  LLM_BASE_URL: url.default(DEFAULT_LLM_BASE_URL),
+  LLM_API_KEY: envOptionalString(),
+  LLM_TIMEOUT_MS: envInt(60_000, { min: 100 }),
+  LLM_MAX_RETRIES: envInt(2, { min: 0, max: 10 }),
+  LLM_MAX_OUTPUT_TOKENS: envInt(1024, { min: 1 }),
+  SHUTDOWN_GRACE_MS: envInt(30_000, { min: 0 }),
+});
+
+interface StageOverrides {
+  model: string;
+  baseURL?: string | undefined;
+  apiKey?: string | undefined;
+  provider?: string | undefined;
+}
+
+/**
+ * Shared names (`LLM_BASE_URL`, `LLM_API_KEY`) give one provider for every
+ * stage; `<STAGE>_LLM_BASE_URL`, `<STAGE>_LLM_API_KEY`, `<STAGE>_MODEL` and
+ * `<STAGE>_PROVIDER` override per stage (e.g. `FACTCHECK_MODEL=gemini-2.5-flash`).
+ */
+function stageOverridesSchema(stage: Stage) {
+  const P = stage.toUpperCase();
+  return z
+    .object({
+      [`${P}_MODEL`]: z.string().min(1).default(DEFAULT_STAGE_MODELS[stage]),
+      [`${P}_LLM_BASE_URL`]: envOptionalString().pipe(url.optional()),
+      [`${P}_LLM_API_KEY`]: envOptionalString(),
+      [`${P}_PROVIDER`]: envOptionalString(),
+    })
+    .transform((e): StageOverrides => {
+      const v = e as Record<string, string | undefined>;
+      return {
+        model: v[`${P}_MODEL`] ?? DEFAULT_STAGE_MODELS[stage],
+        baseURL: v[`${P}_LLM_BASE_URL`],
+        apiKey: v[`${P}_LLM_API_KEY`],
+        provider: v[`${P}_PROVIDER`],
+      };
+    });
+}
+
+/** The names every stage worker reads, for docs and the compose/code agreement test. */
+export function stageEnvNames(stage: Stage): string[] {
+  const P = stage.toUpperCase();
+  return [...Object.keys(baseSchema.shape), `${P}_MODEL`, `${P}_LLM_BASE_URL`, `${P}_LLM_API_KEY`, `${P}_PROVIDER`];
+}
+
+export type StageWorkerConfig = ReturnType<typeof loadStageConfig>;
+
+export function loadStageConfig(stage: Stage, source: Record<string, string | undefined> = process.env) {
+  const P = stage.toUpperCase();
+  const env = parseEnv(baseSchema, source);
+  const o = parseEnv(stageOverridesSchema(stage), source);
+  return {
+    stage,
+    redisUrl: env.REDIS_URL,
+    queuePrefix: env.TRACELANE_QUEUE_PREFIX,
+    researchPrefix: env.TRACELANE_RESEARCH_PREFIX,
+    priceTablePath: env.TRACELANE_PRICE_TABLE,
+    concurrency: env.WORKER_CONCURRENCY,
+    healthPort: env.HEALTH_PORT,
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    llm: {
+      baseURL: o.baseURL ?? env.LLM_BASE_URL,
+      apiKey: o.apiKey ?? env.LLM_API_KEY ?? DEFAULT_LLM_API_KEY,
+      /** Which variable holds the key, for error messages (never the key itself). */
+      apiKeyVar: o.apiKey ? `${P}_LLM_API_KEY` : "LLM_API_KEY",
+      model: o.model,
+      provider: o.provider,
+      timeoutMs: env.LLM_TIMEOUT_MS,
+      maxRetries: env.LLM_MAX_RETRIES,
+      maxOutputTokens: env.LLM_MAX_OUTPUT_TOKENS,
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import { UnrecoverableError } from "bullmq";
+import {
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  APIError,
+  AuthenticationError,
+  BadRequestError,
+  NotFoundError,
+  PermissionDeniedError,
+  UnprocessableEntityError,
+} from "openai";
+
+export interface ProviderRef {
+  baseURL: string;
+  model: string;
+  /** Name of the env var holding the key (never the key). */
+  apiKeyVar: string;
+  /** Name of the env var choosing the model. */
+  modelVar: string;
+}
+
+/** 401/403: retrying cannot help; the job fails at once with what to set. */
+export class ProviderAuthError extends UnrecoverableError {
+  readonly type = "provider_auth";
+  constructor(provider: ProviderRef, status: number) {
+    super(
+      `The model provider at ${provider.baseURL} rejected the API key (HTTP ${status}) for model "${provider.model}". ` +
+        `Set ${provider.apiKeyVar} to a valid key for this provider.`,
+    );
+  }
+}
+
+/** 400/404/422 other than context length: the request itself is wrong. */
+export class InvalidModelRequestError extends UnrecoverableError {
+  readonly type = "invalid_request";
+  constructor(provider: ProviderRef, status: number, detail: string) {
+    super(
+      `The model provider at ${provider.baseURL} refused the request for model "${provider.model}" (HTTP ${status}): ${detail}. ` +
+        (status === 404 ? `Check that ${provider.modelVar} names a model this provider serves.` : "Check the model name and request options."),
+    );
+  }
+}
+
+/** The input does not fit the model's context window. */
+export class ContextLengthExceededError extends UnrecoverableError {
+  readonly type = "context_length_exceeded";
+  constructor(provider: ProviderRef, detail: string) {
+    super(`The input is too long for model "${provider.model}": ${detail}. Choose a model with a larger context window via ${provider.modelVar}.`);
+  }
+}
+
+/** A transient failure (429, 5xx, timeout, connection, malformed body) that outlived the client's retries. */
+export class ModelCallError extends Error {
+  override readonly name = "ModelCallError";
+  readonly type: string;
+  constructor(provider: ProviderRef, type: string, detail: string, readonly status?: number) {
+    super(`Model call to "${provider.model}" at ${provider.baseURL} failed: ${detail}`);
+    this.type = type;
+  }
+}
+
+/** The research was cancelled while a stage was waiting or running. */
+export class ResearchCancelledError extends UnrecoverableError {
+  readonly type = "cancelled";
+  constructor(id: string) {
+    super(`research ${id} was cancelled`);
+  }
+}
+
+/** Job data that does not match the queue contract: retrying cannot fix it. */
+export class InvalidJobDataError extends UnrecoverableError {
+  readonly type = "invalid_job_data";
+}
+
+/** Map what the openai client threw to one of our errors, with a stable name and type. */
+export function classifyModelError(err: unknown, provider: ProviderRef): Error {
+  if (err instanceof AuthenticationError || err instanceof PermissionDeniedError) {
+    return new ProviderAuthError(provider, err.status);
+  }
+  if (err instanceof BadRequestError || err instanceof NotFoundError || err instanceof UnprocessableEntityError) {
+    const code = (err as APIError).code ?? (err.error as { code?: string } | undefined)?.code;
+    const detail = providerMessage(err);
+    if (code === "context_length_exceeded" || /context length|context window|too many tokens/i.test(detail)) {
+      return new ContextLengthExceededError(provider, detail);
+    }
+    return new InvalidModelRequestError(provider, err.status, detail);
+  }
+  if (err instanceof APIConnectionTimeoutError) return new ModelCallError(provider, "timeout", "timed out", undefined);
+  if (err instanceof APIConnectionError) return new ModelCallError(provider, "connection_error", err.message);
+  if (err instanceof APIError) {
+    const status = err.status;
+    const type = status === 429 ? "rate_limited" : status !== undefined ? `http_${status}` : "api_error";
+    return new ModelCallError(provider, type, `${status ?? ""} ${providerMessage(err)}`.trim(), status);
+  }
+  if (err instanceof SyntaxError) return new ModelCallError(provider, "malformed_response", `unparseable response: ${err.message}`);
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** The provider's own message, without echoing anything key-like back. */
+function providerMessage(err: APIError): string {
+  const body = err.error as { message?: string } | undefined;
+  const msg = body?.message ?? err.message;
+  return msg.replace(/\b(sk|pk|rk)-[A-Za-z0-9_*.-]{4,}/g, "$1-***");
+}
+
+/** A stable error type for the research record and span: our `type`, else the name. */
+export function errorTypeOf(err: unknown): string {
+  if (err && typeof err === "object" && "type" in err && typeof (err as { type: unknown }).type === "string") {
+    return (err as { type: string }).type;
+  }
+  return err instanceof Error ? err.name : "Error";
+}

@@ -1,0 +1,113 @@
+import { Worker, type Job, type ConnectionOptions, type WorkerOptions } from "bullmq";
+import type { Span } from "@opentelemetry/api";
+import { withProcessSpan, type Carrier, type Logger } from "@tracelane/tracing";
+
+export interface WorkerMetrics {
+  completed: number;
+  failed: number;
+  stalled: number;
+  active: number;
+}
+
+export interface RegisterWorkerOptions<T, R> {
+  queueName: string;
+  prefix: string;
+  connection: ConnectionOptions;
+  concurrency: number;
+  logger: Logger;
+  processor: (job: Job<T>, span: Span) => Promise<R>;
+  /** Called when a job has failed for good (no attempts left, unrecoverable, or stalled too often). */
+  onFinalFailure?: (job: Job<T>, err: Error) => Promise<void>;
+  workerOptions?: Partial<WorkerOptions>;
+}
+
+export interface RegisteredWorker {
+  worker: Worker;
+  metrics: WorkerMetrics;
+  /** Stop taking jobs and wait for the active ones; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * The one place a BullMQ worker is created: every attempt runs in a CONSUMER
+ * span continuing the producer's trace, failures are logged once (here, in
+ * the `failed` listener), and close() lets in-flight jobs finish.
+ */
+export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number }, R>(
+  opts: RegisterWorkerOptions<T, R>,
+): RegisteredWorker {
+  const metrics: WorkerMetrics = { completed: 0, failed: 0, stalled: 0, active: 0 };
+  const { logger } = opts;
+
+  const worker = new Worker<T, R>(
+    opts.queueName,
+    async (job) => {
+      metrics.active++;
+      try {
+        return await withProcessSpan(
+          {
+            queue: opts.queueName,
+            messageId: job.id,
+            // attemptsStarted counts stalled restarts too, so each delivery has its own number.
+            attempt: Math.max(job.attemptsStarted, job.attemptsMade + 1),
+            publishedAt: job.data?.enqueuedAt ?? job.timestamp,
+            carrier: job.data?.trace,
+          },
+          (span) => opts.processor(job, span),
+        );
+      } finally {
+        metrics.active--;
+      }
+    },
+    {
+      connection: opts.connection,
+      prefix: opts.prefix,
+      concurrency: opts.concurrency,
+      // A worker killed mid-job loses its lock; another picks the job up after this long.
+      stalledInterval: 5_000,
+      maxStalledCount: 2,
+      ...opts.workerOptions,
+    },
+  );
+
+  worker.on("completed", () => {
+    metrics.completed++;
+  });
+  worker.on("failed", (job, err) => {
+    metrics.failed++;
+    if (!job) return;
+    const attempts = job.opts.attempts ?? 1;
+    const final = job.attemptsMade >= attempts || err.name === "UnrecoverableError" || isUnrecoverable(err) || /stalled/i.test(err.message);
+    logger.warn(
+      { jobId: job.id, queue: opts.queueName, attemptsMade: job.attemptsMade, attempts, final, err: { name: err.name, message: err.message } },
+      final ? "job failed" : "job attempt failed, will retry",
+    );
+    if (final && opts.onFinalFailure) {
+      opts.onFinalFailure(job, err).catch((e: unknown) => logger.error({ err: e, jobId: job.id }, "recording final failure failed"));
+    }
+  });
+  worker.on("stalled", (jobId) => {
+    metrics.stalled++;
+    logger.warn({ jobId, queue: opts.queueName }, "job stalled; it will be retried by a live worker");
+  });
+  worker.on("error", (err) => {
+    logger.error({ err: { name: err.name, message: err.message }, queue: opts.queueName }, "worker error");
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    worker,
+    metrics,
+    close: () => (closing ??= worker.close()),
+  };
+}
+
+function isUnrecoverable(err: Error): boolean {
+  // Our unrecoverable errors subclass bullmq's UnrecoverableError but carry their own names.
+  let proto = Object.getPrototypeOf(err) as { constructor?: { name?: string } } | null;
+  while (proto) {
+    if (proto.constructor?.name === "UnrecoverableError") return true;
+    proto = Object.getPrototypeOf(proto) as typeof proto;
+  }
+  return false;
+}

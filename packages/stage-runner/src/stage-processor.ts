@@ -1,0 +1,96 @@
+import type { Span } from "@opentelemetry/api";
+import { UnrecoverableError, type Job } from "bullmq";
+import { nextStage, StageJobSchema, type StageJob, type StageQueues } from "@tracelane/queue-contract";
+import { isFinal, type ResearchStore } from "@tracelane/research-store";
+import type { ChatClient } from "./chat-client.js";
+import { errorTypeOf, InvalidJobDataError } from "./errors.js";
+import type { StageDefinition } from "./stage-definition.js";
+
+export interface StageProcessorDeps {
+  definition: StageDefinition;
+  store: ResearchStore;
+  queues: StageQueues;
+  client: ChatClient;
+  /** The stage's model unless the research overrides it. */
+  defaultModel: string;
+}
+
+export type StageOutcome =
+  | { outcome: "completed"; researchId: string; next: string | null; reusedCheckpoint: boolean }
+  | { outcome: "skipped"; researchId: string; reason: string };
+
+/** Is this the last attempt BullMQ will make for the job? */
+export function isFinalAttempt(err: unknown, attemptsMade: number, attempts: number): boolean {
+  return err instanceof UnrecoverableError || attemptsMade + 1 >= attempts;
+}
+
+/**
+ * One stage of one research: read the record, call the model (unless an
+ * earlier attempt already checkpointed the output), checkpoint, then enqueue
+ * the next stage with its deterministic id, or mark the research completed.
+ */
+export function createStageProcessor(deps: StageProcessorDeps) {
+  const { definition, store, queues, client } = deps;
+  const stage = definition.stage;
+
+  return async function processStage(job: Job<StageJob>, span: Span): Promise<StageOutcome> {
+    const parsed = StageJobSchema.safeParse(job.data);
+    if (!parsed.success || parsed.data.stage !== stage) {
+      const why = parsed.success ? `stage "${parsed.data.stage}" on the ${stage} queue` : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+      throw new InvalidJobDataError(`job ${job.id} does not match the ${stage} queue contract: ${why}`);
+    }
+    const { researchId } = parsed.data;
+    span.setAttributes({ "tracelane.research.id": researchId, "tracelane.stage": stage });
+
+    try {
+      const view = await store.get(researchId);
+      if (!view) throw new InvalidJobDataError(`research ${researchId} does not exist (expired or never created)`);
+      if (isFinal(view.status)) return { outcome: "skipped", researchId, reason: view.status };
+
+      // A retry after a crash finds the output here and does not pay for the same call twice.
+      let reusedCheckpoint = true;
+      if ((await store.checkpoint(researchId, stage)) === undefined) {
+        reusedCheckpoint = false;
+        const model = view.options.models?.[stage] ?? deps.defaultModel;
+        const queueWaitMs = Math.max(0, (job.processedOn ?? Date.now()) - parsed.data.enqueuedAt);
+        const started = await store.stageStarted(researchId, stage, {
+          model,
+          attempt: Math.max(job.attemptsStarted, job.attemptsMade + 1),
+          queueWaitMs,
+        });
+        if (started !== "applied") return { outcome: "skipped", researchId, reason: started };
+
+        const outputs = await store.outputs(researchId);
+        const result = await client.chat(model, definition.buildMessages({ query: view.query, outputs }), {
+          "tracelane.stage": stage,
+          "tracelane.research.id": researchId,
+        });
+        const next = nextStage(stage);
+        const saved = await store.stageCompleted(researchId, stage, {
+          output: result.content,
+          model: result.responseModel,
+          usage: { inputTokens: result.usage.inputTokens, outputTokens: result.usage.outputTokens },
+          costUsd: result.costUsd,
+          latencyMs: result.latencyMs,
+          next,
+        });
+        if (saved !== "applied") return { outcome: "skipped", researchId, reason: saved };
+      }
+      span.setAttribute("tracelane.checkpoint.reused", reusedCheckpoint);
+
+      const next = nextStage(stage);
+      if (next) await queues.publish(researchId, next);
+      else await store.completed(researchId);
+      return { outcome: "completed", researchId, next: next ?? null, reusedCheckpoint };
+    } catch (err) {
+      const error = { type: errorTypeOf(err), message: err instanceof Error ? err.message : String(err) };
+      if (isFinalAttempt(err, job.attemptsMade, job.opts.attempts ?? 1)) {
+        // If Redis is down too, the worker's final-failure hook records it once Redis is back.
+        await store.failed(researchId, { stage, ...error }).catch(() => undefined);
+      } else {
+        await store.stageRetrying(researchId, stage, error, job.attemptsMade + 1).catch(() => undefined);
+      }
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,40 @@
+import { randomUUID } from "node:crypto";
+import { startStack, type Stack, type StackOptions } from "@tracelane/testkit";
+
+/** A full pipeline as OS processes on the test run's Redis, isolated by unique prefixes. */
+export async function startPipeline(
+  redisUrl: string,
+  opts: { replicas?: StackOptions["replicas"]; env?: Record<string, string>; serviceEnv?: StackOptions["serviceEnv"] } = {},
+): Promise<Stack & { prefixes: { queue: string; research: string; spans: string; traces: string } }> {
+  const run = randomUUID().slice(0, 8);
+  const prefixes = {
+    queue: `e2e-${run}`,
+    research: `e2e-${run}:research`,
+    spans: `e2e-${run}:spans`,
+    traces: `e2e-${run}:traces`,
+  };
+  const stack = await startStack({
+    redisUrl,
+    replicas: opts.replicas ?? {
+      "llm-simulator": 1,
+      api: 1,
+      "analysis-worker": 1,
+      "factcheck-worker": 1,
+      "synthesis-worker": 1,
+    },
+    env: {
+      TRACELANE_QUEUE_PREFIX: prefixes.queue,
+      TRACELANE_RESEARCH_PREFIX: prefixes.research,
+      TRACELANE_SPAN_STREAM: prefixes.spans,
+      TRACELANE_TRACE_PREFIX: prefixes.traces,
+      JOB_ATTEMPTS: "3",
+      JOB_BACKOFF_MS: "100",
+      LLM_MAX_RETRIES: "1",
+      LOG_LEVEL: "warn",
+      ...opts.env,
+    },
+    ...(opts.serviceEnv ? { serviceEnv: opts.serviceEnv } : {}),
+    ...(process.env.E2E_ECHO ? { echo: (svc: string, line: string) => console.log(`[${svc}] ${line}`) } : {}),
+  });
+  return Object.assign(stack, { prefixes });
+}

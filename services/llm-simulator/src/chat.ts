@@ -1,0 +1,144 @@
+import { randomUUID } from "node:crypto";
+import type { Request, RequestHandler, Response } from "express";
+import { authenticate, bearerKey } from "./auth.js";
+import { completionId, generateContent, requestDigest } from "./content.js";
+import {
+  contextLengthExceeded,
+  invalidApiKey,
+  overloaded,
+  rateLimited,
+  sendError,
+  serverError,
+  SimulatorHttpError,
+} from "./errors.js";
+import { FAULT_HEADER, parseDirectives, rateFault, requestedFault, type SelectedFault } from "./faults.js";
+import { latencyFor, sleep } from "./latency.js";
+import { contextWindow } from "./models.js";
+import { parseChatRequest, type ChatRequest } from "./request.js";
+import type { SimulatorState } from "./state.js";
+import { SYSTEM_FINGERPRINT, usageOf, writeCompletionStream, writeMalformedStream, type FinishReason } from "./stream.js";
+import { countPromptTokens, countTokens, truncateToTokens } from "./tokens.js";
+
+/** POST /v1/chat/completions: auth, validation, faults, context window, latency, then the completion. */
+export function chatCompletionsHandler(state: SimulatorState): RequestHandler {
+  return async (req, res) => {
+    state.recordRequest();
+    state.track(res, "inFlight");
+    res.set("x-request-id", `req_${randomUUID().replaceAll("-", "")}`);
+    const aborted = new AbortController();
+    res.once("close", () => aborted.abort());
+    try {
+      authenticate(req, state.config.apiKey);
+      await complete(state, req, res, parseChatRequest(req.body), aborted.signal);
+    } catch (err) {
+      if (!(err instanceof SimulatorHttpError)) throw err;
+      if (err.status === 401) state.recordRejection("unauthorized");
+      else if (err.detail.code === "context_length_exceeded") state.recordRejection("contextLength");
+      else state.recordRejection("invalidRequest");
+      sendError(res, err);
+    }
+  };
+}
+
+async function complete(state: SimulatorState, req: Request, res: Response, request: ChatRequest, signal: AbortSignal) {
+  const { model } = request;
+  const config = state.config;
+  const promptTokens = countPromptTokens(request.messages);
+  const digest = requestDigest(model, request.messages);
+  const id = completionId(digest);
+  state.recordModelRequest(model);
+
+  const requested = requestedFault({
+    header: req.get(FAULT_HEADER),
+    directives: parseDirectives(request.messages.map((m) => m.text)),
+    model,
+    counters: state.directiveCounters,
+  });
+  if (requested) return injectFault(state, req, res, request, requested, { id, promptTokens });
+
+  const limit = contextWindow(model, config.contextLimits);
+  if (promptTokens > limit) throw contextLengthExceeded(limit, promptTokens);
+  if (request.maxTokens !== undefined && promptTokens + request.maxTokens > limit) {
+    throw contextLengthExceeded(limit, promptTokens, request.maxTokens);
+  }
+
+  const random = rateFault(config.faultRate, config.faultKinds, () => state.random());
+  if (random) return injectFault(state, req, res, request, random, { id, promptTokens });
+
+  const generated = generateContent({
+    digest,
+    messages: request.messages,
+    minTokens: config.completionTokens.min,
+    maxTokens: config.completionTokens.max,
+  });
+  let content = generated.text;
+  let completionTokens = generated.tokens;
+  let finishReason: FinishReason = "stop";
+  if (request.maxTokens !== undefined && completionTokens > request.maxTokens) {
+    content = truncateToTokens(content, request.maxTokens);
+    completionTokens = countTokens(content);
+    finishReason = "length";
+  }
+  const usage = usageOf(promptTokens, completionTokens);
+  const created = Math.floor(Date.now() / 1000);
+  const delayMs = latencyFor(config.latency, model, () => state.random());
+
+  if (request.stream) {
+    await writeCompletionStream(res, { id, created, model, content, finishReason, usage, includeUsage: request.includeUsage, delayMs, signal });
+  } else {
+    if (!(await sleep(delayMs, signal))) return;
+    res.json({
+      id,
+      object: "chat.completion",
+      created,
+      model,
+      choices: [
+        {
+          index: 0,
+          message: { role: "assistant", content, refusal: null, annotations: [] },
+          logprobs: null,
+          finish_reason: finishReason,
+        },
+      ],
+      usage,
+      service_tier: "default",
+      system_fingerprint: SYSTEM_FINGERPRINT,
+    });
+  }
+  if (res.writableFinished || res.writableEnded) state.recordSuccess(model, request.stream, promptTokens, usage.completion_tokens);
+}
+
+function injectFault(
+  state: SimulatorState,
+  req: Request,
+  res: Response,
+  request: ChatRequest,
+  fault: SelectedFault,
+  ctx: { id: string; promptTokens: number },
+): void {
+  const { model } = request;
+  state.recordFault(model, fault.kind, fault.source);
+  res.set("x-sim-fault-injected", `${fault.kind}; source=${fault.source}`);
+  switch (fault.kind) {
+    case "429":
+      return sendError(res, rateLimited(model, state.config.retryAfterS));
+    case "500":
+      return sendError(res, serverError());
+    case "503":
+      return sendError(res, overloaded());
+    case "401":
+      return sendError(res, invalidApiKey(bearerKey(req) ?? ""));
+    case "context_length": {
+      const limit = contextWindow(model, state.config.contextLimits);
+      return sendError(res, contextLengthExceeded(limit, limit + ctx.promptTokens));
+    }
+    case "malformed":
+      if (request.stream) return writeMalformedStream(res, ctx.id);
+      res.status(200).type("application/json").end(`{"id":"${ctx.id}","object":"chat.completion","model":${JSON.stringify(model)},"choices":[{"index":0,"message":{"role":"assistant","content":"The ev`);
+      return;
+    case "hang":
+      // Hold the connection without a timer: it ends when the client gives up or the server closes it.
+      state.track(res, "hanging");
+      return;
+  }
+}

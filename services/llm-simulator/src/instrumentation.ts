@@ -1,0 +1,2 @@
+// Tracing bootstrap is wired here once packages/tracing exposes startTracing.
+export {};

@@ -12,7 +12,8 @@ export interface Carrier {
 const w3c = new W3CTraceContextPropagator();
 
 /** Write the given (default: active) context into `carrier` and return it. */
-export function injectContext<C extends Carrier>(carrier: C = {} as C, ctx: Context = otelContext.active()): C {
+// `C & Carrier`: a fresh `{}` argument infers C = {}, and the result must still expose traceparent.
+export function injectContext<C extends Carrier>(carrier: C = {} as C, ctx: Context = otelContext.active()): C & Carrier {
   w3c.inject(ctx, carrier, {
     set: (c, key, value) => {
       (c as Record<string, string>)[key] = value;

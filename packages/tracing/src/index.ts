@@ -2,4 +2,27 @@ export { injectContext, extractContext, carrierFromHeaders, type Carrier } from 
 export { withPublishSpan, withProcessSpan, type PublishOptions, type ProcessOptions } from "./messaging.js";
 export { withChatSpan, recordChatResponse, type ChatRequestInfo, type ChatResponseInfo } from "./genai.js";
 export { recordError, errorType } from "./errors.js";
-export { createLogger, type Logger } from "./logger.js";
+export { createLogger, censorSecretFields, type Logger, type LoggerOptions } from "./logger.js";
+export {
+  startTracing,
+  tracingStats,
+  type StartTracingOptions,
+  type TracingHandle,
+  type TracingStats,
+  type DestinationName,
+} from "./sdk.js";
+export type { ExportStats } from "./counted-batch-processor.js";
+export { SPAN_STREAM_DEFAULT } from "./tracing-env.js";
+export { RedisStreamSpanExporter, type RedisStreamSpanExporterOptions } from "./redis-stream-exporter.js";
+export {
+  captureContent,
+  contentCaptureMode,
+  redactSecrets,
+  CONTENT_CAPTURE_MODES,
+  type ContentCaptureMode,
+  type CapturedContent,
+  type ChatMessage,
+} from "./content.js";
+export { createTracedFetch, type TracedFetchOptions } from "./traced-fetch.js";
+export { httpServerTracing } from "./http-server.js";
+export { currentTraceId } from "./current-trace.js";

@@ -1,0 +1,80 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { carrierFromHeaders, extractContext } from "./carrier.js";
+
+const tracer = () => trace.getTracer("@tracelane/tracing/http-server");
+
+/** The Express fields read when present; plain node:http requests have none of them. */
+type RoutedRequest = IncomingMessage & {
+  originalUrl?: string;
+  baseUrl?: string;
+  route?: { path?: unknown };
+};
+
+/**
+ * Connect/Express-style middleware: one SERVER span per request, continuing the
+ * caller's `traceparent`/`tracestate` (an invalid traceparent is ignored, per W3C,
+ * and the request starts a new trace). Later middleware and the handler run
+ * inside the span's context, so their spans, logs and publishes join the trace.
+ *
+ * The span is named `${method} ${route}` once Express has matched a route
+ * (`http.route` = baseUrl + route.path), else `${method}` — never the raw path,
+ * which would make span names unbounded.
+ */
+export function httpServerTracing() {
+  return function tracingMiddleware(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
+    const method = (req.method ?? "GET").toUpperCase();
+    const parent = extractContext(carrierFromHeaders(req.headers));
+    // Express rewrites req.url inside routers; originalUrl is what the client asked for.
+    const target = (req as RoutedRequest).originalUrl ?? req.url ?? "/";
+    const userAgent = req.headers["user-agent"];
+    const span = tracer().startSpan(
+      method,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          "http.request.method": method,
+          "url.path": target.split("?", 1)[0] ?? "/",
+          "url.scheme": "encrypted" in req.socket && req.socket.encrypted ? "https" : "http",
+          ...(userAgent ? { "user_agent.original": userAgent } : {}),
+        },
+      },
+      parent,
+    );
+    const ctx = trace.setSpan(parent, span);
+
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      const route = routeOf(req as RoutedRequest);
+      if (route) {
+        span.setAttribute("http.route", route);
+        span.updateName(`${method} ${route}`);
+      }
+      span.setAttribute("http.response.status_code", res.statusCode);
+      if (res.statusCode >= 500) {
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        span.setAttribute("error.type", String(res.statusCode));
+      } else if (!res.writableFinished) {
+        // 'close' before 'finish': the client went away before the response was complete.
+        span.setAttribute("error.type", "aborted");
+      }
+      span.end();
+    };
+    res.once("finish", end);
+    res.once("close", end);
+
+    // Listeners that body parsers and handlers add to req/res run in the span's context too.
+    context.bind(ctx, req);
+    context.bind(ctx, res);
+    context.with(ctx, () => next());
+  };
+}
+
+function routeOf(req: RoutedRequest): string | undefined {
+  const path = req.route?.path;
+  if (typeof path !== "string") return undefined;
+  const route = `${req.baseUrl ?? ""}${path}`;
+  return route === "" ? "/" : route;
+}

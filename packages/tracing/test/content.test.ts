@@ -1,0 +1,91 @@
+import { trace } from "@opentelemetry/api";
+import { EnvError } from "@tracelane/runtime";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { captureContent, contentCaptureMode, redactSecrets, withChatSpan } from "../src/index.js";
+import { useInMemoryTracing, type InMemoryTracing } from "../src/testing.js";
+
+const input = [
+  { role: "system", content: "You are terse." },
+  { role: "user", content: "Mail jane.doe@example.com or call +1 415-555-0100; key sk-proj-AbCdEf0123456789XyZ" },
+];
+
+describe("content capture", () => {
+  let tracing: InMemoryTracing;
+  beforeAll(() => {
+    tracing = useInMemoryTracing();
+  });
+  beforeEach(() => tracing.reset());
+  afterAll(() => tracing.shutdown());
+
+  async function chatWith(mode: ReturnType<typeof contentCaptureMode>) {
+    await withChatSpan({ model: "m", provider: "openai" }, async (span) => captureContent(span, { input, output: "ok, jane.doe@example.com" }, mode));
+    return tracing.spanNamed("chat m").attributes;
+  }
+
+  it("is off unless TRACELANE_CAPTURE_CONTENT asks for it", async () => {
+    expect(contentCaptureMode({})).toBe("none");
+    expect(contentCaptureMode({ TRACELANE_CAPTURE_CONTENT: "" })).toBe("none");
+    const attributes = await chatWith(contentCaptureMode({}));
+    expect(attributes["gen_ai.input.messages"]).toBeUndefined();
+    expect(attributes["gen_ai.output.messages"]).toBeUndefined();
+  });
+
+  it("records GenAI input and output messages verbatim in full mode", async () => {
+    const attributes = await chatWith(contentCaptureMode({ TRACELANE_CAPTURE_CONTENT: "full" }));
+    expect(JSON.parse(String(attributes["gen_ai.input.messages"]))).toEqual([
+      { role: "system", parts: [{ type: "text", content: "You are terse." }] },
+      { role: "user", parts: [{ type: "text", content: input[1]?.content }] },
+    ]);
+    expect(JSON.parse(String(attributes["gen_ai.output.messages"]))).toEqual([
+      { role: "assistant", parts: [{ type: "text", content: "ok, jane.doe@example.com" }], finish_reason: "stop" },
+    ]);
+  });
+
+  it("masks the e-mail, the phone number and the sk- key in redacted mode", async () => {
+    const attributes = await chatWith("redacted");
+    const recorded = `${String(attributes["gen_ai.input.messages"])}${String(attributes["gen_ai.output.messages"])}`;
+    expect(recorded).not.toContain("jane.doe@example.com");
+    expect(recorded).not.toContain("555-0100");
+    expect(recorded).not.toContain("sk-proj-AbCdEf0123456789XyZ");
+    expect(recorded).toContain("[REDACTED_EMAIL]");
+    expect(recorded).toContain("[REDACTED_PHONE]");
+    expect(recorded).toContain("[REDACTED_SECRET]");
+    expect(recorded).toContain("You are terse.");
+  });
+
+  it("fails at boot naming the variable for an unknown mode", () => {
+    expect(() => contentCaptureMode({ TRACELANE_CAPTURE_CONTENT: "everything" })).toThrow(EnvError);
+    expect(() => contentCaptureMode({ TRACELANE_CAPTURE_CONTENT: "everything" })).toThrow(/TRACELANE_CAPTURE_CONTENT/);
+  });
+
+  it("does nothing on a span that is not recording", () => {
+    const span = trace.wrapSpanContext({ traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", traceFlags: 0 });
+    expect(() => captureContent(span, { input }, "full")).not.toThrow();
+  });
+});
+
+describe("redactSecrets", () => {
+  it.each([
+    ["an e-mail address", "write to ops+alerts@mail.example.co.uk today", "write to [REDACTED_EMAIL] today"],
+    ["a US phone number", "call (415) 555-0100 now", "call [REDACTED_PHONE] now"],
+    ["an international phone number", "call +44 20 7946 0958 now", "call [REDACTED_PHONE] now"],
+    ["an unformatted E.164 number", "sms +4915112345678", "sms [REDACTED_PHONE]"],
+    ["an OpenAI key", "key sk-proj-AbCdEf0123456789XyZ_abc", "key [REDACTED_SECRET]"],
+    ["a Bearer token", "Authorization: Bearer abc.def-ghi_jkl012", "Authorization: Bearer [REDACTED_SECRET]"],
+    ["an AWS access key id", "AKIAIOSFODNN7EXAMPLE is mine", "[REDACTED_SECRET] is mine"],
+    ["an AWS secret key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "[REDACTED_SECRET]"],
+    ["a long hex secret", "hmac 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "hmac [REDACTED_SECRET]"],
+    ["a key=value secret", 'config api_key="abc123" and password: hunter2', 'config api_key="[REDACTED_SECRET]" and password: [REDACTED_SECRET]'],
+  ])("masks %s", (_what, text, expected) => {
+    expect(redactSecrets(text)).toBe(expected);
+  });
+
+  it.each([
+    ["dates", "published 2024-01-15, revised 2024-03-02"],
+    ["counts and years", "In 2023 the model saw 1,234,567 tokens and 42 tools"],
+    ["ordinary prose and paths", "See docs/gen-ai/gen-ai-spans.md for the semantic conventions of GenAI"],
+    ["a version string", "node v20.19.2 and openai 6.49.0"],
+  ])("leaves %s alone", (_what, text) => {
+    expect(redactSecrets(text)).toBe(text);
+  });
+});

@@ -1,0 +1,126 @@
+import { randomUUID } from "node:crypto";
+import { SpanKind, trace } from "@opentelemetry/api";
+import { startRedisServer, waitFor, type EphemeralRedis } from "@tracelane/testkit";
+import { Redis } from "ioredis";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { SPAN_STREAM_DEFAULT, startTracing, withProcessSpan, withPublishSpan, type TracingHandle } from "../src/index.js";
+
+/** The parts of an OTLP/JSON ExportTraceServiceRequest these tests read. */
+interface OtlpJson {
+  resourceSpans: Array<{
+    resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> };
+    scopeSpans: Array<{
+      spans: Array<{
+        traceId: string;
+        spanId: string;
+        parentSpanId?: string;
+        name: string;
+        kind: number;
+        attributes: Array<{ key: string; value: { stringValue?: string; intValue?: number | string } }>;
+      }>;
+    }>;
+  }>;
+}
+
+async function readStream(redis: Redis, stream: string) {
+  const entries = await redis.xrange(stream, "-", "+");
+  return entries.map(([id, fields]) => {
+    expect(fields[0]).toBe("otlp"); // one field per entry
+    return { id, request: JSON.parse(fields[1] ?? "") as OtlpJson };
+  });
+}
+
+const spansOf = (requests: OtlpJson[]) => requests.flatMap((r) => r.resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans)));
+
+// Each test starts and shuts down its own SDK (shutdown releases the OpenTelemetry globals).
+describe("Redis span stream (trace-collector path)", () => {
+  let tracing: TracingHandle | undefined;
+  let redis: Redis | undefined;
+  let ownRedis: EphemeralRedis | undefined;
+  const streams: string[] = [];
+
+  afterEach(async () => {
+    await tracing?.shutdown();
+    tracing = undefined;
+    if (redis && streams.length) await redis.del(...streams.splice(0));
+    redis?.disconnect();
+    redis = undefined;
+    await ownRedis?.destroy();
+    ownRedis = undefined;
+  });
+
+  it("appends each exported batch as one OTLP/JSON entry with ids, parents and attributes", async () => {
+    const stream = `test:spans:${randomUUID()}`;
+    streams.push(stream);
+    redis = new Redis(inject("redisUrl"));
+    tracing = startTracing({
+      serviceName: "stream-test",
+      redisUrl: inject("redisUrl"),
+      env: { TRACELANE_SPAN_STREAM: stream, TRACELANE_SPAN_STREAM_MAXLEN: "1000" },
+    });
+
+    const ids = await withPublishSpan({ queue: "analysis", messageId: "job-1" }, async (carrier, publish) => {
+      const consumerSpanId = await withProcessSpan({ queue: "analysis", messageId: "job-1", attempt: 1, carrier }, async (span) =>
+        span.spanContext().spanId,
+      );
+      return { traceId: publish.spanContext().traceId, producerSpanId: publish.spanContext().spanId, consumerSpanId };
+    });
+    await tracing.forceFlush();
+
+    const entries = await readStream(redis, stream);
+    expect(entries).toHaveLength(1);
+    const request = entries[0]!.request;
+    expect(request.resourceSpans[0]?.resource.attributes).toContainEqual({ key: "service.name", value: { stringValue: "stream-test" } });
+    const spans = spansOf([request]);
+    const producer = spans.find((s) => s.spanId === ids.producerSpanId);
+    const consumer = spans.find((s) => s.spanId === ids.consumerSpanId);
+    expect(producer).toMatchObject({ traceId: ids.traceId, name: "publish analysis", kind: SpanKind.PRODUCER + 1 });
+    expect(producer?.parentSpanId ?? "").toBe("");
+    expect(consumer).toMatchObject({
+      traceId: ids.traceId,
+      parentSpanId: ids.producerSpanId,
+      name: "process analysis",
+      kind: SpanKind.CONSUMER + 1,
+    });
+    expect(consumer?.attributes).toContainEqual({ key: "messaging.bullmq.job.attempt", value: { intValue: 1 } });
+    expect(tracing.stats()).toMatchObject({ exportedSpans: 2, droppedSpans: 0, failedExports: 0 });
+  });
+
+  it("uses tracelane:spans when TRACELANE_SPAN_STREAM is unset and nothing when TRACELANE_SPAN_STREAM_ENABLED=false", () => {
+    expect(SPAN_STREAM_DEFAULT).toBe("tracelane:spans");
+    tracing = startTracing({ serviceName: "off", redisUrl: inject("redisUrl"), env: { TRACELANE_SPAN_STREAM_ENABLED: "false" } });
+    expect(tracing.enabled).toBe(true);
+    expect(tracing.stats().destinations).toEqual({});
+  });
+
+  it("counts a batch lost while Redis is down as dropped and delivers again once Redis is back", async () => {
+    ownRedis = await startRedisServer();
+    const stream = `test:spans:${randomUUID()}`;
+    tracing = startTracing({ serviceName: "blip-test", redisUrl: ownRedis.url, env: { TRACELANE_SPAN_STREAM: stream } });
+    const tracer = trace.getTracer("blip-test");
+
+    tracer.startSpan("before outage").end();
+    await tracing.forceFlush();
+    expect(tracing.stats()).toMatchObject({ exportedSpans: 1, failedExports: 0 });
+
+    await ownRedis.stop();
+    tracer.startSpan("during outage").end();
+    await tracing.forceFlush(); // resolves: the failure is counted, not thrown
+    expect(tracing.stats()).toMatchObject({ exportedSpans: 1, droppedSpans: 1, failedExports: 1 });
+
+    await ownRedis.start();
+    redis = new Redis(ownRedis.url);
+    // The exporter's connection reconnects with backoff; keep ending spans until one gets through.
+    await waitFor(
+      async () => {
+        tracer.startSpan("after outage").end();
+        await tracing!.forceFlush();
+        return (await redis!.xlen(stream)) > 0;
+      },
+      { what: "a span exported after Redis came back", timeoutMs: 15_000, intervalMs: 100 },
+    );
+    const names = spansOf((await readStream(redis, stream)).map((e) => e.request)).map((s) => s.name);
+    expect(names).toContain("after outage");
+    expect(names).not.toContain("during outage");
+  });
+});

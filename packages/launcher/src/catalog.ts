@@ -5,10 +5,10 @@ export interface ServiceSpec {
   entry: string;
   /** Built entrypoint (`pnpm build`), for running without tsx. */
   dist: string;
-  /** Output that means "ready to serve". */
-  ready: RegExp;
+  /** HTTP path that answers 200 once the service is ready (polled on its port). */
+  readyPath: string;
   /** Env var holding its HTTP port (for workers: the /healthz port). */
-  portVar?: string;
+  portVar: string;
   scalable: boolean;
 }
 
@@ -20,23 +20,23 @@ export type ServiceName =
   | "factcheck-worker"
   | "synthesis-worker";
 
-const spec = (name: ServiceName, ready: RegExp, portVar: string | undefined, scalable: boolean): ServiceSpec => ({
+const spec = (name: ServiceName, readyPath: string, portVar: string, scalable: boolean): ServiceSpec => ({
   name,
   entry: `services/${name}/src/index.ts`,
   dist: `services/${name}/dist/index.js`,
-  ready,
-  ...(portVar ? { portVar } : {}),
+  readyPath,
+  portVar,
   scalable,
 });
 
 /** Start order: providers and the collector first, then the api, then workers. */
 export const SERVICES: readonly ServiceSpec[] = [
-  spec("llm-simulator", /llm-simulator listening/, "PORT", false),
-  spec("trace-collector", /trace-collector (ready|listening)/, "PORT", true),
-  spec("api", /api listening/, "PORT", true),
-  spec("analysis-worker", /analysis worker ready/, "HEALTH_PORT", true),
-  spec("factcheck-worker", /factcheck worker ready/, "HEALTH_PORT", true),
-  spec("synthesis-worker", /synthesis worker ready/, "HEALTH_PORT", true),
+  spec("llm-simulator", "/healthz", "PORT", false),
+  spec("trace-collector", "/readyz", "PORT", true),
+  spec("api", "/readyz", "PORT", true),
+  spec("analysis-worker", "/healthz", "HEALTH_PORT", true),
+  spec("factcheck-worker", "/healthz", "HEALTH_PORT", true),
+  spec("synthesis-worker", "/healthz", "HEALTH_PORT", true),
 ];
 
 export const serviceSpec = (name: ServiceName): ServiceSpec => {

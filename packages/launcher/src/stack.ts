@@ -38,7 +38,7 @@ const STOP_ORDER: ServiceName[] = ["api", "analysis-worker", "factcheck-worker",
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const ports: Partial<Record<ServiceName, number>> = {};
   for (const spec of SERVICES) {
-    if ((opts.replicas[spec.name] ?? 0) > 0 && spec.portVar) {
+    if ((opts.replicas[spec.name] ?? 0) > 0) {
       ports[spec.name] = Number(opts.serviceEnv?.[spec.name]?.[spec.portVar]) || (await freePort());
     }
   }
@@ -59,20 +59,20 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const index = (counters[name] = (counters[name] ?? 0) + 1);
     const label = `${name}#${index}`;
     // The first replica gets the advertised port; extra replicas (scaled api/collector) their own.
-    const port = spec.portVar && ports[name] ? (index === 1 ? ports[name] : await freePort()) : undefined;
+    const port = index === 1 ? ports[name]! : await freePort();
     const env: Record<string, string | undefined> = {
       ...common,
       OTEL_SERVICE_NAME: name,
       ...opts.serviceEnv?.[name],
-      ...(spec.portVar && port ? { [spec.portVar]: String(port) } : {}),
+      [spec.portVar]: String(port),
     };
     const proc = spawnService(label, opts.useDist ? spec.dist : spec.entry, env, {
       node: opts.useDist ?? false,
       ...(opts.echo ? { echo: (line: string) => opts.echo!(label, line) } : {}),
     });
-    if (port) proc.port = port;
+    proc.port = port;
     processes.push(proc);
-    await proc.waitForOutput(spec.ready, opts.readyTimeoutMs ?? 30_000);
+    await waitUntilReady(proc, `http://127.0.0.1:${port}${spec.readyPath}`, opts.readyTimeoutMs ?? 30_000);
     return proc;
   };
 
@@ -101,4 +101,18 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         }
       })()),
   };
+}
+
+/** Poll the service's readiness URL; fail early, with its output, if it exits. */
+async function waitUntilReady(proc: ServiceProcess, url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  void proc.exited.then(() => (exited = true));
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`${proc.name} exited before it was ready. Output:\n${proc.output().slice(-4000)}`);
+    const ok = await fetch(url, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${proc.name} not ready at ${url} within ${timeoutMs} ms. Output:\n${proc.output().slice(-4000)}`);
 }

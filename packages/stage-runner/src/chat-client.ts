@@ -1,6 +1,6 @@
 import OpenAI from "openai";
 import type { PriceTable } from "@tracelane/pricing";
-import { recordChatResponse, withChatSpan } from "@tracelane/tracing";
+import { captureContent, createTracedFetch, recordChatResponse, withChatSpan } from "@tracelane/tracing";
 import { classifyModelError, ModelCallError, type ProviderRef } from "./errors.js";
 import { inferProvider } from "./provider.js";
 
@@ -51,7 +51,8 @@ export class ChatClient {
       apiKey: config.apiKey,
       timeout: config.timeoutMs,
       maxRetries: config.maxRetries,
-      ...(config.fetch ? { fetch: config.fetch } : {}),
+      // Each HTTP attempt (the client retries 429/5xx/timeouts itself) becomes a child span.
+      fetch: config.fetch ?? createTracedFetch(),
     });
     const url = new URL(config.baseURL);
     this.server = { address: url.hostname, ...(url.port ? { port: Number(url.port) } : {}) };
@@ -97,6 +98,7 @@ export class ChatClient {
         const responseModel = completion.model || model;
         const priced = this.prices.lookup(responseModel) ? responseModel : model;
         const cost = this.prices.cost(priced, usage);
+        captureContent(span, { input: messages, output: choice.message.content, finishReason: choice.finish_reason ?? "unknown" });
         recordChatResponse(span, {
           responseModel,
           responseId: completion.id,

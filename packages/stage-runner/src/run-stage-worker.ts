@@ -60,12 +60,8 @@ export async function runStageWorker(
     },
   });
 
-  const health: http.Server | undefined = await startHealthServer(config.healthPort, () => ({
-    stage: definition.stage,
-    worker: worker.metrics,
-    tracing: opts.tracing?.stats?.(),
-  }));
 
+  let health: http.Server | undefined;
   const shutdown = new Shutdown(logger)
     .add("stop health server", () => new Promise<void>((r) => (health ? health.close(() => r()) : r())))
     .add("close worker (finish in-flight jobs)", () => worker.close())
@@ -77,6 +73,12 @@ export async function runStageWorker(
   if (opts.installSignalHandlers) shutdown.installSignalHandlers({ graceMs: config.shutdownGraceMs });
 
   await worker.worker.waitUntilReady();
+  // Healthy only once the worker is connected and taking jobs.
+  health = await startHealthServer(config.healthPort, () => ({
+    stage: definition.stage,
+    worker: worker.metrics,
+    tracing: opts.tracing?.stats?.(),
+  }));
   logger.info(
     { queue: QUEUE_NAMES[definition.stage], model: config.llm.model, baseURL: config.llm.baseURL, concurrency: config.concurrency },
     `${definition.stage} worker ready`,

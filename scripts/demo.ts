@@ -65,7 +65,8 @@ async function runResearch(api: string, query: string): Promise<number> {
 
   const started = Date.now();
   for await (const ev of readServerSentEvents(`${api}/v1/research/${created.id}/events`)) {
-    const data = JSON.parse(ev.data) as { stage?: string; model?: string; latencyMs?: number; attempt?: number; error?: { message?: string } };
+    const event = JSON.parse(ev.data) as { stage?: string; data?: { model?: string; latencyMs?: number; attempt?: number; error?: { message?: string } } };
+    const data = { stage: event.stage, ...event.data };
     const t = `+${((Date.now() - started) / 1000).toFixed(2)}s`;
     if (ev.event === "stage.started") log(`${t} ${data.stage} started on ${data.model} (attempt ${data.attempt})`);
     else if (ev.event === "stage.completed") log(`${t} ${data.stage} completed in ${ms(data.latencyMs)}`);

@@ -14,4 +14,4 @@ export {
   type StageRecord,
   type StageStatus,
 } from "./schemas.js";
-export { DEFAULT_RESEARCH_PREFIX } from "./keys.js";
+export { DEFAULT_RESEARCH_PREFIX, researchKeys } from "./keys.js";

@@ -50,6 +50,16 @@ export class ResearchStore {
   ) {
     this.prefix = opts.prefix ?? DEFAULT_RESEARCH_PREFIX;
     this.ttl = opts.ttlSeconds ?? 7 * 24 * 3600;
+    // EVALSHA with a fallback to EVAL: the script text is not resent on every update.
+    redis.defineCommand("tracelaneResearchCreate", { numberOfKeys: 3, lua: CREATE_SCRIPT });
+    redis.defineCommand("tracelaneResearchUpdate", { numberOfKeys: 2, lua: UPDATE_SCRIPT });
+  }
+
+  private get scripts() {
+    return this.redis as unknown as {
+      tracelaneResearchCreate(...args: Array<string | number>): Promise<string>;
+      tracelaneResearchUpdate(...args: Array<string | number>): Promise<number>;
+    };
   }
 
   async create(input: CreateResearchInput): Promise<CreateResult> {
@@ -74,9 +84,7 @@ export class ResearchStore {
       ...Object.fromEntries(Object.entries(stages).map(([s, rec]) => [`stage.${s}`, JSON.stringify(rec)])),
     };
     const event = JSON.stringify({ status: "queued", stage: "analysis", at: now });
-    const result = (await this.redis.eval(
-      CREATE_SCRIPT,
-      3,
+    const result = await this.scripts.tracelaneResearchCreate(
       keys.record,
       keys.events,
       idem,
@@ -85,10 +93,22 @@ export class ResearchStore {
       fingerprint,
       event,
       ...Object.entries(fields).flat(),
-    )) as string;
+    );
     if (result === "created") return { outcome: "created", id: input.id };
     const [existingId = "", existingFingerprint] = result.split("|");
     return { outcome: existingFingerprint === fingerprint ? "existing" : "conflict", id: existingId };
+  }
+
+  /** The view plus the raw stage outputs, in one round trip (what a stage worker needs). */
+  async load(id: string): Promise<{ view: ResearchView; outputs: Partial<Record<Stage, string>> } | undefined> {
+    const hash = await this.redis.hgetall(researchKeys(this.prefix, id).record);
+    if (!hash.status) return undefined;
+    const outputs: Partial<Record<Stage, string>> = {};
+    for (const stage of ["analysis", "factcheck", "synthesis"] as const) {
+      const out = hash[`output.${stage}`];
+      if (out !== undefined) outputs[stage] = out;
+    }
+    return { view: toView(hash), outputs };
   }
 
   async get(id: string): Promise<ResearchView | undefined> {
@@ -132,23 +152,16 @@ export class ResearchStore {
     id: string,
     stage: Stage,
     info: { model: string; attempt: number; queueWaitMs: number },
-  ): Promise<UpdateResult> {
-    const prev = await this.stageRecord(id, stage);
-    const now = new Date().toISOString();
-    const rec: StageRecord = {
-      ...prev,
-      status: "running",
-      model: info.model,
-      startedAt: prev.startedAt ?? now,
-      attempts: info.attempt,
-      queueWaitMs: prev.queueWaitMs ?? info.queueWaitMs,
-    };
-    delete rec.error;
-    return this.update(id, "stage.started", { stage, attempt: info.attempt, model: info.model }, {
+    /** The stage's record as just loaded; read from Redis when not given. */
+    known?: StageRecord,
+  ): Promise<{ result: UpdateResult; record: StageRecord }> {
+    const rec = runningStageRecord(known ?? (await this.stageRecord(id, stage)), info);
+    const result = await this.update(id, "stage.started", { stage, attempt: info.attempt, model: info.model }, {
       status: "running",
       stage,
       [`stage.${stage}`]: JSON.stringify(rec),
     }, "running");
+    return { result, record: rec };
   }
 
   /** Checkpoint a stage's output and usage. Written before the next stage is enqueued. */
@@ -163,8 +176,9 @@ export class ResearchStore {
       latencyMs: number;
       next: Stage | undefined;
     },
+    known?: { stage: StageRecord; next?: StageRecord | undefined },
   ): Promise<UpdateResult> {
-    const prev = await this.stageRecord(id, stage);
+    const prev = known?.stage ?? (await this.stageRecord(id, stage));
     const now = new Date().toISOString();
     const rec: StageRecord = {
       ...prev,
@@ -180,7 +194,7 @@ export class ResearchStore {
       [`stage.${stage}`]: JSON.stringify(rec),
     };
     if (info.next) {
-      const nextRec = await this.stageRecord(id, info.next);
+      const nextRec = known?.next ?? (await this.stageRecord(id, info.next));
       fields[`stage.${info.next}`] = JSON.stringify({ ...nextRec, status: nextRec.status === "pending" ? "queued" : nextRec.status });
       fields.stage = info.next;
     }
@@ -189,6 +203,8 @@ export class ResearchStore {
       "stage.completed",
       { stage, model: info.model, usage: info.usage, costUsd: info.costUsd, latencyMs: info.latencyMs },
       fields,
+      undefined,
+      "running",
     );
   }
 
@@ -262,22 +278,35 @@ export class ResearchStore {
     eventData: Record<string, unknown>,
     fields: Record<string, string>,
     newStatus?: ResearchStatus,
+    /** Status to report in the event when this update does not change it (saves a read). */
+    currentStatus?: ResearchStatus,
   ): Promise<UpdateResult> {
     const keys = researchKeys(this.prefix, id);
     const now = new Date().toISOString();
-    const status = newStatus ?? ((await this.status(id)) || "running");
+    const status = newStatus ?? currentStatus ?? ((await this.status(id)) || "running");
     const stage = (fields.stage ?? eventData.stage ?? null) || null;
     const event = JSON.stringify({ status, stage, at: now, ...eventData });
-    const res = (await this.redis.eval(
-      UPDATE_SCRIPT,
-      2,
+    const res = await this.scripts.tracelaneResearchUpdate(
       keys.record,
       keys.events,
       this.ttl,
       eventType,
       event,
       ...Object.entries({ ...fields, updatedAt: now }).flat(),
-    )) as number;
+    );
     return UPDATE_RESULTS[res] ?? "missing";
   }
+}
+
+/** The record of a stage once an attempt starts; the first start time and queue wait are kept across retries. */
+function runningStageRecord(prev: StageRecord, info: { model: string; attempt: number; queueWaitMs: number }): StageRecord {
+  const { error: _previousError, ...rest } = prev;
+  return {
+    ...rest,
+    status: "running",
+    model: info.model,
+    startedAt: prev.startedAt ?? new Date().toISOString(),
+    attempts: info.attempt,
+    queueWaitMs: prev.queueWaitMs ?? info.queueWaitMs,
+  };
 }

@@ -33,7 +33,7 @@ describe("ResearchStore", () => {
     await store.create({ id, query: "q", options: {}, traceId: null });
     expect(await store.cancel(id)).toBe("applied");
     expect(await store.completed(id)).toBe("final");
-    expect(await store.stageStarted(id, "analysis", { model: "m", attempt: 1, queueWaitMs: 0 })).toBe("final");
+    expect((await store.stageStarted(id, "analysis", { model: "m", attempt: 1, queueWaitMs: 0 })).result).toBe("final");
     const view = await store.get(id);
     expect(view?.status).toBe("cancelled");
     expect(view?.stages.analysis.status).toBe("skipped");

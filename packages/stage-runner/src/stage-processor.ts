@@ -43,37 +43,38 @@ export function createStageProcessor(deps: StageProcessorDeps) {
     span.setAttributes({ "tracelane.research.id": researchId, "tracelane.stage": stage });
 
     try {
-      const view = await store.get(researchId);
-      if (!view) throw new InvalidJobDataError(`research ${researchId} does not exist (expired or never created)`);
+      const loaded = await store.load(researchId);
+      if (!loaded) throw new InvalidJobDataError(`research ${researchId} does not exist (expired or never created)`);
+      const { view, outputs } = loaded;
       if (isFinal(view.status)) return { outcome: "skipped", researchId, reason: view.status };
 
       // A retry after a crash finds the output here and does not pay for the same call twice.
-      let reusedCheckpoint = true;
-      if ((await store.checkpoint(researchId, stage)) === undefined) {
-        reusedCheckpoint = false;
+      const reusedCheckpoint = outputs[stage] !== undefined;
+      if (!reusedCheckpoint) {
         const model = view.options.models?.[stage] ?? deps.defaultModel;
         const queueWaitMs = Math.max(0, (job.processedOn ?? Date.now()) - parsed.data.enqueuedAt);
-        const started = await store.stageStarted(researchId, stage, {
-          model,
-          attempt: Math.max(job.attemptsStarted, job.attemptsMade + 1),
-          queueWaitMs,
-        });
-        if (started !== "applied") return { outcome: "skipped", researchId, reason: started };
+        const attempt = Math.max(job.attemptsStarted, job.attemptsMade + 1);
+        const started = await store.stageStarted(researchId, stage, { model, attempt, queueWaitMs }, view.stages[stage]);
+        if (started.result !== "applied") return { outcome: "skipped", researchId, reason: started.result };
 
-        const outputs = await store.outputs(researchId);
         const result = await client.chat(model, definition.buildMessages({ query: view.query, outputs }), {
           "tracelane.stage": stage,
           "tracelane.research.id": researchId,
         });
         const next = nextStage(stage);
-        const saved = await store.stageCompleted(researchId, stage, {
-          output: result.content,
-          model: result.responseModel,
-          usage: { inputTokens: result.usage.inputTokens, outputTokens: result.usage.outputTokens },
-          costUsd: result.costUsd,
-          latencyMs: result.latencyMs,
-          next,
-        });
+        const saved = await store.stageCompleted(
+          researchId,
+          stage,
+          {
+            output: result.content,
+            model: result.responseModel,
+            usage: { inputTokens: result.usage.inputTokens, outputTokens: result.usage.outputTokens },
+            costUsd: result.costUsd,
+            latencyMs: result.latencyMs,
+            next,
+          },
+          { stage: started.record, next: next ? view.stages[next] : undefined },
+        );
         if (saved !== "applied") return { outcome: "skipped", researchId, reason: saved };
       }
       span.setAttribute("tracelane.checkpoint.reused", reusedCheckpoint);

@@ -30,6 +30,8 @@ export type Flavour = "research" | "claims" | "verify" | "synthesis";
 /** The system prompt steers the shape of the text: verification, claim lists, a synthesis, or research notes. */
 export function flavourFor(systemText: string): Flavour {
   const text = systemText.toLowerCase();
+  // A report writer reads fact-check notes too, so "final report" wins over "fact-check".
+  if (/final report|synthes/.test(text)) return "synthesis";
   if (/\bverif/.test(text) || /fact-?check/.test(text)) return "verify";
   if (/\bclaims?\b/.test(text)) return "claims";
   if (/synthes|\breport\b/.test(text)) return "synthesis";

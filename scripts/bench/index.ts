@@ -1,0 +1,46 @@
+/**
+ * `pnpm bench`: the pipeline against a raw BullMQ chain on the same Redis, in
+ * one run, with tracing on and off; then the trace-collector's ingest rate.
+ * Sizes: BENCH_SEQUENTIAL (one in flight, default 200), BENCH_JOBS (saturation, default 2000).
+ */
+import { startRedisServer } from "@tracelane/testkit";
+import { table } from "../lib/format.js";
+import { benchPipeline } from "./pipeline.js";
+import { benchRawChain } from "./raw-chain.js";
+
+const sequential = Number(process.env.BENCH_SEQUENTIAL ?? 200);
+const saturation = Number(process.env.BENCH_JOBS ?? 2000);
+const concurrency = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 32);
+
+const redis = process.env.REDIS_URL ? undefined : await startRedisServer();
+const redisUrl = process.env.REDIS_URL ?? redis!.url;
+console.log(`bench: ${sequential} sequential, ${saturation} at saturation, worker concurrency ${concurrency}, redis ${redisUrl}`);
+
+try {
+  const raw = await benchRawChain(redisUrl, { sequential, saturation, concurrency });
+  console.log("raw chain done");
+  const on = await benchPipeline(redisUrl, { sequential, saturation, concurrency, tracing: true, submitConcurrency: 64 });
+  console.log("pipeline (tracing on) done");
+  const off = await benchPipeline(redisUrl, { sequential, saturation, concurrency, tracing: false, submitConcurrency: 64 });
+  console.log("pipeline (tracing off) done\n");
+
+  const f = (n: number) => n.toFixed(1);
+  console.log(
+    table(
+      ["", "p50 ms", "p95 ms", "p99 ms", "pipelines/s", "failed", "spans dropped"],
+      [
+        ["raw BullMQ chain (baseline)", f(raw.oneInFlight.p50), f(raw.oneInFlight.p95), f(raw.oneInFlight.p99), f(raw.throughputPerSec), "-", "-"],
+        ["tracelane, tracing on", f(on.oneInFlight.p50), f(on.oneInFlight.p95), f(on.oneInFlight.p99), f(on.throughputPerSec), on.failed, on.droppedSpans],
+        ["tracelane, OTEL_SDK_DISABLED", f(off.oneInFlight.p50), f(off.oneInFlight.p95), f(off.oneInFlight.p99), f(off.throughputPerSec), off.failed, "-"],
+      ],
+    ),
+  );
+  console.log(
+    `\np50 one-in-flight vs raw chain: ${(on.oneInFlight.p50 / raw.oneInFlight.p50).toFixed(2)}x (target <= 2x)` +
+      `\nthroughput vs raw chain: ${(on.throughputPerSec / raw.throughputPerSec).toFixed(2)} (target >= 0.5)` +
+      `\nthroughput tracing on/off: ${(on.throughputPerSec / off.throughputPerSec).toFixed(2)} (target >= 0.8)` +
+      `\nspans exported by workers: ${on.exportedSpans}, dropped: ${on.droppedSpans} (target 0)`,
+  );
+} finally {
+  await redis?.destroy();
+}

@@ -1,0 +1,104 @@
+import { randomUUID } from "node:crypto";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { startStack, type Stack } from "@tracelane/launcher";
+import { QUEUE_NAMES } from "@tracelane/queue-contract";
+import { researchKeys } from "@tracelane/research-store";
+import { mapLimit, summarize, type LatencySummary } from "./stats.js";
+
+export interface PipelineResult {
+  oneInFlight: LatencySummary;
+  throughputPerSec: number;
+  droppedSpans: number;
+  exportedSpans: number;
+  failed: number;
+}
+
+/**
+ * The product path: HTTP submit to the api, three stage workers calling the
+ * simulator (zero latency) through the openai client, research records, and
+ * tracing on or off. Completion is observed on the research's event stream.
+ */
+export async function benchPipeline(
+  redisUrl: string,
+  opts: { sequential: number; saturation: number; concurrency: number; tracing: boolean; submitConcurrency: number },
+): Promise<PipelineResult> {
+  const run = randomUUID().slice(0, 8);
+  const prefixes = { queue: `bench-${run}`, research: `bench-${run}:research` };
+  const stack: Stack = await startStack({
+    redisUrl,
+    replicas: { "llm-simulator": 1, "trace-collector": 1, api: 1, "analysis-worker": 1, "factcheck-worker": 1, "synthesis-worker": 1 },
+    env: {
+      TRACELANE_QUEUE_PREFIX: prefixes.queue,
+      TRACELANE_RESEARCH_PREFIX: prefixes.research,
+      TRACELANE_SPAN_STREAM: `bench-${run}:spans`,
+      TRACELANE_TRACE_PREFIX: `bench-${run}:traces`,
+      OTEL_SDK_DISABLED: opts.tracing ? "false" : "true",
+      WORKER_CONCURRENCY: String(opts.concurrency),
+      LLM_SIM_LATENCY_MS: "0",
+      LLM_SIM_JITTER_MS: "0",
+      LOG_LEVEL: "warn",
+    },
+  });
+  const api = stack.apiUrl!;
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const submit = async (query: string) => {
+    const res = await fetch(`${api}/v1/research`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query }) });
+    if (res.status !== 202) throw new Error(`submit -> ${res.status} ${await res.text()}`);
+    return ((await res.json()) as { id: string }).id;
+  };
+  const untilFinal = async (id: string) => {
+    const key = researchKeys(prefixes.research, id).events;
+    let last = "0";
+    for (;;) {
+      const res = (await redis.xread("BLOCK", 5_000, "STREAMS", key, last)) as Array<[string, Array<[string, string[]]>]> | null;
+      for (const [, entries] of res ?? []) {
+        for (const [entryId, fields] of entries) {
+          last = entryId;
+          const type = fields[fields.indexOf("type") + 1];
+          if (type === "research.completed" || type === "research.failed" || type === "research.cancelled") return type;
+        }
+      }
+    }
+  };
+
+  try {
+    // Warm up connections and JIT before measuring.
+    for (let i = 0; i < 20; i++) await untilFinal(await submit(`warm-up ${i}`));
+
+    const latencies: number[] = [];
+    for (let i = 0; i < opts.sequential; i++) {
+      const t = performance.now();
+      await untilFinal(await submit(`one in flight ${i}`));
+      latencies.push(performance.now() - t);
+    }
+
+    const synthesis = new Queue(QUEUE_NAMES.synthesis, { connection: redis, prefix: prefixes.queue });
+    const baseline = await synthesis.getCompletedCount();
+    const failedBefore = await synthesis.getFailedCount();
+    const t0 = performance.now();
+    await mapLimit(Array.from({ length: opts.saturation }, (_, i) => i), opts.submitConcurrency, (i) => submit(`saturation ${i}`));
+    for (;;) {
+      const done = (await synthesis.getCompletedCount()) - baseline;
+      if (done >= opts.saturation) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const failed = (await synthesis.getFailedCount()) - failedBefore;
+    await synthesis.close();
+
+    // Let the batch processors drain, then read their counters from each worker.
+    await new Promise((r) => setTimeout(r, 1_000));
+    let droppedSpans = 0;
+    let exportedSpans = 0;
+    for (const w of [...stack.byService("analysis-worker"), ...stack.byService("factcheck-worker"), ...stack.byService("synthesis-worker")]) {
+      const h = (await (await fetch(`http://127.0.0.1:${w.port}/healthz`)).json()) as { tracing?: { droppedSpans: number; exportedSpans: number } };
+      droppedSpans += h.tracing?.droppedSpans ?? 0;
+      exportedSpans += h.tracing?.exportedSpans ?? 0;
+    }
+    return { oneInFlight: summarize(latencies), throughputPerSec: opts.saturation / seconds, droppedSpans, exportedSpans, failed };
+  } finally {
+    await stack.stop();
+    redis.disconnect();
+  }
+}

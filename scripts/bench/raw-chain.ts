@@ -1,0 +1,57 @@
+import { randomUUID } from "node:crypto";
+import { Queue, Worker } from "bullmq";
+import { Redis } from "ioredis";
+import { summarize, type LatencySummary } from "./stats.js";
+
+export interface ChainResult {
+  oneInFlight: LatencySummary;
+  throughputPerSec: number;
+}
+
+/**
+ * The baseline: three BullMQ queues chained by workers that only enqueue the
+ * next stage — no HTTP, no tracing, no model call, no research record.
+ */
+export async function benchRawChain(redisUrl: string, opts: { sequential: number; saturation: number; concurrency: number }): Promise<ChainResult> {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const prefix = `bench-raw-${randomUUID().slice(0, 8)}`;
+  const names = ["raw-a", "raw-b", "raw-c"];
+  const queues = names.map((n) => new Queue(n, { connection, prefix, defaultJobOptions: { removeOnComplete: true, removeOnFail: true } }));
+  const done = new Map<string, () => void>();
+  const workers = names.map(
+    (n, i) =>
+      new Worker(
+        n,
+        async (job) => {
+          if (i < 2) await queues[i + 1]!.add("s", job.data, { jobId: `${job.data.id}-${i + 1}` });
+          else done.get(job.data.id as string)?.();
+        },
+        { connection, prefix, concurrency: opts.concurrency },
+      ),
+  );
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+
+  const runOne = (id: string) =>
+    new Promise<void>((resolve) => {
+      done.set(id, () => {
+        done.delete(id);
+        resolve();
+      });
+      void queues[0]!.add("s", { id }, { jobId: `${id}-0` });
+    });
+
+  const latencies: number[] = [];
+  for (let i = 0; i < opts.sequential; i++) {
+    const t = performance.now();
+    await runOne(randomUUID().replaceAll("-", ""));
+    latencies.push(performance.now() - t);
+  }
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: opts.saturation }, () => runOne(randomUUID().replaceAll("-", ""))));
+  const seconds = (performance.now() - t0) / 1000;
+
+  await Promise.all(workers.map((w) => w.close()));
+  await Promise.all(queues.map((q) => q.obliterate({ force: true }).then(() => q.close())));
+  connection.disconnect();
+  return { oneInFlight: summarize(latencies), throughputPerSec: opts.saturation / seconds };
+}

@@ -1,0 +1,49 @@
+import express, { type Express, type Router } from "express";
+import type { Redis } from "ioredis";
+import type { StageQueues } from "@tracelane/queue-contract";
+import type { ResearchStore } from "@tracelane/research-store";
+import { httpServerTracing, type Logger } from "@tracelane/tracing";
+import type { AppConfig } from "./env.js";
+import { errorHandler, notFoundRoute } from "./http/error-handler.js";
+import { createHealthRouter } from "./routes/health.js";
+import { createResearchRouter } from "./routes/research.js";
+import { SseStreams } from "./sse.js";
+
+export interface AppDeps {
+  store: ResearchStore;
+  queues: StageQueues;
+  /** Fail-fast ("producer") connection, used by /readyz. */
+  redis: Redis;
+  config: AppConfig;
+  logger: Logger;
+  /** GET /v1/traces... (from routes/traces.ts), mounted when given. */
+  traceRouter?: Router;
+  /** Open SSE streams; pass one to end them on shutdown (`streams.closeAll()`). */
+  streams?: SseStreams;
+}
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+
+  // First, so every request (and every error answer) is inside its SERVER span.
+  app.use(httpServerTracing());
+  app.use(express.json({ limit: deps.config.maxBodyBytes, type: ["application/json", "application/*+json"] }));
+
+  app.use(createHealthRouter({ redis: deps.redis }));
+  app.use(
+    createResearchRouter({
+      store: deps.store,
+      queues: deps.queues,
+      config: deps.config,
+      logger: deps.logger,
+      streams: deps.streams ?? new SseStreams(),
+    }),
+  );
+  if (deps.traceRouter) app.use(deps.traceRouter);
+
+  app.use(notFoundRoute);
+  app.use(errorHandler({ logger: deps.logger, maxBodyBytes: deps.config.maxBodyBytes }));
+  return app;
+}

@@ -1,0 +1,85 @@
+import { z } from "zod";
+import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
+import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
+import { TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
+import { envInt, envOptionalString, parseEnv, REDIS_URL_DEFAULT } from "@tracelane/runtime";
+
+const prefix = (defaultValue: string) =>
+  z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,100}$/, "must be 1-100 characters of [A-Za-z0-9_.:-]")
+    .default(defaultValue);
+
+const BYTE_UNITS = { b: 1, kb: 1024, mb: 1024 * 1024 } as const;
+
+/** A size such as `65536`, `64kb` or `1mb` (binary units), parsed to bytes. */
+const envBytes = (defaultValue: number, opts: { min: number; max: number }) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === "") return defaultValue;
+      const m = /^\s*(\d+)\s*(b|kb|mb)?\s*$/i.exec(v);
+      if (!m) {
+        ctx.addIssue({ code: "custom", message: "must be a size such as 65536, 64kb or 1mb" });
+        return z.NEVER;
+      }
+      return Number(m[1]) * BYTE_UNITS[(m[2]?.toLowerCase() ?? "b") as keyof typeof BYTE_UNITS];
+    })
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(opts.min, `must be at least ${opts.min} bytes`)
+        .max(opts.max, `must be at most ${opts.max} bytes`),
+    );
+
+export const EnvSchema = z.object({
+  PORT: envInt(3000, { min: 0, max: 65_535 }),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    .default(REDIS_URL_DEFAULT),
+  TRACELANE_QUEUE_PREFIX: prefix(DEFAULT_QUEUE_PREFIX),
+  TRACELANE_RESEARCH_PREFIX: prefix(DEFAULT_RESEARCH_PREFIX),
+  /** Key prefix the trace-collector writes traces under (read by GET /v1/traces). */
+  TRACELANE_TRACE_PREFIX: prefix(TRACE_PREFIX_DEFAULT),
+  /** How long a research and its events are kept after their last change. */
+  RESEARCH_TTL_SECONDS: envInt(7 * 24 * 3600, { min: 60 }),
+  MAX_QUERY_CHARS: envInt(4000, { min: 1, max: 1_000_000 }),
+  /** Request body limit: bytes, or with a kb/mb suffix (64kb by default). */
+  MAX_BODY_BYTES: envBytes(64 * 1024, { min: 1024, max: 16 * 1024 * 1024 }),
+  /** Public Jaeger UI base URL; trace responses link to it when set. */
+  JAEGER_UI_URL: envOptionalString().pipe(z.string().url("must be a URL such as http://localhost:16686").optional()),
+  SSE_POLL_MS: envInt(100, { min: 10, max: 10_000 }),
+  SSE_HEARTBEAT_MS: envInt(15_000, { min: 1_000, max: 300_000 }),
+  /** How long POST /v1/research waits for the enqueue before answering 503. */
+  ENQUEUE_TIMEOUT_MS: envInt(5_000, { min: 100, max: 60_000 }),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+/** Parse the api's environment (default process.env); throws an EnvError naming each bad variable. */
+export function loadEnv(source: Record<string, string | undefined> = process.env): Env {
+  return parseEnv(EnvSchema, source);
+}
+
+/** The part of the configuration the HTTP app needs. */
+export interface AppConfig {
+  maxQueryChars: number;
+  maxBodyBytes: number;
+  ssePollMs: number;
+  sseHeartbeatMs: number;
+  enqueueTimeoutMs: number;
+}
+
+export function appConfig(env: Env): AppConfig {
+  return {
+    maxQueryChars: env.MAX_QUERY_CHARS,
+    maxBodyBytes: env.MAX_BODY_BYTES,
+    ssePollMs: env.SSE_POLL_MS,
+    sseHeartbeatMs: env.SSE_HEARTBEAT_MS,
+    enqueueTimeoutMs: env.ENQUEUE_TIMEOUT_MS,
+  };
+}

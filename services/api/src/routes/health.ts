@@ -1,0 +1,24 @@
+import { Router } from "express";
+import type { Redis } from "ioredis";
+import { withTimeout } from "../http/errors.js";
+
+export const READY_TIMEOUT_MS = 1_000;
+
+/** `/healthz`: the process is up. `/readyz`: Redis answers PING, so requests can be served. */
+export function createHealthRouter(deps: { redis: Redis; timeoutMs?: number }): Router {
+  const timeoutMs = deps.timeoutMs ?? READY_TIMEOUT_MS;
+  const router = Router();
+  router.get("/healthz", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+  router.get("/readyz", async (_req, res) => {
+    try {
+      await withTimeout(deps.redis.ping(), timeoutMs, "Redis PING");
+      res.json({ status: "ready", checks: { redis: "ok" } });
+    } catch (err) {
+      const reason = `redis: ${err instanceof Error ? err.message : String(err)}`;
+      res.status(503).set("Retry-After", "5").json({ status: "unavailable", reason, checks: { redis: "unavailable" } });
+    }
+  });
+  return router;
+}

@@ -1,0 +1,167 @@
+import { randomUUID } from "node:crypto";
+import { Router, type Request, type Response } from "express";
+import type { StageQueues } from "@tracelane/queue-contract";
+import { type ResearchStore, type ResearchView } from "@tracelane/research-store";
+import { currentTraceId, type Logger } from "@tracelane/tracing";
+import type { AppConfig } from "../env.js";
+import { HttpError, isConnectionError, notFound, UnavailableError, withTimeout } from "../http/errors.js";
+import { streamResearchEvents, type SseStreams } from "../sse.js";
+import { parseIdempotencyKey, parseLastEventId, parseResearchId, parseResearchRequest } from "../validation.js";
+
+export interface ResearchRouterDeps {
+  store: ResearchStore;
+  queues: StageQueues;
+  config: AppConfig;
+  logger: Logger;
+  streams: SseStreams;
+}
+
+/** 32 URL-safe characters; no ':' since the id is part of BullMQ job ids. */
+export const newResearchId = () => randomUUID().replaceAll("-", "");
+
+const JSON_TYPES = ["application/json", "application/*+json"];
+
+export function researchLinks(id: string, traceId: string | null) {
+  return {
+    self: `/v1/research/${id}`,
+    events: `/v1/research/${id}/events`,
+    ...(traceId ? { trace: `/v1/traces/${traceId}` } : {}),
+  };
+}
+
+const withLinks = (view: ResearchView) => ({ ...view, links: researchLinks(view.id, view.traceId) });
+
+export function createResearchRouter(deps: ResearchRouterDeps): Router {
+  const { store, queues, config, logger } = deps;
+  const router = Router();
+
+  /** Enqueue the first stage inside the request's span (the PRODUCER span becomes its child). */
+  const publishAnalysis = (id: string) => withTimeout(queues.publish(id, "analysis"), config.enqueueTimeoutMs, "enqueueing the analysis job");
+
+  const loadView = async (id: string): Promise<ResearchView> => {
+    const view = await store.get(id);
+    if (!view) throw notFound("research", id);
+    return view;
+  };
+
+  router.post("/v1/research", async (req: Request, res: Response) => {
+    if (!req.is(JSON_TYPES)) {
+      const sent = req.get("Content-Type");
+      throw new HttpError(
+        415,
+        "unsupported_media_type",
+        `${sent ? `Content-Type "${sent}" is not supported` : "The request has no JSON body"}. Send a JSON body with Content-Type: application/json.`,
+        { expected: "application/json", ...(sent ? { received: sent } : {}) },
+      );
+    }
+    const idempotencyKey = parseIdempotencyKey(req.get("Idempotency-Key"));
+    const body = parseResearchRequest(req.body, config.maxQueryChars);
+
+    const id = newResearchId();
+    // The request's trace (continued from the caller's traceparent when there is one).
+    const traceId = currentTraceId() ?? null;
+    const created = await store.create({
+      id,
+      query: body.query,
+      options: body.options ?? {},
+      traceId,
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    });
+
+    if (created.outcome === "conflict") {
+      throw new HttpError(
+        409,
+        "idempotency_conflict",
+        "This Idempotency-Key was already used for a request with a different body. Use a new key for a new request, or resend the original body.",
+        { idempotencyKey },
+      );
+    }
+
+    if (created.outcome === "existing") {
+      const view = await loadView(created.id);
+      // Still queued: the first request may have died between create and enqueue. The job id is
+      // deterministic, so publishing again never creates a second job.
+      if (view.status === "queued") {
+        try {
+          await publishAnalysis(view.id);
+        } catch (err) {
+          if (!isConnectionError(err)) throw err;
+          throw new UnavailableError("The job queue is unreachable right now. Retry the same request (same Idempotency-Key) in a few seconds.");
+        }
+      }
+      res
+        .status(200)
+        .set("Idempotent-Replayed", "true")
+        .location(`/v1/research/${view.id}`)
+        .json({ id: view.id, status: view.status, traceId: view.traceId, links: researchLinks(view.id, view.traceId) });
+      return;
+    }
+
+    let status: ResearchView["status"] = "queued";
+    try {
+      await publishAnalysis(id);
+    } catch (err) {
+      // Nothing was enqueued: fail the record so no one waits for it, then answer.
+      const marked = await store
+        .failed(id, {
+          stage: "analysis",
+          type: "enqueue_failed",
+          message: `The research could not be queued: ${err instanceof Error ? err.message : String(err)}`.slice(0, 500),
+        })
+        .catch(() => undefined);
+      if (marked === "applied") status = "failed";
+      if (!isConnectionError(err)) throw err;
+      logger.warn({ err: { name: (err as Error).name, message: (err as Error).message }, researchId: id }, "enqueue failed");
+      throw new UnavailableError(
+        `The research could not be queued because the job queue is unreachable. Retry in a few seconds${
+          idempotencyKey !== undefined && status === "failed" ? " with a new Idempotency-Key" : ""
+        }.`,
+        5,
+        { id, status },
+      );
+    }
+    res
+      .status(202)
+      .location(`/v1/research/${id}`)
+      .json({ id, status, traceId, links: researchLinks(id, traceId) });
+  });
+
+  router.get("/v1/research/:id", async (req: Request<{ id: string }>, res: Response) => {
+    const id = parseResearchId(req.params.id);
+    res.json(withLinks(await loadView(id)));
+  });
+
+  router.get("/v1/research/:id/events", async (req: Request<{ id: string }>, res: Response) => {
+    const id = parseResearchId(req.params.id);
+    const afterId = parseLastEventId(req.get("Last-Event-ID") ?? (typeof req.query.lastEventId === "string" ? req.query.lastEventId : undefined));
+    if ((await store.status(id)) === undefined) throw notFound("research", id);
+    await streamResearchEvents(req, res, {
+      store,
+      streams: deps.streams,
+      logger,
+      researchId: id,
+      afterId,
+      pollMs: config.ssePollMs,
+      heartbeatMs: config.sseHeartbeatMs,
+    });
+  });
+
+  router.delete("/v1/research/:id", async (req: Request<{ id: string }>, res: Response) => {
+    const id = parseResearchId(req.params.id);
+    const outcome = await store.cancel(id);
+    if (outcome === "missing") throw notFound("research", id);
+    if (outcome === "final") {
+      const status = await store.status(id);
+      throw new HttpError(409, "already_finished", `Research ${id} has already finished with status "${status}"; only queued or running research can be cancelled.`, {
+        id,
+        status,
+      });
+    }
+    // Cancel first, then drop the waiting jobs: a job that starts in between sees the cancelled status.
+    await queues.removeWaiting(id);
+    const view = await loadView(id);
+    res.json(withLinks(view));
+  });
+
+  return router;
+}

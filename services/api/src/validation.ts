@@ -1,0 +1,139 @@
+import { z } from "zod";
+import { ResearchIdSchema } from "@tracelane/queue-contract";
+import { ResearchOptionsSchema } from "@tracelane/research-store";
+import { HttpError } from "./http/errors.js";
+
+/** One problem with the request, named by its field path ("query", "options.models.analysis", "body"). */
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
+
+const describe = (value: unknown): string =>
+  value === null
+    ? "null"
+    : value === undefined
+      ? "nothing"
+      : Array.isArray(value)
+        ? "an array"
+        : typeof value === "object"
+          ? "an object"
+          : `a ${typeof value}`;
+
+/** Characters as a person counts them (code points, not UTF-16 units). */
+const charCount = (s: string) => {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+};
+
+/** The body of `POST /v1/research`. Strict: unknown fields are rejected by name. */
+export function researchRequestSchema(maxQueryChars: number) {
+  return z
+    .object(
+      {
+        query: z
+          .string({
+            error: (iss) =>
+              iss.input === undefined
+                ? "query is required: send the research question as a non-empty string"
+                : `query must be a string (got ${describe(iss.input)})`,
+          })
+          .trim()
+          .min(1, "query must not be empty or only whitespace")
+          .superRefine((q, ctx) => {
+            const n = charCount(q);
+            if (n > maxQueryChars) {
+              ctx.addIssue({
+                code: "custom",
+                message: `query is ${n} characters long; the limit is ${maxQueryChars}. Shorten it.`,
+              });
+            }
+          }),
+        options: ResearchOptionsSchema.optional(),
+      },
+      { error: (iss) => `the body must be a JSON object like {"query": "..."} (got ${describe(iss.input)})` },
+    )
+    .strict();
+}
+export type ResearchRequest = z.infer<ReturnType<typeof researchRequestSchema>>;
+
+/** Allowed fields per object path, to tell the caller what they may send instead of an unknown field. */
+const ALLOWED_FIELDS: Record<string, readonly string[]> = {
+  "": ["query", "options"],
+  options: Object.keys(ResearchOptionsSchema.shape),
+  "options.models": Object.keys(ResearchOptionsSchema.shape.models.unwrap().shape),
+};
+
+const pathOf = (path: readonly PropertyKey[]) => (path.length === 0 ? "body" : path.map(String).join("."));
+
+/** Turn zod issues into field problems; each unknown field becomes its own problem naming it. */
+export function fieldProblems(error: z.ZodError): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      const parent = issue.path.map(String).join(".");
+      const allowed = ALLOWED_FIELDS[parent];
+      for (const key of issue.keys) {
+        problems.push({
+          path: pathOf([...issue.path, key]),
+          message: `unknown field "${key}"${allowed ? `; allowed fields here: ${allowed.join(", ")}` : ""}`,
+        });
+      }
+    } else {
+      problems.push({ path: pathOf(issue.path), message: issue.message });
+    }
+  }
+  return problems;
+}
+
+export function invalidRequest(what: string, problems: FieldProblem[]): HttpError {
+  const summary = problems.map((p) => `${p.path}: ${p.message}`).join("; ");
+  return new HttpError(400, "invalid_request", `${what} is invalid: ${summary}`, problems);
+}
+
+export function parseResearchRequest(body: unknown, maxQueryChars: number): ResearchRequest {
+  const result = researchRequestSchema(maxQueryChars).safeParse(body);
+  if (!result.success) throw invalidRequest("The request body", fieldProblems(result.error));
+  return result.data;
+}
+
+/** `Idempotency-Key`: 1-200 printable ASCII characters. */
+export const IdempotencyKeySchema = z
+  .string()
+  .min(1, "Idempotency-Key must not be empty")
+  .max(200, "Idempotency-Key must be at most 200 characters")
+  .regex(/^[\x20-\x7E]+$/, "Idempotency-Key may only contain printable ASCII characters");
+
+export function parseIdempotencyKey(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const result = IdempotencyKeySchema.safeParse(header);
+  if (!result.success) {
+    throw invalidRequest(
+      "The Idempotency-Key header",
+      result.error.issues.map((i) => ({ path: "headers.idempotency-key", message: i.message })),
+    );
+  }
+  return result.data;
+}
+
+export function parseResearchId(id: string): string {
+  const result = ResearchIdSchema.safeParse(id);
+  if (!result.success) {
+    throw invalidRequest("The research id", [
+      { path: "params.id", message: `"${id.slice(0, 80)}" is not a research id: ${result.error.issues[0]?.message ?? "bad format"}` },
+    ]);
+  }
+  return result.data;
+}
+
+/** SSE `Last-Event-ID`: a Redis stream id such as `1712345678901-0`. */
+export function parseLastEventId(header: string | undefined): string {
+  if (header === undefined || header === "") return "0";
+  if (!/^\d{1,20}-\d{1,20}$/.test(header)) {
+    throw invalidRequest("The Last-Event-ID header", [
+      { path: "headers.last-event-id", message: `must be an event id sent by this stream, such as 1712345678901-0 (got "${header.slice(0, 80)}")` },
+    ]);
+  }
+  return header;
+}

@@ -30,6 +30,9 @@ export async function startPipeline(
       JOB_ATTEMPTS: "3",
       JOB_BACKOFF_MS: "100",
       LLM_MAX_RETRIES: "1",
+      LLM_RETRY_BASE_MS: "20",
+      // Fault directives make single requests fail; keep them from opening circuits for other tests.
+      BREAKER_THRESHOLD: "1000",
       LOG_LEVEL: "warn",
       ...opts.env,
     },

@@ -10,6 +10,8 @@ const ModelPriceSchema = z
     inputPer1M: z.number().nonnegative(),
     cachedInputPer1M: z.number().nonnegative().optional(),
     outputPer1M: z.number().nonnegative(),
+    /** Context window in tokens (input + output), when known. */
+    contextWindow: z.number().int().positive().optional(),
     source: z.string().min(1),
     asOf: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "asOf must be a date YYYY-MM-DD"),
   })

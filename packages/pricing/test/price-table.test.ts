@@ -57,3 +57,10 @@ describe("price table", () => {
     expect(() => loadPriceTable(bad)).toThrow(/models\.0\.inputPer1M/);
   });
 });
+
+describe("model table", () => {
+  it("knows the context window of the default models", () => {
+    expect(table.lookup("gpt-4.1")?.contextWindow).toBe(1_047_576);
+    expect(table.lookup("deepseek-v3.2")?.contextWindow).toBe(128_000);
+  });
+});

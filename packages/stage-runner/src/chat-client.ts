@@ -1,8 +1,10 @@
 import OpenAI from "openai";
 import type { PriceTable } from "@tracelane/pricing";
 import { captureContent, createTracedFetch, recordChatResponse, withChatSpan } from "@tracelane/tracing";
-import { classifyModelError, ModelCallError, type ProviderRef } from "./errors.js";
+import { CircuitOpenError, classifyModelError, ModelCallError, type ProviderRef } from "./errors.js";
 import { inferProvider } from "./provider.js";
+import { BrokenCircuitError, RetryBudgetExceededError, type ModelPolicies } from "./resilience/model-policies.js";
+import { retryAfterMs } from "./resilience/transient.js";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
@@ -27,10 +29,15 @@ export interface ChatClientConfig {
   apiKeyVar: string;
   modelVar: string;
   provider?: string | undefined;
+  /** Per HTTP attempt; retries are the policies' job. */
   timeoutMs: number;
-  maxRetries: number;
   maxOutputTokens: number;
   fetch?: typeof fetch;
+}
+
+export interface ChatOptions {
+  attributes?: Record<string, string | number | boolean>;
+  maxOutputTokens?: number;
 }
 
 /**
@@ -44,13 +51,15 @@ export class ChatClient {
 
   constructor(
     private readonly config: ChatClientConfig,
-    private readonly prices: PriceTable,
+    readonly prices: PriceTable,
+    private readonly policies: ModelPolicies,
   ) {
     this.client = new OpenAI({
       baseURL: config.baseURL,
       apiKey: config.apiKey,
       timeout: config.timeoutMs,
-      maxRetries: config.maxRetries,
+      // Retries, Retry-After, the time budget and the circuit breaker live in ModelPolicies.
+      maxRetries: 0,
       // Each HTTP attempt (the client retries 429/5xx/timeouts itself) becomes a child span.
       fetch: config.fetch ?? createTracedFetch(),
     });
@@ -58,7 +67,17 @@ export class ChatClient {
     this.server = { address: url.hostname, ...(url.port ? { port: Number(url.port) } : {}) };
   }
 
-  async chat(model: string, messages: ChatMessage[], attributes: Record<string, string> = {}): Promise<ChatResult> {
+  /** The breaker key: one circuit per provider endpoint and model. */
+  circuitKey(model: string): string {
+    return `${this.config.baseURL}|${model}`;
+  }
+
+  circuitState(model: string) {
+    return this.policies.state(this.circuitKey(model));
+  }
+
+  async chat(model: string, messages: ChatMessage[], opts: ChatOptions = {}): Promise<ChatResult> {
+    const maxTokens = opts.maxOutputTokens ?? this.config.maxOutputTokens;
     const provider: ProviderRef = {
       baseURL: this.config.baseURL,
       model,
@@ -71,34 +90,49 @@ export class ChatClient {
         provider: this.config.provider ?? inferProvider(model),
         serverAddress: this.server.address,
         ...(this.server.port ? { serverPort: this.server.port } : {}),
-        attributes: { ...attributes, "gen_ai.request.max_tokens": this.config.maxOutputTokens },
+        attributes: { ...opts.attributes, "gen_ai.request.max_tokens": maxTokens },
       },
       async (span) => {
         const started = performance.now();
         let completion: OpenAI.Chat.Completions.ChatCompletion;
+        let attempts = 1;
+        const key = this.circuitKey(model);
         try {
-          completion = await this.client.chat.completions.create({
-            model,
-            messages,
-            max_tokens: this.config.maxOutputTokens,
-          });
+          completion = await this.policies.execute(
+            key,
+            async (signal) => {
+              const res = await this.client.chat.completions.create({ model, messages, max_tokens: maxTokens }, { signal });
+              if (!res?.choices?.[0] || typeof res.choices[0].message?.content !== "string" || !res.usage) {
+                throw new ModelCallError(provider, "malformed_response", "response has no choices[0].message.content or usage");
+              }
+              return res;
+            },
+            () => {
+              attempts++;
+            },
+          );
         } catch (err) {
-          throw classifyModelError(err, provider);
+          span.setAttributes({ "tracelane.llm.attempts": attempts, "tracelane.circuit.state": this.policies.state(key) });
+          if (err instanceof BrokenCircuitError) throw new CircuitOpenError(provider);
+          if (err instanceof RetryBudgetExceededError) throw new ModelCallError(provider, "retry_budget_exhausted", err.message);
+          const classified = classifyModelError(err, provider);
+          if (classified instanceof ModelCallError && classified.type === "rate_limited") {
+            classified.retryAfterMs = retryAfterMs(err);
+          }
+          throw classified;
         }
+        span.setAttributes({ "tracelane.llm.attempts": attempts, "tracelane.circuit.state": this.policies.state(key) });
         const latencyMs = Math.round(performance.now() - started);
-        const choice = completion?.choices?.[0];
-        if (!choice || typeof choice.message?.content !== "string" || !completion.usage) {
-          throw new ModelCallError(provider, "malformed_response", "response has no choices[0].message.content or usage");
-        }
+        const choice = completion.choices[0]!;
         const usage = {
-          inputTokens: completion.usage.prompt_tokens,
-          outputTokens: completion.usage.completion_tokens,
-          cachedInputTokens: completion.usage.prompt_tokens_details?.cached_tokens ?? 0,
+          inputTokens: completion.usage!.prompt_tokens,
+          outputTokens: completion.usage!.completion_tokens,
+          cachedInputTokens: completion.usage!.prompt_tokens_details?.cached_tokens ?? 0,
         };
         const responseModel = completion.model || model;
         const priced = this.prices.lookup(responseModel) ? responseModel : model;
         const cost = this.prices.cost(priced, usage);
-        captureContent(span, { input: messages, output: choice.message.content, finishReason: choice.finish_reason ?? "unknown" });
+        captureContent(span, { input: messages, output: choice.message.content!, finishReason: choice.finish_reason ?? "unknown" });
         recordChatResponse(span, {
           responseModel,
           responseId: completion.id,
@@ -109,7 +143,7 @@ export class ChatClient {
           costUsd: cost.costUsd,
         });
         return {
-          content: choice.message.content,
+          content: choice.message.content!,
           requestModel: model,
           responseModel,
           responseId: completion.id,

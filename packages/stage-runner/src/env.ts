@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Stage } from "@tracelane/queue-contract";
 import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
 import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
-import { envInt, envOptionalString, parseEnv, REDIS_URL_DEFAULT } from "@tracelane/runtime";
+import { envBoolean, envInt, envOptionalString, parseEnv, REDIS_URL_DEFAULT } from "@tracelane/runtime";
 
 /** The simulator that `pnpm demo` starts; a real provider is one env var away. */
 export const DEFAULT_LLM_BASE_URL = "http://127.0.0.1:4010/v1";
@@ -26,13 +26,39 @@ const baseSchema = z.object({
   LLM_BASE_URL: url.default(DEFAULT_LLM_BASE_URL),
   LLM_API_KEY: envOptionalString(),
   LLM_TIMEOUT_MS: envInt(60_000, { min: 100 }),
-  LLM_MAX_RETRIES: envInt(2, { min: 0, max: 10 }),
+  LLM_MAX_RETRIES: envInt(3, { min: 0, max: 10 }),
+  LLM_RETRY_BASE_MS: envInt(500, { min: 0 }),
+  LLM_RETRY_MAX_DELAY_MS: envInt(20_000, { min: 0 }),
+  LLM_RETRY_BUDGET_MS: envInt(120_000, { min: 100 }),
   LLM_MAX_OUTPUT_TOKENS: envInt(1024, { min: 1 }),
+  BREAKER_THRESHOLD: envInt(5, { min: 1 }),
+  BREAKER_HALF_OPEN_MS: envInt(15_000, { min: 0 }),
+  CONTEXT_STRATEGY: z.enum(["trim", "summarize"], { message: 'must be "trim" or "summarize"' }).default("trim"),
+  SUMMARY_MODEL: z.string().min(1).default("gpt-4.1-nano"),
+  TRACELANE_CONTEXT_LIMITS: envOptionalString().pipe(
+    z
+      .string()
+      .transform((text, ctx) => {
+        try {
+          return z.record(z.string(), z.number().int().positive()).parse(JSON.parse(text));
+        } catch {
+          ctx.addIssue({ code: "custom", message: 'must be JSON like {"gpt-4.1": 1047576}' });
+          return z.NEVER;
+        }
+      })
+      .optional(),
+  ),
+  WORKER_RATE_LIMIT_MAX: envInt(0, { min: 0 }),
+  WORKER_RATE_LIMIT_DURATION_MS: envInt(1_000, { min: 1 }),
+  RATE_LIMIT_BACKOFF_MS: envInt(1_000, { min: 0 }),
   SHUTDOWN_GRACE_MS: envInt(30_000, { min: 0 }),
+  /** Chaos knob for crash-safety tests: SIGKILL the process right after a stage checkpoint. */
+  TRACELANE_TEST_CRASH_AFTER_CHECKPOINT: envBoolean(false),
 });
 
 interface StageOverrides {
   model: string;
+  fallbackModel?: string | undefined;
   baseURL?: string | undefined;
   apiKey?: string | undefined;
   provider?: string | undefined;
@@ -48,6 +74,7 @@ function stageOverridesSchema(stage: Stage) {
   return z
     .object({
       [`${P}_MODEL`]: z.string().min(1).default(DEFAULT_STAGE_MODELS[stage]),
+      [`${P}_FALLBACK_MODEL`]: envOptionalString(),
       [`${P}_LLM_BASE_URL`]: envOptionalString().pipe(url.optional()),
       [`${P}_LLM_API_KEY`]: envOptionalString(),
       [`${P}_PROVIDER`]: envOptionalString(),
@@ -56,6 +83,7 @@ function stageOverridesSchema(stage: Stage) {
       const v = e as Record<string, string | undefined>;
       return {
         model: v[`${P}_MODEL`] ?? DEFAULT_STAGE_MODELS[stage],
+        fallbackModel: v[`${P}_FALLBACK_MODEL`],
         baseURL: v[`${P}_LLM_BASE_URL`],
         apiKey: v[`${P}_LLM_API_KEY`],
         provider: v[`${P}_PROVIDER`],
@@ -66,7 +94,7 @@ function stageOverridesSchema(stage: Stage) {
 /** The names every stage worker reads, for docs and the compose/code agreement test. */
 export function stageEnvNames(stage: Stage): string[] {
   const P = stage.toUpperCase();
-  return [...Object.keys(baseSchema.shape), `${P}_MODEL`, `${P}_LLM_BASE_URL`, `${P}_LLM_API_KEY`, `${P}_PROVIDER`];
+  return [...Object.keys(baseSchema.shape), `${P}_MODEL`, `${P}_FALLBACK_MODEL`, `${P}_LLM_BASE_URL`, `${P}_LLM_API_KEY`, `${P}_PROVIDER`];
 }
 
 export type StageWorkerConfig = ReturnType<typeof loadStageConfig>;
@@ -84,15 +112,31 @@ export function loadStageConfig(stage: Stage, source: Record<string, string | un
     concurrency: env.WORKER_CONCURRENCY,
     healthPort: env.HEALTH_PORT,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    crashAfterCheckpoint: env.TRACELANE_TEST_CRASH_AFTER_CHECKPOINT,
+    rateLimit: env.WORKER_RATE_LIMIT_MAX > 0 ? { max: env.WORKER_RATE_LIMIT_MAX, duration: env.WORKER_RATE_LIMIT_DURATION_MS } : undefined,
+    rateLimitBackoffMs: env.RATE_LIMIT_BACKOFF_MS,
+    context: {
+      strategy: env.CONTEXT_STRATEGY,
+      summaryModel: env.SUMMARY_MODEL,
+      limits: env.TRACELANE_CONTEXT_LIMITS ?? {},
+    },
+    policies: {
+      maxRetries: env.LLM_MAX_RETRIES,
+      retryBaseMs: env.LLM_RETRY_BASE_MS,
+      retryMaxDelayMs: env.LLM_RETRY_MAX_DELAY_MS,
+      retryBudgetMs: env.LLM_RETRY_BUDGET_MS,
+      breakerThreshold: env.BREAKER_THRESHOLD,
+      breakerHalfOpenMs: env.BREAKER_HALF_OPEN_MS,
+    },
     llm: {
       baseURL: o.baseURL ?? env.LLM_BASE_URL,
       apiKey: o.apiKey ?? env.LLM_API_KEY ?? DEFAULT_LLM_API_KEY,
       /** Which variable holds the key, for error messages (never the key itself). */
       apiKeyVar: o.apiKey ? `${P}_LLM_API_KEY` : "LLM_API_KEY",
       model: o.model,
+      fallbackModel: o.fallbackModel,
       provider: o.provider,
       timeoutMs: env.LLM_TIMEOUT_MS,
-      maxRetries: env.LLM_MAX_RETRIES,
       maxOutputTokens: env.LLM_MAX_OUTPUT_TOKENS,
     },
   };

@@ -53,10 +53,29 @@ export class ContextLengthExceededError extends UnrecoverableError {
 export class ModelCallError extends Error {
   override readonly name = "ModelCallError";
   readonly type: string;
+  /** The provider's Retry-After hint, for rate limits. */
+  retryAfterMs: number | undefined;
   constructor(provider: ProviderRef, type: string, detail: string, readonly status?: number) {
     super(`Model call to "${provider.model}" at ${provider.baseURL} failed: ${detail}`);
     this.type = type;
   }
+}
+
+/** The provider+model circuit is open after repeated failures; calls fail fast until it half-opens. */
+export class CircuitOpenError extends Error {
+  override readonly name = "CircuitOpenError";
+  readonly type = "circuit_open";
+  constructor(provider: ProviderRef) {
+    super(
+      `Model "${provider.model}" at ${provider.baseURL} is failing repeatedly, so its circuit breaker is open and calls fail fast. ` +
+        `Set a fallback model for this stage (e.g. ${provider.modelVar.replace(/_MODEL$/, "_FALLBACK_MODEL")}) or wait for the provider to recover.`,
+    );
+  }
+}
+
+/** The next stage's estimated cost exceeds what is left of the research's maxCostUsd. */
+export class BudgetExceededError extends UnrecoverableError {
+  readonly type = "budget_exceeded";
 }
 
 /** The research was cancelled while a stage was waiting or running. */

@@ -1,14 +1,21 @@
 export { runStageWorker, type RunningStageWorker, type TracingLike } from "./run-stage-worker.js";
 export { registerWorker, type RegisterWorkerOptions, type RegisteredWorker, type WorkerMetrics } from "./register-worker.js";
 export { createStageProcessor, isFinalAttempt, type StageOutcome } from "./stage-processor.js";
-export { ChatClient, type ChatMessage, type ChatResult, type ChatClientConfig } from "./chat-client.js";
+export { ChatClient, type ChatMessage, type ChatResult, type ChatClientConfig, type ChatOptions } from "./chat-client.js";
 export { loadStageConfig, stageEnvNames, DEFAULT_STAGE_MODELS, DEFAULT_LLM_BASE_URL, type StageWorkerConfig } from "./env.js";
-export type { StageDefinition, StageInput } from "./stage-definition.js";
+export type { StageDefinition, StageInput, StageMaterial } from "./stage-definition.js";
+export { ModelPolicies, RetryBudgetExceededError, type ModelPolicyConfig, type CircuitStateName } from "./resilience/model-policies.js";
+export { isTransient, retryAfterMs, backoffDelay } from "./resilience/transient.js";
+export { fitToBudget, ContextTooLongError } from "./context/fit-context.js";
+export { countTokens, countMessageTokens } from "./context/tokens.js";
+export { composeMessages } from "./context/compose-prompt.js";
 export {
   ProviderAuthError,
   InvalidModelRequestError,
   ContextLengthExceededError,
   ModelCallError,
+  CircuitOpenError,
+  BudgetExceededError,
   InvalidJobDataError,
   classifyModelError,
   errorTypeOf,

@@ -9,6 +9,7 @@ import { loadStageConfig, type StageWorkerConfig } from "./env.js";
 import { errorTypeOf } from "./errors.js";
 import { startHealthServer } from "./health-server.js";
 import { registerWorker, type RegisteredWorker } from "./register-worker.js";
+import { ModelPolicies } from "./resilience/model-policies.js";
 import type { StageDefinition } from "./stage-definition.js";
 import { createStageProcessor } from "./stage-processor.js";
 
@@ -38,6 +39,7 @@ export async function runStageWorker(
   const redis = createRedis(config.redisUrl, "worker");
   const store = new ResearchStore(redis, { prefix: config.researchPrefix });
   const queues = new StageQueues({ connection: redis, prefix: config.queuePrefix, jobOptions: jobOptionsFromEnv(opts.env) });
+  const policies = new ModelPolicies(config.policies);
   const client = new ChatClient(
     {
       ...config.llm,
@@ -45,7 +47,9 @@ export async function runStageWorker(
       ...(opts.fetch ? { fetch: opts.fetch } : {}),
     },
     loadPriceTable(config.priceTablePath),
+    policies,
   );
+  let bullWorker: RegisteredWorker["worker"] | undefined;
 
   const worker = registerWorker<StageJob, unknown>({
     queueName: QUEUE_NAMES[definition.stage],
@@ -53,7 +57,31 @@ export async function runStageWorker(
     connection: redis,
     concurrency: config.concurrency,
     logger,
-    processor: createStageProcessor({ definition, store, queues, client, defaultModel: config.llm.model }),
+    processor: createStageProcessor({
+      definition,
+      store,
+      queues,
+      client,
+      defaultModel: config.llm.model,
+      modelStep: { maxOutputTokens: config.llm.maxOutputTokens, fallbackModel: config.llm.fallbackModel, context: config.context },
+      rateLimitQueue: async (ms) => {
+        await bullWorker?.rateLimit(ms);
+      },
+      rateLimitBackoffMs: config.rateLimitBackoffMs,
+      ...(config.crashAfterCheckpoint
+        ? {
+            afterCheckpoint: () => {
+              logger.warn("TRACELANE_TEST_CRASH_AFTER_CHECKPOINT: killing this process after the checkpoint");
+              process.kill(process.pid, "SIGKILL");
+            },
+          }
+        : {}),
+    }),
+    workerOptions: {
+      ...(config.rateLimit ? { limiter: config.rateLimit } : {}),
+      // Rate-limited jobs go back to waiting without spending an attempt; this bounds them.
+      maxStartedAttempts: 50,
+    },
     onFinalFailure: async (job, err) => {
       if (!job.data?.researchId) return;
       await store.failed(job.data.researchId, { stage: definition.stage, type: errorTypeOf(err), message: err.message });
@@ -61,6 +89,7 @@ export async function runStageWorker(
   });
 
 
+  bullWorker = worker.worker;
   let health: http.Server | undefined;
   const shutdown = new Shutdown(logger)
     .add("stop health server", () => new Promise<void>((r) => (health ? health.close(() => r()) : r())))
@@ -77,6 +106,7 @@ export async function runStageWorker(
   health = await startHealthServer(config.healthPort, () => ({
     stage: definition.stage,
     worker: worker.metrics,
+    circuits: policies.states(),
     tracing: opts.tracing?.stats?.(),
   }));
   logger.info(

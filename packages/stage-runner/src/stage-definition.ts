@@ -1,5 +1,4 @@
 import type { Stage } from "@tracelane/queue-contract";
-import type { ChatMessage } from "./chat-client.js";
 
 export interface StageInput {
   query: string;
@@ -7,8 +6,20 @@ export interface StageInput {
   outputs: Partial<Record<Stage, string>>;
 }
 
-/** What makes a stage worker different from the others: data, not a loop. */
+/** A text a stage reads besides the question, e.g. the analysis for the fact-check. */
+export interface StageMaterial {
+  title: string;
+  text: string;
+}
+
+/**
+ * What makes a stage worker different from the others: data, not a loop. The
+ * runner composes the messages (system prompt, question, material) so it can
+ * trim the material when a model's context window is too small.
+ */
 export interface StageDefinition {
   stage: Stage;
-  buildMessages(input: StageInput): ChatMessage[];
+  system: string;
+  /** Earlier outputs this stage reads, oldest first (trimming starts with the oldest). */
+  material(outputs: StageInput["outputs"]): StageMaterial[];
 }

@@ -1,9 +1,10 @@
 import type { Span } from "@opentelemetry/api";
-import { UnrecoverableError, type Job } from "bullmq";
+import { UnrecoverableError, Worker, type Job } from "bullmq";
 import { nextStage, StageJobSchema, type StageJob, type StageQueues } from "@tracelane/queue-contract";
 import { isFinal, type ResearchStore } from "@tracelane/research-store";
 import type { ChatClient } from "./chat-client.js";
-import { errorTypeOf, InvalidJobDataError } from "./errors.js";
+import { errorTypeOf, InvalidJobDataError, ModelCallError } from "./errors.js";
+import { runModelStep, type ModelStepConfig } from "./model-step.js";
 import type { StageDefinition } from "./stage-definition.js";
 
 export interface StageProcessorDeps {
@@ -13,6 +14,12 @@ export interface StageProcessorDeps {
   client: ChatClient;
   /** The stage's model unless the research overrides it. */
   defaultModel: string;
+  modelStep: ModelStepConfig;
+  /** Pause the whole queue (every worker of the stage) after a provider 429. */
+  rateLimitQueue?: (ms: number) => Promise<void>;
+  rateLimitBackoffMs?: number;
+  /** Test-only chaos: called right after the checkpoint, before the next stage is enqueued. */
+  afterCheckpoint?: () => void;
 }
 
 export type StageOutcome =
@@ -36,7 +43,9 @@ export function createStageProcessor(deps: StageProcessorDeps) {
   return async function processStage(job: Job<StageJob>, span: Span): Promise<StageOutcome> {
     const parsed = StageJobSchema.safeParse(job.data);
     if (!parsed.success || parsed.data.stage !== stage) {
-      const why = parsed.success ? `stage "${parsed.data.stage}" on the ${stage} queue` : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+      const why = parsed.success
+        ? `stage "${parsed.data.stage}" on the ${stage} queue`
+        : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
       throw new InvalidJobDataError(`job ${job.id} does not match the ${stage} queue contract: ${why}`);
     }
     const { researchId } = parsed.data;
@@ -50,6 +59,7 @@ export function createStageProcessor(deps: StageProcessorDeps) {
 
       // A retry after a crash finds the output here and does not pay for the same call twice.
       const reusedCheckpoint = outputs[stage] !== undefined;
+      span.setAttribute("tracelane.checkpoint.reused", reusedCheckpoint);
       if (!reusedCheckpoint) {
         const model = view.options.models?.[stage] ?? deps.defaultModel;
         const queueWaitMs = Math.max(0, (job.processedOn ?? Date.now()) - parsed.data.enqueuedAt);
@@ -57,27 +67,24 @@ export function createStageProcessor(deps: StageProcessorDeps) {
         const started = await store.stageStarted(researchId, stage, { model, attempt, queueWaitMs }, view.stages[stage]);
         if (started.result !== "applied") return { outcome: "skipped", researchId, reason: started.result };
 
-        const result = await client.chat(model, definition.buildMessages({ query: view.query, outputs }), {
-          "tracelane.stage": stage,
-          "tracelane.research.id": researchId,
-        });
+        const step = await runModelStep({ definition, client, config: deps.modelStep }, view, outputs, model);
         const next = nextStage(stage);
         const saved = await store.stageCompleted(
           researchId,
           stage,
           {
-            output: result.content,
-            model: result.responseModel,
-            usage: { inputTokens: result.usage.inputTokens, outputTokens: result.usage.outputTokens },
-            costUsd: result.costUsd,
-            latencyMs: result.latencyMs,
+            output: step.result.content,
+            model: step.result.responseModel,
+            usage: step.usage,
+            costUsd: step.costUsd,
+            latencyMs: step.result.latencyMs,
             next,
           },
           { stage: started.record, next: next ? view.stages[next] : undefined },
         );
         if (saved !== "applied") return { outcome: "skipped", researchId, reason: saved };
+        deps.afterCheckpoint?.();
       }
-      span.setAttribute("tracelane.checkpoint.reused", reusedCheckpoint);
 
       const next = nextStage(stage);
       if (next) await queues.publish(researchId, next);
@@ -85,6 +92,15 @@ export function createStageProcessor(deps: StageProcessorDeps) {
       return { outcome: "completed", researchId, next: next ?? null, reusedCheckpoint };
     } catch (err) {
       const error = { type: errorTypeOf(err), message: err instanceof Error ? err.message : String(err) };
+      if (err instanceof ModelCallError && err.type === "rate_limited" && deps.rateLimitQueue) {
+        // Back the whole queue off instead of hammering the provider; the job goes back
+        // to waiting without spending one of its attempts.
+        const ms = err.retryAfterMs ?? deps.rateLimitBackoffMs ?? 1_000;
+        span.addEvent("queue_rate_limited", { "tracelane.rate_limit.delay_ms": ms });
+        await store.stageRetrying(researchId, stage, error, job.attemptsMade + 1).catch(() => undefined);
+        await deps.rateLimitQueue(ms);
+        throw Worker.RateLimitError();
+      }
       if (isFinalAttempt(err, job.attemptsMade, job.opts.attempts ?? 1)) {
         // If Redis is down too, the worker's final-failure hook records it once Redis is back.
         await store.failed(researchId, { stage, ...error }).catch(() => undefined);

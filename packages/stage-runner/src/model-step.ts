@@ -1,0 +1,150 @@
+import { trace } from "@opentelemetry/api";
+import type { Stage } from "@tracelane/queue-contract";
+import type { ResearchView } from "@tracelane/research-store";
+import type { ChatClient, ChatMessage, ChatResult } from "./chat-client.js";
+import { ContextTooLongError, fitToBudget } from "./context/fit-context.js";
+import { countTokens } from "./context/tokens.js";
+import { BudgetExceededError, CircuitOpenError, ContextLengthExceededError } from "./errors.js";
+import type { StageDefinition, StageMaterial } from "./stage-definition.js";
+
+export interface ModelStepConfig {
+  maxOutputTokens: number;
+  fallbackModel?: string | undefined;
+  context: { strategy: "trim" | "summarize"; summaryModel: string; limits: Record<string, number> };
+}
+
+export interface ModelStepResult {
+  result: ChatResult;
+  /** Usage and cost including any summarisation calls made to fit the context. */
+  usage: { inputTokens: number; outputTokens: number };
+  costUsd: number | null;
+}
+
+const DEFAULT_CONTEXT_WINDOW = 128_000;
+/** After a provider's context_length_exceeded, retry once with this share of what was sent. */
+const OVERFLOW_RETRY_SHARE = 0.75;
+
+/**
+ * The model call of one stage: fit the prompt into the model's context window
+ * (trim, or summarise first), check the research's budget, call the model,
+ * fall back to the stage's fallback model while the primary's circuit is open,
+ * and trim-and-retry once when the provider still says the context is too long.
+ */
+export async function runModelStep(
+  deps: { definition: StageDefinition; client: ChatClient; config: ModelStepConfig },
+  view: ResearchView,
+  outputs: Partial<Record<Stage, string>>,
+  model: string,
+): Promise<ModelStepResult> {
+  const { definition, client, config } = deps;
+  const stage = definition.stage;
+  const consumerSpan = trace.getActiveSpan();
+  const extra = { inputTokens: 0, outputTokens: 0, costUsd: 0 as number | null };
+  const attributes = { "tracelane.stage": stage, "tracelane.research.id": view.id };
+
+  const budgetFor = (m: string) => contextWindow(client, config, m) - config.maxOutputTokens;
+  let material = definition.material(outputs);
+
+  if (config.context.strategy === "summarize") {
+    material = await summarizeToFit(material, budgetFor(model));
+  }
+
+  const call = async (m: string, budget: number, retryAfterOverflow: boolean, fallbackFrom?: string): Promise<ChatResult> => {
+    const fit = fitOrFail(m, budget);
+    if (fit.trimmedTokens > 0) consumerSpan?.setAttribute("tracelane.context.trimmed_tokens", fit.trimmedTokens);
+    checkBudget(m, fit.inputTokens);
+    return client.chat(m, fit.messages, {
+      attributes: {
+        ...attributes,
+        ...(fit.trimmedTokens > 0 ? { "tracelane.context.trimmed_tokens": fit.trimmedTokens, "tracelane.context.strategy": "trim" } : {}),
+        ...(retryAfterOverflow ? { "tracelane.context.retry_after_overflow": true } : {}),
+        ...(fallbackFrom ? { "tracelane.fallback.from": fallbackFrom } : {}),
+      },
+    });
+  };
+
+  const callWithOverflowRetry = async (m: string, fallbackFrom?: string): Promise<ChatResult> => {
+    const budget = budgetFor(m);
+    try {
+      return await call(m, budget, false, fallbackFrom);
+    } catch (err) {
+      if (!(err instanceof ContextLengthExceededError)) throw err;
+      // The provider counts differently from our tokenizer: trim harder, once.
+      const sent = fitOrFail(m, budget).inputTokens;
+      return call(m, Math.floor(sent * OVERFLOW_RETRY_SHARE), true, fallbackFrom);
+    }
+  };
+
+  let result: ChatResult;
+  try {
+    result = await callWithOverflowRetry(model);
+  } catch (err) {
+    if (!(err instanceof CircuitOpenError) || !config.fallbackModel || config.fallbackModel === model) throw err;
+    consumerSpan?.addEvent("fallback", { "tracelane.fallback.from": model, "tracelane.fallback.to": config.fallbackModel });
+    result = await callWithOverflowRetry(config.fallbackModel, model);
+  }
+
+  return {
+    result,
+    usage: { inputTokens: result.usage.inputTokens + extra.inputTokens, outputTokens: result.usage.outputTokens + extra.outputTokens },
+    costUsd: result.costUsd === null || extra.costUsd === null ? null : result.costUsd + extra.costUsd,
+  };
+
+  function fitOrFail(m: string, budget: number) {
+    try {
+      return fitToBudget(definition, view.query, material, budget);
+    } catch (err) {
+      if (err instanceof ContextTooLongError) {
+        throw new ContextLengthExceededError(
+          { baseURL: "", model: m, apiKeyVar: "", modelVar: `${stage.toUpperCase()}_MODEL` },
+          `context too long after trimming (${err.message})`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  function checkBudget(m: string, inputTokens: number) {
+    const max = view.options.maxCostUsd;
+    if (max === undefined) return;
+    const estimate = client.prices.cost(m, { inputTokens, outputTokens: config.maxOutputTokens }).costUsd;
+    if (estimate === null) return; // unpriced: cannot estimate; the record marks it unpriced
+    const spent = view.totals.costUsd + (extra.costUsd ?? 0);
+    const left = max - spent;
+    if (estimate > left) {
+      throw new BudgetExceededError(
+        `Stopped before ${stage}: its estimated cost $${estimate.toFixed(6)} (${inputTokens} input + up to ${config.maxOutputTokens} output tokens on ${m}) ` +
+          `exceeds the $${Math.max(0, left).toFixed(6)} left of maxCostUsd $${max}. Raise options.maxCostUsd or choose cheaper models.`,
+      );
+    }
+  }
+
+  /** Replace the oldest material with cheap-model summaries until the prompt fits. */
+  async function summarizeToFit(items: StageMaterial[], budget: number): Promise<StageMaterial[]> {
+    const out = items.map((m) => ({ ...m }));
+    const total = () => countTokens(definition.system) + countTokens(view.query) + out.reduce((n, m) => n + countTokens(m.text), 0) + 32;
+    for (const item of out) {
+      const excess = total() - budget;
+      if (excess <= 0) break;
+      const target = Math.max(64, countTokens(item.text) - excess);
+      const messages: ChatMessage[] = [
+        { role: "system", content: `Summarise the text in at most ${target} tokens. Keep every figure, name, date and claim.` },
+        { role: "user", content: item.text },
+      ];
+      const summary = await client.chat(config.context.summaryModel, messages, {
+        attributes: { ...attributes, "tracelane.purpose": "summarize_for_context" },
+        maxOutputTokens: target,
+      });
+      consumerSpan?.setAttribute("tracelane.context.strategy", "summarize");
+      extra.inputTokens += summary.usage.inputTokens;
+      extra.outputTokens += summary.usage.outputTokens;
+      extra.costUsd = extra.costUsd === null || summary.costUsd === null ? null : extra.costUsd + summary.costUsd;
+      item.text = `[summary] ${summary.content}`;
+    }
+    return out;
+  }
+}
+
+function contextWindow(client: ChatClient, config: ModelStepConfig, model: string): number {
+  return config.context.limits[model] ?? client.prices.lookup(model)?.contextWindow ?? DEFAULT_CONTEXT_WINDOW;
+}

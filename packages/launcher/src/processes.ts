@@ -4,7 +4,6 @@ import { fileURLToPath } from "node:url";
 
 /** The repository root, found from this file's place in packages/launcher/src. */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
-const TSX = path.join(REPO_ROOT, "node_modules/.bin/tsx");
 
 export interface ServiceProcess {
   name: string;
@@ -30,9 +29,10 @@ export function spawnService(
   env: Record<string, string | undefined>,
   opts: { args?: string[]; echo?: (line: string) => void; node?: boolean } = {},
 ): ServiceProcess {
-  // `node` runs a built .js entrypoint; otherwise the TypeScript source via tsx.
-  const command = opts.node ? process.execPath : TSX;
-  const child = spawn(command, [path.resolve(REPO_ROOT, entry), ...(opts.args ?? [])], {
+  // One OS process per service: node itself, with tsx as a loader for TypeScript sources.
+  // (The tsx CLI would put a second process in between, and a SIGKILL would orphan the real one.)
+  const loader = opts.node ? [] : ["--import", "tsx"];
+  const child = spawn(process.execPath, [...loader, path.resolve(REPO_ROOT, entry), ...(opts.args ?? [])], {
     cwd: REPO_ROOT,
     env: { ...process.env, NODE_ENV: "test", ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -23,8 +23,8 @@ export interface Stack {
   collectorUrl: string | undefined;
   processes: ServiceProcess[];
   byService(name: ServiceName): ServiceProcess[];
-  /** Start one more replica of a service (same env as the others). */
-  addReplica(name: ServiceName): Promise<ServiceProcess>;
+  /** Start one more replica of a service (same env as the others, plus `extraEnv`). */
+  addReplica(name: ServiceName, extraEnv?: Record<string, string>): Promise<ServiceProcess>;
   /** Stop everything: api first (no new work), then workers, then the collector and simulator. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -54,7 +54,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const processes: ServiceProcess[] = [];
   const counters: Partial<Record<ServiceName, number>> = {};
 
-  const launch = async (name: ServiceName): Promise<ServiceProcess> => {
+  const launch = async (name: ServiceName, extraEnv: Record<string, string> = {}): Promise<ServiceProcess> => {
     const spec = SERVICES.find((s) => s.name === name)!;
     const index = (counters[name] = (counters[name] ?? 0) + 1);
     const label = `${name}#${index}`;
@@ -64,6 +64,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       ...common,
       OTEL_SERVICE_NAME: name,
       ...opts.serviceEnv?.[name],
+      ...extraEnv,
       [spec.portVar]: String(port),
     };
     const proc = spawnService(label, opts.useDist ? spec.dist : spec.entry, env, {

@@ -52,6 +52,9 @@ const baseSchema = z.object({
   WORKER_RATE_LIMIT_DURATION_MS: envInt(1_000, { min: 1 }),
   RATE_LIMIT_BACKOFF_MS: envInt(1_000, { min: 0 }),
   SHUTDOWN_GRACE_MS: envInt(30_000, { min: 0 }),
+  /** A job whose worker stops renewing its lock this long is taken over by another worker. */
+  WORKER_LOCK_DURATION_MS: envInt(30_000, { min: 500 }),
+  WORKER_STALLED_INTERVAL_MS: envInt(15_000, { min: 500 }),
   /** Chaos knob for crash-safety tests: SIGKILL the process right after a stage checkpoint. */
   TRACELANE_TEST_CRASH_AFTER_CHECKPOINT: envBoolean(false),
 });
@@ -113,6 +116,8 @@ export function loadStageConfig(stage: Stage, source: Record<string, string | un
     healthPort: env.HEALTH_PORT,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     crashAfterCheckpoint: env.TRACELANE_TEST_CRASH_AFTER_CHECKPOINT,
+    lockDurationMs: env.WORKER_LOCK_DURATION_MS,
+    stalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
     rateLimit: env.WORKER_RATE_LIMIT_MAX > 0 ? { max: env.WORKER_RATE_LIMIT_MAX, duration: env.WORKER_RATE_LIMIT_DURATION_MS } : undefined,
     rateLimitBackoffMs: env.RATE_LIMIT_BACKOFF_MS,
     context: {

@@ -63,8 +63,7 @@ export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number 
       connection: opts.connection,
       prefix: opts.prefix,
       concurrency: opts.concurrency,
-      // A worker killed mid-job loses its lock; another picks the job up after this long.
-      stalledInterval: 5_000,
+      // A job whose worker was killed is retried (as a stalled job) up to twice before it fails.
       maxStalledCount: 2,
       ...opts.workerOptions,
     },

@@ -81,6 +81,8 @@ export async function runStageWorker(
       ...(config.rateLimit ? { limiter: config.rateLimit } : {}),
       // Rate-limited jobs go back to waiting without spending an attempt; this bounds them.
       maxStartedAttempts: 50,
+      lockDuration: config.lockDurationMs,
+      stalledInterval: config.stalledIntervalMs,
     },
     onFinalFailure: async (job, err) => {
       if (!job.data?.researchId) return;
@@ -92,7 +94,13 @@ export async function runStageWorker(
   bullWorker = worker.worker;
   let health: http.Server | undefined;
   const shutdown = new Shutdown(logger)
-    .add("stop health server", () => new Promise<void>((r) => (health ? health.close(() => r()) : r())))
+    .add("stop health server", () => {
+      if (!health) return;
+      const server = health;
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections(); // probes keep connections alive; don't wait for them
+      return closed;
+    })
     .add("close worker (finish in-flight jobs)", () => worker.close())
     .add("close queues", () => queues.close())
     .add("flush spans", () => opts.tracing?.shutdown())

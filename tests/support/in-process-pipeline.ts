@@ -98,11 +98,9 @@ export async function startInProcessPipeline(opts: InProcessPipelineOptions): Pr
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await queues.close().catch(() => undefined);
     await simulator.close();
-    for (const pattern of [`${prefixes.queue}:*`]) {
-      // The research prefix lives under the queue prefix, so one pattern covers both.
-      const keys = await redis.keys(pattern);
-      if (keys.length > 0) await redis.del(...keys);
-    }
+    // The research prefix lives under the queue prefix, so one pattern covers both.
+    const keys = await redis.keys(`${prefixes.queue}:*`);
+    if (keys.length > 0) await redis.del(...keys);
     for (const r of [apiRedis, queueRedis, redis]) r.disconnect();
   };
 

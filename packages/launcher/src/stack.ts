@@ -59,7 +59,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const index = (counters[name] = (counters[name] ?? 0) + 1);
     const label = `${name}#${index}`;
     // The first replica gets the advertised port; extra replicas (scaled api/collector) their own.
-    const port = index === 1 ? ports[name]! : await freePort();
+    const port = (index === 1 ? ports[name] : undefined) ?? (await freePort());
     const env: Record<string, string | undefined> = {
       ...common,
       OTEL_SERVICE_NAME: name,

@@ -35,7 +35,7 @@ export async function runStageWorker(
   opts: { tracing?: TracingLike; env?: Record<string, string | undefined>; installSignalHandlers?: boolean; fetch?: typeof fetch } = {},
 ): Promise<RunningStageWorker> {
   const config = loadStageConfig(definition.stage, opts.env);
-  const logger = createLogger(`${definition.stage}-worker`);
+  const logger = createLogger(`${definition.stage}-worker`, { level: opts.env?.LOG_LEVEL ?? process.env.LOG_LEVEL ?? "info" });
   const redis = createRedis(config.redisUrl, "worker");
   const store = new ResearchStore(redis, { prefix: config.researchPrefix });
   const queues = new StageQueues({ connection: redis, prefix: config.queuePrefix, jobOptions: jobOptionsFromEnv(opts.env) });

@@ -1,4 +1,4 @@
-export { freePort, spawnService, startStack, REPO_ROOT, type ServiceProcess, type Stack } from "@tracelane/launcher";
+export { freePort, spawnService, startStack, REPO_ROOT, type ServiceProcess, type Stack, type StackOptions } from "@tracelane/launcher";
 export { waitFor } from "./wait.js";
 export { startRedisServer, type EphemeralRedis } from "./redis-server.js";
 export { readServerSentEvents, type ServerSentEvent } from "./sse.js";

@@ -1,6 +1,6 @@
 import "./instrumentation.js";
 import type { Server } from "node:http";
-import { StageQueues } from "@tracelane/queue-contract";
+import { jobOptionsFromEnv, StageQueues } from "@tracelane/queue-contract";
 import { ResearchStore } from "@tracelane/research-store";
 import { createRedis, Shutdown, waitForRedis } from "@tracelane/runtime";
 import { createLogger } from "@tracelane/tracing";
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   await Promise.all([waitForRedis(redis, 30_000), waitForRedis(queueRedis, 30_000)]);
 
   const store = new ResearchStore(redis, { prefix: env.TRACELANE_RESEARCH_PREFIX, ttlSeconds: env.RESEARCH_TTL_SECONDS });
-  const queues = new StageQueues({ connection: queueRedis, prefix: env.TRACELANE_QUEUE_PREFIX });
+  const queues = new StageQueues({ connection: queueRedis, prefix: env.TRACELANE_QUEUE_PREFIX, jobOptions: jobOptionsFromEnv() });
   const streams = new SseStreams();
   const traceRouter = createTracesRouter({
     reader: createTraceReader(redis, { prefix: env.TRACELANE_TRACE_PREFIX }),

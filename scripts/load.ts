@@ -1,0 +1,123 @@
+/**
+ * `pnpm load [--jobs N] [--fault-rate R]`: submit N research requests (default
+ * 2,000) through the api with faults injected by the simulator (default 10%),
+ * then account for every one: completed, failed (with reasons), lost (never
+ * reached a final state), duplicated (a stage completed twice). Lost and
+ * duplicated must be 0; the exit code says whether they were.
+ */
+import { parseArgs } from "node:util";
+import { randomUUID } from "node:crypto";
+import { startStack } from "@tracelane/launcher";
+import { ResearchStore, type ResearchView } from "@tracelane/research-store";
+import { createRedis } from "@tracelane/runtime";
+import { mapLimit, percentile } from "./bench/stats.js";
+import { table } from "./lib/format.js";
+import { redisForRun } from "./lib/redis-for-run.js";
+
+const { values } = parseArgs({
+  options: {
+    jobs: { type: "string", default: process.env.LOAD_JOBS ?? "2000" },
+    "fault-rate": { type: "string", default: process.env.LOAD_FAULT_RATE ?? "0.1" },
+    "fault-kinds": { type: "string", default: process.env.LOAD_FAULT_KINDS ?? "429,500,503,malformed" },
+    concurrency: { type: "string", default: "64" },
+    "idle-timeout-s": { type: "string", default: "60" },
+  },
+});
+const jobs = Number(values.jobs);
+const faultRate = Number(values["fault-rate"]);
+if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs must be a positive integer (got ${values.jobs})`);
+if (!(faultRate >= 0 && faultRate <= 1)) throw new Error(`--fault-rate must be between 0 and 1 (got ${values["fault-rate"]})`);
+
+const log = (m: string) => console.log(`• ${m}`);
+const redisRun = await redisForRun(log);
+const run = randomUUID().slice(0, 8);
+const prefixes = { queue: `load-${run}`, research: `load-${run}:research` };
+const stack = await startStack({
+  redisUrl: redisRun.url,
+  replicas: { "llm-simulator": 1, "trace-collector": 1, api: 1, "analysis-worker": 1, "factcheck-worker": 1, "synthesis-worker": 1 },
+  env: {
+    TRACELANE_QUEUE_PREFIX: prefixes.queue,
+    TRACELANE_RESEARCH_PREFIX: prefixes.research,
+    TRACELANE_SPAN_STREAM: `load-${run}:spans`,
+    TRACELANE_TRACE_PREFIX: `load-${run}:traces`,
+    LLM_SIM_FAULT_RATE: String(faultRate),
+    LLM_SIM_FAULT_KINDS: values["fault-kinds"],
+    LLM_SIM_RETRY_AFTER_S: "1",
+    LLM_RETRY_BASE_MS: "100",
+    JOB_BACKOFF_MS: "200",
+    WORKER_CONCURRENCY: "32",
+    LOG_LEVEL: "error",
+  },
+});
+const redis = createRedis(redisRun.url, "worker");
+const store = new ResearchStore(redis, { prefix: prefixes.research });
+
+try {
+  log(`submitting ${jobs} research requests (fault rate ${faultRate}, kinds ${values["fault-kinds"]})`);
+  const t0 = performance.now();
+  const ids = await mapLimit(Array.from({ length: jobs }, (_, i) => i), Number(values.concurrency), async (i) => {
+    const res = await fetch(`${stack.apiUrl}/v1/research`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": `load-${run}-${i}` },
+      body: JSON.stringify({ query: `Load test question ${i}: what drives the cost of grid-scale storage?` }),
+    });
+    if (res.status !== 202) throw new Error(`submit ${i} -> ${res.status}: ${await res.text()}`);
+    return ((await res.json()) as { id: string }).id;
+  });
+  log(`submitted in ${((performance.now() - t0) / 1000).toFixed(1)} s; waiting for every research to finish`);
+
+  const idleTimeoutMs = Number(values["idle-timeout-s"]) * 1000;
+  let views: ResearchView[] = [];
+  let lastFinal = -1;
+  let lastProgress = Date.now();
+  for (;;) {
+    views = (await mapLimit(ids, 64, (id) => store.get(id))).filter((v): v is ResearchView => v !== undefined);
+    const final = views.filter((v) => ["completed", "failed", "cancelled"].includes(v.status)).length;
+    if (final === ids.length) break;
+    if (final !== lastFinal) {
+      lastFinal = final;
+      lastProgress = Date.now();
+      process.stdout.write(`\r  ${final}/${ids.length} final`);
+    }
+    if (Date.now() - lastProgress > idleTimeoutMs) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  console.log();
+
+  const completed = views.filter((v) => v.status === "completed");
+  const failed = views.filter((v) => v.status === "failed");
+  const lost = ids.length - completed.length - failed.length - views.filter((v) => v.status === "cancelled").length;
+  let duplicated = 0;
+  await mapLimit(ids, 64, async (id) => {
+    const counts = new Map<string, number>();
+    for (const e of await store.events(id, "0", 1000)) {
+      if (e.type === "stage.completed" && e.stage) counts.set(e.stage, (counts.get(e.stage) ?? 0) + 1);
+    }
+    if ([...counts.values()].some((n) => n > 1)) duplicated++;
+  });
+  const reasons = new Map<string, number>();
+  for (const v of failed) {
+    const key = `${v.error?.stage ?? "-"}: ${v.error?.type ?? "unknown"}`;
+    reasons.set(key, (reasons.get(key) ?? 0) + 1);
+  }
+  const latencies = completed.map((v) => v.totals.latencyMs);
+
+  console.log(
+    table(
+      ["submitted", "completed", "failed", "lost", "duplicated", "p50 ms", "p99 ms", "pipelines/s"],
+      [[ids.length, completed.length, failed.length, lost, duplicated, percentile(latencies, 50), percentile(latencies, 99), (completed.length / seconds).toFixed(1)]],
+    ),
+  );
+  if (reasons.size) {
+    console.log("\nfailures by stage and reason:");
+    for (const [reason, n] of [...reasons].sort((a, b) => b[1] - a[1])) console.log(`  ${n}  ${reason}`);
+  }
+  const sim = (await (await fetch(`${stack.simulatorUrl}/_sim/stats`)).json()) as { requests: number; faults: Record<string, number> };
+  console.log(`\nsimulator: ${sim.requests} model requests, faults injected: ${JSON.stringify(sim.faults)}`);
+  process.exitCode = lost === 0 && duplicated === 0 ? 0 : 1;
+} finally {
+  redis.disconnect();
+  await stack.stop();
+  await redisRun.ephemeral?.destroy();
+}

@@ -1,0 +1,103 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import type { Redis } from "ioredis";
+import { createRedis } from "@tracelane/runtime";
+import { waitFor, type ServiceProcess } from "@tracelane/testkit";
+import { apiClient } from "../support/api-client.js";
+import { fetchTrace, readSpanStream, spawnCollector, waitForCollectedTrace, type StreamSpan } from "../support/collected-traces.js";
+import { startPipeline } from "../support/pipeline-stack.js";
+
+/** 1 SERVER + per stage: PRODUCER, CONSUMER, chat CLIENT, HTTP attempt CLIENT. */
+const SPANS_PER_RESEARCH = 13;
+
+const redisUrl = inject("redisUrl");
+let stack: Awaited<ReturnType<typeof startPipeline>>;
+let collector: ServiceProcess | undefined;
+let redis: Redis;
+
+beforeAll(async () => {
+  redis = createRedis(redisUrl, "producer");
+  // Everything but the collector: the services write their spans to the stream, nobody reads it yet.
+  stack = await startPipeline(redisUrl, {
+    replicas: { "llm-simulator": 1, api: 1, "analysis-worker": 1, "factcheck-worker": 1, "synthesis-worker": 1 },
+  });
+});
+
+afterAll(async () => {
+  await collector?.stop("SIGTERM");
+  await stack?.stop();
+  if (stack) {
+    const keys = await redis.keys(`${stack.prefixes.queue}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+  }
+  redis?.disconnect();
+});
+
+describe("the Redis span path", () => {
+  it("assembles every span written while the collector was stopped, once it starts", async () => {
+    const api = apiClient(stack.apiUrl!);
+    const submitted = await api.submit({ query: "How much lithium does a grid-scale battery need?" });
+    expect(submitted.status).toBe(202);
+    const { id, traceId } = submitted.body;
+    const view = await api.waitForFinal(id);
+    expect(view.status, JSON.stringify(view.error)).toBe("completed");
+
+    // Every process has exported its part of the trace to the stream, and nothing has read it.
+    const inStream = async () => (await readSpanStream(redis, stack.prefixes.spans)).spans.filter((s) => s.traceId === traceId);
+    await waitFor(async () => (await inStream()).length >= SPANS_PER_RESEARCH, { timeoutMs: 10_000, what: "the trace's spans in the stream" });
+    await new Promise((r) => setTimeout(r, 300)); // a span too many would arrive by now
+    const written = await inStream();
+    expect(written.map((s) => `${s.service}: ${s.name}`).sort()).toEqual(
+      [
+        "api: POST /v1/research",
+        "api: publish research-analysis",
+        "analysis-worker: process research-analysis",
+        "analysis-worker: chat gpt-4.1",
+        "analysis-worker: POST",
+        "analysis-worker: publish research-factcheck",
+        "factcheck-worker: process research-factcheck",
+        "factcheck-worker: chat gemini-2.5-flash",
+        "factcheck-worker: POST",
+        "factcheck-worker: publish research-synthesis",
+        "synthesis-worker: process research-synthesis",
+        "synthesis-worker: chat deepseek-v3.2",
+        "synthesis-worker: POST",
+      ].sort(),
+    );
+    expect(await redis.xinfo("GROUPS", stack.prefixes.spans)).toEqual([]);
+    expect(await fetchTrace(stack.apiUrl!, traceId)).toBeUndefined();
+
+    collector = await spawnCollector({
+      REDIS_URL: redisUrl,
+      TRACELANE_SPAN_STREAM: stack.prefixes.spans,
+      TRACELANE_TRACE_PREFIX: stack.prefixes.traces,
+      TRACELANE_ANOMALY_STREAM: `${stack.prefixes.queue}:anomalies`,
+      COLLECTOR_BLOCK_MS: "100",
+      LOG_LEVEL: "warn",
+    });
+
+    const assembled = await waitForCollectedTrace(stack.apiUrl!, traceId, SPANS_PER_RESEARCH);
+    const { summary, tree } = assembled.body;
+    expect(summary.spanCount).toBe(written.length);
+    const link = (s: { spanId: string; parentSpanId?: string | undefined; name: string }) => `${s.name} ${s.spanId} <- ${s.parentSpanId ?? "root"}`;
+    expect(assembled.spans.map(link).sort()).toEqual(written.map((s: StreamSpan) => link(s)).sort());
+
+    expect(summary).toMatchObject({
+      traceId,
+      hasRoot: true,
+      rootName: "POST /v1/research",
+      rootService: "api",
+      status: "ok",
+      droppedSpans: 0,
+      callCount: 3,
+      researchId: id,
+    });
+    expect([...summary.stages].sort()).toEqual(["analysis", "factcheck", "synthesis"]);
+    expect(tree).toHaveLength(1); // one root: every span found its parent
+
+    // And the collector took the entries off the stream (acknowledged: nothing left pending).
+    await waitFor(async () => ((await redis.xpending(stack.prefixes.spans, "trace-collector")) as [number])[0] === 0, {
+      timeoutMs: 10_000,
+      what: "no pending entries in the collector's group",
+    });
+  });
+});

@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import { stageJobId } from "@tracelane/queue-contract";
+import { useInMemoryTracing, type InMemoryTracing, type ReadableSpan } from "@tracelane/tracing/testing";
+import { apiClient, type ApiClient } from "../support/api-client.js";
+import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
+import { hrMs, idOf, parentIdOf, waitForTrace } from "../support/spans.js";
+
+let tracing: InMemoryTracing;
+let pipeline: InProcessPipeline;
+let api: ApiClient;
+
+beforeAll(async () => {
+  tracing = useInMemoryTracing();
+  pipeline = await startInProcessPipeline({
+    redisUrl: inject("redisUrl"),
+    stageEnv: {
+      // Analysis retries a failed HTTP attempt itself, inside its model call...
+      analysis: { LLM_MAX_RETRIES: "1", LLM_RETRY_BASE_MS: "20" },
+      // ...factcheck does not, so a failed attempt fails the job and BullMQ retries it.
+      factcheck: { LLM_MAX_RETRIES: "0" },
+    },
+  });
+  api = apiClient(pipeline.apiUrl);
+});
+
+afterAll(async () => {
+  await pipeline?.close();
+  await tracing?.shutdown();
+});
+
+async function runResearch(query: string, expectedSpans: number) {
+  const submitted = await api.submit({ query });
+  expect(submitted.status).toBe(202);
+  const { id, traceId } = submitted.body;
+  const view = await pipeline.waitForFinal(id);
+  expect(view.status, JSON.stringify(view.error)).toBe("completed");
+  const trace = await waitForTrace(tracing, traceId, expectedSpans);
+  expect(trace.spans, trace.describe()).toHaveLength(expectedSpans);
+  return { id, view, trace };
+}
+
+const byStart = (a: ReadableSpan, b: ReadableSpan) => hrMs(a.startTime) - hrMs(b.startTime);
+
+describe("retries in the trace", () => {
+  it("shows a job retried by BullMQ as two CONSUMER spans, attempts 1 and 2, under the one PRODUCER span", async () => {
+    // 13 spans of a plain research + a second CONSUMER, chat and HTTP attempt for factcheck.
+    const { id, view, trace } = await runResearch(
+      "Which battery chemistries suit home storage? [[sim:fault=500;model=gemini-2.5-flash;times=1]]",
+      16,
+    );
+    expect(view.stages.factcheck.attempts).toBe(2);
+
+    const publish = trace.one("publish research-factcheck", SpanKind.PRODUCER);
+    const consumers = trace.all("process research-factcheck", SpanKind.CONSUMER).sort(byStart);
+    expect(consumers).toHaveLength(2);
+    const [first, second] = consumers as [ReadableSpan, ReadableSpan];
+    for (const c of consumers) {
+      expect(parentIdOf(c)).toBe(idOf(publish));
+      expect(c.attributes["messaging.message.id"]).toBe(stageJobId(id, "factcheck"));
+    }
+    expect(first.attributes["messaging.bullmq.job.attempt"]).toBe(1);
+    expect(second.attributes["messaging.bullmq.job.attempt"]).toBe(2);
+    expect(hrMs(second.startTime)).toBeGreaterThanOrEqual(hrMs(first.endTime));
+
+    // The failed attempt: recorded once on the CONSUMER span, and on the model call it came from.
+    expect(first.status.code).toBe(SpanStatusCode.ERROR);
+    expect(first.attributes["error.type"]).toBeTruthy();
+    expect(first.events.map((e) => e.name)).toEqual(["exception"]);
+    const [failedChat, ...restOfFirst] = trace.childrenOf(first);
+    expect(restOfFirst).toEqual([]); // nothing was published by the failed attempt
+    expect(failedChat?.name).toBe("chat gemini-2.5-flash");
+    expect(failedChat?.status.code).toBe(SpanStatusCode.ERROR);
+    const failedAttempts = trace.childrenOf(failedChat!);
+    expect(failedAttempts).toHaveLength(1);
+    expect(failedAttempts[0]!.attributes).toMatchObject({ "http.response.status_code": 500, "http.request.resend_count": 0, "error.type": "500" });
+
+    // The successful attempt carries on the pipeline.
+    expect(second.status.code).toBe(SpanStatusCode.OK);
+    expect(trace.childrenOf(second).map((s) => s.name)).toEqual(["chat gemini-2.5-flash", "publish research-synthesis"]);
+    const [okChat] = trace.childrenOf(second);
+    expect(okChat!.status.code).toBe(SpanStatusCode.OK);
+    expect(trace.childrenOf(okChat!).map((s) => s.attributes["http.response.status_code"])).toEqual([200]);
+    expect(parentIdOf(trace.one("process research-synthesis", SpanKind.CONSUMER))).toBe(idOf(trace.one("publish research-synthesis")));
+  });
+
+  it("shows the model client's own retry as two numbered HTTP attempts and a retry event inside one chat span", async () => {
+    // 13 spans of a plain research + one more HTTP attempt under chat gpt-4.1.
+    const { view, trace } = await runResearch("How efficient are modern solar panels? [[sim:fault=500;model=gpt-4.1;times=1]]", 14);
+    expect(view.stages.analysis.attempts).toBe(1);
+
+    const process = trace.one("process research-analysis", SpanKind.CONSUMER);
+    expect(process.attributes["messaging.bullmq.job.attempt"]).toBe(1);
+    const chat = trace.one("chat gpt-4.1", SpanKind.CLIENT);
+    expect(parentIdOf(chat)).toBe(idOf(process));
+    expect(chat.status.code).toBe(SpanStatusCode.OK);
+    expect(chat.attributes["gen_ai.response.id"]).toMatch(/^chatcmpl-/);
+
+    const attempts = trace.childrenOf(chat);
+    expect(attempts.map((a) => a.name)).toEqual(["POST", "POST"]);
+    const [failed, resent] = attempts as [ReadableSpan, ReadableSpan];
+    expect(failed.attributes).toMatchObject({ "http.request.resend_count": 0, "http.response.status_code": 500, "error.type": "500" });
+    expect(failed.status.code).toBe(SpanStatusCode.ERROR);
+    expect(resent.attributes).toMatchObject({ "http.request.resend_count": 1, "http.response.status_code": 200 });
+    expect(resent.attributes["tracelane.retry.delay_ms"]).toBeGreaterThanOrEqual(0);
+    expect(resent.status.code).not.toBe(SpanStatusCode.ERROR);
+    expect(hrMs(resent.startTime)).toBeGreaterThanOrEqual(hrMs(failed.endTime));
+
+    const retries = chat.events.filter((e) => e.name === "retry");
+    expect(retries).toHaveLength(1);
+    expect(retries[0]!.attributes).toMatchObject({ "http.request.resend_count": 1, "http.response.status_code": 500 });
+  });
+});

@@ -44,8 +44,12 @@ export class InvalidModelRequestError extends UnrecoverableError {
 /** The input does not fit the model's context window. */
 export class ContextLengthExceededError extends UnrecoverableError {
   readonly type = "context_length_exceeded";
+  /** The window the provider reported ("maximum context length is N tokens"), when it did. */
+  readonly reportedLimit: number | undefined;
   constructor(provider: ProviderRef, detail: string) {
     super(`The input is too long for model "${provider.model}": ${detail}. Choose a model with a larger context window via ${provider.modelVar}.`);
+    const reported = /maximum context length is ([\d,]+) tokens/i.exec(detail)?.[1];
+    this.reportedLimit = reported ? Number(reported.replaceAll(",", "")) : undefined;
   }
 }
 

@@ -69,9 +69,13 @@ export async function runModelStep(
       return await call(m, budget, false, fallbackFrom);
     } catch (err) {
       if (!(err instanceof ContextLengthExceededError)) throw err;
-      // The provider counts differently from our tokenizer: trim harder, once.
+      // Our table was wrong or the provider counts differently: fit to the window it reported
+      // (less the output allowance), else to a smaller share of what was sent. Once.
       const sent = fitOrFail(m, budget).inputTokens;
-      return call(m, Math.floor(sent * OVERFLOW_RETRY_SHARE), true, fallbackFrom);
+      const retryBudget = err.reportedLimit
+        ? Math.floor((err.reportedLimit - config.maxOutputTokens) * 0.95)
+        : Math.floor(sent * OVERFLOW_RETRY_SHARE);
+      return call(m, Math.min(retryBudget, Math.floor(sent * OVERFLOW_RETRY_SHARE)), true, fallbackFrom);
     }
   };
 

@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import { useInMemoryTracing, type InMemoryTracing } from "@tracelane/tracing/testing";
+import { apiClient, type ApiClient } from "../support/api-client.js";
+import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
+import { hrMs, waitForTrace } from "../support/spans.js";
+
+let tracing: InMemoryTracing;
+let pipeline: InProcessPipeline;
+let api: ApiClient;
+
+beforeAll(async () => {
+  tracing = useInMemoryTracing();
+  pipeline = await startInProcessPipeline({
+    redisUrl: inject("redisUrl"),
+    simulator: { retryAfterS: 1 },
+    env: { LLM_MAX_RETRIES: "3", LLM_RETRY_BASE_MS: "20", LLM_TIMEOUT_MS: "400", BREAKER_THRESHOLD: "1000" },
+  });
+  api = apiClient(pipeline.apiUrl);
+});
+
+afterAll(async () => {
+  await pipeline?.close();
+  await tracing?.shutdown();
+});
+
+/** Run one research to completion and return the HTTP attempts under its analysis model call. */
+async function analysisAttempts(query: string) {
+  const { body } = await api.submit({ query });
+  const view = await pipeline.waitForFinal(body.id, 20_000);
+  expect(view.status, JSON.stringify(view.error)).toBe("completed");
+  expect(view.stages.analysis.attempts).toBe(1); // recovered inside the call, not by a job retry
+  const trace = await waitForTrace(tracing, body.traceId, 14);
+  const chat = trace.one("chat gpt-4.1", SpanKind.CLIENT);
+  return { chat, attempts: trace.childrenOf(chat).filter((s) => s.kind === SpanKind.CLIENT), view };
+}
+
+describe("transient model-call failures are retried inside the call, each attempt visible", () => {
+  it("retries a 429 after the provider's Retry-After", async () => {
+    const { chat, attempts } = await analysisAttempts("Rate limited once [[sim:fault=429;model=gpt-4.1;times=1]]");
+    expect(attempts.map((a) => a.attributes["http.response.status_code"])).toEqual([429, 200]);
+    expect(attempts.map((a) => a.attributes["http.request.resend_count"])).toEqual([0, 1]);
+    // Retry-After: 1 second, honoured rather than the 20 ms base backoff.
+    expect(hrMs(attempts[1]!.startTime) - hrMs(attempts[0]!.endTime)).toBeGreaterThanOrEqual(950);
+    expect(chat.attributes["tracelane.llm.attempts"]).toBe(2);
+    expect(chat.events.filter((e) => e.name === "retry")).toHaveLength(1);
+  });
+
+  it("retries 500 and 503 with backoff", async () => {
+    const { attempts } = await analysisAttempts("Server errors [[sim:fault=500;model=gpt-4.1;times=1]]");
+    expect(attempts.map((a) => a.attributes["http.response.status_code"])).toEqual([500, 200]);
+    expect(attempts[0]!.status.code).toBe(SpanStatusCode.ERROR);
+    const second = await analysisAttempts("Unavailable [[sim:fault=503;model=gpt-4.1;times=2]]");
+    expect(second.attempts.map((a) => a.attributes["http.response.status_code"])).toEqual([503, 503, 200]);
+  });
+
+  it("retries a malformed response body", async () => {
+    const { chat, attempts } = await analysisAttempts("Garbled [[sim:fault=malformed;model=gpt-4.1;times=1]]");
+    expect(attempts).toHaveLength(2);
+    expect(chat.attributes["tracelane.llm.attempts"]).toBe(2);
+  });
+
+  it("retries a call that hangs past the client timeout", async () => {
+    const { attempts } = await analysisAttempts("Hangs once [[sim:fault=hang;model=gpt-4.1;times=1]]");
+    expect(attempts).toHaveLength(2);
+    expect(attempts[0]!.status.code).toBe(SpanStatusCode.ERROR);
+    expect(attempts[1]!.attributes["http.response.status_code"]).toBe(200);
+  });
+
+  it("gives up after the bounded number of retries and lets the job's own attempts take over", async () => {
+    // 3 retries inside the call + the first try = 4 failures; the job's second attempt succeeds.
+    const { body } = await api.submit({ query: "Down for a while [[sim:fault=503;model=gemini-2.5-flash;times=4]]" });
+    const view = await pipeline.waitForFinal(body.id, 20_000);
+    expect(view.status).toBe("completed");
+    expect(view.stages.factcheck.attempts).toBe(2);
+    const events = await api.events(body.id);
+    const retrying = events.find((e) => e.event === "stage.retrying");
+    expect(retrying?.data).toMatchObject({ stage: "factcheck", data: { error: { type: "http_503" } } });
+  });
+});

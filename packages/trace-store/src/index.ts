@@ -1,1 +1,46 @@
-export {};
+export {
+  traceKeys,
+  anomalyField,
+  anomalyMember,
+  parseAnomalyMember,
+  memberEntry,
+  TRACE_PREFIX_DEFAULT,
+  ANOMALY_STREAM_DEFAULT,
+  TRACE_ID_RE,
+  type TraceKeys,
+} from "./keys.js";
+export {
+  ANOMALY_TYPES,
+  AnomalyTypeSchema,
+  AnomalySchema,
+  TRACE_STATUSES,
+  type Anomaly,
+  type AnomalyType,
+  type AnomalyQuery,
+  type AttributeValue,
+  type Attributes,
+  type CallBreakdown,
+  type CallStat,
+  type CostStats,
+  type GroupCostStats,
+  type ModelCall,
+  type SpanEventRecord,
+  type SpanKindName,
+  type SpanRecord,
+  type SpanStatusName,
+  type SpanTreeNode,
+  type TraceDetail,
+  type TraceFilter,
+  type TraceListItem,
+  type TraceListPage,
+  type TraceSort,
+  type TraceStatus,
+  type TraceSummary,
+} from "./types.js";
+export { createTraceReader, InvalidCursorError, type TraceReader, type TraceReaderOptions } from "./reader.js";
+export { renderReplay } from "./replay.js";
+export { buildTree, flattenTree, resolveStages } from "./tree.js";
+export { aggregateCostStats, percentile } from "./stats.js";
+export { pruneTraces, sweepExpired } from "./prune.js";
+export { RedisScript, execWithScripts } from "./redis-script.js";
+export { jaegerTraceUrl } from "./jaeger.js";

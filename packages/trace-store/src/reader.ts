@@ -1,0 +1,271 @@
+import type { Redis } from "ioredis";
+import { anomalyField, parseAnomalyMember, traceKeys, type TraceKeys } from "./keys.js";
+import { pruneTraces } from "./prune.js";
+import { renderReplay } from "./replay.js";
+import { aggregateCostStats } from "./stats.js";
+import { buildTree, resolveStages } from "./tree.js";
+import {
+  ANOMALY_TYPES,
+  type Anomaly,
+  type AnomalyQuery,
+  type AnomalyType,
+  type CostStats,
+  type SpanRecord,
+  type TraceDetail,
+  type TraceFilter,
+  type TraceListItem,
+  type TraceListPage,
+  type TraceSort,
+  type TraceSummary,
+} from "./types.js";
+
+export interface TraceReaderOptions {
+  /** Key prefix the collector writes under (TRACELANE_TRACE_PREFIX). */
+  prefix?: string;
+  /** Most index entries one listTraces call examines before returning a cursor. */
+  maxScan?: number;
+  /** Most traces one costStats call aggregates (newest first); beyond it `truncated` is set. */
+  maxStatsTraces?: number;
+  /** Remove index entries of traces found expired while reading (default true). */
+  pruneOnRead?: boolean;
+}
+
+export interface TraceReader {
+  readonly keys: TraceKeys;
+  listTraces(filter?: TraceFilter): Promise<TraceListPage>;
+  getTrace(traceId: string): Promise<TraceDetail | undefined>;
+  renderReplay(trace: TraceDetail): string;
+  listAnomalies(query?: AnomalyQuery): Promise<Anomaly[]>;
+  costStats(window?: { since?: number; until?: number }): Promise<CostStats>;
+}
+
+/** A listTraces cursor that cannot be decoded or belongs to another sort order. */
+export class InvalidCursorError extends Error {
+  override readonly name = "InvalidCursorError";
+  constructor(message = "cursor is not valid for this query; pass back nextCursor unchanged") {
+    super(message);
+  }
+}
+
+interface Cursor {
+  s: TraceSort;
+  k: number;
+  i: string;
+}
+
+const encodeCursor = (c: Cursor) => Buffer.from(JSON.stringify(c)).toString("base64url");
+
+function decodeCursor(text: string, sort: TraceSort): Cursor {
+  let c: unknown;
+  try {
+    c = JSON.parse(Buffer.from(text, "base64url").toString("utf8"));
+  } catch {
+    throw new InvalidCursorError();
+  }
+  const ok =
+    typeof c === "object" && c !== null && (c as Cursor).s === sort && Number.isFinite((c as Cursor).k) && typeof (c as Cursor).i === "string";
+  if (!ok) throw new InvalidCursorError();
+  return c as Cursor;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+const typeOrder = (t: AnomalyType) => ANOMALY_TYPES.indexOf(t);
+
+export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): TraceReader {
+  const keys = traceKeys(opts.prefix);
+  const maxScan = opts.maxScan ?? 10_000;
+  const maxStatsTraces = opts.maxStatsTraces ?? 50_000;
+  const pruneOnRead = opts.pruneOnRead ?? true;
+
+  const prune = async (ids: string[]) => {
+    if (pruneOnRead && ids.length > 0) await pruneTraces(redis, ids, { prefix: keys.prefix, force: true });
+  };
+
+  const anomalyTypesOf = async (ids: string[]): Promise<AnomalyType[][]> => {
+    if (ids.length === 0) return [];
+    const p = redis.pipeline();
+    for (const id of ids) p.hkeys(keys.anomalies(id));
+    const replies = (await p.exec()) ?? [];
+    return replies.map(([err, fields]) => {
+      if (err) throw err;
+      const types = new Set((fields as string[]).map((f) => f.slice(0, f.indexOf("|")) as AnomalyType));
+      return [...types].sort((a, b) => typeOrder(a) - typeOrder(b));
+    });
+  };
+
+  /** Walk `key` from score `max` down to `min` (rank by rank), yielding (id, score) chunks. */
+  async function* walkDesc(key: string, min: number, max: number, chunk: number) {
+    let rank = max === Infinity ? 0 : await redis.zcount(key, `(${max}`, "+inf");
+    for (;;) {
+      const raw = await redis.zrange(key, rank, rank + chunk - 1, "REV", "WITHSCORES");
+      if (raw.length === 0) return;
+      rank += raw.length / 2;
+      const out: { id: string; score: number }[] = [];
+      let done = false;
+      for (let i = 0; i < raw.length; i += 2) {
+        const score = Number(raw[i + 1]);
+        if (score < min) {
+          done = true;
+          break;
+        }
+        out.push({ id: raw[i]!, score });
+      }
+      if (out.length > 0) yield out;
+      if (done) return;
+    }
+  }
+
+  async function listTraces(filter: TraceFilter = {}): Promise<TraceListPage> {
+    const limit = Math.min(Math.max(Math.trunc(filter.limit ?? 50), 1), 500);
+    const sort = filter.sort ?? "start";
+    const cursor = filter.cursor ? decodeCursor(filter.cursor, sort) : undefined;
+
+    // Pick the most selective index whose order matches the requested sort.
+    let key = keys.idxStart;
+    let min = -Infinity;
+    let max = Infinity;
+    if (sort === "cost") {
+      key = keys.idxCost;
+      min = filter.minCostUsd ?? -Infinity;
+    } else if (sort === "duration") {
+      key = keys.idxDuration;
+      min = filter.minDurationMs ?? -Infinity;
+    } else {
+      if (filter.anomaly) key = keys.idxAnomaly(filter.anomaly);
+      else if (filter.model) key = keys.idxModel(filter.model);
+      else if (filter.status) key = keys.idxStatus(filter.status);
+      min = filter.since ?? -Infinity;
+      max = filter.until ?? Infinity;
+    }
+    if (cursor) max = Math.min(max, cursor.k);
+    const checkAnomalySet = filter.anomaly !== undefined && key !== keys.idxAnomaly(filter.anomaly);
+
+    const matches = (s: TraceSummary) =>
+      (filter.since === undefined || s.startMs >= filter.since) &&
+      (filter.until === undefined || s.startMs <= filter.until) &&
+      (filter.minCostUsd === undefined || s.costUsd >= filter.minCostUsd) &&
+      (filter.minDurationMs === undefined || s.durationMs >= filter.minDurationMs) &&
+      (filter.status === undefined || s.status === filter.status) &&
+      (filter.model === undefined || s.models.includes(filter.model));
+
+    const found: TraceSummary[] = [];
+    const gone: string[] = [];
+    const seen = new Set<string>();
+    let scanned = 0;
+    let nextCursor: string | undefined;
+    const chunk = Math.min(Math.max(limit * 2, 100), 1000);
+
+    walk: for await (const entries of walkDesc(key, min, max, chunk)) {
+      const fresh = entries.filter(
+        (e) => !seen.has(e.id) && !(cursor && e.score === cursor.k && e.id >= cursor.i),
+      );
+      if (fresh.length === 0) continue;
+      const p = redis.pipeline();
+      for (const e of fresh) {
+        seen.add(e.id);
+        p.hget(keys.summary(e.id), "json");
+        if (checkAnomalySet) p.zscore(keys.idxAnomaly(filter.anomaly!), e.id);
+      }
+      const replies = (await p.exec()) ?? [];
+      const stride = checkAnomalySet ? 2 : 1;
+      for (let i = 0; i < fresh.length; i++) {
+        const e = fresh[i]!;
+        const [err, json] = replies[i * stride]!;
+        if (err) throw err;
+        scanned++;
+        if (typeof json !== "string") {
+          gone.push(e.id);
+        } else {
+          const inAnomalySet = !checkAnomalySet || replies[i * stride + 1]![1] !== null;
+          const summary = JSON.parse(json) as TraceSummary;
+          if (inAnomalySet && matches(summary)) found.push(summary);
+        }
+        if (found.length === limit || scanned >= maxScan) {
+          // Resume after the last entry examined (a page may end exactly at the last match).
+          nextCursor = encodeCursor({ s: sort, k: e.score, i: e.id });
+          break walk;
+        }
+      }
+    }
+    await prune(gone);
+    const types = await anomalyTypesOf(found.map((s) => s.traceId));
+    const traces: TraceListItem[] = found.map((s, i) => ({ ...s, anomalyTypes: types[i] ?? [] }));
+    return nextCursor ? { traces, nextCursor } : { traces };
+  }
+
+  async function getTrace(traceId: string): Promise<TraceDetail | undefined> {
+    const replies = (await redis
+      .pipeline()
+      .hget(keys.summary(traceId), "json")
+      .hgetall(keys.spans(traceId))
+      .hvals(keys.anomalies(traceId))
+      .exec()) ?? [];
+    const failed = replies.find(([err]) => err);
+    if (failed) throw failed[0];
+    const [json, spanMap, anomalyJson] = replies.map(([, v]) => v);
+    if (typeof json !== "string") return undefined;
+    const summary = JSON.parse(json) as TraceSummary;
+    const spans = Object.values(spanMap as Record<string, string>).map((s) => JSON.parse(s) as SpanRecord);
+    spans.sort((a, b) => a.startMs - b.startMs || (a.spanId < b.spanId ? -1 : 1));
+    const anomalies = (anomalyJson as string[])
+      .map((a) => JSON.parse(a) as Anomaly)
+      .sort((a, b) => a.detectedAt.localeCompare(b.detectedAt) || typeOrder(a.type) - typeOrder(b.type));
+    const anomalyTypes = [...new Set(anomalies.map((a) => a.type))].sort((a, b) => typeOrder(a) - typeOrder(b));
+    const tree = buildTree(spans, resolveStages(spans));
+    return { summary: { ...summary, anomalyTypes }, spans, tree, anomalies };
+  }
+
+  async function listAnomalies(query: AnomalyQuery = {}): Promise<Anomaly[]> {
+    const limit = Math.min(Math.max(Math.trunc(query.limit ?? 100), 1), 1000);
+    const key = query.type ? keys.anomalyLogByType(query.type) : keys.anomalyLog;
+    const min = query.since ?? -Infinity;
+    const out: Anomaly[] = [];
+    const gone = new Set<string>();
+    for await (const entries of walkDesc(key, min, Infinity, Math.max(limit, 100))) {
+      const parsed = entries.map((e) => parseAnomalyMember(e.id)).filter((m) => m !== undefined);
+      const p = redis.pipeline();
+      for (const m of parsed) p.hget(keys.anomalies(m.traceId), anomalyField(m.type, m.spanId));
+      const replies = (await p.exec()) ?? [];
+      for (let i = 0; i < parsed.length; i++) {
+        const [err, json] = replies[i]!;
+        if (err) throw err;
+        if (typeof json !== "string") {
+          gone.add(parsed[i]!.traceId);
+          continue;
+        }
+        out.push(JSON.parse(json) as Anomaly);
+        if (out.length === limit) break;
+      }
+      if (out.length === limit) break;
+    }
+    await prune([...gone]);
+    return out;
+  }
+
+  async function costStats(window: { since?: number; until?: number } = {}): Promise<CostStats> {
+    const until = window.until ?? Date.now();
+    const since = window.since ?? until - DAY_MS;
+    const summaries: TraceSummary[] = [];
+    const gone: string[] = [];
+    let truncated = false;
+    walk: for await (const entries of walkDesc(keys.idxStart, since, until, 500)) {
+      const p = redis.pipeline();
+      for (const e of entries) p.hget(keys.summary(e.id), "json");
+      const replies = (await p.exec()) ?? [];
+      for (let i = 0; i < entries.length; i++) {
+        const [err, json] = replies[i]!;
+        if (err) throw err;
+        if (typeof json !== "string") gone.push(entries[i]!.id);
+        else summaries.push(JSON.parse(json) as TraceSummary);
+        if (summaries.length >= maxStatsTraces) {
+          truncated = true;
+          break walk;
+        }
+      }
+    }
+    await prune(gone);
+    return aggregateCostStats(summaries, { since, until, truncated });
+  }
+
+  return { keys, listTraces, getTrace, renderReplay, listAnomalies, costStats };
+}

@@ -1,0 +1,55 @@
+import { flattenTree } from "./tree.js";
+import type { SpanTreeNode, TraceDetail } from "./types.js";
+
+const ms = (v: number) => `${Math.round(v).toLocaleString("en-US")} ms`;
+const usd = (v: number) => `$${v.toFixed(6)}`;
+const int = (v: number) => v.toLocaleString("en-US");
+
+function errorText(span: SpanTreeNode): string {
+  const exception = span.events?.find((e) => e.name === "exception");
+  const type = span.attributes["error.type"] ?? exception?.attributes?.["exception.type"];
+  const message = span.statusMessage || exception?.attributes?.["exception.message"];
+  return [type, message].filter((x) => x !== undefined && x !== "").map(String).join(": ") || "error";
+}
+
+function spanLine(n: SpanTreeNode): string {
+  const parts = [`${n.status === "error" ? "✗" : "✓"} ${n.name}`, ms(n.durationMs)];
+  if (n.stage) parts.push(`[${n.stage}]`);
+  const wait = n.attributes["messaging.queue.wait_ms"];
+  if (typeof wait === "number") parts.push(`queue wait ${ms(wait)}`);
+  const attempt = n.attributes["messaging.bullmq.job.attempt"];
+  if (typeof attempt === "number" && attempt > 1) parts.push(`attempt ${attempt}`);
+  if (n.call) {
+    parts.push(n.call.model);
+    parts.push(`tokens in ${int(n.call.inputTokens)} / out ${int(n.call.outputTokens)}`);
+    parts.push(n.call.costUsd === null ? "unpriced" : usd(n.call.costUsd));
+  }
+  const http = n.attributes["http.response.status_code"];
+  if (http !== undefined) parts.push(`http ${http}`);
+  const resend = n.attributes["http.request.resend_count"];
+  if (typeof resend === "number" && resend > 0) parts.push(`resend ${resend}`);
+  return parts.join("  ");
+}
+
+/**
+ * A plain-text replay of a trace: a header, then one line per span indented by depth
+ * (✓/✗, name, duration, stage, model, tokens, cost), errors on an extra line under their span.
+ */
+export function renderReplay(trace: TraceDetail): string {
+  const s = trace.summary;
+  const lines = [
+    `trace ${s.traceId}  ${s.rootName}  ${s.status}  ${ms(s.durationMs)}  ${usd(s.costUsd)}` +
+      `${s.unpricedCalls > 0 ? ` (+${s.unpricedCalls} unpriced)` : ""}  tokens in ${int(s.inputTokens)} / out ${int(s.outputTokens)}  ` +
+      `${s.spanCount} spans${s.droppedSpans > 0 ? ` (+${s.droppedSpans} dropped)` : ""}`,
+  ];
+  for (const n of flattenTree(trace.tree)) {
+    const indent = "  ".repeat(n.depth);
+    lines.push(indent + spanLine(n));
+    if (n.status === "error") lines.push(`${indent}    ! ${errorText(n)}`);
+  }
+  if (trace.anomalies.length > 0) {
+    lines.push("anomalies:");
+    for (const a of trace.anomalies) lines.push(`  - ${a.type}: ${a.message} -> ${a.recommendation}`);
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,225 @@
+import { z } from "zod";
+
+/** Attribute values as they come out of OTLP (AnyValue), made plain. */
+export type AttributeValue = string | number | boolean | null | AttributeValue[] | { [key: string]: AttributeValue };
+export type Attributes = Record<string, AttributeValue>;
+
+export type SpanKindName = "unspecified" | "internal" | "server" | "client" | "producer" | "consumer";
+export type SpanStatusName = "unset" | "ok" | "error";
+
+export interface SpanEventRecord {
+  name: string;
+  timeMs: number;
+  attributes?: Attributes;
+}
+
+/** A model call, as priced by the collector's own price table. */
+export interface ModelCall {
+  /** gen_ai.request.model, else gen_ai.response.model: the name filters and breakdowns use. */
+  model: string;
+  responseModel?: string;
+  provider?: string;
+  operation?: string;
+  inputTokens: number;
+  outputTokens: number;
+  cachedInputTokens: number;
+  /** USD from the collector's price table; null when the model is not priced (never a silent 0). */
+  costUsd: number | null;
+  /** gen_ai.usage.cost as reported by the emitting service, kept for comparison. */
+  reportedCostUsd?: number;
+}
+
+/** One span as stored (one field of the per-trace spans hash, JSON). */
+export interface SpanRecord {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind: SpanKindName;
+  /** resource attribute service.name ("unknown_service" when absent). */
+  service: string;
+  /** Epoch milliseconds (fractional). */
+  startMs: number;
+  endMs: number;
+  durationMs: number;
+  status: SpanStatusName;
+  statusMessage?: string;
+  attributes: Attributes;
+  events?: SpanEventRecord[];
+  /** Present when the span is a model call (has gen_ai.request.model or gen_ai.response.model). */
+  call?: ModelCall;
+}
+
+export const ANOMALY_TYPES = [
+  "high_latency",
+  "high_tokens",
+  "high_cost",
+  "error",
+  "unpriced_model",
+  "latency_vs_baseline",
+  "retries",
+  "trace_cost_over_budget",
+  "trace_duration_over_slo",
+] as const;
+export const AnomalyTypeSchema = z.enum(ANOMALY_TYPES);
+export type AnomalyType = (typeof ANOMALY_TYPES)[number];
+
+export const TRACE_STATUSES = ["ok", "error"] as const;
+export type TraceStatus = (typeof TRACE_STATUSES)[number];
+
+export const AnomalySchema = z.object({
+  type: AnomalyTypeSchema,
+  traceId: z.string(),
+  /** Empty for trace-level anomalies (budget, SLO). */
+  spanId: z.string(),
+  spanName: z.string().optional(),
+  stage: z.string().optional(),
+  model: z.string().optional(),
+  /** The measured value, in `unit`. */
+  value: z.number(),
+  /** The threshold it was compared with (value >= threshold fires). */
+  threshold: z.number(),
+  unit: z.enum(["ms", "tokens", "usd", "count"]),
+  message: z.string(),
+  recommendation: z.string(),
+  /** ISO time of first detection; later detections of the same (trace, span, type) are duplicates. */
+  detectedAt: z.string(),
+});
+export type Anomaly = z.infer<typeof AnomalySchema>;
+
+/** Totals of model calls for one stage or one model inside a trace. */
+export interface CallBreakdown {
+  calls: number;
+  errors: number;
+  inputTokens: number;
+  outputTokens: number;
+  cachedInputTokens: number;
+  /** Sum over priced calls; null when every call of the group is unpriced. */
+  costUsd: number | null;
+  unpricedCalls: number;
+  /** Sum of call durations. */
+  durationMs: number;
+}
+
+/** One model call in compact form, kept in the summary so cost statistics need no span reads. */
+export interface CallStat {
+  spanId: string;
+  stage: string;
+  model: string;
+  durationMs: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number | null;
+  error: boolean;
+}
+
+export interface TraceSummary {
+  traceId: string;
+  rootName: string;
+  rootService: string;
+  rootSpanId: string;
+  /** False while the root span (no parent) has not arrived. */
+  hasRoot: boolean;
+  /** "error" when a span failed and nothing above it recovered (see README). */
+  status: TraceStatus;
+  startMs: number;
+  endMs: number;
+  durationMs: number;
+  spanCount: number;
+  /** Spans refused because the trace reached TRACELANE_MAX_SPANS_PER_TRACE. */
+  droppedSpans: number;
+  errorSpans: number;
+  services: string[];
+  stages: string[];
+  models: string[];
+  researchId?: string;
+  callCount: number;
+  inputTokens: number;
+  outputTokens: number;
+  cachedInputTokens: number;
+  /** Sum over priced calls (unpriced calls are counted in unpricedCalls, not as $0). */
+  costUsd: number;
+  unpricedCalls: number;
+  /** Sum of messaging.queue.wait_ms over consumer spans. */
+  queueWaitMs: number;
+  /** Sum of model call durations. */
+  modelTimeMs: number;
+  retries: number;
+  byStage: Record<string, CallBreakdown>;
+  byModel: Record<string, CallBreakdown>;
+  calls: CallStat[];
+}
+
+/** A summary as the reader returns it: with the anomaly types found so far. */
+export interface TraceListItem extends TraceSummary {
+  anomalyTypes: AnomalyType[];
+}
+
+export type SpanTreeNode = SpanRecord & { depth: number; stage?: string; children: SpanTreeNode[] };
+
+export interface TraceDetail {
+  summary: TraceListItem;
+  spans: SpanRecord[];
+  tree: SpanTreeNode[];
+  anomalies: Anomaly[];
+}
+
+export type TraceSort = "start" | "cost" | "duration";
+
+export interface TraceFilter {
+  /** Trace start, epoch ms, inclusive. */
+  since?: number;
+  /** Trace start, epoch ms, inclusive. */
+  until?: number;
+  minCostUsd?: number;
+  minDurationMs?: number;
+  anomaly?: AnomalyType;
+  status?: TraceStatus;
+  model?: string;
+  /** Newest first by default; "cost"/"duration" list the most expensive/slowest first. */
+  sort?: TraceSort;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface TraceListPage {
+  traces: TraceListItem[];
+  nextCursor?: string;
+}
+
+export interface AnomalyQuery {
+  /** detectedAt, epoch ms, inclusive. */
+  since?: number;
+  type?: AnomalyType;
+  limit?: number;
+}
+
+export interface GroupCostStats {
+  calls: number;
+  errors: number;
+  errorRate: number;
+  unpricedCalls: number;
+  costUsd: number;
+  /** costUsd / total cost of the window (0 when the total is 0). */
+  costShare: number;
+  inputTokens: number;
+  outputTokens: number;
+  tokens: number;
+  tokenShare: number;
+  latencyMs: { p50: number | null; p95: number | null };
+}
+
+export interface CostStats {
+  since: number;
+  until: number;
+  traces: number;
+  calls: number;
+  costUsd: number;
+  unpricedCalls: number;
+  inputTokens: number;
+  outputTokens: number;
+  byStage: Record<string, GroupCostStats>;
+  byModel: Record<string, GroupCostStats>;
+  /** True when more traces matched than the reader scans in one call (maxScan). */
+  truncated: boolean;
+}

@@ -1,0 +1,179 @@
+import {
+  resolveStages,
+  type CallBreakdown,
+  type CallStat,
+  type SpanRecord,
+  type TraceStatus,
+  type TraceSummary,
+} from "@tracelane/trace-store";
+
+export const UNKNOWN_STAGE = "unknown";
+
+const byStartThenId = (a: SpanRecord, b: SpanRecord) =>
+  a.startMs - b.startMs || (a.spanId < b.spanId ? -1 : a.spanId > b.spanId ? 1 : 0);
+
+const numAttr = (s: SpanRecord, key: string): number | undefined => {
+  const v = s.attributes[key];
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+};
+
+/** Retry evidence on one span: a redelivered job (attempt > 1) or a resent HTTP request. */
+export function isRetrySpan(s: SpanRecord): boolean {
+  return (numAttr(s, "messaging.bullmq.job.attempt") ?? 1) > 1 || (numAttr(s, "http.request.resend_count") ?? 0) > 0;
+}
+
+function sameMessage(a: SpanRecord, b: SpanRecord): boolean {
+  const idA = a.attributes["messaging.message.id"];
+  const idB = b.attributes["messaging.message.id"];
+  if (idA !== undefined && idB !== undefined) return idA === idB;
+  return a.parentSpanId === b.parentSpanId && a.attributes["messaging.destination.name"] === b.attributes["messaging.destination.name"];
+}
+
+/**
+ * "error" when some failed span was not recovered: walking up from it, no caller ended OK
+ * (an HTTP attempt under a chat span that succeeded was recovered by the client's retry) and,
+ * for a queue consumer, no later attempt of the same message succeeded (BullMQ retry).
+ */
+export function traceStatus(spans: readonly SpanRecord[]): TraceStatus {
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  const unrecovered = (failed: SpanRecord): boolean => {
+    let cur = failed;
+    for (let hops = 0; hops < 256; hops++) {
+      if (cur.kind === "consumer") {
+        const retried = spans.some(
+          (o) => o !== cur && o.kind === "consumer" && o.status !== "error" && o.startMs >= cur.startMs && sameMessage(o, cur),
+        );
+        return !retried;
+      }
+      const parent = cur.parentSpanId ? byId.get(cur.parentSpanId) : undefined;
+      if (!parent) return true;
+      if (parent.status !== "error" && parent.kind !== "producer") return false;
+      if (parent.kind === "producer") return true;
+      cur = parent;
+    }
+    return true;
+  };
+  return spans.some((s) => s.status === "error" && unrecovered(s)) ? "error" : "ok";
+}
+
+const emptyBreakdown = (): CallBreakdown => ({
+  calls: 0,
+  errors: 0,
+  inputTokens: 0,
+  outputTokens: 0,
+  cachedInputTokens: 0,
+  costUsd: null,
+  unpricedCalls: 0,
+  durationMs: 0,
+});
+
+function addCall(b: CallBreakdown, s: SpanRecord): void {
+  const c = s.call!;
+  b.calls++;
+  if (s.status === "error") b.errors++;
+  b.inputTokens += c.inputTokens;
+  b.outputTokens += c.outputTokens;
+  b.cachedInputTokens += c.cachedInputTokens;
+  if (c.costUsd === null) b.unpricedCalls++;
+  else b.costUsd = (b.costUsd ?? 0) + c.costUsd;
+  b.durationMs += s.durationMs;
+}
+
+/**
+ * The trace summary, recomputed from every stored span of the trace. Spans are ordered by
+ * (start, id) first, so the same set of spans gives the same summary whatever order or how many
+ * times they arrived.
+ */
+export function summarizeTrace(
+  traceId: string,
+  input: readonly SpanRecord[],
+  droppedSpans: number,
+  stages: ReadonlyMap<string, string | undefined> = resolveStages(input),
+): TraceSummary {
+  const spans = [...input].sort(byStartThenId);
+  const ids = new Set(spans.map((s) => s.spanId));
+  const roots = spans.filter((s) => !s.parentSpanId);
+  const root = roots[0] ?? spans.find((s) => !ids.has(s.parentSpanId!)) ?? spans[0];
+  if (!root) throw new Error(`summarizeTrace(${traceId}): no spans`);
+
+  let startMs = Infinity;
+  let endMs = -Infinity;
+  const services: string[] = [];
+  const stageOrder: string[] = [];
+  const models = new Set<string>();
+  const byStage: Record<string, CallBreakdown> = {};
+  const byModel: Record<string, CallBreakdown> = {};
+  const calls: CallStat[] = [];
+  let researchId: string | undefined;
+  let errorSpans = 0;
+  let queueWaitMs = 0;
+  let retries = 0;
+  const total = emptyBreakdown();
+
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  for (const s of spans) {
+    startMs = Math.min(startMs, s.startMs);
+    endMs = Math.max(endMs, s.endMs);
+    if (!services.includes(s.service)) services.push(s.service);
+    const stage = stages.get(s.spanId);
+    if (stage && !stageOrder.includes(stage)) stageOrder.push(stage);
+    if (s.status === "error") errorSpans++;
+    if (isRetrySpan(s)) retries++;
+    const rid = s.attributes["tracelane.research.id"];
+    if (researchId === undefined && typeof rid === "string") researchId = rid;
+    if (s.kind === "consumer") {
+      const wait = numAttr(s, "messaging.queue.wait_ms");
+      const producer = s.parentSpanId ? byId.get(s.parentSpanId) : undefined;
+      if (wait !== undefined) queueWaitMs += Math.max(0, wait);
+      else if (producer?.kind === "producer") queueWaitMs += Math.max(0, s.startMs - producer.endMs);
+    }
+    if (s.call) {
+      const stageName = stage ?? UNKNOWN_STAGE;
+      models.add(s.call.model);
+      addCall(total, s);
+      addCall((byStage[stageName] ??= emptyBreakdown()), s);
+      addCall((byModel[s.call.model] ??= emptyBreakdown()), s);
+      calls.push({
+        spanId: s.spanId,
+        stage: stageName,
+        model: s.call.model,
+        durationMs: s.durationMs,
+        inputTokens: s.call.inputTokens,
+        outputTokens: s.call.outputTokens,
+        costUsd: s.call.costUsd,
+        error: s.status === "error",
+      });
+    }
+  }
+
+  return {
+    traceId,
+    rootName: root.name,
+    rootService: root.service,
+    rootSpanId: root.spanId,
+    hasRoot: roots.length > 0,
+    status: traceStatus(spans),
+    startMs,
+    endMs,
+    durationMs: Math.max(0, endMs - startMs),
+    spanCount: spans.length,
+    droppedSpans,
+    errorSpans,
+    services,
+    stages: stageOrder,
+    models: [...models].sort(),
+    ...(researchId !== undefined ? { researchId } : {}),
+    callCount: total.calls,
+    inputTokens: total.inputTokens,
+    outputTokens: total.outputTokens,
+    cachedInputTokens: total.cachedInputTokens,
+    costUsd: total.costUsd ?? 0,
+    unpricedCalls: total.unpricedCalls,
+    queueWaitMs,
+    modelTimeMs: total.durationMs,
+    retries,
+    byStage,
+    byModel,
+    calls,
+  };
+}

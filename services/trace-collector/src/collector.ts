@@ -1,0 +1,151 @@
+import type { Redis } from "ioredis";
+import type { PriceTable } from "@tracelane/pricing";
+import type { SpanRecord } from "@tracelane/trace-store";
+import { WebhookAlerter, type WebhookOptions } from "./alerts/webhook.js";
+import type { AnomalyRules } from "./anomalies/rules.js";
+import { createAssembler, type Assembler } from "./assemble/assembler.js";
+import { createHttpApp } from "./http/app.js";
+import { OtlpDecodeError } from "./ingest/otlp-common.js";
+import { decodeOtlpJson } from "./ingest/otlp-json.js";
+import { StreamConsumer, type StreamEntry } from "./ingest/stream-consumer.js";
+import { CollectorStats } from "./stats.js";
+import { Sweeper } from "./sweeper.js";
+
+type Log = {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+};
+
+/**
+ * Stream entries -> spans -> assembler. An entry that is not OTLP/JSON can never succeed: it is
+ * counted, logged and acknowledged with the batch. A storage failure throws, so the whole batch
+ * stays pending and is retried.
+ */
+export function createStreamHandler(assembler: Assembler, stats: CollectorStats, logger?: Pick<Log, "warn">) {
+  return async (entries: StreamEntry[]): Promise<void> => {
+    const spans: SpanRecord[] = [];
+    for (const entry of entries) {
+      const otlp = entry.fields.otlp;
+      if (otlp === undefined) {
+        stats.badEntries++;
+        logger?.warn({ entryId: entry.id, fields: Object.keys(entry.fields) }, "span stream entry without an otlp field; skipped");
+        continue;
+      }
+      try {
+        const decoded = decodeOtlpJson(otlp);
+        for (const s of decoded.spans) spans.push(s);
+        stats.rejectedSpans += decoded.rejected.length;
+      } catch (err) {
+        if (!(err instanceof OtlpDecodeError)) throw err;
+        stats.badEntries++;
+        logger?.warn({ entryId: entry.id, reason: err.message }, "span stream entry is not OTLP/JSON; skipped");
+      }
+    }
+    await assembler.ingest(spans);
+  };
+}
+
+export interface CollectorOptions {
+  /** Commands (assembly, HTTP, sweeps). */
+  redis: Redis;
+  /** The consumer's own connection (XREADGROUP BLOCK holds it). */
+  consumerRedis: Redis;
+  stream: string;
+  prefix: string;
+  anomalyStream: string;
+  anomalyStreamMaxLen: number;
+  ttlSeconds: number;
+  maxSpansPerTrace: number;
+  prices: PriceTable;
+  rules: AnomalyRules;
+  consumer: string;
+  batchSize: number;
+  blockMs: number;
+  claimIdleMs: number;
+  claimIntervalMs: number;
+  deleteAcked: boolean;
+  sweepIntervalMs: number;
+  webhook?: WebhookOptions;
+  logger?: Log;
+}
+
+export interface Collector {
+  stats: CollectorStats;
+  assembler: Assembler;
+  consumer: StreamConsumer;
+  alerter: WebhookAlerter | undefined;
+  sweeper: Sweeper;
+  app: ReturnType<typeof createHttpApp>;
+  /** Create the consumer group, start the consumer loop and the expiry sweeper. */
+  start(): Promise<void>;
+}
+
+/** Wire one collector: stream consumer + OTLP/HTTP + assembler + alerts + sweeper. */
+export function createCollector(o: CollectorOptions): Collector {
+  const stats = new CollectorStats();
+  const logger = o.logger;
+  const alerter = o.webhook ? new WebhookAlerter({ ...o.webhook, ...(logger ? { logger } : {}) }) : undefined;
+  const assembler = createAssembler({
+    redis: o.redis,
+    prefix: o.prefix,
+    ttlSeconds: o.ttlSeconds,
+    maxSpansPerTrace: o.maxSpansPerTrace,
+    prices: o.prices,
+    rules: o.rules,
+    anomalyStream: o.anomalyStream,
+    anomalyStreamMaxLen: o.anomalyStreamMaxLen,
+    stats,
+    ...(alerter ? { onNewAnomalies: (a) => alerter.enqueue(a) } : {}),
+  });
+  const consumer = new StreamConsumer({
+    redis: o.consumerRedis,
+    stream: o.stream,
+    consumer: o.consumer,
+    batchSize: o.batchSize,
+    blockMs: o.blockMs,
+    claimIdleMs: o.claimIdleMs,
+    claimIntervalMs: o.claimIntervalMs,
+    deleteAcked: o.deleteAcked,
+    handle: createStreamHandler(assembler, stats, logger),
+    stats,
+    ...(logger ? { logger } : {}),
+  });
+  const sweeper = new Sweeper(o.redis, o.prefix, o.sweepIntervalMs, stats, logger);
+  const app = createHttpApp({
+    redis: o.redis,
+    stats,
+    stream: o.stream,
+    group: consumer.group,
+    tracesIndexKey: assembler.keys.idxStart,
+    ingest: (spans) => assembler.ingest(spans),
+    ...(alerter ? { webhookStats: () => alerter.stats() } : {}),
+    ...(logger ? { logger } : {}),
+  });
+  return {
+    stats,
+    assembler,
+    consumer,
+    alerter,
+    sweeper,
+    app,
+    async start() {
+      await consumer.ensureGroup();
+      consumer.start();
+      sweeper.start();
+    },
+  };
+}
+
+// The library face of the service (tests, benchmarks and the api's tests build collectors from it).
+export { createAssembler, type Assembler, type AssemblerOptions, type IngestResult } from "./assemble/assembler.js";
+export { summarizeTrace, traceStatus } from "./assemble/summary.js";
+export { StreamConsumer, streamLag, CONSUMER_GROUP, type StreamConsumerOptions, type StreamEntry } from "./ingest/stream-consumer.js";
+export { decodeOtlpJson } from "./ingest/otlp-json.js";
+export { decodeOtlpProtobuf } from "./ingest/otlp-protobuf.js";
+export { OtlpDecodeError } from "./ingest/otlp-common.js";
+export { DEFAULT_RULES, type AnomalyRules } from "./anomalies/rules.js";
+export { loadRules } from "./anomalies/config.js";
+export { WebhookAlerter, type WebhookOptions, type AlertPayload } from "./alerts/webhook.js";
+export { CollectorStats } from "./stats.js";
+export { Sweeper } from "./sweeper.js";

@@ -1,0 +1,91 @@
+import { hostname } from "node:os";
+import { envBoolean, envInt, envOptionalString, parseEnv, REDIS_URL_DEFAULT } from "@tracelane/runtime";
+import { ANOMALY_STREAM_DEFAULT, ANOMALY_TYPES, TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
+import { SPAN_STREAM_DEFAULT } from "@tracelane/tracing";
+import { z } from "zod";
+
+// Compose passes `VAR=` for "unset"; without this z.coerce would read "" as 0.
+const blankIsUnset = <S extends z.ZodType>(schema: S) =>
+  z.preprocess((v) => (typeof v === "string" && v.trim() === "" ? undefined : v), schema);
+
+const optionalPositive = (int = false) => blankIsUnset((int ? z.coerce.number().int() : z.coerce.number()).positive().optional());
+
+const optionalUrl = () =>
+  envOptionalString().refine((v) => v === undefined || /^https?:\/\/[^/\s]+/.test(v), { message: "must be a URL such as http://host:port/path" });
+
+const schema = z
+  .object({
+    PORT: blankIsUnset(envInt(4319, { min: 0, max: 65_535 })),
+    REDIS_URL: blankIsUnset(
+      z.string().regex(/^rediss?:\/\//, "must be a URL such as redis://127.0.0.1:6379").default(REDIS_URL_DEFAULT),
+    ),
+    TRACELANE_SPAN_STREAM: blankIsUnset(z.string().min(1).default(SPAN_STREAM_DEFAULT)),
+    TRACELANE_TRACE_PREFIX: blankIsUnset(z.string().min(1).default(TRACE_PREFIX_DEFAULT)),
+    TRACELANE_ANOMALY_STREAM: blankIsUnset(z.string().min(1).default(ANOMALY_STREAM_DEFAULT)),
+    TRACELANE_ANOMALY_STREAM_MAXLEN: blankIsUnset(envInt(10_000, { min: 1 })),
+    TRACELANE_TRACE_TTL_SECONDS: blankIsUnset(envInt(86_400, { min: 1 })),
+    TRACELANE_MAX_SPANS_PER_TRACE: blankIsUnset(envInt(5_000, { min: 1, max: 1_000_000 })),
+    TRACELANE_PRICE_TABLE: envOptionalString(),
+
+    TRACELANE_ANOMALY_RULES: envOptionalString(),
+    TRACELANE_RULE_CALL_LATENCY_MS: optionalPositive(),
+    TRACELANE_RULE_CALL_TOKENS: optionalPositive(true),
+    TRACELANE_RULE_CALL_COST_USD: optionalPositive(),
+    TRACELANE_RULE_TRACE_COST_USD: optionalPositive(),
+    TRACELANE_RULE_TRACE_DURATION_MS: optionalPositive(),
+    TRACELANE_RULE_BASELINE_FACTOR: optionalPositive(),
+    TRACELANE_RULE_BASELINE_MIN_SAMPLES: optionalPositive(true),
+    TRACELANE_RULE_BASELINE_WINDOW: blankIsUnset(z.coerce.number().int().min(1).max(10_000).optional()),
+    /** Comma-separated anomaly types to switch off, e.g. "high_tokens,retries". */
+    TRACELANE_RULES_DISABLED: envOptionalString().transform((v) =>
+      v === undefined ? undefined : v.split(",").map((s) => s.trim()).filter(Boolean),
+    ),
+
+    ALERT_WEBHOOK_URL: optionalUrl(),
+    ALERT_WEBHOOK_TIMEOUT_MS: blankIsUnset(envInt(5_000, { min: 1 })),
+    ALERT_WEBHOOK_MAX_ATTEMPTS: blankIsUnset(envInt(5, { min: 1, max: 20 })),
+    ALERT_QUEUE_SIZE: blankIsUnset(envInt(1_000, { min: 1 })),
+    JAEGER_UI_URL: optionalUrl(),
+
+    COLLECTOR_CONSUMER_NAME: envOptionalString(),
+    COLLECTOR_BATCH_SIZE: blankIsUnset(envInt(200, { min: 1, max: 10_000 })),
+    /** Never 0: XREADGROUP BLOCK 0 would wait forever and stall shutdown. */
+    COLLECTOR_BLOCK_MS: blankIsUnset(envInt(1_000, { min: 1, max: 60_000 })),
+    COLLECTOR_CLAIM_IDLE_MS: blankIsUnset(envInt(30_000, { min: 1 })),
+    COLLECTOR_CLAIM_INTERVAL_MS: blankIsUnset(envInt(5_000, { min: 1 })),
+    COLLECTOR_SWEEP_INTERVAL_MS: blankIsUnset(envInt(60_000, { min: 100 })),
+    COLLECTOR_DELETE_ACKED: envBoolean(true),
+    COLLECTOR_ALERT_FLUSH_MS: blankIsUnset(envInt(2_000, { min: 0 })),
+  })
+  .superRefine((env, ctx) => {
+    if (env.TRACELANE_ANOMALY_STREAM === env.TRACELANE_SPAN_STREAM) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["TRACELANE_ANOMALY_STREAM"],
+        message: "must differ from TRACELANE_SPAN_STREAM (anomalies would be read back as spans)",
+      });
+    }
+    // Keys under the trace prefix belong to the store's layout (e.g. {prefix}:anomalies is a zset).
+    for (const name of ["TRACELANE_SPAN_STREAM", "TRACELANE_ANOMALY_STREAM"] as const) {
+      if (env[name].startsWith(`${env.TRACELANE_TRACE_PREFIX}:`)) {
+        ctx.addIssue({ code: "custom", path: [name], message: `must not live under TRACELANE_TRACE_PREFIX ("${env.TRACELANE_TRACE_PREFIX}:")` });
+      }
+    }
+    for (const name of env.TRACELANE_RULES_DISABLED ?? []) {
+      if (!(ANOMALY_TYPES as readonly string[]).includes(name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["TRACELANE_RULES_DISABLED"],
+          message: `unknown anomaly type "${name}"; known: ${ANOMALY_TYPES.join(", ")}`,
+        });
+      }
+    }
+  })
+  .transform((env) => ({ ...env, COLLECTOR_CONSUMER_NAME: env.COLLECTOR_CONSUMER_NAME ?? `${hostname()}-${process.pid}` }));
+
+export type CollectorEnv = z.infer<typeof schema>;
+
+/** The collector's configuration; throws EnvError naming each bad variable. */
+export function loadEnv(source: Record<string, string | undefined> = process.env): CollectorEnv {
+  return parseEnv(schema, source);
+}

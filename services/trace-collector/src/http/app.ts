@@ -1,0 +1,66 @@
+import express, { type NextFunction, type Request, type Response } from "express";
+import type { Redis } from "ioredis";
+import type { Logger } from "@tracelane/tracing";
+import type { SpanRecord } from "@tracelane/trace-store";
+import type { WebhookStats } from "../alerts/webhook.js";
+import { otlpHttpRouter } from "../ingest/otlp-http.js";
+import { streamLag } from "../ingest/stream-consumer.js";
+import type { CollectorStats } from "../stats.js";
+
+export interface HttpAppDeps {
+  redis: Redis;
+  stats: CollectorStats;
+  stream: string;
+  group: string;
+  tracesIndexKey: string;
+  ingest: (spans: readonly SpanRecord[]) => Promise<unknown>;
+  webhookStats?: () => WebhookStats;
+  logger?: Pick<Logger, "warn" | "error">;
+}
+
+/** /healthz (process up), /readyz (Redis answers), /stats (counters and stream lag), POST /v1/traces. */
+export function createHttpApp(deps: HttpAppDeps): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+
+  app.get("/healthz", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+
+  app.get("/readyz", async (_req, res) => {
+    try {
+      await Promise.race([
+        deps.redis.ping(),
+        new Promise((_, reject) => setTimeout(() => reject(new Error("Redis did not answer PING within 1 s")), 1_000).unref()),
+      ]);
+      res.json({ status: "ready" });
+    } catch (err) {
+      res.status(503).json({ status: "unavailable", reason: (err as Error).message });
+    }
+  });
+
+  app.get("/stats", async (_req, res, next) => {
+    try {
+      const [lag, traces] = await Promise.all([streamLag(deps.redis, deps.stream, deps.group), deps.redis.zcard(deps.tracesIndexKey)]);
+      res.json({
+        ...deps.stats.snapshot(),
+        tracesStored: traces,
+        stream: lag,
+        webhook: deps.webhookStats?.() ?? null,
+      });
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  app.use(otlpHttpRouter({ ingest: deps.ingest, stats: deps.stats, ...(deps.logger ? { logger: deps.logger } : {}) }));
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: { code: "not_found", message: "Unknown path. Try /healthz, /readyz, /stats or POST /v1/traces." } });
+  });
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    deps.logger?.error({ err }, "request failed");
+    res.status(500).json({ error: { code: "internal", message: (err as Error).message ?? "internal error" } });
+  });
+  return app;
+}

@@ -1,0 +1,173 @@
+import { randomUUID } from "node:crypto";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import express, { type ErrorRequestHandler } from "express";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { createAssembler, decodeOtlpJson } from "@tracelane/trace-collector";
+import { pipelineTrace, toOtlpJson, type StageSpec } from "@tracelane/trace-collector/testing";
+import { createTraceReader } from "@tracelane/trace-store";
+import { HttpError } from "../../services/api/src/http/errors.js";
+import { createTracesRouter } from "../../services/api/src/routes/traces.js";
+
+const prefix = `test-api-traces-${randomUUID().slice(0, 8)}`;
+const base = Date.parse("2025-06-01T12:00:00Z");
+let redis: Redis;
+let server: Server;
+let url: string;
+
+const stage = (over: Partial<StageSpec>): StageSpec => ({ stage: "analysis", model: "gpt-4.1", inputTokens: 1_000, outputTokens: 500, latencyMs: 100, ...over });
+const cases = {
+  cheap: [stage({})],
+  failed: [stage({ model: "gpt-4.1-mini", error: "ProviderDown" })],
+  slow: [stage({ model: "gemini-2.5-flash", latencyMs: 31_000 })],
+};
+const ids = {} as Record<keyof typeof cases, string>;
+
+/** The minimal error handler the api's real one is a superset of. */
+const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
+  if (err instanceof HttpError) {
+    res.status(err.status).json({ error: { code: err.code, message: err.message, details: err.details ?? null } });
+    return;
+  }
+  res.status(500).json({ error: { code: "internal_error", message: String(err) } });
+};
+
+beforeAll(async () => {
+  redis = new Redis(inject("redisUrl"));
+  // Data assembled by the collector's own code from OTLP/JSON, as from the span stream.
+  const assembler = createAssembler({ redis, prefix, ttlSeconds: 600, anomalyStream: `${prefix}-anomaly-stream` });
+  let i = 0;
+  for (const [name, stages] of Object.entries(cases) as [keyof typeof cases, StageSpec[]][]) {
+    const spans = pipelineTrace({ startMs: base + ++i * 1_000, stages });
+    ids[name] = spans[0]!.traceId;
+    await assembler.ingest(decodeOtlpJson(toOtlpJson(spans)).spans);
+  }
+  const app = express();
+  app.use(createTracesRouter({ reader: createTraceReader(redis, { prefix }), jaegerUiUrl: "http://localhost:16686/" }));
+  app.use(errorHandler);
+  server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+  });
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  if (server) await new Promise((r) => server.close(r));
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
+});
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const get = async (path: string): Promise<{ status: number; body: any; type: string | null }> => {
+  const res = await fetch(`${url}${path}`);
+  const type = res.headers.get("content-type");
+  return { status: res.status, type, body: type?.includes("json") ? await res.json() : await res.text() };
+};
+const listed = async (query: string) => {
+  const { status, body } = await get(`/v1/traces${query}`);
+  expect(status).toBe(200);
+  const byId = Object.fromEntries(Object.entries(ids).map(([k, v]) => [v, k]));
+  return (body.traces as { traceId: string }[]).map((t) => byId[t.traceId]);
+};
+
+describe("GET /v1/traces", () => {
+  it("lists traces newest first, each with links", async () => {
+    const { body } = await get("/v1/traces");
+    expect(body.traces.map((t: { traceId: string }) => t.traceId)).toEqual([ids.slow, ids.failed, ids.cheap]);
+    expect(body.traces[0].links).toEqual({
+      self: `/v1/traces/${ids.slow}`,
+      replay: `/v1/traces/${ids.slow}/replay`,
+      jaeger: `http://localhost:16686/trace/${ids.slow}`,
+    });
+    expect(body.nextCursor).toBeNull();
+  });
+
+  it("applies every filter end to end", async () => {
+    expect(await listed(`?since=${new Date(base + 2_000).toISOString()}`)).toEqual(["slow", "failed"]);
+    expect(await listed(`?until=${base + 1_000}`)).toEqual(["cheap"]);
+    expect(await listed("?minCostUsd=0.001")).toEqual(["slow", "cheap"]);
+    expect(await listed("?minCostUsd=0.005")).toEqual(["cheap"]);
+    expect(await listed("?minDurationMs=30000")).toEqual(["slow"]);
+    expect(await listed("?status=error")).toEqual(["failed"]);
+    expect(await listed("?model=gemini-2.5-flash")).toEqual(["slow"]);
+    expect(await listed("?anomaly=error")).toEqual(["failed"]);
+    expect(await listed("?anomaly=high_latency&status=ok")).toEqual(["slow"]);
+    expect(await listed("?sort=duration&limit=1")).toEqual(["slow"]);
+  });
+
+  it("pages with nextCursor and a ready-made next link", async () => {
+    const first = await get("/v1/traces?limit=2&status=ok");
+    expect(first.body.traces).toHaveLength(2);
+    expect(first.body.links.next).toMatch(/^\/v1\/traces\?limit=2&status=ok&cursor=/);
+    const second = await get(first.body.links.next);
+    expect(second.body.traces).toEqual([]);
+  });
+
+  it("rejects a bad query with 400 invalid_query naming the parameter", async () => {
+    const bad = await get("/v1/traces?minCostUsd=abc&status=broken&foo=1&limit=0");
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe("invalid_query");
+    expect(bad.body.error.message).toMatch(/minCostUsd: must be a number of USD >= 0 \(got "abc"\)/);
+    expect(bad.body.error.message).toMatch(/status: must be one of ok, error/);
+    expect(bad.body.error.message).toMatch(/foo: unknown query parameter/);
+    expect(bad.body.error.message).toMatch(/limit: must be an integer from 1 to 500/);
+    expect(bad.body.error.details).toContainEqual({ parameter: "foo", message: expect.stringMatching(/allowed: since, until/) });
+    expect((await get("/v1/traces?since=yesterday")).body.error.message).toMatch(/since: must be an ISO 8601 time/);
+    expect((await get("/v1/traces?since=2&until=1")).body.error.message).toMatch(/since: must not be after until/);
+    expect((await get("/v1/traces?status=ok&status=error")).body.error.message).toMatch(/status: must be given once/);
+    expect((await get("/v1/traces?cursor=nonsense")).body.error).toMatchObject({ code: "invalid_query", message: expect.stringMatching(/cursor/) });
+  });
+});
+
+describe("GET /v1/traces/:traceId", () => {
+  it("returns the summary, the span tree, anomalies and a Jaeger link", async () => {
+    const { status, body } = await get(`/v1/traces/${ids.failed}`);
+    expect(status).toBe(200);
+    expect(body.summary).toMatchObject({ traceId: ids.failed, status: "error", spanCount: 4, anomalyTypes: ["error"] });
+    expect(body.tree).toHaveLength(1);
+    expect(body.tree[0]).toMatchObject({ name: "POST /v1/research", depth: 0 });
+    expect(body.tree[0].children[0].children[0]).toMatchObject({ name: "process research-analysis", stage: "analysis", status: "error" });
+    expect(body.anomalies).toEqual([expect.objectContaining({ type: "error", model: "gpt-4.1-mini", stage: "analysis" })]);
+    expect(body.links.jaeger).toBe(`http://localhost:16686/trace/${ids.failed}`);
+  });
+
+  it("answers 404 for an unknown trace and 400 for a malformed id", async () => {
+    const missing = await get(`/v1/traces/${"0".repeat(31)}1`);
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe("not_found");
+    const bad = await get("/v1/traces/not-a-trace");
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe("invalid_trace_id");
+  });
+
+  it("serves a plain-text replay", async () => {
+    const { status, type, body } = await get(`/v1/traces/${ids.cheap}/replay`);
+    expect(status).toBe(200);
+    expect(type).toMatch(/^text\/plain/);
+    expect(body).toMatch(/^trace [0-9a-f]{32}  POST \/v1\/research  ok/);
+    expect(body).toMatch(/\n {6}✓ chat gpt-4\.1  100 ms  \[analysis\]  gpt-4\.1  tokens in 1,000 \/ out 500  \$0\.006000\n/);
+  });
+});
+
+describe("GET /v1/anomalies and /v1/stats/costs", () => {
+  it("lists anomalies, filtered by type", async () => {
+    const all = await get("/v1/anomalies");
+    expect(all.body.anomalies.map((a: { type: string }) => a.type).sort()).toEqual(["error", "high_latency", "trace_duration_over_slo"]);
+    const slow = await get("/v1/anomalies?type=trace_duration_over_slo");
+    expect(slow.body.anomalies).toEqual([expect.objectContaining({ traceId: ids.slow, links: expect.objectContaining({ self: `/v1/traces/${ids.slow}` }) })]);
+    expect((await get("/v1/anomalies?type=slow")).status).toBe(400);
+  });
+
+  it("reports costs per stage and model matching the price table", async () => {
+    const { status, body } = await get(`/v1/stats/costs?since=${base}&until=${base + 10_000}`);
+    expect(status).toBe(200);
+    expect(body.since).toBe("2025-06-01T12:00:00.000Z");
+    expect(body.byModel["gpt-4.1"].costUsd).toBeCloseTo(0.006, 12); // 1,000 x $2/M + 500 x $8/M
+    expect(body.byModel["gemini-2.5-flash"].costUsd).toBeCloseTo(1_000 * 0.3e-6 + 500 * 2.5e-6, 12);
+    expect(body.byModel["gpt-4.1-mini"]).toMatchObject({ calls: 1, errors: 1, errorRate: 1 });
+    expect(body.byStage.analysis).toMatchObject({ calls: 3, costShare: 1 });
+    expect(body.traces).toBe(3);
+  });
+});

@@ -91,22 +91,31 @@ async function runResearch(api: string, query: string): Promise<number> {
   return 0;
 }
 
-/** The collector assembles spans asynchronously; give it a moment, then show the trace. */
+/** The collector assembles spans asynchronously; wait until the whole pipeline is in, then show it. */
 async function printReplay(api: string, traceId: string | null): Promise<void> {
   if (!traceId) return;
-  const deadline = Date.now() + 5_000;
+  const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    const res = await fetch(`${api}/v1/traces/${traceId}/replay`).catch(() => undefined);
+    const res = await fetch(`${api}/v1/traces/${traceId}`).catch(() => undefined);
     if (res?.ok) {
-      const text = await res.text();
-      if (/synthesis/.test(text)) {
-        console.log(`\n=== Trace ${traceId} ===\n${text}`);
+      const trace = (await res.json()) as {
+        summary: { callCount: number; stages: string[] };
+        anomalies: Array<{ type: string; stage?: string; recommendation?: string }>;
+        tree: unknown[];
+        links?: { jaeger?: string };
+      };
+      const complete = trace.summary.callCount >= 3 && JSON.stringify(trace.tree).includes('"process research-synthesis"');
+      if (complete) {
+        const replay = await (await fetch(`${api}/v1/traces/${traceId}/replay`)).text();
+        console.log(`\n=== Trace ${traceId} (assembled by the trace-collector) ===\n${replay}`);
+        for (const a of trace.anomalies) console.log(`anomaly: ${a.type}${a.stage ? ` at ${a.stage}` : ""} — ${a.recommendation ?? ""}`);
+        if (trace.links?.jaeger) console.log(`Jaeger: ${trace.links.jaeger}`);
         return;
       }
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  console.log("(trace replay not available yet; query it later with GET /v1/traces/<traceId>/replay)");
+  console.log("(the trace is still being assembled; query it later with GET /v1/traces/<traceId>/replay)");
 }
 
 main().then(

@@ -5,6 +5,7 @@
  */
 import { startRedisServer } from "@tracelane/testkit";
 import { table } from "../lib/format.js";
+import { benchCollector } from "./collector.js";
 import { benchPipeline } from "./pipeline.js";
 import { benchRawChain } from "./raw-chain.js";
 
@@ -41,6 +42,24 @@ try {
       `\nthroughput tracing on/off: ${(on.throughputPerSec / off.throughputPerSec).toFixed(2)} (target >= 0.8)` +
       `\nspans exported by workers: ${on.exportedSpans}, dropped: ${on.droppedSpans} (target 0)`,
   );
+  if (on.queryableLag) {
+    console.log(
+      `research finished -> trace queryable at saturation: p50 ${f(on.queryableLag.p50)} ms, p99 ${f(on.queryableLag.p99)} ms (${on.queryableLag.samples} samples)`,
+    );
+  }
+
+  console.log("\ntrace-collector ingest (one process), beside raw XREAD + JSON.parse of the same entries:");
+  const collector = await benchCollector({ redisUrl, spans: Number(process.env.BENCH_COLLECTOR_SPANS ?? 100_000) });
+  console.log(
+    table(
+      ["", "spans/s"],
+      [
+        ["baseline: XREAD + JSON.parse", Math.round(Number(collector.baselineXreadJsonParseSpansPerSec))],
+        ["collector: decode + assemble + price + rules", Math.round(Number(collector.collectorSpansPerSec))],
+      ],
+    ),
+  );
+  console.log(`target >= 20,000 spans/s: ${collector.meetsTarget}`);
 } finally {
   await redis?.destroy();
 }

@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import { startStack, type Stack } from "@tracelane/launcher";
 import { QUEUE_NAMES } from "@tracelane/queue-contract";
 import { researchKeys } from "@tracelane/research-store";
+import { traceKeys } from "@tracelane/trace-store";
 import { mapLimit, summarize, type LatencySummary } from "./stats.js";
 
 export interface PipelineResult {
@@ -12,7 +13,12 @@ export interface PipelineResult {
   droppedSpans: number;
   exportedSpans: number;
   failed: number;
+  /** Research finished -> its whole trace queryable from the collector, sampled at saturation (tracing on only). */
+  queryableLag?: LatencySummary & { samples: number };
 }
+
+/** Spans of a plain research: request, 3 x (publish, process, chat, HTTP attempt). */
+const SPANS_PER_RESEARCH = 13;
 
 /**
  * The product path: HTTP submit to the api, three stage workers calling the
@@ -42,10 +48,23 @@ export async function benchPipeline(
   });
   const api = stack.apiUrl!;
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  const submit = async (query: string) => {
+  const submitWithTrace = async (query: string) => {
     const res = await fetch(`${api}/v1/research`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query }) });
     if (res.status !== 202) throw new Error(`submit -> ${res.status} ${await res.text()}`);
-    return ((await res.json()) as { id: string }).id;
+    return (await res.json()) as { id: string; traceId: string | null };
+  };
+  const submit = async (query: string) => (await submitWithTrace(query)).id;
+  const traces = traceKeys(`bench-${run}:traces`);
+  /** Time from the research finishing to its full trace being in the collector's store. */
+  const lagOf = async (id: string, traceId: string) => {
+    await untilFinal(id);
+    const finishedAt = Date.now();
+    for (;;) {
+      const json = await redis.hget(traces.summary(traceId), "json");
+      if (json && (JSON.parse(json) as { spanCount: number }).spanCount >= SPANS_PER_RESEARCH) return Date.now() - finishedAt;
+      if (Date.now() - finishedAt > 60_000) throw new Error(`trace ${traceId} incomplete after 60 s`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   };
   const untilFinal = async (id: string) => {
     const key = researchKeys(prefixes.research, id).events;
@@ -77,7 +96,12 @@ export async function benchPipeline(
     const baseline = await synthesis.getCompletedCount();
     const failedBefore = await synthesis.getFailedCount();
     const t0 = performance.now();
-    await mapLimit(Array.from({ length: opts.saturation }, (_, i) => i), opts.submitConcurrency, (i) => submit(`saturation ${i}`));
+    const lags: Array<Promise<number>> = [];
+    await mapLimit(Array.from({ length: opts.saturation }, (_, i) => i), opts.submitConcurrency, async (i) => {
+      const { id, traceId } = await submitWithTrace(`saturation ${i}`);
+      // Sample every 40th research for the span -> queryable lag.
+      if (opts.tracing && traceId && i % 40 === 0) lags.push(lagOf(id, traceId));
+    });
     for (;;) {
       const done = (await synthesis.getCompletedCount()) - baseline;
       if (done >= opts.saturation) break;
@@ -96,7 +120,15 @@ export async function benchPipeline(
       droppedSpans += h.tracing?.droppedSpans ?? 0;
       exportedSpans += h.tracing?.exportedSpans ?? 0;
     }
-    return { oneInFlight: summarize(latencies), throughputPerSec: opts.saturation / seconds, droppedSpans, exportedSpans, failed };
+    const lagValues = await Promise.all(lags);
+    return {
+      oneInFlight: summarize(latencies),
+      throughputPerSec: opts.saturation / seconds,
+      droppedSpans,
+      exportedSpans,
+      failed,
+      ...(lagValues.length ? { queryableLag: { ...summarize(lagValues), samples: lagValues.length } } : {}),
+    };
   } finally {
     await stack.stop();
     redis.disconnect();

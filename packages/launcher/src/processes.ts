@@ -27,12 +27,12 @@ export function spawnService(
   name: string,
   entry: string,
   env: Record<string, string | undefined>,
-  opts: { args?: string[]; echo?: (line: string) => void; node?: boolean } = {},
+  opts: { args?: string[]; echo?: (line: string) => void; node?: boolean; nodeArgs?: string[] } = {},
 ): ServiceProcess {
   // One OS process per service: node itself, with tsx as a loader for TypeScript sources.
   // (The tsx CLI would put a second process in between, and a SIGKILL would orphan the real one.)
   const loader = opts.node ? [] : ["--import", "tsx"];
-  const child = spawn(process.execPath, [...loader, path.resolve(REPO_ROOT, entry), ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...loader, path.resolve(REPO_ROOT, entry), ...(opts.args ?? [])], {
     cwd: REPO_ROOT,
     env: { ...process.env, NODE_ENV: "test", ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -12,6 +12,8 @@ export interface StackOptions {
   serviceEnv?: Partial<Record<ServiceName, Record<string, string | undefined>>>;
   /** Print each output line, prefixed by service and replica. */
   echo?: (service: string, line: string) => void;
+  /** Extra node flags for one service, e.g. `["--cpu-prof"]` or `["--inspect"]`. */
+  serviceNodeArgs?: Partial<Record<ServiceName, string[]>>;
   /** Run built `dist` entrypoints with node instead of the sources with tsx. */
   useDist?: boolean;
   readyTimeoutMs?: number;
@@ -69,6 +71,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     };
     const proc = spawnService(label, opts.useDist ? spec.dist : spec.entry, env, {
       node: opts.useDist ?? false,
+      ...(opts.serviceNodeArgs?.[name] ? { nodeArgs: opts.serviceNodeArgs[name] } : {}),
       ...(opts.echo ? { echo: (line: string) => opts.echo!(label, line) } : {}),
     });
     proc.port = port;

@@ -36,7 +36,10 @@ export function spawnService(
     cwd: REPO_ROOT,
     env: { ...process.env, NODE_ENV: "test", ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    // Own process group: a terminal's Ctrl-C reaches only the launcher, which stops services in order.
+    detached: true,
   });
+  reapOnExit(child);
   let out = "";
   let partial = "";
   const listeners = new Set<() => void>();
@@ -92,4 +95,24 @@ export function spawnService(
       return exited;
     },
   };
+}
+
+const live = new Set<ChildProcess>();
+let reaperInstalled = false;
+
+/** Whatever happens to the launcher, its detached children do not outlive it. */
+export function reapOnExit(child: ChildProcess): void {
+  live.add(child);
+  child.once("exit", () => live.delete(child));
+  if (reaperInstalled) return;
+  reaperInstalled = true;
+  process.once("exit", () => {
+    for (const c of live) {
+      try {
+        c.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  });
 }

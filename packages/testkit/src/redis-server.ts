@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
-import { freePort } from "@tracelane/launcher";
+import { freePort, reapOnExit } from "@tracelane/launcher";
 import { waitFor } from "./wait.js";
 
 export interface EphemeralRedis {
@@ -37,8 +37,9 @@ export async function startRedisServer(opts: { appendonly?: boolean; port?: numb
         "--maxmemory-policy", "noeviction",
         "--protected-mode", "no",
       ],
-      { stdio: "ignore" },
+      { stdio: "ignore", detached: true },
     );
+    reapOnExit(child);
     child.on("error", (err) => {
       throw new Error(`could not start redis-server (is it on PATH?): ${err.message}`);
     });

@@ -1,18 +1,10 @@
-import "./instrumentation.js";
-import { Shutdown, type ShutdownLogger } from "@tracelane/runtime";
+import { tracing } from "./instrumentation.js";
+import { Shutdown } from "@tracelane/runtime";
+import { createLogger } from "@tracelane/tracing";
 import { startSimulator } from "./app.js";
 import { configFromEnv, loadEnv } from "./env.js";
 
-// One JSON line per event until the pino logger from @tracelane/tracing takes over.
-const log: ShutdownLogger = {
-  info: (obj, msg) => console.log(JSON.stringify({ level: "info", msg, ...obj })),
-  error: (obj, msg) => console.error(JSON.stringify({ level: "error", msg, ...obj, ...errorFields(obj) })),
-};
-
-function errorFields(obj: object): object {
-  const err = (obj as { err?: unknown }).err;
-  return err instanceof Error ? { err: { name: err.name, message: err.message } } : {};
-}
+const log = createLogger("llm-simulator");
 
 async function main(): Promise<void> {
   const env = loadEnv();
@@ -20,6 +12,7 @@ async function main(): Promise<void> {
   const shutdown = new Shutdown(log);
   // In-flight completions get a moment to finish; hung requests are cut when it is over.
   shutdown.add("http server", () => simulator.close({ graceMs: 2_000 }));
+  shutdown.add("flush spans", () => tracing.shutdown());
   shutdown.installSignalHandlers({ graceMs: 10_000 });
   log.info({ port: simulator.port, host: env.HOST }, "llm-simulator listening");
 }

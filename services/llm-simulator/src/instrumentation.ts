@@ -1,2 +1,9 @@
-// Tracing bootstrap is wired here once packages/tracing exposes startTracing.
-export {};
+// Loaded first. The simulator stands in for an external provider: its spans (if any are
+// added) go to Jaeger over OTLP only, never into the collector's stream, so the traces
+// tracelane assembles contain what our own services did, as with a real provider.
+import { startTracing } from "@tracelane/tracing";
+
+export const tracing = startTracing({
+  serviceName: "llm-simulator",
+  env: { ...process.env, TRACELANE_SPAN_STREAM_ENABLED: "false" },
+});

@@ -1,0 +1,170 @@
+/**
+ * `pnpm start [--scale factcheck=3] [--port api=3100] [--dist]`: every service as OS processes, wired
+ * like docker-compose.yml (one Redis, the simulator unless LLM_BASE_URL is set, the
+ * trace-collector, the api, each stage worker with its own replica count). Log lines are
+ * prefixed by `service#replica`; SIGTERM stops the api first, then the workers, then the
+ * collector and the simulator, and exits 0. (Ctrl-C in a terminal reaches every child too, as
+ * they share its process group: each then stops gracefully on its own, and this waits for all.)
+ */
+import { existsSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { REPO_ROOT, SERVICES, startStack, type ServiceName, type Stack } from "@tracelane/launcher";
+import { redisForRun } from "./lib/redis-for-run.js";
+import { parseStartArgs, START_USAGE, type StartOptions } from "./lib/start-options.js";
+
+const log = (msg: string) => console.log(`• ${msg}`);
+
+/** Free right now on every interface (how the services bind)? */
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** The requested port when free; otherwise undefined, and the launcher picks a free one. */
+async function portsFor(opts: StartOptions): Promise<Partial<Record<ServiceName, number>>> {
+  const out: Partial<Record<ServiceName, number>> = {};
+  for (const [name, port] of Object.entries(opts.ports) as Array<[ServiceName, number]>) {
+    if (port === 0 || opts.replicas[name] === 0) continue;
+    if (await portIsFree(port)) out[name] = port;
+    else log(`port ${port} is taken; ${name} gets a free one`);
+  }
+  return out;
+}
+
+const COLORS = [36, 33, 35, 32, 34, 91, 96, 93, 95, 92];
+
+/** `service#replica | line`, one colour per service when the output is a terminal. */
+function prefixer(opts: StartOptions): (label: string, line: string) => void {
+  const labels = Object.entries(opts.replicas).flatMap(([name, n]) => Array.from({ length: n }, (_, i) => `${name}#${i + 1}`));
+  const width = Math.max(...labels.map((l) => l.length), 10);
+  const color = process.stdout.isTTY && !process.env.NO_COLOR;
+  const services = Object.keys(opts.replicas);
+  return (label, line) => {
+    const name = label.replace(/#\d+$/, "");
+    const prefix = label.padEnd(width);
+    const code = COLORS[services.indexOf(name) % COLORS.length];
+    process.stdout.write(color ? `\x1b[${code}m${prefix} |\x1b[0m ${line}\n` : `${prefix} | ${line}\n`);
+  };
+}
+
+function printSummary(stack: Stack, redisUrl: string): void {
+  const rows: string[] = [];
+  const count = (name: ServiceName) => stack.byService(name).length;
+  if (stack.apiUrl) rows.push(`api              ${stack.apiUrl}   POST /v1/research, GET /v1/research/:id, GET /v1/traces/:traceId`);
+  if (count("api") > 1) rows.push(`                 + ${count("api") - 1} more api replica(s) on ${stack.byService("api").slice(1).map((p) => p.port).join(", ")}`);
+  rows.push(`model provider   ${stack.simulatorUrl ? `${stack.simulatorUrl}/v1 (llm-simulator; stats at /_sim/stats)` : process.env.LLM_BASE_URL}`);
+  if (stack.collectorUrl) rows.push(`trace-collector  ${stack.collectorUrl}/stats`);
+  rows.push(`workers          ${(["analysis-worker", "factcheck-worker", "synthesis-worker"] as const).map((n) => `${n} x${count(n)}`).join(", ")}`);
+  rows.push(`redis            ${redisUrl}`);
+  const otlp = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  rows.push(`jaeger           ${otlp ? `spans to ${otlp}; UI ${process.env.JAEGER_UI_URL ?? "http://localhost:16686"}` : "off (OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 with `docker compose up -d jaeger`)"}`);
+  console.log(`\ntracelane is up\n${rows.map((r) => `  ${r}`).join("\n")}\n`);
+  if (stack.apiUrl) {
+    console.log(`  try: curl -s ${stack.apiUrl}/v1/research -H 'content-type: application/json' -d '{"query":"Why did solar panel prices fall?"}'\n`);
+  }
+  console.log(`api: ${stack.apiUrl ?? "(not started)"}`);
+  console.log("Ctrl-C stops everything.\n");
+}
+
+async function main(): Promise<number> {
+  const externalProvider = Boolean(process.env.LLM_BASE_URL);
+  let opts: StartOptions;
+  try {
+    opts = parseStartArgs(process.argv.slice(2), { externalProvider });
+  } catch (err) {
+    console.error(`${err instanceof Error ? err.message : String(err)}\n\n${START_USAGE}`);
+    return 2;
+  }
+  if (opts.help) {
+    console.log(START_USAGE);
+    return 0;
+  }
+  const unbuilt = SERVICES.filter((s) => opts.dist && opts.replicas[s.name] > 0 && !existsSync(path.join(REPO_ROOT, s.dist)));
+  if (unbuilt.length > 0) {
+    console.error(`--dist: ${unbuilt.map((s) => s.dist).join(", ")} missing; run \`pnpm build\` first`);
+    return 2;
+  }
+
+  // A signal during startup is honoured once everything that was starting is up.
+  let signalled: NodeJS.Signals | undefined;
+  let onSignal: (signal: NodeJS.Signals) => void = (signal) => {
+    signalled = signal;
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => onSignal(signal));
+
+  const redis = await redisForRun(log);
+  const running = await startStack({
+    redisUrl: redis.url,
+    replicas: opts.replicas,
+    env: {
+      NODE_ENV: process.env.NODE_ENV ?? "development",
+      // The simulator answers with a realistic delay, as under docker compose.
+      ...(externalProvider ? {} : { LLM_SIM_LATENCY_MS: process.env.LLM_SIM_LATENCY_MS ?? "400", LLM_SIM_JITTER_MS: process.env.LLM_SIM_JITTER_MS ?? "300" }),
+    },
+    serviceEnv: Object.fromEntries(Object.entries(await portsFor(opts)).map(([name, port]) => [name, { PORT: String(port) }])),
+    echo: prefixer(opts),
+    useDist: opts.dist,
+    readyTimeoutMs: 60_000,
+  }).catch(async (err: unknown) => {
+    // startStack already stopped whatever it had started.
+    await redis.ephemeral?.destroy();
+    throw err;
+  });
+
+  let stopping = false;
+  const stopped = new Promise<number>((resolve) => {
+    const finish = (code: number) =>
+      void Promise.resolve(redis.ephemeral?.destroy()).then(
+        () => resolve(code),
+        () => resolve(1),
+      );
+    onSignal = (signal) => {
+      if (stopping) {
+        log(`${signal} again: killing what is left`);
+        for (const p of running.processes) p.child.kill("SIGKILL");
+        finish(1);
+        return;
+      }
+      stopping = true;
+      log(`${signal}: stopping the api, then the workers, then the collector and the simulator`);
+      running.stop().then(
+        () => {
+          log("stopped everything pnpm start started");
+          finish(0);
+        },
+        (err: unknown) => {
+          console.error(err);
+          finish(1);
+        },
+      );
+    };
+    // A process that dies on its own is reported; the others keep running, as under compose.
+    for (const p of running.processes) {
+      void p.exited.then((code) => {
+        if (stopping) return;
+        log(`${p.name} exited (${code ?? p.child.signalCode}); the other services keep running`);
+        if (running.processes.every((q) => q.child.exitCode !== null || q.child.signalCode !== null)) {
+          log("every service has exited");
+          stopping = true;
+          finish(1);
+        }
+      });
+    }
+  });
+
+  printSummary(running, redis.url);
+  if (signalled) onSignal(signalled);
+  return stopped;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  },
+);

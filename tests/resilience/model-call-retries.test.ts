@@ -1,36 +1,20 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
-import { useInMemoryTracing, type InMemoryTracing } from "@tracelane/tracing/testing";
-import { apiClient, type ApiClient } from "../support/api-client.js";
-import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
+import { useTracedPipeline } from "../support/traced-pipeline-fixture.js";
 import { hrMs, waitForTrace } from "../support/spans.js";
 
-let tracing: InMemoryTracing;
-let pipeline: InProcessPipeline;
-let api: ApiClient;
-
-beforeAll(async () => {
-  tracing = useInMemoryTracing();
-  pipeline = await startInProcessPipeline({
-    redisUrl: inject("redisUrl"),
-    simulator: { retryAfterS: 1 },
-    env: { LLM_MAX_RETRIES: "3", LLM_RETRY_BASE_MS: "20", LLM_TIMEOUT_MS: "400", BREAKER_THRESHOLD: "1000" },
-  });
-  api = apiClient(pipeline.apiUrl);
-});
-
-afterAll(async () => {
-  await pipeline?.close();
-  await tracing?.shutdown();
+const ctx = useTracedPipeline({
+  simulator: { retryAfterS: 1 },
+  env: { LLM_MAX_RETRIES: "3", LLM_RETRY_BASE_MS: "20", LLM_TIMEOUT_MS: "400", BREAKER_THRESHOLD: "1000" },
 });
 
 /** Run one research to completion and return the HTTP attempts under its analysis model call. */
 async function analysisAttempts(query: string) {
-  const { body } = await api.submit({ query });
-  const view = await pipeline.waitForFinal(body.id, 20_000);
+  const { body } = await ctx.api.submit({ query });
+  const view = await ctx.pipeline.waitForFinal(body.id, 20_000);
   expect(view.status, JSON.stringify(view.error)).toBe("completed");
   expect(view.stages.analysis.attempts).toBe(1); // recovered inside the call, not by a job retry
-  const trace = await waitForTrace(tracing, body.traceId, 14);
+  const trace = await waitForTrace(ctx.tracing, body.traceId, 14);
   const chat = trace.one("chat gpt-4.1", SpanKind.CLIENT);
   return { chat, attempts: trace.childrenOf(chat).filter((s) => s.kind === SpanKind.CLIENT), view };
 }
@@ -69,11 +53,11 @@ describe("transient model-call failures are retried inside the call, each attemp
 
   it("gives up after the bounded number of retries and lets the job's own attempts take over", async () => {
     // 3 retries inside the call + the first try = 4 failures; the job's second attempt succeeds.
-    const { body } = await api.submit({ query: "Down for a while [[sim:fault=503;model=gemini-2.5-flash;times=4]]" });
-    const view = await pipeline.waitForFinal(body.id, 20_000);
+    const { body } = await ctx.api.submit({ query: "Down for a while [[sim:fault=503;model=gemini-2.5-flash;times=4]]" });
+    const view = await ctx.pipeline.waitForFinal(body.id, 20_000);
     expect(view.status).toBe("completed");
     expect(view.stages.factcheck.attempts).toBe(2);
-    const events = await api.events(body.id);
+    const events = await ctx.api.events(body.id);
     const retrying = events.find((e) => e.event === "stage.retrying");
     expect(retrying?.data).toMatchObject({ stage: "factcheck", data: { error: { type: "http_503" } } });
   });

@@ -1,49 +1,33 @@
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
-import { useInMemoryTracing, type InMemoryTracing } from "@tracelane/tracing/testing";
-import { apiClient, type ApiClient } from "../support/api-client.js";
-import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
+import { useTracedPipeline } from "../support/traced-pipeline-fixture.js";
 import { serializeSpans, waitForTrace } from "../support/spans.js";
 
 // A key no code path could produce by accident: if it shows up anywhere, it was copied there.
 const CANARY = `sk-canary-${randomBytes(12).toString("hex")}`;
 
-let tracing: InMemoryTracing;
-let pipeline: InProcessPipeline;
-let api: ApiClient;
-
-beforeAll(async () => {
-  tracing = useInMemoryTracing();
-  pipeline = await startInProcessPipeline({
-    redisUrl: inject("redisUrl"),
-    // The simulator accepts only the canary, so a completed research proves the workers sent it.
-    simulator: { apiKey: CANARY },
-    env: { LLM_API_KEY: CANARY },
-  });
-  api = apiClient(pipeline.apiUrl);
-});
-
-afterAll(async () => {
-  await pipeline?.close();
-  await tracing?.shutdown();
+const ctx = useTracedPipeline({
+  // The simulator accepts only the canary, so a completed research proves the workers sent it.
+  simulator: { apiKey: CANARY },
+  env: { LLM_API_KEY: CANARY },
 });
 
 describe("API keys never reach a span", () => {
   it("keeps the provider API key out of every span of a completed and of a rejected research", async () => {
-    const ok = await api.submit({ query: "What drives the cost of desalinated water?" });
-    const rejected = await api.submit({ query: "What drives the cost of desalinated water? [[sim:fault=401;model=gpt-4.1]]" });
+    const ok = await ctx.api.submit({ query: "What drives the cost of desalinated water?" });
+    const rejected = await ctx.api.submit({ query: "What drives the cost of desalinated water? [[sim:fault=401;model=gpt-4.1]]" });
     expect([ok.status, rejected.status]).toEqual([202, 202]);
 
-    const okView = await pipeline.waitForFinal(ok.body.id);
+    const okView = await ctx.pipeline.waitForFinal(ok.body.id);
     expect(okView.status, JSON.stringify(okView.error)).toBe("completed");
-    const rejectedView = await pipeline.waitForFinal(rejected.body.id);
+    const rejectedView = await ctx.pipeline.waitForFinal(rejected.body.id);
     expect(rejectedView.status).toBe("failed");
     expect(rejectedView.error).toMatchObject({ stage: "analysis", type: "provider_auth" });
 
-    await waitForTrace(tracing, ok.body.traceId, 13);
+    await waitForTrace(ctx.tracing, ok.body.traceId, 13);
     // SERVER, PRODUCER, CONSUMER, chat and its one HTTP attempt: an auth failure is not retried.
-    const failedTrace = await waitForTrace(tracing, rejected.body.traceId, 5);
+    const failedTrace = await waitForTrace(ctx.tracing, rejected.body.traceId, 5);
     const chat = failedTrace.one("chat gpt-4.1", SpanKind.CLIENT);
     expect(chat.status.code).toBe(SpanStatusCode.ERROR);
     // The failure itself is in the trace (the message names the variable to fix)...
@@ -52,12 +36,12 @@ describe("API keys never reach a span", () => {
     expect(failedTrace.childrenOf(chat)[0]?.attributes["http.response.status_code"]).toBe(401);
 
     // ...but not the key: not in attributes, events, links, status messages or resources of any span.
-    const everything = serializeSpans(tracing.spans());
+    const everything = serializeSpans(ctx.tracing.spans());
     expect(everything.length).toBeGreaterThan(1000);
     expect(everything).not.toContain(CANARY);
     // Nor the secret part of it, however it might be cut or masked.
     expect(everything).not.toContain(CANARY.slice("sk-canary-".length, -4));
-    for (const span of tracing.spans()) {
+    for (const span of ctx.tracing.spans()) {
       expect(Object.keys(span.attributes).filter((k) => /header|authorization|api[._-]?key/i.test(k)), span.name).toEqual([]);
     }
   });

@@ -1,41 +1,26 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { stageJobId } from "@tracelane/queue-contract";
-import { useInMemoryTracing, type InMemoryTracing, type ReadableSpan } from "@tracelane/tracing/testing";
-import { apiClient, type ApiClient } from "../support/api-client.js";
-import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
+import type { ReadableSpan } from "@tracelane/tracing/testing";
+import { useTracedPipeline } from "../support/traced-pipeline-fixture.js";
 import { hrMs, idOf, parentIdOf, waitForTrace } from "../support/spans.js";
 
-let tracing: InMemoryTracing;
-let pipeline: InProcessPipeline;
-let api: ApiClient;
-
-beforeAll(async () => {
-  tracing = useInMemoryTracing();
-  pipeline = await startInProcessPipeline({
-    redisUrl: inject("redisUrl"),
-    stageEnv: {
-      // Analysis retries a failed HTTP attempt itself, inside its model call...
-      analysis: { LLM_MAX_RETRIES: "1", LLM_RETRY_BASE_MS: "20" },
-      // ...factcheck does not, so a failed attempt fails the job and BullMQ retries it.
-      factcheck: { LLM_MAX_RETRIES: "0" },
-    },
-  });
-  api = apiClient(pipeline.apiUrl);
-});
-
-afterAll(async () => {
-  await pipeline?.close();
-  await tracing?.shutdown();
+const ctx = useTracedPipeline({
+  stageEnv: {
+    // Analysis retries a failed HTTP attempt itself, inside its model call...
+    analysis: { LLM_MAX_RETRIES: "1", LLM_RETRY_BASE_MS: "20" },
+    // ...factcheck does not, so a failed attempt fails the job and BullMQ retries it.
+    factcheck: { LLM_MAX_RETRIES: "0" },
+  },
 });
 
 async function runResearch(query: string, expectedSpans: number) {
-  const submitted = await api.submit({ query });
+  const submitted = await ctx.api.submit({ query });
   expect(submitted.status).toBe(202);
   const { id, traceId } = submitted.body;
-  const view = await pipeline.waitForFinal(id);
+  const view = await ctx.pipeline.waitForFinal(id);
   expect(view.status, JSON.stringify(view.error)).toBe("completed");
-  const trace = await waitForTrace(tracing, traceId, expectedSpans);
+  const trace = await waitForTrace(ctx.tracing, traceId, expectedSpans);
   expect(trace.spans, trace.describe()).toHaveLength(expectedSpans);
   return { id, view, trace };
 }
@@ -75,7 +60,7 @@ describe("retries in the trace", () => {
     expect(failedAttempts).toHaveLength(1);
     expect(failedAttempts[0]!.attributes).toMatchObject({ "http.response.status_code": 500, "http.request.resend_count": 0, "error.type": "500" });
 
-    // The successful attempt carries on the pipeline.
+    // The successful attempt carries on the ctx.pipeline.
     expect(second.status.code).toBe(SpanStatusCode.OK);
     expect(trace.childrenOf(second).map((s) => s.name)).toEqual(["chat gemini-2.5-flash", "publish research-synthesis"]);
     const [okChat] = trace.childrenOf(second);

@@ -26,3 +26,4 @@ export {
 export { createTracedFetch, type TracedFetchOptions } from "./traced-fetch.js";
 export { httpServerTracing } from "./http-server.js";
 export { currentTraceId } from "./current-trace.js";
+export { OTLP_TRACE_PROTO_FILES } from "./otlp-proto.js";

@@ -1,54 +1,10 @@
 import { Server, ServerCredentials, status, type ServiceDefinition } from "@grpc/grpc-js";
 import protobuf from "protobufjs";
+import { OTLP_TRACE_PROTO_FILES } from "../../src/otlp-proto.js";
 
-/**
- * The subset of the OTLP trace protos a test needs to decode an export, field
- * numbers as in opentelemetry-proto (collector/trace/v1, trace/v1, common/v1,
- * resource/v1). Package names are irrelevant on the wire, so one package holds all.
- */
-const OTLP_TRACE_PROTO = `
-syntax = "proto3";
-package otlptest;
-
-message AnyValue {
-  oneof value {
-    string string_value = 1;
-    bool bool_value = 2;
-    int64 int_value = 3;
-    double double_value = 4;
-    ArrayValue array_value = 5;
-    KeyValueList kvlist_value = 6;
-    bytes bytes_value = 7;
-  }
-}
-message ArrayValue { repeated AnyValue values = 1; }
-message KeyValueList { repeated KeyValue values = 1; }
-message KeyValue { string key = 1; AnyValue value = 2; }
-message InstrumentationScope { string name = 1; string version = 2; }
-message Resource { repeated KeyValue attributes = 1; }
-
-message Status { string message = 2; int32 code = 3; }
-message Event { fixed64 time_unix_nano = 1; string name = 2; repeated KeyValue attributes = 3; }
-message Span {
-  bytes trace_id = 1;
-  bytes span_id = 2;
-  string trace_state = 3;
-  bytes parent_span_id = 4;
-  string name = 5;
-  int32 kind = 6;
-  fixed64 start_time_unix_nano = 7;
-  fixed64 end_time_unix_nano = 8;
-  repeated KeyValue attributes = 9;
-  repeated Event events = 11;
-  Status status = 15;
-  fixed32 flags = 16;
-}
-message ScopeSpans { InstrumentationScope scope = 1; repeated Span spans = 2; }
-message ResourceSpans { Resource resource = 1; repeated ScopeSpans scope_spans = 2; }
-message ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1; }
-`;
-
-const ExportTraceServiceRequest = protobuf.parse(OTLP_TRACE_PROTO, { keepCase: true }).root.lookupType("otlptest.ExportTraceServiceRequest");
+const protoRoot = new protobuf.Root();
+for (const file of OTLP_TRACE_PROTO_FILES) protobuf.parse(file, protoRoot, { keepCase: true });
+const ExportTraceServiceRequest = protoRoot.lookupType("opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest");
 
 type AttributeValue = string | number | boolean | AttributeValue[] | undefined;
 

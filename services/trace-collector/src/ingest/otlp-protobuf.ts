@@ -1,6 +1,6 @@
 import protobuf from "protobufjs";
 import { OtlpDecodeError, requestToSpans, type DecodedSpans } from "./otlp-common.js";
-import { OTLP_TRACE_PROTO_FILES } from "./otlp-proto.js";
+import { OTLP_TRACE_PROTO_FILES } from "@tracelane/tracing";
 
 interface OtlpTypes {
   request: protobuf.Type;

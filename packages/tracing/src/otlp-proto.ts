@@ -1,5 +1,5 @@
 /**
- * The subset of opentelemetry-proto (v1.x, collector/trace/v1) the collector decodes, plus
+ * The subset of opentelemetry-proto (v1.x, collector/trace/v1) that decodes OTLP trace exports (the collector, wire tests), plus
  * google.rpc.Status for error replies. Field numbers follow
  * https://github.com/open-telemetry/opentelemetry-proto/tree/main/opentelemetry/proto.
  * (@opentelemetry/otlp-transformer 0.223.0 ships a hand-written writer, not a protobufjs root.)

@@ -27,7 +27,7 @@ const SPANS_PER_RESEARCH = 13;
  */
 export async function benchPipeline(
   redisUrl: string,
-  opts: { sequential: number; saturation: number; concurrency: number; tracing: boolean; submitConcurrency: number },
+  opts: { sequential: number; saturation: number; concurrency: number; tracing: boolean; submitConcurrency: number; env?: Record<string, string> },
 ): Promise<PipelineResult> {
   const run = randomUUID().slice(0, 8);
   const prefixes = { queue: `bench-${run}`, research: `bench-${run}:research` };
@@ -44,6 +44,7 @@ export async function benchPipeline(
       LLM_SIM_LATENCY_MS: "0",
       LLM_SIM_JITTER_MS: "0",
       LOG_LEVEL: "warn",
+      ...opts.env,
     },
   });
   const api = stack.apiUrl!;
@@ -100,7 +101,7 @@ export async function benchPipeline(
     await mapLimit(Array.from({ length: opts.saturation }, (_, i) => i), opts.submitConcurrency, async (i) => {
       const { id, traceId } = await submitWithTrace(`saturation ${i}`);
       // Sample every 40th research for the span -> queryable lag.
-      if (opts.tracing && traceId && i % 40 === 0) lags.push(lagOf(id, traceId));
+      if (opts.tracing && opts.env?.TRACELANE_SPAN_STREAM_ENABLED !== "false" && traceId && i % 40 === 0) lags.push(lagOf(id, traceId));
     });
     for (;;) {
       const done = (await synthesis.getCompletedCount()) - baseline;

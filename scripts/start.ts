@@ -3,8 +3,8 @@
  * like docker-compose.yml (one Redis, the simulator unless LLM_BASE_URL is set, the
  * trace-collector, the api, each stage worker with its own replica count). Log lines are
  * prefixed by `service#replica`; SIGTERM stops the api first, then the workers, then the
- * collector and the simulator, and exits 0. (Ctrl-C in a terminal reaches every child too, as
- * they share its process group: each then stops gracefully on its own, and this waits for all.)
+ * collector and the simulator, and exits 0. Ctrl-C does the same: services run in their own
+ * process groups, so the terminal's SIGINT reaches only this script, which stops them in order.
  */
 import { existsSync } from "node:fs";
 import net from "node:net";

@@ -37,6 +37,10 @@ try {
     ),
   );
   console.log(
+    `\none in flight without the model calls (HTTP to the simulator): tracing on p50 ${f(on.overheadExcludingModel.p50)} / p95 ${f(on.overheadExcludingModel.p95)} / p99 ${f(on.overheadExcludingModel.p99)} ms; ` +
+      `off p50 ${f(off.overheadExcludingModel.p50)} ms`,
+  );
+  console.log(
     `\np50 one-in-flight vs raw chain: ${(on.oneInFlight.p50 / raw.oneInFlight.p50).toFixed(2)}x (target <= 2x)` +
       `\nthroughput vs raw chain: ${(on.throughputPerSec / raw.throughputPerSec).toFixed(2)} (target >= 0.5)` +
       `\nthroughput tracing on/off: ${(on.throughputPerSec / off.throughputPerSec).toFixed(2)} (target >= 0.8)` +

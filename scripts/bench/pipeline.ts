@@ -3,12 +3,14 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { startStack, type Stack } from "@tracelane/launcher";
 import { QUEUE_NAMES } from "@tracelane/queue-contract";
-import { researchKeys } from "@tracelane/research-store";
+import { ResearchStore, researchKeys } from "@tracelane/research-store";
 import { traceKeys } from "@tracelane/trace-store";
 import { mapLimit, summarize, type LatencySummary } from "./stats.js";
 
 export interface PipelineResult {
   oneInFlight: LatencySummary;
+  /** One in flight, minus the time spent inside the three model calls (HTTP to the simulator included). */
+  overheadExcludingModel: LatencySummary;
   throughputPerSec: number;
   droppedSpans: number;
   exportedSpans: number;
@@ -87,10 +89,17 @@ export async function benchPipeline(
     for (let i = 0; i < 20; i++) await untilFinal(await submit(`warm-up ${i}`));
 
     const latencies: number[] = [];
+    const overheads: number[] = [];
+    const store = new ResearchStore(redis, { prefix: prefixes.research });
     for (let i = 0; i < opts.sequential; i++) {
       const t = performance.now();
-      await untilFinal(await submit(`one in flight ${i}`));
-      latencies.push(performance.now() - t);
+      const id = await submit(`one in flight ${i}`);
+      await untilFinal(id);
+      const elapsed = performance.now() - t;
+      latencies.push(elapsed);
+      const view = await store.get(id);
+      const modelMs = Object.values(view?.stages ?? {}).reduce((n, s) => n + (s.latencyMs ?? 0), 0);
+      overheads.push(elapsed - modelMs);
     }
 
     const synthesis = new Queue(QUEUE_NAMES.synthesis, { connection: redis, prefix: prefixes.queue });
@@ -124,6 +133,7 @@ export async function benchPipeline(
     const lagValues = await Promise.all(lags);
     return {
       oneInFlight: summarize(latencies),
+      overheadExcludingModel: summarize(overheads),
       throughputPerSec: opts.saturation / seconds,
       droppedSpans,
       exportedSpans,

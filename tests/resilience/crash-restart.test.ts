@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import { ResearchStore } from "@tracelane/research-store";
 import { startRedisServer, waitFor, type EphemeralRedis } from "@tracelane/testkit";
 import { apiClient, type ApiClient } from "../support/api-client.js";
 import { startPipeline } from "../support/pipeline-stack.js";
@@ -29,7 +32,7 @@ describe("crash and restart safety", () => {
 
   beforeAll(async () => {
     stack = await startPipeline(inject("redisUrl"), {
-      env: { ...FAST_RECOVERY, LLM_SIM_MODEL_LATENCY: SLOW_ANALYSIS },
+      env: { ...FAST_RECOVERY, LLM_SIM_MODEL_LATENCY: SLOW_ANALYSIS, LOST_ENQUEUE_CHECK_MS: "250", LOST_ENQUEUE_MIN_AGE_MS: "1000" },
     });
     api = apiClient(stack.apiUrl!);
   });
@@ -69,6 +72,21 @@ describe("crash and restart safety", () => {
     expect((after.byModel["gpt-4.1"] ?? 0) - (before.byModel["gpt-4.1"] ?? 0)).toBe(1);
     expect((after.byModel["gemini-2.5-flash"] ?? 0) - (before.byModel["gemini-2.5-flash"] ?? 0)).toBe(1);
     expect(await completionsPerStage(api, body.id)).toEqual({ analysis: 1, factcheck: 1, synthesis: 1 });
+  });
+
+  it("enqueues a research whose first job was lost when the api crashed between create and enqueue", async () => {
+    // What the api had done before crashing: the record exists, the job does not.
+    const redis = new Redis(inject("redisUrl"));
+    try {
+      const store = new ResearchStore(redis, { prefix: stack.prefixes.research });
+      const id = randomUUID().replaceAll("-", "");
+      await store.create({ id, query: "Orphaned by a crash", options: {}, traceId: null });
+      const view = await api.waitForFinal(id, 30_000);
+      expect(view.status).toBe("completed");
+      expect(await completionsPerStage(api, id)).toEqual({ analysis: 1, factcheck: 1, synthesis: 1 });
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it("finishes the in-flight job on SIGTERM, then exits 0", async () => {

@@ -8,3 +8,6 @@ export function researchKeys(prefix: string, id: string) {
 }
 
 export const idempotencyKey = (prefix: string, key: string) => `${prefix}:idem:${key}`;
+
+/** Sorted set of researches still `queued` (score: created at), for recovering lost enqueues. */
+export const queuedIndexKey = (prefix: string) => `${prefix}:queued`;

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Stage } from "@tracelane/queue-contract";
 import { CREATE_SCRIPT, UPDATE_SCRIPT } from "./lua.js";
-import { DEFAULT_RESEARCH_PREFIX, idempotencyKey, researchKeys } from "./keys.js";
+import { DEFAULT_RESEARCH_PREFIX, idempotencyKey, queuedIndexKey, researchKeys } from "./keys.js";
 import {
   type ResearchError,
   type ResearchEvent,
@@ -51,8 +51,8 @@ export class ResearchStore {
     this.prefix = opts.prefix ?? DEFAULT_RESEARCH_PREFIX;
     this.ttl = opts.ttlSeconds ?? 7 * 24 * 3600;
     // EVALSHA with a fallback to EVAL: the script text is not resent on every update.
-    redis.defineCommand("tracelaneResearchCreate", { numberOfKeys: 3, lua: CREATE_SCRIPT });
-    redis.defineCommand("tracelaneResearchUpdate", { numberOfKeys: 2, lua: UPDATE_SCRIPT });
+    redis.defineCommand("tracelaneResearchCreate", { numberOfKeys: 4, lua: CREATE_SCRIPT });
+    redis.defineCommand("tracelaneResearchUpdate", { numberOfKeys: 3, lua: UPDATE_SCRIPT });
   }
 
   private get scripts() {
@@ -88,10 +88,12 @@ export class ResearchStore {
       keys.record,
       keys.events,
       idem,
+      queuedIndexKey(this.prefix),
       this.ttl,
       input.id,
       fingerprint,
       event,
+      Date.parse(now),
       ...Object.entries(fields).flat(),
     );
     if (result === "created") return { outcome: "created", id: input.id };
@@ -250,6 +252,22 @@ export class ResearchStore {
     return this.update(id, "research.cancelled", {}, fields, "cancelled");
   }
 
+  /**
+   * Researches still `queued` that were created before `olderThanMs` ago: their first job may
+   * have been lost (a crash between create and enqueue). Expired records are dropped from the index.
+   */
+  async queuedOlderThan(olderThanMs: number, limit = 100): Promise<string[]> {
+    const key = queuedIndexKey(this.prefix);
+    const ids = await this.redis.zrangebyscore(key, 0, Date.now() - olderThanMs, "LIMIT", 0, limit);
+    const out: string[] = [];
+    for (const id of ids) {
+      const status = await this.status(id);
+      if (status === "queued") out.push(id);
+      else await this.redis.zrem(key, id); // expired, or moved on without this index hearing of it
+    }
+    return out;
+  }
+
   /** Events after `afterId` (exclusive; "0" for all), oldest first. */
   async events(id: string, afterId = "0", count = 100): Promise<ResearchEvent[]> {
     const key = researchKeys(this.prefix, id).events;
@@ -289,9 +307,11 @@ export class ResearchStore {
     const res = await this.scripts.tracelaneResearchUpdate(
       keys.record,
       keys.events,
+      queuedIndexKey(this.prefix),
       this.ttl,
       eventType,
       event,
+      id,
       ...Object.entries({ ...fields, updatedAt: now }).flat(),
     );
     return UPDATE_RESULTS[res] ?? "missing";

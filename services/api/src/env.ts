@@ -54,6 +54,10 @@ export const EnvSchema = z.object({
   JAEGER_UI_URL: envOptionalString().pipe(z.string().url("must be a URL such as http://localhost:16686").optional()),
   SSE_POLL_MS: envInt(100, { min: 10, max: 10_000 }),
   SSE_HEARTBEAT_MS: envInt(15_000, { min: 1_000, max: 300_000 }),
+  /** How often to re-publish researches whose first job may have been lost (0: never). */
+  LOST_ENQUEUE_CHECK_MS: envInt(30_000, { min: 0 }),
+  /** How long a research may stay queued before that check publishes its first job again. */
+  LOST_ENQUEUE_MIN_AGE_MS: envInt(60_000, { min: 1_000 }),
   /** How long POST /v1/research waits for the enqueue before answering 503. */
   ENQUEUE_TIMEOUT_MS: envInt(5_000, { min: 100, max: 60_000 }),
 });

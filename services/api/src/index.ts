@@ -8,6 +8,7 @@ import { createTraceReader } from "@tracelane/trace-store";
 import { createApp } from "./app.js";
 import { appConfig, loadEnv } from "./env.js";
 import { tracing } from "./instrumentation.js";
+import { startLostEnqueueRecovery } from "./lost-enqueue-recovery.js";
 import { createTracesRouter } from "./routes/traces.js";
 import { SseStreams } from "./sse.js";
 
@@ -37,9 +38,17 @@ async function main(): Promise<void> {
     const s = app.listen(env.PORT, env.HOST, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
   logger.info({ host: env.HOST, port: env.PORT, tracing: tracing.enabled }, "api listening");
+  const recovery = startLostEnqueueRecovery({
+    store,
+    queues,
+    logger,
+    intervalMs: env.LOST_ENQUEUE_CHECK_MS,
+    minAgeMs: env.LOST_ENQUEUE_MIN_AGE_MS,
+  });
 
   shutdown
     .add("http", () => closeServer(server, streams))
+    .add("lost-enqueue recovery", () => recovery.stop())
     .add("queues", () => queues.close())
     .add("tracing", () => tracing.shutdown())
     .add("redis", async () => {

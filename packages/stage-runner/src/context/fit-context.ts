@@ -18,6 +18,11 @@ export class ContextTooLongError extends Error {
   }
 }
 
+/** More than the token count of any prompt: UTF-8 bytes plus the chat framing. */
+function byteUpperBound(messages: ReadonlyArray<{ content: string }>): number {
+  return messages.reduce((n, m) => n + Buffer.byteLength(m.content) + 4, 3);
+}
+
 const TRIM_MARK = "[… earlier part trimmed to fit the context window …]\n";
 
 /**
@@ -27,6 +32,19 @@ const TRIM_MARK = "[… earlier part trimmed to fit the context window …]\n";
  */
 export function fitToBudget(definition: StageDefinition, query: string, material: StageMaterial[], budget: number): FitResult {
   let messages = composeMessages(definition, query, material);
+  // A token is at least one byte, so a prompt with fewer bytes than the budget fits without
+  // running the tokenizer (the common case with 128k+ windows); count only if someone asks.
+  if (byteUpperBound(messages) <= budget) {
+    let counted: number | undefined;
+    const fitted = messages;
+    return {
+      messages: fitted,
+      get inputTokens() {
+        return (counted ??= countMessageTokens(fitted));
+      },
+      trimmedTokens: 0,
+    };
+  }
   const full = countMessageTokens(messages);
   if (full <= budget) return { messages, inputTokens: full, trimmedTokens: 0 };
 

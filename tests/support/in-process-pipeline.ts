@@ -63,6 +63,7 @@ export async function startInProcessPipeline(opts: InProcessPipelineOptions): Pr
     LLM_BASE_URL: simulator.baseURL,
     JOB_BACKOFF_MS: "50",
     WORKER_CONCURRENCY: "4",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
     ...opts.env,
   };
 

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readJsonFile } from "@tracelane/runtime";
 import { z } from "zod";
 import defaultTable from "./prices.json" with { type: "json" };
 
@@ -98,21 +98,7 @@ let cachedDefault: PriceTable | undefined;
 
 /** The built-in table, or the file at `path` (env TRACELANE_PRICE_TABLE) when given. */
 export function loadPriceTable(path?: string): PriceTable {
-  if (path) {
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (err) {
-      throw new Error(`TRACELANE_PRICE_TABLE: cannot read ${path}: ${(err as Error).message}`);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      throw new Error(`TRACELANE_PRICE_TABLE: ${path} is not valid JSON: ${(err as Error).message}`);
-    }
-    return PriceTable.parse(json, path);
-  }
+  if (path) return PriceTable.parse(readJsonFile(path, "TRACELANE_PRICE_TABLE"), path);
   cachedDefault ??= PriceTable.parse(defaultTable, "built-in price table");
   return cachedDefault;
 }

@@ -10,3 +10,4 @@ export {
 } from "./env.js";
 export { createRedis, waitForRedis, type RedisRole } from "./redis.js";
 export { Shutdown, type ShutdownLogger } from "./shutdown.js";
+export { readJsonFile } from "./json-file.js";

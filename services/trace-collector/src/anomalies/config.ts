@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readJsonFile } from "@tracelane/runtime";
 import { AnomalyTypeSchema } from "@tracelane/trace-store";
 import { z } from "zod";
 import { DEFAULT_RULES, type AnomalyRules } from "./rules.js";
@@ -45,21 +45,7 @@ export function parseRulesFile(json: unknown, origin = "anomaly rules"): RulesFi
 /** Defaults, then the rules file (TRACELANE_ANOMALY_RULES), then the TRACELANE_RULE_* env overrides. */
 export function loadRules(path: string | undefined, overrides: RuleOverrides = {}): AnomalyRules {
   let file: RulesFile = {};
-  if (path) {
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (err) {
-      throw new Error(`TRACELANE_ANOMALY_RULES: cannot read ${path}: ${(err as Error).message}`);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      throw new Error(`TRACELANE_ANOMALY_RULES: ${path} is not valid JSON: ${(err as Error).message}`);
-    }
-    file = parseRulesFile(json, `TRACELANE_ANOMALY_RULES ${path}`);
-  }
+  if (path) file = parseRulesFile(readJsonFile(path, "TRACELANE_ANOMALY_RULES"), `TRACELANE_ANOMALY_RULES ${path}`);
   const pick = <T>(...values: (T | undefined)[]): T => values.find((v) => v !== undefined) as T;
   const d = DEFAULT_RULES;
   const disabled = overrides.disabled

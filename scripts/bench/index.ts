@@ -3,6 +3,8 @@
  * one run, with tracing on and off; then the trace-collector's ingest rate.
  * Sizes: BENCH_SEQUENTIAL (one in flight, default 200), BENCH_JOBS (saturation, default 2000).
  */
+import OpenAI from "openai";
+import { startStack } from "@tracelane/launcher";
 import { startRedisServer } from "@tracelane/testkit";
 import { table } from "../lib/format.js";
 import { benchCollector } from "./collector.js";
@@ -20,6 +22,18 @@ console.log(`bench: ${sequential} sequential, ${saturation} at saturation, worke
 try {
   const raw = await benchRawChain(redisUrl, { sequential, saturation, concurrency });
   console.log("raw chain done");
+  // The same chain making the same three model calls as the stage workers, by hand: what tracelane adds on top.
+  const sim = await startStack({ redisUrl, replicas: { "llm-simulator": 1 }, env: { LOG_LEVEL: "warn" } });
+  const client = new OpenAI({ baseURL: `${sim.simulatorUrl}/v1`, apiKey: "sk-simulator", maxRetries: 0 });
+  const models = ["gpt-4.1", "gemini-2.5-flash", "deepseek-v3.2"];
+  const rawWithModel = await benchRawChain(redisUrl, {
+    sequential,
+    saturation,
+    concurrency,
+    modelCall: (stage) => client.chat.completions.create({ model: models[stage]!, messages: [{ role: "user", content: `stage ${stage} question` }], max_tokens: 1024 }),
+  });
+  await sim.stop();
+  console.log("raw chain with model calls done");
   const on = await benchPipeline(redisUrl, { sequential, saturation, concurrency, tracing: true, submitConcurrency: 64 });
   console.log("pipeline (tracing on) done");
   const off = await benchPipeline(redisUrl, { sequential, saturation, concurrency, tracing: false, submitConcurrency: 64 });
@@ -31,6 +45,7 @@ try {
       ["", "p50 ms", "p95 ms", "p99 ms", "pipelines/s", "failed", "spans dropped"],
       [
         ["raw BullMQ chain (baseline)", f(raw.oneInFlight.p50), f(raw.oneInFlight.p95), f(raw.oneInFlight.p99), f(raw.throughputPerSec), "-", "-"],
+        ["raw chain + 3 openai calls", f(rawWithModel.oneInFlight.p50), f(rawWithModel.oneInFlight.p95), f(rawWithModel.oneInFlight.p99), f(rawWithModel.throughputPerSec), "-", "-"],
         ["tracelane, tracing on", f(on.oneInFlight.p50), f(on.oneInFlight.p95), f(on.oneInFlight.p99), f(on.throughputPerSec), on.failed, on.droppedSpans],
         ["tracelane, OTEL_SDK_DISABLED", f(off.oneInFlight.p50), f(off.oneInFlight.p95), f(off.oneInFlight.p99), f(off.throughputPerSec), off.failed, "-"],
       ],
@@ -43,6 +58,7 @@ try {
   console.log(
     `\np50 one-in-flight vs raw chain: ${(on.oneInFlight.p50 / raw.oneInFlight.p50).toFixed(2)}x (target <= 2x)` +
       `\nthroughput vs raw chain: ${(on.throughputPerSec / raw.throughputPerSec).toFixed(2)} (target >= 0.5)` +
+      `\nagainst the raw chain making the same model calls: p50 ${(on.oneInFlight.p50 / rawWithModel.oneInFlight.p50).toFixed(2)}x, throughput ${(on.throughputPerSec / rawWithModel.throughputPerSec).toFixed(2)}` +
       `\nthroughput tracing on/off: ${(on.throughputPerSec / off.throughputPerSec).toFixed(2)} (target >= 0.8)` +
       `\nspans exported by workers: ${on.exportedSpans}, dropped: ${on.droppedSpans} (target 0)`,
   );

@@ -10,9 +10,13 @@ export interface ChainResult {
 
 /**
  * The baseline: three BullMQ queues chained by workers that only enqueue the
- * next stage — no HTTP, no tracing, no model call, no research record.
+ * next stage — no HTTP, no tracing, no research record; with `modelCall`, each
+ * stage also makes that call (the hand-rolled equivalent of a stage worker).
  */
-export async function benchRawChain(redisUrl: string, opts: { sequential: number; saturation: number; concurrency: number }): Promise<ChainResult> {
+export async function benchRawChain(
+  redisUrl: string,
+  opts: { sequential: number; saturation: number; concurrency: number; modelCall?: (stage: number) => Promise<unknown> },
+): Promise<ChainResult> {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const prefix = `bench-raw-${randomUUID().slice(0, 8)}`;
   const names = ["raw-a", "raw-b", "raw-c"];
@@ -23,6 +27,7 @@ export async function benchRawChain(redisUrl: string, opts: { sequential: number
       new Worker(
         n,
         async (job) => {
+          await opts.modelCall?.(i);
           if (i < 2) await queues[i + 1]!.add("s", job.data, { jobId: `${job.data.id}-${i + 1}` });
           else done.get(job.data.id as string)?.();
         },

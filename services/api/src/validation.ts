@@ -92,8 +92,13 @@ export function invalidRequest(what: string, problems: FieldProblem[]): HttpErro
   return new HttpError(400, "invalid_request", `${what} is invalid: ${summary}`, problems);
 }
 
+// zod compiles a schema on first use; build one per limit, not one per request.
+const schemas = new Map<number, ReturnType<typeof researchRequestSchema>>();
+
 export function parseResearchRequest(body: unknown, maxQueryChars: number): ResearchRequest {
-  const result = researchRequestSchema(maxQueryChars).safeParse(body);
+  let schema = schemas.get(maxQueryChars);
+  if (!schema) schemas.set(maxQueryChars, (schema = researchRequestSchema(maxQueryChars)));
+  const result = schema.safeParse(body);
   if (!result.success) throw invalidRequest("The request body", fieldProblems(result.error));
   return result.data;
 }

@@ -20,14 +20,17 @@ return 'created'
 `;
 
 /**
- * KEYS: record, events, queued index. ARGV: ttl, eventType ('' for none), eventJson, id, field/value pairs...
- * Returns 1 when applied, 0 when the research is already final, -1 when it does not exist.
+ * KEYS: record, events, queued index. ARGV: ttl, eventType ('' for none), eventJson, id,
+ * guardField ('' for none), field/value pairs...
+ * Returns 1 when applied, 0 when the research is already final, -1 when it does not exist,
+ * 2 when guardField is already set (someone else did this first: first writer wins).
  */
 export const UPDATE_SCRIPT = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[5]) == 1 then return 2 end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then redis.call('ZREM', KEYS[3], ARGV[4]) end
 if ARGV[2] ~= '' then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', ARGV[2], 'data', ARGV[3])

@@ -35,9 +35,10 @@ export type CreateResult =
   /** The idempotency key was used before for a different request body. */
   | { outcome: "conflict"; id: string };
 
-export type UpdateResult = "applied" | "final" | "missing";
+/** "duplicate": another attempt already checkpointed this stage (its output stays). */
+export type UpdateResult = "applied" | "final" | "missing" | "duplicate";
 
-const UPDATE_RESULTS: Record<number, UpdateResult> = { 1: "applied", 0: "final", [-1]: "missing" };
+const UPDATE_RESULTS: Record<number, UpdateResult> = { 1: "applied", 0: "final", [-1]: "missing", 2: "duplicate" };
 
 /** Everything the api and the stage workers do to a research record goes through here. */
 export class ResearchStore {
@@ -200,6 +201,8 @@ export class ResearchStore {
       fields[`stage.${info.next}`] = JSON.stringify({ ...nextRec, status: nextRec.status === "pending" ? "queued" : nextRec.status });
       fields.stage = info.next;
     }
+    // First writer wins: when a job's lock expired mid-call (a long Redis outage, a paused
+    // process), two attempts can finish the same stage; only one checkpoint and event count.
     return this.update(
       id,
       "stage.completed",
@@ -207,6 +210,7 @@ export class ResearchStore {
       fields,
       undefined,
       "running",
+      `output.${stage}`,
     );
   }
 
@@ -298,6 +302,8 @@ export class ResearchStore {
     newStatus?: ResearchStatus,
     /** Status to report in the event when this update does not change it (saves a read). */
     currentStatus?: ResearchStatus,
+    /** Apply only if this field is not set yet. */
+    guardField = "",
   ): Promise<UpdateResult> {
     const keys = researchKeys(this.prefix, id);
     const now = new Date().toISOString();
@@ -312,6 +318,7 @@ export class ResearchStore {
       eventType,
       event,
       id,
+      guardField,
       ...Object.entries({ ...fields, updatedAt: now }).flat(),
     );
     return UPDATE_RESULTS[res] ?? "missing";

@@ -78,3 +78,16 @@ describe("ResearchStore", () => {
     expect(view?.totals.unpricedModels).toEqual(["house-model"]);
   });
 });
+
+describe("ResearchStore concurrent attempts", () => {
+  it("keeps the first checkpoint of a stage when two attempts complete it", async () => {
+    const id = newId();
+    await store.create({ id, query: "q", options: {}, traceId: null });
+    const done = (output: string) =>
+      store.stageCompleted(id, "analysis", { output, model: "m", usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, latencyMs: 1, next: "factcheck" });
+    expect(await done("first")).toBe("applied");
+    expect(await done("second")).toBe("duplicate");
+    expect((await store.outputs(id)).analysis).toBe("first");
+    expect((await store.events(id)).filter((e) => e.type === "stage.completed")).toHaveLength(1);
+  });
+});

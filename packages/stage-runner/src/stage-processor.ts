@@ -82,8 +82,11 @@ export function createStageProcessor(deps: StageProcessorDeps) {
           },
           { stage: started.record, next: next ? view.stages[next] : undefined },
         );
-        if (saved !== "applied") return { outcome: "skipped", researchId, reason: saved };
-        deps.afterCheckpoint?.();
+        // "duplicate": a concurrent attempt of this job checkpointed first; its output stands and
+        // publishing the next stage below is a no-op or the step that attempt had not reached yet.
+        if (saved === "final" || saved === "missing") return { outcome: "skipped", researchId, reason: saved };
+        if (saved === "duplicate") span.addEvent("checkpoint_already_written");
+        else deps.afterCheckpoint?.();
       }
 
       const next = nextStage(stage);

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { useInMemoryTracing, type InMemoryTracing } from "@tracelane/tracing/testing";
 import { apiClient } from "../support/api-client.js";
 import { simulatorStats } from "../support/simulator.js";
+import { waitFor } from "@tracelane/testkit";
 import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
 
 let tracing: InMemoryTracing;
@@ -69,7 +70,10 @@ describe("rate limits toward providers", () => {
   it("backs the whole queue off for the provider's Retry-After on a 429, without spending an attempt", async () => {
     const api = apiClient(pipeline.apiUrl);
     const limited = await api.submit({ query: "Rate limited [[sim:fault=429;model=gpt-4.1;times=1]]" });
-    await new Promise((r) => setTimeout(r, 100));
+    // Once the 429 has paused the queue, a new research must wait too.
+    await waitFor(async () => (await pipeline.store.events(limited.body.id)).some((e) => e.type === "stage.retrying"), {
+      what: "the 429 to pause the analysis queue",
+    });
     const bystander = await api.submit({ query: "Submitted while the queue is backing off" });
 
     const [a, b] = await Promise.all([pipeline.waitForFinal(limited.body.id, 20_000), pipeline.waitForFinal(bystander.body.id, 20_000)]);
@@ -79,7 +83,7 @@ describe("rate limits toward providers", () => {
     expect(events.find((e) => e.event === "stage.retrying")?.data).toMatchObject({ data: { error: { type: "rate_limited" } } });
     expect(events.filter((e) => e.event === "research.failed")).toHaveLength(0);
     // The other research waited for the backoff too instead of hitting the provider.
-    expect(b.stages.analysis.queueWaitMs).toBeGreaterThanOrEqual(700);
+    expect(b.stages.analysis.queueWaitMs).toBeGreaterThanOrEqual(500);
   });
 
   it("limits a stage to its configured rate across the queue", async () => {

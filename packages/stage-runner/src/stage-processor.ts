@@ -100,8 +100,8 @@ export function createStageProcessor(deps: StageProcessorDeps) {
         // to waiting without spending one of its attempts.
         const ms = err.retryAfterMs ?? deps.rateLimitBackoffMs ?? 1_000;
         span.addEvent("queue_rate_limited", { "tracelane.rate_limit.delay_ms": ms });
-        await store.stageRetrying(researchId, stage, error, job.attemptsMade + 1).catch(() => undefined);
         await deps.rateLimitQueue(ms);
+        await store.stageRetrying(researchId, stage, error, job.attemptsMade + 1).catch(() => undefined);
         throw Worker.RateLimitError();
       }
       if (isFinalAttempt(err, job.attemptsMade, job.opts.attempts ?? 1)) {

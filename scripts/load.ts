@@ -6,8 +6,7 @@
  * duplicated must be 0; the exit code says whether they were.
  */
 import { parseArgs } from "node:util";
-import { randomUUID } from "node:crypto";
-import { startStack } from "@tracelane/launcher";
+import { isolatedRun, ONE_OF_EACH, startStack } from "@tracelane/launcher";
 import { ResearchStore, type ResearchView } from "@tracelane/research-store";
 import { createRedis } from "@tracelane/runtime";
 import { mapLimit, percentile } from "./bench/stats.js";
@@ -30,16 +29,12 @@ if (!(faultRate >= 0 && faultRate <= 1)) throw new Error(`--fault-rate must be b
 
 const log = (m: string) => console.log(`• ${m}`);
 const redisRun = await redisForRun(log);
-const run = randomUUID().slice(0, 8);
-const prefixes = { queue: `load-${run}`, research: `load-${run}:research` };
+const { prefixes, env: isolated } = isolatedRun("load");
 const stack = await startStack({
   redisUrl: redisRun.url,
-  replicas: { "llm-simulator": 1, "trace-collector": 1, api: 1, "analysis-worker": 1, "factcheck-worker": 1, "synthesis-worker": 1 },
+  replicas: ONE_OF_EACH,
   env: {
-    TRACELANE_QUEUE_PREFIX: prefixes.queue,
-    TRACELANE_RESEARCH_PREFIX: prefixes.research,
-    TRACELANE_SPAN_STREAM: `load-${run}:spans`,
-    TRACELANE_TRACE_PREFIX: `load-${run}:traces`,
+    ...isolated,
     LLM_SIM_FAULT_RATE: String(faultRate),
     LLM_SIM_FAULT_KINDS: values["fault-kinds"],
     LLM_SIM_RETRY_AFTER_S: "1",
@@ -58,7 +53,7 @@ try {
   const ids = await mapLimit(Array.from({ length: jobs }, (_, i) => i), Number(values.concurrency), async (i) => {
     const res = await fetch(`${stack.apiUrl}/v1/research`, {
       method: "POST",
-      headers: { "content-type": "application/json", "idempotency-key": `load-${run}-${i}` },
+      headers: { "content-type": "application/json", "idempotency-key": `${prefixes.queue}-${i}` },
       body: JSON.stringify({ query: `Load test question ${i}: what drives the cost of grid-scale storage?` }),
     });
     if (res.status !== 202) throw new Error(`submit ${i} -> ${res.status}: ${await res.text()}`);

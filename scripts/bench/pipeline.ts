@@ -1,7 +1,6 @@
-import { randomUUID } from "node:crypto";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { startStack, type Stack } from "@tracelane/launcher";
+import { isolatedRun, ONE_OF_EACH, startStack, type Stack } from "@tracelane/launcher";
 import { QUEUE_NAMES } from "@tracelane/queue-contract";
 import { ResearchStore, researchKeys } from "@tracelane/research-store";
 import { traceKeys } from "@tracelane/trace-store";
@@ -31,16 +30,12 @@ export async function benchPipeline(
   redisUrl: string,
   opts: { sequential: number; saturation: number; concurrency: number; tracing: boolean; submitConcurrency: number; env?: Record<string, string> },
 ): Promise<PipelineResult> {
-  const run = randomUUID().slice(0, 8);
-  const prefixes = { queue: `bench-${run}`, research: `bench-${run}:research` };
+  const { prefixes, env: isolated } = isolatedRun("bench");
   const stack: Stack = await startStack({
     redisUrl,
-    replicas: { "llm-simulator": 1, "trace-collector": 1, api: 1, "analysis-worker": 1, "factcheck-worker": 1, "synthesis-worker": 1 },
+    replicas: ONE_OF_EACH,
     env: {
-      TRACELANE_QUEUE_PREFIX: prefixes.queue,
-      TRACELANE_RESEARCH_PREFIX: prefixes.research,
-      TRACELANE_SPAN_STREAM: `bench-${run}:spans`,
-      TRACELANE_TRACE_PREFIX: `bench-${run}:traces`,
+      ...isolated,
       OTEL_SDK_DISABLED: opts.tracing ? "false" : "true",
       WORKER_CONCURRENCY: String(opts.concurrency),
       LLM_SIM_LATENCY_MS: "0",
@@ -57,7 +52,7 @@ export async function benchPipeline(
     return (await res.json()) as { id: string; traceId: string | null };
   };
   const submit = async (query: string) => (await submitWithTrace(query)).id;
-  const traces = traceKeys(`bench-${run}:traces`);
+  const traces = traceKeys(prefixes.traces);
   /** Time from the research finishing to its full trace being in the collector's store. */
   const lagOf = async (id: string, traceId: string) => {
     await untilFinal(id);

@@ -1,10 +1,9 @@
 import { execFile, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { SERVICES } from "@tracelane/launcher";
+import { isolatedRun, SERVICES } from "@tracelane/launcher";
 import { REPO_ROOT, startStack, waitFor, type Stack } from "@tracelane/testkit";
 import { apiClient } from "../support/api-client.js";
 
@@ -13,14 +12,7 @@ const TSX = path.join(REPO_ROOT, "node_modules/.bin/tsx");
 
 /** Keys of one test run; every process of it gets the same ones. */
 function isolatedEnv(): Record<string, string> {
-  const run = `deploy-${randomUUID().slice(0, 8)}`;
-  return {
-    TRACELANE_QUEUE_PREFIX: run,
-    TRACELANE_RESEARCH_PREFIX: `${run}:research`,
-    TRACELANE_SPAN_STREAM: `${run}:spans`,
-    TRACELANE_TRACE_PREFIX: `${run}:traces`,
-    LOG_LEVEL: "warn",
-  };
+  return { ...isolatedRun("deploy").env, LOG_LEVEL: "warn" };
 }
 
 let buildMs = 0;

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { isolatedRun } from "@tracelane/launcher";
 import { startStack, type Stack, type StackOptions } from "@tracelane/testkit";
 
 /** A full pipeline as OS processes on the test run's Redis, isolated by unique prefixes. */
@@ -6,13 +6,7 @@ export async function startPipeline(
   redisUrl: string,
   opts: { replicas?: StackOptions["replicas"]; env?: Record<string, string>; serviceEnv?: StackOptions["serviceEnv"] } = {},
 ): Promise<Stack & { prefixes: { queue: string; research: string; spans: string; traces: string } }> {
-  const run = randomUUID().slice(0, 8);
-  const prefixes = {
-    queue: `e2e-${run}`,
-    research: `e2e-${run}:research`,
-    spans: `e2e-${run}:spans`,
-    traces: `e2e-${run}:traces`,
-  };
+  const { prefixes, env: isolated } = isolatedRun("e2e");
   const stack = await startStack({
     redisUrl,
     replicas: opts.replicas ?? {
@@ -23,10 +17,7 @@ export async function startPipeline(
       "synthesis-worker": 1,
     },
     env: {
-      TRACELANE_QUEUE_PREFIX: prefixes.queue,
-      TRACELANE_RESEARCH_PREFIX: prefixes.research,
-      TRACELANE_SPAN_STREAM: prefixes.spans,
-      TRACELANE_TRACE_PREFIX: prefixes.traces,
+      ...isolated,
       JOB_ATTEMPTS: "3",
       JOB_BACKOFF_MS: "100",
       LLM_MAX_RETRIES: "1",

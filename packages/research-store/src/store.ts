@@ -13,7 +13,7 @@ import {
   type StageRecord,
   emptyStages,
 } from "./schemas.js";
-import { toView } from "./view.js";
+import { stageOutputs, toView } from "./view.js";
 
 export interface ResearchStoreOptions {
   prefix?: string;
@@ -106,44 +106,17 @@ export class ResearchStore {
   async load(id: string): Promise<{ view: ResearchView; outputs: Partial<Record<Stage, string>> } | undefined> {
     const hash = await this.redis.hgetall(researchKeys(this.prefix, id).record);
     if (!hash.status) return undefined;
-    const outputs: Partial<Record<Stage, string>> = {};
-    for (const stage of ["analysis", "factcheck", "synthesis"] as const) {
-      const out = hash[`output.${stage}`];
-      if (out !== undefined) outputs[stage] = out;
-    }
-    return { view: toView(hash), outputs };
+    const outputs = stageOutputs(hash);
+    return { view: toView(hash, outputs), outputs };
   }
 
   async get(id: string): Promise<ResearchView | undefined> {
-    const hash = await this.redis.hgetall(researchKeys(this.prefix, id).record);
-    if (!hash.status) return undefined;
-    return toView(hash);
+    return (await this.load(id))?.view;
   }
 
   async status(id: string): Promise<ResearchStatus | undefined> {
     const s = await this.redis.hget(researchKeys(this.prefix, id).record, "status");
     return (s ?? undefined) as ResearchStatus | undefined;
-  }
-
-  /** The stage's output if it was checkpointed by an earlier attempt. */
-  async checkpoint(id: string, stage: Stage): Promise<string | undefined> {
-    const out = await this.redis.hget(researchKeys(this.prefix, id).record, `output.${stage}`);
-    return out ?? undefined;
-  }
-
-  /** Outputs of earlier stages (the inputs of the next one). */
-  async outputs(id: string): Promise<Partial<Record<Stage, string>>> {
-    const [a, f, s] = await this.redis.hmget(
-      researchKeys(this.prefix, id).record,
-      "output.analysis",
-      "output.factcheck",
-      "output.synthesis",
-    );
-    return {
-      ...(a != null ? { analysis: a } : {}),
-      ...(f != null ? { factcheck: f } : {}),
-      ...(s != null ? { synthesis: s } : {}),
-    };
   }
 
   async stageRecord(id: string, stage: Stage): Promise<StageRecord> {

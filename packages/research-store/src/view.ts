@@ -10,8 +10,18 @@ import {
 
 const OUTPUT_NAMES = { analysis: "analysis", factcheck: "factCheck", synthesis: "finalReport" } as const;
 
+/** The stage outputs stored in a research hash, by stage. */
+export function stageOutputs(hash: Record<string, string>): Partial<Record<Stage, string>> {
+  const outputs: Partial<Record<Stage, string>> = {};
+  for (const stage of STAGES) {
+    const out = hash[`output.${stage}`];
+    if (out !== undefined) outputs[stage] = out;
+  }
+  return outputs;
+}
+
 /** Build the api's view of a research from its Redis hash. */
-export function toView(hash: Record<string, string>): ResearchView {
+export function toView(hash: Record<string, string>, byStage = stageOutputs(hash)): ResearchView {
   const stages = emptyStages();
   for (const stage of STAGES) {
     const raw = hash[`stage.${stage}`];
@@ -20,7 +30,7 @@ export function toView(hash: Record<string, string>): ResearchView {
   const status = hash.status as ResearchStatus;
   const outputs: Partial<Record<"analysis" | "factCheck" | "finalReport", string>> = {};
   for (const stage of STAGES) {
-    const out = hash[`output.${stage}`];
+    const out = byStage[stage];
     if (out !== undefined) outputs[OUTPUT_NAMES[stage]] = out;
   }
 

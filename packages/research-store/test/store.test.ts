@@ -87,7 +87,7 @@ describe("ResearchStore concurrent attempts", () => {
       store.stageCompleted(id, "analysis", { output, model: "m", usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, latencyMs: 1, next: "factcheck" });
     expect(await done("first")).toBe("applied");
     expect(await done("second")).toBe("duplicate");
-    expect((await store.outputs(id)).analysis).toBe("first");
+    expect((await store.load(id))?.outputs.analysis).toBe("first");
     expect((await store.events(id)).filter((e) => e.type === "stage.completed")).toHaveLength(1);
   });
 });

@@ -72,9 +72,6 @@ export class ChatClient {
     return `${this.config.baseURL}|${model}`;
   }
 
-  circuitState(model: string) {
-    return this.policies.state(this.circuitKey(model));
-  }
 
   async chat(model: string, messages: ChatMessage[], opts: ChatOptions = {}): Promise<ChatResult> {
     const maxTokens = opts.maxOutputTokens ?? this.config.maxOutputTokens;

@@ -2,7 +2,7 @@ import { trace } from "@opentelemetry/api";
 import type { Stage } from "@tracelane/queue-contract";
 import type { ResearchView } from "@tracelane/research-store";
 import type { ChatClient, ChatMessage, ChatResult } from "./chat-client.js";
-import { ContextTooLongError, fitToBudget } from "./context/fit-context.js";
+import { ContextTooLongError, fitToBudget, type FitResult } from "./context/fit-context.js";
 import { countTokens } from "./context/tokens.js";
 import { BudgetExceededError, CircuitOpenError, ContextLengthExceededError } from "./errors.js";
 import type { StageDefinition, StageMaterial } from "./stage-definition.js";
@@ -49,8 +49,11 @@ export async function runModelStep(
     material = await summarizeToFit(material, budgetFor(model));
   }
 
+  /** The last prompt sent, for sizing the retry after an overflow (its token count is computed on demand). */
+  let lastFit: FitResult | undefined;
   const call = async (m: string, budget: number, retryAfterOverflow: boolean, fallbackFrom?: string): Promise<ChatResult> => {
     const fit = fitOrFail(m, budget);
+    lastFit = fit;
     if (fit.trimmedTokens > 0) consumerSpan?.setAttribute("tracelane.context.trimmed_tokens", fit.trimmedTokens);
     checkBudget(m, fit.inputTokens);
     return client.chat(m, fit.messages, {
@@ -65,13 +68,16 @@ export async function runModelStep(
 
   const callWithOverflowRetry = async (m: string, fallbackFrom?: string): Promise<ChatResult> => {
     const budget = budgetFor(m);
+    lastFit = undefined;
     try {
       return await call(m, budget, false, fallbackFrom);
     } catch (err) {
-      if (!(err instanceof ContextLengthExceededError)) throw err;
+      // `call` sets lastFit once the prompt fits; unset means our own fit failed (nothing left to trim).
+      const sentFit = lastFit as FitResult | undefined;
+      if (!(err instanceof ContextLengthExceededError) || !sentFit) throw err;
       // Our table was wrong or the provider counts differently: fit to the window it reported
       // (less the output allowance), else to a smaller share of what was sent. Once.
-      const sent = fitOrFail(m, budget).inputTokens;
+      const sent = sentFit.inputTokens;
       const retryBudget = err.reportedLimit
         ? Math.floor((err.reportedLimit - config.maxOutputTokens) * 0.95)
         : Math.floor(sent * OVERFLOW_RETRY_SHARE);

@@ -1,4 +1,4 @@
-import { Worker, type Job, type ConnectionOptions, type WorkerOptions } from "bullmq";
+import { UnrecoverableError, Worker, type Job, type ConnectionOptions, type WorkerOptions } from "bullmq";
 import type { Span } from "@opentelemetry/api";
 import { withProcessSpan, type Carrier, type Logger } from "@tracelane/tracing";
 
@@ -76,7 +76,8 @@ export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number 
     metrics.failed++;
     if (!job) return;
     const attempts = job.opts.attempts ?? 1;
-    const final = job.attemptsMade >= attempts || err.name === "UnrecoverableError" || isUnrecoverable(err) || /stalled/i.test(err.message);
+    // Our unrecoverable errors subclass bullmq's, so instanceof covers them whatever their name.
+    const final = job.attemptsMade >= attempts || err instanceof UnrecoverableError || /stalled/i.test(err.message);
     logger.warn(
       { jobId: job.id, queue: opts.queueName, attemptsMade: job.attemptsMade, attempts, final, err: { name: err.name, message: err.message } },
       final ? "job failed" : "job attempt failed, will retry",
@@ -99,14 +100,4 @@ export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number 
     metrics,
     close: () => (closing ??= worker.close()),
   };
-}
-
-function isUnrecoverable(err: Error): boolean {
-  // Our unrecoverable errors subclass bullmq's UnrecoverableError but carry their own names.
-  let proto = Object.getPrototypeOf(err) as { constructor?: { name?: string } } | null;
-  while (proto) {
-    if (proto.constructor?.name === "UnrecoverableError") return true;
-    proto = Object.getPrototypeOf(proto) as typeof proto;
-  }
-  return false;
 }

@@ -1,0 +1,30 @@
+import { randomUUID } from "node:crypto";
+import type { ServiceName } from "./catalog.js";
+
+/** One replica of every service: the whole pipeline with its collector and simulator. */
+export const ONE_OF_EACH: Record<ServiceName, number> = {
+  "llm-simulator": 1,
+  "trace-collector": 1,
+  api: 1,
+  "analysis-worker": 1,
+  "factcheck-worker": 1,
+  "synthesis-worker": 1,
+};
+
+/**
+ * Key prefixes unique to one run (a test file, a benchmark, a load run) and the env that points
+ * every service at them, so several runs can share one Redis without seeing each other's data.
+ */
+export function isolatedRun(label: string) {
+  const run = `${label}-${randomUUID().slice(0, 8)}`;
+  const prefixes = { queue: run, research: `${run}:research`, spans: `${run}:spans`, traces: `${run}:traces` };
+  return {
+    prefixes,
+    env: {
+      TRACELANE_QUEUE_PREFIX: prefixes.queue,
+      TRACELANE_RESEARCH_PREFIX: prefixes.research,
+      TRACELANE_SPAN_STREAM: prefixes.spans,
+      TRACELANE_TRACE_PREFIX: prefixes.traces,
+    },
+  };
+}

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { isolatedRun, SERVICES } from "@tracelane/launcher";
+import { isolatedRun, ONE_OF_EACH, SERVICES } from "@tracelane/launcher";
 import { REPO_ROOT, startStack, waitFor, type Stack } from "@tracelane/testkit";
 import { apiClient } from "../support/api-client.js";
 
@@ -56,14 +56,7 @@ describe("services run from their bundles with plain node", () => {
     stack = await startStack({
       redisUrl: inject("redisUrl"),
       useDist: true,
-      replicas: {
-        "llm-simulator": 1,
-        "trace-collector": 1,
-        api: 1,
-        "analysis-worker": 1,
-        "factcheck-worker": 1,
-        "synthesis-worker": 1,
-      },
+      replicas: ONE_OF_EACH,
       env: isolatedEnv(),
       serviceEnv: { api: { JAEGER_UI_URL: "http://localhost:16686" } },
     });

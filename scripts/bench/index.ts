@@ -11,9 +11,21 @@ import { benchCollector } from "./collector.js";
 import { benchPipeline } from "./pipeline.js";
 import { benchRawChain } from "./raw-chain.js";
 
-const sequential = Number(process.env.BENCH_SEQUENTIAL ?? 200);
-const saturation = Number(process.env.BENCH_JOBS ?? 2000);
-const concurrency = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 32);
+/** A positive integer from the environment, or exit saying which variable is wrong. */
+function sizeFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined || raw.trim() === "" ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`${name} must be a positive integer (got "${raw}")`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const sequential = sizeFromEnv("BENCH_SEQUENTIAL", 200);
+const saturation = sizeFromEnv("BENCH_JOBS", 2000);
+const concurrency = sizeFromEnv("BENCH_WORKER_CONCURRENCY", 32);
+const collectorSpans = sizeFromEnv("BENCH_COLLECTOR_SPANS", 100_000);
 
 const redis = process.env.REDIS_URL ? undefined : await startRedisServer();
 const redisUrl = process.env.REDIS_URL ?? redis!.url;
@@ -69,7 +81,7 @@ try {
   }
 
   console.log("\ntrace-collector ingest (one process), beside raw XREAD + JSON.parse of the same entries:");
-  const collector = await benchCollector({ redisUrl, spans: Number(process.env.BENCH_COLLECTOR_SPANS ?? 100_000) });
+  const collector = await benchCollector({ redisUrl, spans: collectorSpans });
   console.log(
     table(
       ["", "spans/s"],

@@ -5,6 +5,7 @@
  */
 import OpenAI from "openai";
 import { startStack } from "@tracelane/launcher";
+import { createKeepAliveFetch } from "@tracelane/runtime";
 import { startRedisServer } from "@tracelane/testkit";
 import { table } from "../lib/format.js";
 import { benchCollector } from "./collector.js";
@@ -34,9 +35,10 @@ console.log(`bench: ${sequential} sequential, ${saturation} at saturation, worke
 try {
   const raw = await benchRawChain(redisUrl, { sequential, saturation, concurrency });
   console.log("raw chain done");
-  // The same chain making the same three model calls as the stage workers, by hand: what tracelane adds on top.
+  // The same chain making the same three model calls as the stage workers, by hand (over the same
+  // HTTP transport): the difference is what tracelane adds on top.
   const sim = await startStack({ redisUrl, replicas: { "llm-simulator": 1 }, env: { LOG_LEVEL: "warn" } });
-  const client = new OpenAI({ baseURL: `${sim.simulatorUrl}/v1`, apiKey: "sk-simulator", maxRetries: 0 });
+  const client = new OpenAI({ baseURL: `${sim.simulatorUrl}/v1`, apiKey: "sk-simulator", maxRetries: 0, fetch: createKeepAliveFetch() });
   const models = ["gpt-4.1", "gemini-2.5-flash", "deepseek-v3.2"];
   const rawWithModel = await benchRawChain(redisUrl, {
     sequential,

@@ -3,6 +3,7 @@ import { Redis } from "ioredis";
 import { isolatedRun, ONE_OF_EACH, startStack, type Stack } from "@tracelane/launcher";
 import { QUEUE_NAMES } from "@tracelane/queue-contract";
 import { ResearchStore, researchKeys } from "@tracelane/research-store";
+import { createKeepAliveFetch } from "@tracelane/runtime";
 import { traceKeys } from "@tracelane/trace-store";
 import { mapLimit, summarize, type LatencySummary } from "./stats.js";
 
@@ -33,6 +34,8 @@ export async function benchPipeline(
   const { prefixes, env: isolated } = isolatedRun("bench");
   const stack: Stack = await startStack({
     redisUrl,
+    // The production bundles (what the image runs); `pnpm bench` builds them first.
+    useDist: true,
     replicas: ONE_OF_EACH,
     env: {
       ...isolated,
@@ -46,6 +49,8 @@ export async function benchPipeline(
   });
   const api = stack.apiUrl!;
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  // The load generator shares the two cores with the stack: keep its HTTP client cheap.
+  const fetch = createKeepAliveFetch();
   const submitWithTrace = async (query: string) => {
     const res = await fetch(`${api}/v1/research`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query }) });
     if (res.status !== 202) throw new Error(`submit -> ${res.status} ${await res.text()}`);

@@ -11,3 +11,4 @@ export {
 export { createRedis, waitForRedis, type RedisRole } from "./redis.js";
 export { Shutdown, type ShutdownLogger } from "./shutdown.js";
 export { readJsonFile } from "./json-file.js";
+export { createKeepAliveFetch, type KeepAliveFetchOptions } from "./keep-alive-fetch.js";

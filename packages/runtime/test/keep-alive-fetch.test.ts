@@ -1,0 +1,141 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKeepAliveFetch } from "../src/keep-alive-fetch.js";
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  remotePort: number;
+}
+
+describe("createKeepAliveFetch", () => {
+  const seen: Seen[] = [];
+  let server: http.Server;
+  let base: string;
+  let hangClosed!: () => void;
+  const hangClosedPromise = new Promise<void>((r) => (hangClosed = r));
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString(), remotePort: req.socket.remotePort! });
+        switch (req.url) {
+          case "/echo":
+            res.setHeader("content-type", "application/json");
+            res.setHeader("x-request-id", "req_1");
+            res.end(JSON.stringify({ got: JSON.parse(Buffer.concat(chunks).toString() || "null") }));
+            return;
+          case "/rate-limited":
+            res.writeHead(429, { "retry-after": "2", "content-type": "application/json" });
+            res.end('{"error":{"message":"slow down"}}');
+            return;
+          case "/gzip":
+            res.writeHead(200, { "content-encoding": "gzip", "content-type": "text/plain" });
+            res.end(gzipSync("compressed hello"));
+            return;
+          case "/empty":
+            res.writeHead(204);
+            res.end();
+            return;
+          case "/hang":
+            // Never answers; tells the test when the client has dropped the connection.
+            req.socket.once("close", () => hangClosed());
+            return;
+          default:
+            res.writeHead(404);
+            res.end("not found");
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it("sends method, headers and body, returns status, headers and body, and reuses the connection", async () => {
+    const f = createKeepAliveFetch();
+    const first = await f(`${base}/echo`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer k" }, body: JSON.stringify({ q: "é" }) });
+    const second = await f(new URL(`${base}/echo`), { method: "POST", headers: new Headers({ "content-type": "application/json" }), body: new TextEncoder().encode('{"q":2}') });
+
+    expect(first.status).toBe(200);
+    expect(first.ok).toBe(true);
+    expect(first.headers.get("x-request-id")).toBe("req_1");
+    expect(first.url).toBe(`${base}/echo`);
+    expect(await first.json()).toEqual({ got: { q: "é" } });
+    expect(await second.json()).toEqual({ got: { q: 2 } });
+
+    const [a, b] = seen.slice(-2);
+    expect(a).toMatchObject({ method: "POST", url: "/echo" });
+    expect(a!.headers.authorization).toBe("Bearer k");
+    expect(a!.headers["content-length"]).toBe(String(Buffer.byteLength(JSON.stringify({ q: "é" }))));
+    expect(b!.remotePort).toBe(a!.remotePort); // one kept-alive socket
+  });
+
+  it("resolves with error statuses and their headers, as fetch does", async () => {
+    const res = await createKeepAliveFetch()(`${base}/rate-limited`, { method: "POST", body: "{}" });
+    expect(res.status).toBe(429);
+    expect(res.ok).toBe(false);
+    expect(res.headers.get("retry-after")).toBe("2");
+    expect(await res.json()).toEqual({ error: { message: "slow down" } });
+  });
+
+  it("decodes a compressed body and drops the encoding headers", async () => {
+    const res = await createKeepAliveFetch()(`${base}/gzip`);
+    expect(await res.text()).toBe("compressed hello");
+    expect(res.headers.get("content-encoding")).toBeNull();
+  });
+
+  it("gives a null body for 204", async () => {
+    const res = await createKeepAliveFetch()(`${base}/empty`, { method: "DELETE" });
+    expect(res.status).toBe(204);
+    expect(res.body).toBeNull();
+  });
+
+  it("rejects with an AbortError when the signal aborts mid-request, and closes the connection", async () => {
+    const before = seen.length;
+    const controller = new AbortController();
+    const pending = createKeepAliveFetch()(`${base}/hang`, { method: "POST", body: "{}", signal: controller.signal });
+    await expect.poll(() => seen.length).toBe(before + 1);
+    controller.abort();
+    await expect(pending).rejects.toMatchObject({ name: "AbortError" });
+    await hangClosedPromise;
+    // An already-aborted signal never sends anything.
+    const again = new AbortController();
+    again.abort();
+    await expect(createKeepAliveFetch()(`${base}/echo`, { signal: again.signal })).rejects.toMatchObject({ name: "AbortError" });
+    expect(seen.length).toBe(before + 1);
+  });
+
+  it("rejects with TypeError('fetch failed') carrying the cause when nothing listens", async () => {
+    const probe = http.createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const err = await createKeepAliveFetch()(`http://127.0.0.1:${port}/x`).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TypeError);
+    expect((err as TypeError).message).toBe("fetch failed");
+    expect(((err as TypeError).cause as NodeJS.ErrnoException).code).toBe("ECONNREFUSED");
+  });
+
+  it("hands what it does not handle (a Request object) to the fallback", async () => {
+    const calls: string[] = [];
+    const f = createKeepAliveFetch({
+      fallback: (async (input: string | URL | Request) => {
+        calls.push(input instanceof Request ? input.url : String(input));
+        return new Response("from fallback");
+      }) as typeof fetch,
+    });
+    const res = await f(new Request(`${base}/echo`, { method: "POST", body: "{}" }));
+    expect(await res.text()).toBe("from fallback");
+    expect(calls).toEqual([`${base}/echo`]);
+  });
+});

@@ -61,6 +61,8 @@ export interface CollectorOptions {
   rules: AnomalyRules;
   consumer: string;
   batchSize: number;
+  /** Traces kept in memory between batches (AssemblerOptions.recentTraces). */
+  recentTraces?: number;
   blockMs: number;
   claimIdleMs: number;
   claimIntervalMs: number;
@@ -95,6 +97,7 @@ export function createCollector(o: CollectorOptions): Collector {
     rules: o.rules,
     anomalyStream: o.anomalyStream,
     anomalyStreamMaxLen: o.anomalyStreamMaxLen,
+    ...(o.recentTraces !== undefined ? { recentTraces: o.recentTraces } : {}),
     stats,
     ...(alerter ? { onNewAnomalies: (a) => alerter.enqueue(a) } : {}),
   });

@@ -49,6 +49,7 @@ const schema = z
 
     COLLECTOR_CONSUMER_NAME: envOptionalString(),
     COLLECTOR_BATCH_SIZE: blankIsUnset(envInt(200, { min: 1, max: 10_000 })),
+    COLLECTOR_RECENT_TRACES: blankIsUnset(envInt(2_000, { min: 0, max: 1_000_000 })),
     /** Never 0: XREADGROUP BLOCK 0 would wait forever and stall shutdown. */
     COLLECTOR_BLOCK_MS: blankIsUnset(envInt(1_000, { min: 1, max: 60_000 })),
     COLLECTOR_CLAIM_IDLE_MS: blankIsUnset(envInt(30_000, { min: 1 })),

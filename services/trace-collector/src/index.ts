@@ -50,6 +50,7 @@ async function main(): Promise<void> {
     rules,
     consumer: env.COLLECTOR_CONSUMER_NAME,
     batchSize: env.COLLECTOR_BATCH_SIZE,
+    recentTraces: env.COLLECTOR_RECENT_TRACES,
     blockMs: env.COLLECTOR_BLOCK_MS,
     claimIdleMs: env.COLLECTOR_CLAIM_IDLE_MS,
     claimIntervalMs: env.COLLECTOR_CLAIM_INTERVAL_MS,

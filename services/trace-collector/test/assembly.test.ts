@@ -48,6 +48,30 @@ describe("assembly", () => {
     expect(new Set(two!.anomalies.map((x) => `${x.type}|${x.spanId}`))).toEqual(new Set(one!.anomalies.map((x) => `${x.type}|${x.spanId}`)));
   });
 
+  it("assembles a trace whose batches alternate between two collector replicas, each keeping recent traces in memory", async () => {
+    const synthetic = pipelineTrace({ stages: [
+      { stage: "analysis", model: "gpt-4.1", inputTokens: 1_000, outputTokens: 500, latencyMs: 700 },
+      { stage: "factcheck", model: "gemini-2.5-flash", inputTokens: 2_000, outputTokens: 100, latencyMs: 400 },
+      { stage: "synthesis", model: "deepseek-v3.2", inputTokens: 3_000, outputTokens: 800, latencyMs: 900 },
+    ] });
+    const spans = decode(synthetic);
+    const whole = prefix("whole");
+    await testAssembler(redis, whole, { recentTraces: 0 }).ingest(spans);
+
+    const shared = prefix("replicas");
+    const a = testAssembler(redis, shared);
+    const b = testAssembler(redis, shared);
+    const third = Math.ceil(spans.length / 3);
+    await a.ingest(spans.slice(0, third)); // a holds the first third
+    await b.ingest(spans.slice(third, 2 * third)); // the trace moves on without a
+    await a.ingest(spans.slice(2 * third)); // a's copy is stale: it must read the trace back
+
+    const expected = await createTraceReader(redis, { prefix: whole }).getTrace(spans[0]!.traceId);
+    const got = await createTraceReader(redis, { prefix: shared }).getTrace(spans[0]!.traceId);
+    expect(got!.summary).toEqual(expected!.summary);
+    expect(got!.summary.spanCount).toBe(spans.length);
+  });
+
   it("prices calls from tokens with the price table: gpt-4.1 1,000 in / 500 out = $0.006", async () => {
     const p = prefix("cost");
     const spans = decode(pipelineTrace({ stages: [

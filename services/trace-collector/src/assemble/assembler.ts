@@ -15,6 +15,7 @@ import { BaselineStore, type Baseline } from "../anomalies/baseline.js";
 import { baselineAnomaly, DEFAULT_RULES, evaluateTrace, type AnomalyRules } from "../anomalies/rules.js";
 import { modelCallOf } from "../pricing.js";
 import { CollectorStats } from "../stats.js";
+import { RecentTraces } from "./recent-traces.js";
 import { insertSpansScript, writeTraceScript } from "./scripts.js";
 import { summarizeTrace } from "./summary.js";
 
@@ -37,6 +38,8 @@ export interface AssemblerOptions {
   stats?: CollectorStats;
   /** Traces per pipelined chunk of a batch (default 256). */
   chunkSize?: number;
+  /** Traces whose spans are kept in memory between batches, so they are not read back (default 2,000; 0 turns it off). */
+  recentTraces?: number;
 }
 
 export interface IngestResult {
@@ -54,7 +57,7 @@ export interface Assembler {
   ingest(spans: readonly SpanRecord[]): Promise<IngestResult>;
 }
 
-type InsertReply = [number, number, string, ...string[]];
+type InsertReply = [number, number, string, number, ...string[]];
 
 export function createAssembler(opts: AssemblerOptions): Assembler {
   const { redis } = opts;
@@ -68,6 +71,7 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
   const streamMaxLen = opts.anomalyStreamMaxLen ?? 10_000;
   const baselines = new BaselineStore(keys, rules.baseline.window);
   const scripts = [insertSpansScript, writeTraceScript];
+  const recent = new RecentTraces(opts.recentTraces ?? 2_000);
 
   /** Traces per pipelined chunk: chunks run concurrently, so JS work on one overlaps Redis work on others. */
   const chunkSize = opts.chunkSize ?? 256;
@@ -119,12 +123,13 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     const models = [...callModels];
 
     // Round trip 1: insert every trace's spans and read each trace back; load model baselines.
+    const held = traceIds.map((id) => recent.get(id));
     const replies1 = await execWithScripts(redis, scripts, (p) => {
-      for (const id of traceIds) {
-        const args: (string | number)[] = [ttlSeconds, maxSpansPerTrace];
+      traceIds.forEach((id, i) => {
+        const args: (string | number)[] = [ttlSeconds, maxSpansPerTrace, held[i]?.version ?? -1];
         for (const s of byTrace.get(id)!) args.push(s.spanId, JSON.stringify(s));
         insertSpansScript.queue(p, [keys.spans(id), keys.dropped(id)], args);
-      }
+      });
       baselines.queueLoad(p, models);
     });
     const baseline = baselines.parse(models, replies1.slice(traceIds.length));
@@ -135,7 +140,7 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     const writes: { keys: string[]; args: (string | number)[]; anomalies: Anomaly[] }[] = [];
 
     traceIds.forEach((id, i) => {
-      const [version, droppedCount, flags, ...stored] = replies1[i] as InsertReply;
+      const [version, droppedCount, flags, upToDate, ...stored] = replies1[i] as InsertReply;
       const incoming = byTrace.get(id)!;
       const fresh: SpanRecord[] = [];
       incoming.forEach((s, k) => {
@@ -145,8 +150,10 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
         else result.duplicates++; // "0" already stored, "D" dropped before
       });
       result.stored += fresh.length;
-      const spans = stored.length === 0 ? fresh : fresh.concat(stored.map((j) => JSON.parse(j) as SpanRecord));
+      const before = upToDate === 1 ? held[i]!.spans : stored.map((j) => JSON.parse(j) as SpanRecord);
+      const spans = before.length === 0 ? fresh : fresh.concat(before);
       if (spans.length === 0) return; // only over-cap spans of a trace whose stored spans expired: nothing to summarise
+      recent.set(id, Number(version), spans);
 
       const stages = resolveStages(spans);
       const summary = summarizeTrace(id, spans, Number(droppedCount), stages);

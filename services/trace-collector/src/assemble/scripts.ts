@@ -4,12 +4,15 @@ import { RedisScript } from "@tracelane/trace-store";
  * Insert a batch of spans of ONE trace, idempotent by span id, and read the trace back.
  *
  * KEYS: spans hash, dropped set
- * ARGV: ttlSeconds, maxSpans, spanId1, json1, spanId2, json2, ...
- * Returns: { version, droppedCount, flags, ...storedSpanJson }
+ * ARGV: ttlSeconds, maxSpans, knownVersion, spanId1, json1, spanId2, json2, ...
+ *   knownVersion = the version of the trace the caller holds in memory (-1 for none)
+ * Returns: { version, droppedCount, flags, upToDate, ...storedSpanJson }
  *   version  = spans stored + spans dropped (grows with every new span; orders summary writes)
  *   flags    = one char per input span: '1' stored now, '0' already stored, 'd' dropped now
  *              (over the cap), 'D' dropped before
- *   stored   = every stored span except those stored by this call (the caller has them)
+ *   upToDate = 1 when the trace was at knownVersion before this call: the caller's copy is
+ *              the stored set, so nothing more is returned
+ *   stored   = otherwise every stored span except those stored by this call (the caller has them)
  */
 export const insertSpansScript = new RedisScript(
   "tracelane-insert-spans",
@@ -17,8 +20,9 @@ export const insertSpansScript = new RedisScript(
 local spans, dropped = KEYS[1], KEYS[2]
 local ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 local len = redis.call('HLEN', spans)
+local upToDate = tonumber(ARGV[3]) == len + redis.call('SCARD', dropped)
 local flags, mine = {}, {}
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local id = ARGV[i]
   if mine[id] or redis.call('HEXISTS', spans, id) == 1 then
     flags[#flags + 1] = '0'
@@ -36,7 +40,8 @@ end
 local droppedCount = redis.call('SCARD', dropped)
 redis.call('EXPIRE', spans, ttl)
 if droppedCount > 0 then redis.call('EXPIRE', dropped, ttl) end
-local out = { len + droppedCount, droppedCount, table.concat(flags) }
+local out = { len + droppedCount, droppedCount, table.concat(flags), upToDate and 1 or 0 }
+if upToDate then return out end
 local all = redis.call('HGETALL', spans)
 for i = 1, #all, 2 do
   if not mine[all[i]] then out[#out + 1] = all[i + 1] end

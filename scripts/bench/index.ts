@@ -3,6 +3,7 @@
  * one run, with tracing on and off; then the trace-collector's ingest rate.
  * Sizes: BENCH_SEQUENTIAL (one in flight, default 200), BENCH_JOBS (saturation, default 2000).
  */
+import { availableParallelism } from "node:os";
 import OpenAI from "openai";
 import { startStack } from "@tracelane/launcher";
 import { createKeepAliveFetch } from "@tracelane/runtime";
@@ -28,6 +29,27 @@ const saturation = sizeFromEnv("BENCH_JOBS", 2000);
 const concurrency = sizeFromEnv("BENCH_WORKER_CONCURRENCY", 32);
 const collectorSpans = sizeFromEnv("BENCH_COLLECTOR_SPANS", 100_000);
 
+/** CPU ms per pipeline by process, one column per run: on a CPU-bound machine this is where throughput goes. */
+function printCpuSplit(columns: Array<[string, Record<string, number> | undefined]>) {
+  const measured = columns.filter((c): c is [string, Record<string, number>] => c[1] !== undefined);
+  if (measured.length === 0) return; // not Linux
+  const names = [...new Set(measured.flatMap(([, split]) => Object.keys(split)))];
+  const cell = (split: Record<string, number>, name: string) => (split[name] === undefined ? "-" : split[name]!.toFixed(2));
+  const totals = measured.map(([, split]) => Object.values(split).reduce((a, b) => a + b, 0));
+  const cores = availableParallelism();
+  console.log(`\nCPU ms per pipeline at saturation, by process (${cores} cores: ceiling = cores x 1000 / total):`);
+  console.log(
+    table(
+      ["process", ...measured.map(([label]) => label)],
+      [
+        ...names.map((name) => [name, ...measured.map(([, split]) => cell(split, name))]),
+        ["total", ...totals.map((t) => t.toFixed(2))],
+        ["ceiling pipelines/s", ...totals.map((t) => ((cores * 1000) / t).toFixed(0))],
+      ],
+    ),
+  );
+}
+
 const redis = process.env.REDIS_URL ? undefined : await startRedisServer();
 const redisUrl = process.env.REDIS_URL ?? redis!.url;
 console.log(`bench: ${sequential} sequential, ${saturation} at saturation, worker concurrency ${concurrency}, redis ${redisUrl}`);
@@ -44,6 +66,7 @@ try {
     sequential,
     saturation,
     concurrency,
+    extraPids: { "llm-simulator": sim.byService("llm-simulator")[0]!.child.pid! },
     modelCall: (stage) => client.chat.completions.create({ model: models[stage]!, messages: [{ role: "user", content: `stage ${stage} question` }], max_tokens: 1024 }),
   });
   await sim.stop();
@@ -76,6 +99,12 @@ try {
       `\nthroughput tracing on/off: ${(on.throughputPerSec / off.throughputPerSec).toFixed(2)} (target >= 0.8)` +
       `\nspans exported by workers: ${on.exportedSpans}, dropped: ${on.droppedSpans} (target 0)`,
   );
+  printCpuSplit([
+    ["raw chain", raw.cpuPerPipeline],
+    ["raw + openai", rawWithModel.cpuPerPipeline],
+    ["tracing on", on.cpuPerPipeline],
+    ["tracing off", off.cpuPerPipeline],
+  ]);
   if (on.queryableLag) {
     console.log(
       `research finished -> trace queryable at saturation: p50 ${f(on.queryableLag.p50)} ms, p99 ${f(on.queryableLag.p99)} ms (${on.queryableLag.samples} samples)`,

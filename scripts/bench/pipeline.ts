@@ -5,6 +5,7 @@ import { QUEUE_NAMES } from "@tracelane/queue-contract";
 import { ResearchStore, researchKeys } from "@tracelane/research-store";
 import { createKeepAliveFetch } from "@tracelane/runtime";
 import { traceKeys } from "@tracelane/trace-store";
+import { cpuSampler, type CpuSplit } from "./cpu-split.js";
 import { mapLimit, summarize, type LatencySummary } from "./stats.js";
 
 export interface PipelineResult {
@@ -15,6 +16,8 @@ export interface PipelineResult {
   droppedSpans: number;
   exportedSpans: number;
   failed: number;
+  /** CPU ms per completed pipeline at saturation, by process (Linux only). */
+  cpuPerPipeline?: CpuSplit;
   /** Research finished -> its whole trace queryable from the collector, sampled at saturation (tracing on only). */
   queryableLag?: LatencySummary & { samples: number };
 }
@@ -85,8 +88,13 @@ export async function benchPipeline(
   };
 
   try {
-    // Warm up connections and JIT before measuring.
+    // Warm up connections and JIT before measuring, one at a time and then a burst as at saturation.
     for (let i = 0; i < 20; i++) await untilFinal(await submit(`warm-up ${i}`));
+    const synthesis = new Queue(QUEUE_NAMES.synthesis, { connection: redis, prefix: prefixes.queue });
+    const completedCount = () => synthesis.getCompletedCount();
+    const warmed = (await completedCount()) + 200;
+    await mapLimit(Array.from({ length: 200 }, (_, i) => i), opts.submitConcurrency, (i) => submit(`warm-up burst ${i}`));
+    while ((await completedCount()) < warmed) await new Promise((r) => setTimeout(r, 20));
 
     const latencies: number[] = [];
     const overheads: number[] = [];
@@ -102,9 +110,12 @@ export async function benchPipeline(
       overheads.push(elapsed - modelMs);
     }
 
-    const synthesis = new Queue(QUEUE_NAMES.synthesis, { connection: redis, prefix: prefixes.queue });
-    const baseline = await synthesis.getCompletedCount();
+    const baseline = await completedCount();
     const failedBefore = await synthesis.getFailedCount();
+    const pids: Record<string, number> = { "bench driver": process.pid };
+    for (const p of stack.processes) if (p.child.pid) pids[p.name.replace(/#1$/, "")] = p.child.pid;
+    const cpu = cpuSampler(pids, redis);
+    const cpuBefore = cpu.available ? await cpu.snapshot() : undefined;
     const t0 = performance.now();
     const lags: Array<Promise<number>> = [];
     await mapLimit(Array.from({ length: opts.saturation }, (_, i) => i), opts.submitConcurrency, async (i) => {
@@ -113,11 +124,12 @@ export async function benchPipeline(
       if (opts.tracing && opts.env?.TRACELANE_SPAN_STREAM_ENABLED !== "false" && traceId && i % 40 === 0) lags.push(lagOf(id, traceId));
     });
     for (;;) {
-      const done = (await synthesis.getCompletedCount()) - baseline;
+      const done = (await completedCount()) - baseline;
       if (done >= opts.saturation) break;
       await new Promise((r) => setTimeout(r, 20));
     }
     const seconds = (performance.now() - t0) / 1000;
+    const cpuUsed = cpuBefore ? await cpu.since(cpuBefore) : undefined;
     const failed = (await synthesis.getFailedCount()) - failedBefore;
     await synthesis.close();
 
@@ -138,6 +150,7 @@ export async function benchPipeline(
       droppedSpans,
       exportedSpans,
       failed,
+      ...(cpuUsed ? { cpuPerPipeline: Object.fromEntries(Object.entries(cpuUsed).map(([k, ms]) => [k, ms / opts.saturation])) } : {}),
       ...(lagValues.length ? { queryableLag: { ...summarize(lagValues), samples: lagValues.length } } : {}),
     };
   } finally {

@@ -1,11 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
+import { cpuSampler, type CpuSplit } from "./cpu-split.js";
 import { summarize, type LatencySummary } from "./stats.js";
 
 export interface ChainResult {
   oneInFlight: LatencySummary;
   throughputPerSec: number;
+  /** CPU ms per pipeline at saturation: this process (the whole chain), redis-server, and `extraPids`. */
+  cpuPerPipeline?: CpuSplit;
 }
 
 /**
@@ -15,7 +18,14 @@ export interface ChainResult {
  */
 export async function benchRawChain(
   redisUrl: string,
-  opts: { sequential: number; saturation: number; concurrency: number; modelCall?: (stage: number) => Promise<unknown> },
+  opts: {
+    sequential: number;
+    saturation: number;
+    concurrency: number;
+    modelCall?: (stage: number) => Promise<unknown>;
+    /** Other processes doing the chain's work (the simulator), for the CPU split. */
+    extraPids?: Record<string, number>;
+  },
 ): Promise<ChainResult> {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const prefix = `bench-raw-${randomUUID().slice(0, 8)}`;
@@ -51,12 +61,19 @@ export async function benchRawChain(
     await runOne(randomUUID().replaceAll("-", ""));
     latencies.push(performance.now() - t);
   }
+  const cpu = cpuSampler({ "raw chain (driver)": process.pid, ...opts.extraPids }, connection);
+  const cpuBefore = cpu.available ? await cpu.snapshot() : undefined;
   const t0 = performance.now();
   await Promise.all(Array.from({ length: opts.saturation }, () => runOne(randomUUID().replaceAll("-", ""))));
   const seconds = (performance.now() - t0) / 1000;
+  const cpuUsed = cpuBefore ? await cpu.since(cpuBefore) : undefined;
 
   await Promise.all(workers.map((w) => w.close()));
   await Promise.all(queues.map((q) => q.obliterate({ force: true }).then(() => q.close())));
   connection.disconnect();
-  return { oneInFlight: summarize(latencies), throughputPerSec: opts.saturation / seconds };
+  return {
+    oneInFlight: summarize(latencies),
+    throughputPerSec: opts.saturation / seconds,
+    ...(cpuUsed ? { cpuPerPipeline: Object.fromEntries(Object.entries(cpuUsed).map(([k, ms]) => [k, ms / opts.saturation])) } : {}),
+  };
 }

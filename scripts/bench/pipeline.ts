@@ -20,6 +20,32 @@ export interface PipelineResult {
   cpuPerPipeline?: CpuSplit;
   /** Research finished -> its whole trace queryable from the collector, sampled at saturation (tracing on only). */
   queryableLag?: LatencySummary & { samples: number };
+  /** The raw samples, for pooling rounds. */
+  samples: { latencies: number[]; overheads: number[]; lags: number[] };
+  /** Throughput of each round, when rounds were pooled. */
+  rounds?: number[];
+}
+
+/** Pool several runs of one configuration: latencies and lags pooled, throughput and CPU averaged. */
+export function poolRounds(results: PipelineResult[]): PipelineResult {
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const latencies = results.flatMap((r) => r.samples.latencies);
+  const overheads = results.flatMap((r) => r.samples.overheads);
+  const lags = results.flatMap((r) => r.samples.lags);
+  const splits = results.map((r) => r.cpuPerPipeline).filter((s): s is CpuSplit => s !== undefined);
+  const names = [...new Set(splits.flatMap((s) => Object.keys(s)))];
+  return {
+    oneInFlight: summarize(latencies),
+    overheadExcludingModel: summarize(overheads),
+    throughputPerSec: mean(results.map((r) => r.throughputPerSec)),
+    droppedSpans: results.reduce((n, r) => n + r.droppedSpans, 0),
+    exportedSpans: results.reduce((n, r) => n + r.exportedSpans, 0),
+    failed: results.reduce((n, r) => n + r.failed, 0),
+    ...(splits.length === results.length ? { cpuPerPipeline: Object.fromEntries(names.map((n) => [n, mean(splits.map((s) => s[n] ?? 0))])) } : {}),
+    ...(lags.length ? { queryableLag: { ...summarize(lags), samples: lags.length } } : {}),
+    samples: { latencies, overheads, lags },
+    rounds: results.map((r) => r.throughputPerSec),
+  };
 }
 
 /** Spans of a plain research: request, 3 x (publish, process, chat, HTTP attempt). */
@@ -152,6 +178,7 @@ export async function benchPipeline(
       failed,
       ...(cpuUsed ? { cpuPerPipeline: Object.fromEntries(Object.entries(cpuUsed).map(([k, ms]) => [k, ms / opts.saturation])) } : {}),
       ...(lagValues.length ? { queryableLag: { ...summarize(lagValues), samples: lagValues.length } } : {}),
+      samples: { latencies, overheads, lags: lagValues },
     };
   } finally {
     await stack.stop();

@@ -26,7 +26,10 @@ export function chatCompletionsHandler(state: SimulatorState): RequestHandler {
     state.track(res, "inFlight");
     res.set("x-request-id", `req_${randomUUID().replaceAll("-", "")}`);
     const aborted = new AbortController();
-    res.once("close", () => aborted.abort());
+    // Only a client that left early needs the abort (building its DOMException is not free).
+    res.once("close", () => {
+      if (!res.writableFinished) aborted.abort();
+    });
     try {
       authenticate(req, state.config.apiKey);
       await complete(state, req, res, parseChatRequest(req.body), aborted.signal);

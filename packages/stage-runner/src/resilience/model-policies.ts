@@ -89,7 +89,9 @@ export class ModelPolicies {
     const listener = onRetry
       ? retryPolicy.onRetry((e) => onRetry({ attempt: e.attempt, delayMs: e.delay, error: "error" in e ? e.error : undefined }))
       : undefined;
-    const budget = timeout(retryBudgetMs, TimeoutStrategy.Aggressive);
+    // Nothing is left running once the call returns, so there is nothing to abort then (and an
+    // abort per call costs two DOMExceptions: ours and the openai client's).
+    const budget = timeout(retryBudgetMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false });
     try {
       return await wrap(budget, retryPolicy, this.breaker(key)).execute(({ signal }) => call(signal));
     } catch (err) {

@@ -1,4 +1,4 @@
-export { ResearchStore, type ResearchStoreOptions, type CreateResearchInput, type CreateResult, type UpdateResult } from "./store.js";
+export { ResearchStore, type ResearchStoreOptions, type CreateResearchInput, type CreateResult, type StageStart, type UpdateResult } from "./store.js";
 export {
   RESEARCH_STATUSES,
   FINAL_STATUSES,

@@ -39,3 +39,51 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return 1
 `;
+
+/**
+ * A stage attempt starts: read and transition in one round trip (the worker needs the whole
+ * record anyway). The stage runs on the research's own model for it, else the worker's; the
+ * stage record keeps the first attempt's start and queue wait, counts attempts and drops the
+ * last attempt's error.
+ *
+ * KEYS: record, events, queued index. ARGV: ttl, stage, worker's model, attempt, queueWaitMs,
+ * now (ISO), id.
+ * Returns {-1} when the research does not exist; otherwise {code, hash field/value pairs}: 0 it
+ * is final (nothing written), 3 the stage's output is already checkpointed (nothing written),
+ * 1 started.
+ */
+export const START_STAGE_SCRIPT = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return { -1 } end
+if status == 'completed' or status == 'failed' or status == 'cancelled' then
+  return { 0, redis.call('HGETALL', KEYS[1]) }
+end
+local stage, now, attempt = ARGV[2], ARGV[6], tonumber(ARGV[4])
+if redis.call('HEXISTS', KEYS[1], 'output.' .. stage) == 1 then
+  return { 3, redis.call('HGETALL', KEYS[1]) }
+end
+local model = ARGV[3]
+local rawOptions = redis.call('HGET', KEYS[1], 'options')
+if rawOptions then
+  local ok, options = pcall(cjson.decode, rawOptions)
+  if ok and type(options) == 'table' and type(options.models) == 'table' and type(options.models[stage]) == 'string' then
+    model = options.models[stage]
+  end
+end
+local rec = { status = 'pending', attempts = 0 }
+local rawRec = redis.call('HGET', KEYS[1], 'stage.' .. stage)
+if rawRec then rec = cjson.decode(rawRec) end
+rec['error'] = nil
+rec.status = 'running'
+rec.model = model
+rec.attempts = attempt
+if rec.startedAt == nil or rec.startedAt == cjson.null then rec.startedAt = now end
+if rec.queueWaitMs == nil or rec.queueWaitMs == cjson.null then rec.queueWaitMs = tonumber(ARGV[5]) end
+redis.call('HSET', KEYS[1], 'stage.' .. stage, cjson.encode(rec), 'status', 'running', 'stage', stage, 'updatedAt', now)
+redis.call('ZREM', KEYS[3], ARGV[7])
+local event = cjson.encode({ status = 'running', stage = stage, at = now, attempt = attempt, model = model })
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', 'stage.started', 'data', event)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return { 1, redis.call('HGETALL', KEYS[1]) }
+`;

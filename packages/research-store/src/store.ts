@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Stage } from "@tracelane/queue-contract";
-import { CREATE_SCRIPT, UPDATE_SCRIPT } from "./lua.js";
+import { CREATE_SCRIPT, START_STAGE_SCRIPT, UPDATE_SCRIPT } from "./lua.js";
 import { DEFAULT_RESEARCH_PREFIX, idempotencyKey, queuedIndexKey, researchKeys } from "./keys.js";
 import {
   type ResearchError,
@@ -40,6 +40,18 @@ export type UpdateResult = "applied" | "final" | "missing" | "duplicate";
 
 const UPDATE_RESULTS: Record<number, UpdateResult> = { 1: "applied", 0: "final", [-1]: "missing", 2: "duplicate" };
 
+/** The research as a stage attempt found it, and whether the attempt started. */
+export type StageStart =
+  | { result: "missing" }
+  /** Completed, failed or cancelled: nothing was written. */
+  | { result: "final"; view: ResearchView; outputs: Partial<Record<Stage, string>> }
+  /** An earlier attempt checkpointed this stage's output: nothing was written; reuse it. */
+  | { result: "checkpointed"; view: ResearchView; outputs: Partial<Record<Stage, string>> }
+  /** Started: `record` is the stage's running record (its model is the one to call). */
+  | { result: "applied"; view: ResearchView; outputs: Partial<Record<Stage, string>>; record: StageRecord };
+
+const START_RESULTS = { 0: "final", 3: "checkpointed", 1: "applied" } as const;
+
 /** Everything the api and the stage workers do to a research record goes through here. */
 export class ResearchStore {
   readonly prefix: string;
@@ -54,12 +66,14 @@ export class ResearchStore {
     // EVALSHA with a fallback to EVAL: the script text is not resent on every update.
     redis.defineCommand("tracelaneResearchCreate", { numberOfKeys: 4, lua: CREATE_SCRIPT });
     redis.defineCommand("tracelaneResearchUpdate", { numberOfKeys: 3, lua: UPDATE_SCRIPT });
+    redis.defineCommand("tracelaneResearchStartStage", { numberOfKeys: 3, lua: START_STAGE_SCRIPT });
   }
 
   private get scripts() {
     return this.redis as unknown as {
       tracelaneResearchCreate(...args: Array<string | number>): Promise<string>;
       tracelaneResearchUpdate(...args: Array<string | number>): Promise<number>;
+      tracelaneResearchStartStage(...args: Array<string | number>): Promise<[number, string[]?]>;
     };
   }
 
@@ -124,20 +138,32 @@ export class ResearchStore {
     return raw ? (JSON.parse(raw) as StageRecord) : { status: "pending", attempts: 0 };
   }
 
-  async stageStarted(
-    id: string,
-    stage: Stage,
-    info: { model: string; attempt: number; queueWaitMs: number },
-    /** The stage's record as just loaded; read from Redis when not given. */
-    known?: StageRecord,
-  ): Promise<{ result: UpdateResult; record: StageRecord }> {
-    const rec = runningStageRecord(known ?? (await this.stageRecord(id, stage)), info);
-    const result = await this.update(id, "stage.started", { stage, attempt: info.attempt, model: info.model }, {
-      status: "running",
+  /**
+   * A stage attempt begins: in one round trip, read the research and, unless it is final or the
+   * stage's output is already checkpointed, mark the stage running. `model` is the worker's; the
+   * research's own choice for the stage (options.models) wins.
+   */
+  async stageStarted(id: string, stage: Stage, info: { model: string; attempt: number; queueWaitMs: number }): Promise<StageStart> {
+    const keys = researchKeys(this.prefix, id);
+    const [code, pairs] = await this.scripts.tracelaneResearchStartStage(
+      keys.record,
+      keys.events,
+      queuedIndexKey(this.prefix),
+      this.ttl,
       stage,
-      [`stage.${stage}`]: JSON.stringify(rec),
-    }, "running");
-    return { result, record: rec };
+      info.model,
+      info.attempt,
+      info.queueWaitMs,
+      new Date().toISOString(),
+      id,
+    );
+    if (code === -1 || !pairs) return { result: "missing" };
+    const hash: Record<string, string> = {};
+    for (let i = 0; i + 1 < pairs.length; i += 2) hash[pairs[i]!] = pairs[i + 1]!;
+    const outputs = stageOutputs(hash);
+    const view = toView(hash, outputs);
+    const result = START_RESULTS[code as keyof typeof START_RESULTS];
+    return result === "applied" ? { result, view, outputs, record: view.stages[stage] } : { result, view, outputs };
   }
 
   /** Checkpoint a stage's output and usage. Written before the next stage is enqueued. */
@@ -296,17 +322,4 @@ export class ResearchStore {
     );
     return UPDATE_RESULTS[res] ?? "missing";
   }
-}
-
-/** The record of a stage once an attempt starts; the first start time and queue wait are kept across retries. */
-function runningStageRecord(prev: StageRecord, info: { model: string; attempt: number; queueWaitMs: number }): StageRecord {
-  const { error: _previousError, ...rest } = prev;
-  return {
-    ...rest,
-    status: "running",
-    model: info.model,
-    startedAt: prev.startedAt ?? new Date().toISOString(),
-    attempts: info.attempt,
-    queueWaitMs: prev.queueWaitMs ?? info.queueWaitMs,
-  };
 }

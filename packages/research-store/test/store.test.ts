@@ -90,4 +90,46 @@ describe("ResearchStore concurrent attempts", () => {
     expect((await store.load(id))?.outputs.analysis).toBe("first");
     expect((await store.events(id)).filter((e) => e.type === "stage.completed")).toHaveLength(1);
   });
+
+  it("starts a stage in one step: the research as it now is, on the research's own model, the first start kept across attempts", async () => {
+    const id = newId();
+    await store.create({ id, query: "q", options: { models: { factcheck: "claude-sonnet-4.5" } }, traceId: null });
+    expect(await store.stageStarted(newId(), "analysis", { model: "m", attempt: 1, queueWaitMs: 0 })).toEqual({ result: "missing" });
+
+    const first = await store.stageStarted(id, "analysis", { model: "gpt-4.1", attempt: 1, queueWaitMs: 7 });
+    expect(first.result).toBe("applied");
+    if (first.result !== "applied") return;
+    expect(first.view).toMatchObject({ id, status: "running", stage: "analysis", query: "q" });
+    expect(first.record).toMatchObject({ status: "running", model: "gpt-4.1", attempts: 1, queueWaitMs: 7 });
+    expect(first.view.stages.analysis).toEqual(first.record);
+
+    await store.stageRetrying(id, "analysis", { type: "server_error", message: "503" }, 2);
+    const second = await store.stageStarted(id, "analysis", { model: "gpt-4.1", attempt: 2, queueWaitMs: 900 });
+    if (second.result !== "applied") throw new Error(`expected applied, got ${second.result}`);
+    // Start time and queue wait are the first attempt's; the retry's error is gone once it runs again.
+    expect(second.record).toEqual({ status: "running", model: "gpt-4.1", attempts: 2, queueWaitMs: 7, startedAt: first.record.startedAt });
+
+    const factcheck = await store.stageStarted(id, "factcheck", { model: "gemini-2.5-flash", attempt: 1, queueWaitMs: 1 });
+    expect(factcheck.result === "applied" && factcheck.record.model).toBe("claude-sonnet-4.5");
+    const started = (await store.events(id)).filter((e) => e.type === "stage.started");
+    expect(started.map((e) => [e.stage, e.status, e.data?.attempt, e.data?.model])).toEqual([
+      ["analysis", "running", 1, "gpt-4.1"],
+      ["analysis", "running", 2, "gpt-4.1"],
+      ["factcheck", "running", 1, "claude-sonnet-4.5"],
+    ]);
+  });
+
+  it("hands back a checkpointed stage's output without starting it again", async () => {
+    const id = newId();
+    await store.create({ id, query: "q", options: {}, traceId: null });
+    await store.stageStarted(id, "analysis", { model: "m", attempt: 1, queueWaitMs: 0 });
+    await store.stageCompleted(id, "analysis", { output: "A", model: "m", usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, latencyMs: 1, next: "factcheck" });
+    const eventsBefore = (await store.events(id)).length;
+
+    const again = await store.stageStarted(id, "analysis", { model: "m", attempt: 2, queueWaitMs: 0 });
+    expect(again.result).toBe("checkpointed");
+    expect(again.result !== "missing" && again.outputs.analysis).toBe("A");
+    expect(again.result !== "missing" && again.view.stages.analysis).toMatchObject({ status: "completed", attempts: 1 });
+    expect(await store.events(id)).toHaveLength(eventsBefore);
+  });
 });

@@ -1,7 +1,7 @@
 import type { Span } from "@opentelemetry/api";
 import { UnrecoverableError, Worker, type Job } from "bullmq";
 import { nextStage, StageJobSchema, type StageJob, type StageQueues } from "@tracelane/queue-contract";
-import { isFinal, type ResearchStore } from "@tracelane/research-store";
+import type { ResearchStore } from "@tracelane/research-store";
 import type { ChatClient } from "./chat-client.js";
 import { errorTypeOf, InvalidJobDataError, ModelCallError } from "./errors.js";
 import { runModelStep, type ModelStepConfig } from "./model-step.js";
@@ -52,22 +52,18 @@ export function createStageProcessor(deps: StageProcessorDeps) {
     span.setAttributes({ "tracelane.research.id": researchId, "tracelane.stage": stage });
 
     try {
-      const loaded = await store.load(researchId);
-      if (!loaded) throw new InvalidJobDataError(`research ${researchId} does not exist (expired or never created)`);
-      const { view, outputs } = loaded;
-      if (isFinal(view.status)) return { outcome: "skipped", researchId, reason: view.status };
+      const queueWaitMs = Math.max(0, (job.processedOn ?? Date.now()) - parsed.data.enqueuedAt);
+      const attempt = Math.max(job.attemptsStarted, job.attemptsMade + 1);
+      const started = await store.stageStarted(researchId, stage, { model: deps.defaultModel, attempt, queueWaitMs });
+      if (started.result === "missing") throw new InvalidJobDataError(`research ${researchId} does not exist (expired or never created)`);
+      if (started.result === "final") return { outcome: "skipped", researchId, reason: started.view.status };
+      const { view, outputs } = started;
 
-      // A retry after a crash finds the output here and does not pay for the same call twice.
-      const reusedCheckpoint = outputs[stage] !== undefined;
+      // A retry after a crash finds the output checkpointed and does not pay for the same call twice.
+      const reusedCheckpoint = started.result === "checkpointed";
       span.setAttribute("tracelane.checkpoint.reused", reusedCheckpoint);
-      if (!reusedCheckpoint) {
-        const model = view.options.models?.[stage] ?? deps.defaultModel;
-        const queueWaitMs = Math.max(0, (job.processedOn ?? Date.now()) - parsed.data.enqueuedAt);
-        const attempt = Math.max(job.attemptsStarted, job.attemptsMade + 1);
-        const started = await store.stageStarted(researchId, stage, { model, attempt, queueWaitMs }, view.stages[stage]);
-        if (started.result !== "applied") return { outcome: "skipped", researchId, reason: started.result };
-
-        const step = await runModelStep({ definition, client, config: deps.modelStep }, view, outputs, model);
+      if (started.result === "applied") {
+        const step = await runModelStep({ definition, client, config: deps.modelStep }, view, outputs, started.record.model ?? deps.defaultModel);
         const next = nextStage(stage);
         const saved = await store.stageCompleted(
           researchId,

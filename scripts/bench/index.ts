@@ -11,7 +11,7 @@ import { createKeepAliveFetch } from "@tracelane/runtime";
 import { startRedisServer } from "@tracelane/testkit";
 import { table } from "../lib/format.js";
 import { benchCollector } from "./collector.js";
-import { benchPipeline, poolRounds, type PipelineResult } from "./pipeline.js";
+import { benchPipeline, PIPELINE_WARM_UP, poolRounds, type PipelineResult } from "./pipeline.js";
 import { benchRawChain } from "./raw-chain.js";
 
 /** A positive integer from the environment, or exit saying which variable is wrong. */
@@ -30,6 +30,11 @@ const saturation = sizeFromEnv("BENCH_JOBS", 2000);
 const concurrency = sizeFromEnv("BENCH_WORKER_CONCURRENCY", 32);
 const collectorSpans = sizeFromEnv("BENCH_COLLECTOR_SPANS", 100_000);
 const rounds = sizeFromEnv("BENCH_ROUNDS", 2);
+// A run counts completions on the synthesis queue, which keeps the last 10,000 completed jobs.
+if (sequential + saturation + PIPELINE_WARM_UP > 10_000) {
+  console.error(`BENCH_SEQUENTIAL + BENCH_JOBS may be at most ${10_000 - PIPELINE_WARM_UP}: a run counts completed jobs and a queue keeps the last 10,000`);
+  process.exit(2);
+}
 
 /** CPU ms per pipeline by process, one column per run: on a CPU-bound machine this is where throughput goes. */
 function printCpuSplit(columns: Array<[string, Record<string, number> | undefined]>) {

@@ -26,6 +26,11 @@ export interface PipelineResult {
   rounds?: number[];
 }
 
+/** Pipelines each run completes before measuring (one at a time, then a burst). */
+const WARM_UP_ONE_AT_A_TIME = 20;
+const WARM_UP_BURST = 200;
+export const PIPELINE_WARM_UP = WARM_UP_ONE_AT_A_TIME + WARM_UP_BURST;
+
 /** Pool several runs of one configuration: latencies and lags pooled, throughput and CPU averaged. */
 export function poolRounds(results: PipelineResult[]): PipelineResult {
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -115,11 +120,11 @@ export async function benchPipeline(
 
   try {
     // Warm up connections and JIT before measuring, one at a time and then a burst as at saturation.
-    for (let i = 0; i < 20; i++) await untilFinal(await submit(`warm-up ${i}`));
+    for (let i = 0; i < WARM_UP_ONE_AT_A_TIME; i++) await untilFinal(await submit(`warm-up ${i}`));
     const synthesis = new Queue(QUEUE_NAMES.synthesis, { connection: redis, prefix: prefixes.queue });
     const completedCount = () => synthesis.getCompletedCount();
-    const warmed = (await completedCount()) + 200;
-    await mapLimit(Array.from({ length: 200 }, (_, i) => i), opts.submitConcurrency, (i) => submit(`warm-up burst ${i}`));
+    const warmed = (await completedCount()) + WARM_UP_BURST;
+    await mapLimit(Array.from({ length: WARM_UP_BURST }, (_, i) => i), opts.submitConcurrency, (i) => submit(`warm-up burst ${i}`));
     while ((await completedCount()) < warmed) await new Promise((r) => setTimeout(r, 20));
 
     const latencies: number[] = [];

@@ -55,7 +55,7 @@ export async function runModelStep(
     const fit = fitOrFail(m, budget);
     lastFit = fit;
     if (fit.trimmedTokens > 0) consumerSpan?.setAttribute("tracelane.context.trimmed_tokens", fit.trimmedTokens);
-    checkBudget(m, fit.inputTokens);
+    checkBudget(m, fit);
     return client.chat(m, fit.messages, {
       attributes: {
         ...attributes,
@@ -114,9 +114,11 @@ export async function runModelStep(
     }
   }
 
-  function checkBudget(m: string, inputTokens: number) {
+  /** `fit.inputTokens` may run the tokenizer: read only when there is a budget to check. */
+  function checkBudget(m: string, fit: FitResult) {
     const max = view.options.maxCostUsd;
     if (max === undefined) return;
+    const inputTokens = fit.inputTokens;
     const estimate = client.prices.cost(m, { inputTokens, outputTokens: config.maxOutputTokens }).costUsd;
     if (estimate === null) return; // unpriced: cannot estimate; the record marks it unpriced
     const spent = view.totals.costUsd + (extra.costUsd ?? 0);

@@ -38,9 +38,10 @@ export function cpuSampler(pids: Record<string, number>, redis: Redis) {
       }
     })(),
     snapshot,
-    async since(before: CpuSplit): Promise<CpuSplit> {
+    /** CPU ms each process spent since `before`, divided by the `units` of work done meanwhile. */
+    async since(before: CpuSplit, units = 1): Promise<CpuSplit> {
       const now = await snapshot();
-      return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+      return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, (v - (before[k] ?? 0)) / units]));
     },
   };
 }

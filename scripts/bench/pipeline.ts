@@ -160,7 +160,7 @@ export async function benchPipeline(
       await new Promise((r) => setTimeout(r, 20));
     }
     const seconds = (performance.now() - t0) / 1000;
-    const cpuUsed = cpuBefore ? await cpu.since(cpuBefore) : undefined;
+    const cpuPerPipeline = cpuBefore ? await cpu.since(cpuBefore, opts.saturation) : undefined;
     const failed = (await synthesis.getFailedCount()) - failedBefore;
     await synthesis.close();
 
@@ -181,7 +181,7 @@ export async function benchPipeline(
       droppedSpans,
       exportedSpans,
       failed,
-      ...(cpuUsed ? { cpuPerPipeline: Object.fromEntries(Object.entries(cpuUsed).map(([k, ms]) => [k, ms / opts.saturation])) } : {}),
+      ...(cpuPerPipeline ? { cpuPerPipeline } : {}),
       ...(lagValues.length ? { queryableLag: { ...summarize(lagValues), samples: lagValues.length } } : {}),
       samples: { latencies, overheads, lags: lagValues },
     };

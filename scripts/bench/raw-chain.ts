@@ -66,7 +66,7 @@ export async function benchRawChain(
   const t0 = performance.now();
   await Promise.all(Array.from({ length: opts.saturation }, () => runOne(randomUUID().replaceAll("-", ""))));
   const seconds = (performance.now() - t0) / 1000;
-  const cpuUsed = cpuBefore ? await cpu.since(cpuBefore) : undefined;
+  const cpuPerPipeline = cpuBefore ? await cpu.since(cpuBefore, opts.saturation) : undefined;
 
   await Promise.all(workers.map((w) => w.close()));
   await Promise.all(queues.map((q) => q.obliterate({ force: true }).then(() => q.close())));
@@ -74,6 +74,6 @@ export async function benchRawChain(
   return {
     oneInFlight: summarize(latencies),
     throughputPerSec: opts.saturation / seconds,
-    ...(cpuUsed ? { cpuPerPipeline: Object.fromEntries(Object.entries(cpuUsed).map(([k, ms]) => [k, ms / opts.saturation])) } : {}),
+    ...(cpuPerPipeline ? { cpuPerPipeline } : {}),
   };
 }

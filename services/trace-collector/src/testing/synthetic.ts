@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { SpanKindName, SpanStatusName } from "@tracelane/trace-store";
+import type { SpanKindName, SpanRecord, SpanStatusName } from "@tracelane/trace-store";
 
 /**
  * Synthetic pipeline traces in the exact OTLP/JSON shape the SDK's JsonTraceSerializer writes
@@ -9,17 +9,10 @@ import type { SpanKindName, SpanStatusName } from "@tracelane/trace-store";
 
 export type SimpleAttr = string | number | boolean | string[];
 
-export interface SyntheticSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: SpanKindName;
-  service: string;
-  startMs: number;
-  endMs: number;
+/** The identity and timing a stored span will have; status, attributes and events optional and simpler. */
+export interface SyntheticSpan
+  extends Pick<SpanRecord, "traceId" | "spanId" | "parentSpanId" | "name" | "kind" | "service" | "startMs" | "endMs" | "statusMessage"> {
   status?: SpanStatusName;
-  statusMessage?: string;
   attributes?: Record<string, SimpleAttr>;
   events?: { name: string; timeMs: number; attributes?: Record<string, SimpleAttr> }[];
 }

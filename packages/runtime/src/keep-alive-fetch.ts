@@ -41,6 +41,15 @@ export function createKeepAliveFetch(opts: KeepAliveFetchOptions = {}): typeof f
   };
 
   const keepAliveFetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    try {
+      return send(input, init);
+    } catch (err) {
+      // Like fetch: a bad URL or header (a TypeError) rejects the promise instead of throwing at the call.
+      return Promise.reject(err);
+    }
+  };
+
+  const send = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const body = init?.body;
     if (input instanceof Request || !(body === undefined || body === null || typeof body === "string" || body instanceof Uint8Array || body instanceof ArrayBuffer)) {
       return fallback(input, init);

@@ -126,6 +126,16 @@ describe("createKeepAliveFetch", () => {
     expect(((err as TypeError).cause as NodeJS.ErrnoException).code).toBe("ECONNREFUSED");
   });
 
+  it("rejects, as fetch does, a URL or header it cannot send, instead of throwing at the call", async () => {
+    const before = seen.length;
+    const f = createKeepAliveFetch();
+    let call: Promise<Response> | undefined;
+    expect(() => (call = f("not a url"))).not.toThrow();
+    await expect(call).rejects.toBeInstanceOf(TypeError);
+    await expect(f(`${base}/echo`, { headers: { "bad header": "x" } })).rejects.toBeInstanceOf(TypeError);
+    expect(seen.length).toBe(before);
+  });
+
   it("hands what it does not handle (a Request object) to the fallback", async () => {
     const calls: string[] = [];
     const f = createKeepAliveFetch({

@@ -13,6 +13,7 @@ const PAGE = 100;
 export class SseStreams {
   private readonly open = new Set<() => void>();
 
+  /** `close` asks one stream to end; it returns the unregister function the stream calls once it ended. */
   add(close: () => void): () => void {
     this.open.add(close);
     return () => this.open.delete(close);
@@ -22,7 +23,12 @@ export class SseStreams {
     return this.open.size;
   }
 
-  /** End every open stream; clients reconnect elsewhere with Last-Event-ID. */
+  /**
+   * Ask every open stream to end; clients reconnect elsewhere with Last-Event-ID. A stream ends after the
+   * read and send it is in (a stream that just opened still sends its replay first, so the client's
+   * Last-Event-ID is not older than what it was shown); one waiting for the next poll ends at once. The
+   * server's drain deadline bounds a stream stuck on a slow client or store.
+   */
   closeAll(): void {
     for (const close of [...this.open]) close();
   }
@@ -58,6 +64,8 @@ export async function streamResearchEvents(req: Request, res: Response, opts: Ev
   req.socket.setTimeout(0);
 
   let done = false;
+  // Shutdown asked this stream to end: it does after the send in progress, never between a read and its send.
+  let closing = false;
   let wake: (() => void) | undefined;
   const stop = () => {
     if (done) return;
@@ -70,7 +78,10 @@ export async function streamResearchEvents(req: Request, res: Response, opts: Ev
     stop();
     if (!res.writableEnded) res.end();
   };
-  const unregister = opts.streams.add(finish);
+  const unregister = opts.streams.add(() => {
+    closing = true;
+    wake?.();
+  });
   const heartbeat = setInterval(() => {
     if (!done) res.write(": heartbeat\n\n");
   }, opts.heartbeatMs);
@@ -104,7 +115,7 @@ export async function streamResearchEvents(req: Request, res: Response, opts: Ev
   try {
     while (!done) {
       const events = await opts.store.events(opts.researchId, cursor, PAGE);
-      if (await send(events)) break;
+      if ((await send(events)) || closing) break;
       if (events.length === PAGE) continue;
       if (events.length === 0) {
         // A final status and its event are written atomically, so once the status is final every
@@ -115,6 +126,7 @@ export async function streamResearchEvents(req: Request, res: Response, opts: Ev
           break;
         }
       }
+      if (closing) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, opts.pollMs);
         wake = () => {
@@ -123,6 +135,7 @@ export async function streamResearchEvents(req: Request, res: Response, opts: Ev
         };
       });
       wake = undefined;
+      if (closing) break;
     }
   } catch (err) {
     // The response is committed; end it so the client reconnects with Last-Event-ID.

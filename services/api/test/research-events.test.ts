@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createConnection, createServer, type AddressInfo, type Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { waitFor } from "@tracelane/testkit";
 import { postResearch, readSse, startApi, uid, type SseMessage, type TestApi } from "./helpers.js";
 
@@ -117,6 +118,29 @@ describe("GET /v1/research/:id/events", () => {
     await api.store.cancel(body.id);
   });
 
+  it("sends the replay before ending a stream that shutdown closed before its first read", async () => {
+    // The store's connection goes through a proxy that holds the stream's first XRANGE, so closeAll()
+    // lands exactly between the stream registering and its replay read returning.
+    const proxy = await redisHoldingProxy(inject("redisUrl"), /^\*\d+\r\n\$6\r\nxrange\r\n/i);
+    const held = await startApi({ storeRedisUrl: proxy.url, env: { SSE_POLL_MS: "20", SSE_HEARTBEAT_MS: "1000" } });
+    try {
+      const { body } = await postResearch(held, { query: "shutdown during replay" });
+      proxy.hold();
+      const reading = readSse(await fetch(`${held.url}/v1/research/${body.id}/events`));
+      await proxy.holding;
+      expect(held.streams.size).toBe(1);
+      held.streams.closeAll();
+      proxy.release();
+      const { messages, ended } = await reading;
+      expect(ended).toBe(true);
+      expect(types(messages)).toEqual(["research.queued"]);
+      await waitFor(() => held.streams.size === 0, { what: "the stream to unregister" });
+    } finally {
+      await held.close();
+      await proxy.close();
+    }
+  });
+
   it("answers 404 JSON for an unknown research and 400 for a malformed Last-Event-ID", async () => {
     const missing = await openEvents(uid());
     expect(missing.status).toBe(404);
@@ -130,3 +154,57 @@ describe("GET /v1/research/:id/events", () => {
     await api.store.cancel(body.id);
   });
 });
+
+/**
+ * A TCP proxy in front of Redis that, once `hold()` is called, stops forwarding a connection's commands
+ * at the first one matching `command` (a RESP array header + command name) until `release()`.
+ */
+async function redisHoldingProxy(redisUrl: string, command: RegExp) {
+  const upstream = new URL(redisUrl);
+  const sockets = new Set<Socket>();
+  let armed = false;
+  let released = false;
+  let onHolding!: () => void;
+  const holding = new Promise<void>((resolve) => (onHolding = resolve));
+  const waiting: Array<() => void> = [];
+  const server = createServer((client) => {
+    const redis = createConnection({ host: upstream.hostname, port: Number(upstream.port) });
+    sockets.add(client).add(redis);
+    let queued: Buffer[] | undefined;
+    client.on("data", (chunk: Buffer) => {
+      if (queued) return void queued.push(chunk);
+      if (armed && !released && command.test(chunk.toString("latin1"))) {
+        queued = [chunk];
+        waiting.push(() => {
+          for (const c of queued!) redis.write(c);
+          queued = undefined;
+        });
+        onHolding();
+        return;
+      }
+      redis.write(chunk);
+    });
+    redis.pipe(client);
+    const end = () => {
+      client.destroy();
+      redis.destroy();
+    };
+    client.on("error", end).on("close", end);
+    redis.on("error", end).on("close", end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hold: () => void (armed = true),
+    /** Resolves once a matching command is being held. */
+    holding,
+    release: () => {
+      released = true;
+      for (const flush of waiting.splice(0)) flush();
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

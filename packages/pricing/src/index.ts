@@ -1,1 +1,2 @@
 export { PriceTable, loadPriceTable, type ModelPrice, type TokenUsage, type CallCost } from "./price-table.js";
+export { addUsd, fromNanoUsd, NANO_USD_PER_USD, roundMs, roundUsd, sumUsd, toNanoUsd } from "./money.js";

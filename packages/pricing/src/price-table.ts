@@ -1,6 +1,7 @@
 import { readJsonFile } from "@tracelane/runtime";
 import { z } from "zod";
 import defaultTable from "./prices.json" with { type: "json" };
+import { fromNanoUsd, NANO_USD_PER_USD } from "./money.js";
 
 const ModelPriceSchema = z
   .object({
@@ -31,7 +32,8 @@ export type CallCost =
   | { priced: true; costUsd: number; model: string; matched: string }
   | { priced: false; costUsd: null; model: string; reason: "unpriced_model" };
 
-const PER_TOKEN = 1 / 1_000_000;
+/** USD per 1M tokens -> nano-dollars per token. */
+const NANO_PER_TOKEN = NANO_USD_PER_USD / 1_000_000;
 
 /** Names we strip before matching: provider prefixes and release-date suffixes. */
 function candidates(name: string): string[] {
@@ -80,17 +82,18 @@ export class PriceTable {
     return undefined;
   }
 
-  /** Cost of one call. An unknown model is unpriced (null), never a silent $0. */
+  /** Cost of one call, rounded to 1e-9 USD. An unknown model is unpriced (null), never a silent $0. */
   cost(model: string, usage: TokenUsage): CallCost {
     const price = this.lookup(model);
     if (!price) return { priced: false, costUsd: null, model, reason: "unpriced_model" };
     const cached = Math.min(usage.cachedInputTokens ?? 0, usage.inputTokens);
     const cachedRate = price.cachedInputPer1M ?? price.inputPer1M;
-    const costUsd =
-      (usage.inputTokens - cached) * price.inputPer1M * PER_TOKEN +
-      cached * cachedRate * PER_TOKEN +
-      usage.outputTokens * price.outputPer1M * PER_TOKEN;
-    return { priced: true, costUsd, model, matched: price.model };
+    // In nano-dollars a price with up to 3 decimals per 1M tokens is a whole number per token.
+    const nanoUsd =
+      (usage.inputTokens - cached) * price.inputPer1M * NANO_PER_TOKEN +
+      cached * cachedRate * NANO_PER_TOKEN +
+      usage.outputTokens * price.outputPer1M * NANO_PER_TOKEN;
+    return { priced: true, costUsd: fromNanoUsd(Math.round(nanoUsd)), model, matched: price.model };
   }
 }
 

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadPriceTable } from "@tracelane/pricing";
+import { addUsd, loadPriceTable, roundMs, roundUsd, sumUsd, toNanoUsd } from "@tracelane/pricing";
 
 const table = loadPriceTable();
 
@@ -62,5 +62,28 @@ describe("model table", () => {
   it("knows the context window of the default models", () => {
     expect(table.lookup("gpt-4.1")?.contextWindow).toBe(1_047_576);
     expect(table.lookup("deepseek-v3.2")?.contextWindow).toBe(128_000);
+  });
+});
+
+describe("money", () => {
+  it("prices a call to the nano-dollar, so JSON shows the decimal and not a float artefact", () => {
+    // Computed in binary floats, 333 x $2/1M + 1 x $8/1M prints as 0.0006739999999999999.
+    expect(JSON.stringify(table.cost("gpt-4.1", { inputTokens: 333, outputTokens: 1 }).costUsd)).toBe("0.000674");
+    expect(JSON.stringify(table.cost("deepseek-v3.2", { inputTokens: 1234, outputTokens: 1613 }).costUsd)).toBe("0.00102298");
+  });
+
+  it("adds nano-dollars, so a total equals the sum of its parts exactly", () => {
+    const parts = [0.1, 0.2, 0.000000001, 0.00102298];
+    expect(0.1 + 0.2).not.toBe(0.3);
+    expect(sumUsd(parts)).toBe(0.301022981);
+    expect(addUsd(0.1, 0.2)).toBe(0.3);
+    expect(roundUsd(0.0010234999999999999)).toBe(0.0010235);
+    expect(toNanoUsd(0.0010235)).toBe(1_023_500);
+  });
+
+  it("rounds durations to 0.1 ms", () => {
+    expect(roundMs(12.3456)).toBe(12.3);
+    expect(roundMs(0.05)).toBe(0.1);
+    expect(JSON.stringify(roundMs(1764000000123.4567))).toBe("1764000000123.5");
   });
 });

@@ -69,6 +69,14 @@ function decodeCursor(text: string, sort: TraceSort): Cursor {
 }
 
 const DAY_MS = 24 * 3600 * 1000;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+/** ISO 8601 beside epoch ms, for people reading the JSON. */
+const withTimes = <T extends { startMs: number; endMs: number }>(r: T): T & { startedAt: string; endedAt: string } => ({
+  ...r,
+  startedAt: iso(r.startMs),
+  endedAt: iso(r.endMs),
+});
 const typeOrder = (t: AnomalyType) => ANOMALY_TYPES.indexOf(t);
 
 export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): TraceReader {
@@ -189,7 +197,7 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
     }
     await prune(gone);
     const types = await anomalyTypesOf(found.map((s) => s.traceId));
-    const traces: TraceListItem[] = found.map((s, i) => ({ ...s, anomalyTypes: types[i] ?? [] }));
+    const traces: TraceListItem[] = found.map((s, i) => ({ ...withTimes(s), anomalyTypes: types[i] ?? [] }));
     return nextCursor ? { traces, nextCursor } : { traces };
   }
 
@@ -205,14 +213,14 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
     const [json, spanMap, anomalyJson] = replies.map(([, v]) => v);
     if (typeof json !== "string") return undefined;
     const summary = JSON.parse(json) as TraceSummary;
-    const spans = Object.values(spanMap as Record<string, string>).map((s) => JSON.parse(s) as SpanRecord);
+    const spans = Object.values(spanMap as Record<string, string>).map((s) => withTimes(JSON.parse(s) as SpanRecord));
     spans.sort((a, b) => a.startMs - b.startMs || (a.spanId < b.spanId ? -1 : 1));
     const anomalies = (anomalyJson as string[])
       .map((a) => JSON.parse(a) as Anomaly)
       .sort((a, b) => a.detectedAt.localeCompare(b.detectedAt) || typeOrder(a.type) - typeOrder(b.type));
     const anomalyTypes = [...new Set(anomalies.map((a) => a.type))].sort((a, b) => typeOrder(a) - typeOrder(b));
     const tree = buildTree(spans, resolveStages(spans));
-    return { summary: { ...summary, anomalyTypes }, spans, tree, anomalies };
+    return { summary: { ...withTimes(summary), anomalyTypes }, spans, tree, anomalies };
   }
 
   async function listAnomalies(query: AnomalyQuery = {}): Promise<Anomaly[]> {

@@ -1,3 +1,4 @@
+import { addUsd } from "@tracelane/pricing";
 import type { CostStats, GroupCostStats, TraceSummary } from "./types.js";
 
 /** Nearest-rank percentile of unsorted values; null for none. */
@@ -38,7 +39,7 @@ export function aggregateCostStats(
         acc.calls++;
         if (c.error) acc.errors++;
         if (c.costUsd === null) acc.unpriced++;
-        else acc.cost += c.costUsd;
+        else acc.cost = addUsd(acc.cost, c.costUsd);
         acc.input += c.inputTokens;
         acc.output += c.outputTokens;
         acc.latencies.push(c.durationMs);

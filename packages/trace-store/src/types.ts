@@ -41,7 +41,11 @@ export interface SpanRecord {
   /** Epoch milliseconds (fractional). */
   startMs: number;
   endMs: number;
+  /** Rounded to 0.1 ms. */
   durationMs: number;
+  /** ISO 8601 forms of startMs/endMs; added when a trace is read, not stored. */
+  startedAt?: string;
+  endedAt?: string;
   status: SpanStatusName;
   statusMessage?: string;
   attributes: Attributes;
@@ -122,8 +126,12 @@ export interface TraceSummary {
   hasRoot: boolean;
   /** "error" when a span failed and nothing above it recovered (see README). */
   status: TraceStatus;
+  /** Epoch milliseconds; startedAt/endedAt are the same instants in ISO 8601. */
   startMs: number;
   endMs: number;
+  startedAt?: string;
+  endedAt?: string;
+  /** Rounded to 0.1 ms, like every duration here. */
   durationMs: number;
   spanCount: number;
   /** Spans refused because the trace reached TRACELANE_MAX_SPANS_PER_TRACE. */
@@ -137,7 +145,7 @@ export interface TraceSummary {
   inputTokens: number;
   outputTokens: number;
   cachedInputTokens: number;
-  /** Sum over priced calls (unpriced calls are counted in unpricedCalls, not as $0). */
+  /** Exact sum over priced calls, to 1e-9 USD (unpriced calls are counted in unpricedCalls, not as $0). */
   costUsd: number;
   unpricedCalls: number;
   /** Sum of messaging.queue.wait_ms over consumer spans. */
@@ -150,8 +158,10 @@ export interface TraceSummary {
   calls: CallStat[];
 }
 
-/** A summary as the reader returns it: with the anomaly types found so far. */
+/** A summary as the reader returns it: with ISO times and the anomaly types found so far. */
 export interface TraceListItem extends TraceSummary {
+  startedAt: string;
+  endedAt: string;
   anomalyTypes: AnomalyType[];
 }
 

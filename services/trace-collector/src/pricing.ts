@@ -1,4 +1,4 @@
-import type { PriceTable } from "@tracelane/pricing";
+import { roundUsd, type PriceTable } from "@tracelane/pricing";
 import type { ModelCall, SpanRecord } from "@tracelane/trace-store";
 
 const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
@@ -32,7 +32,7 @@ export function modelCallOf(span: SpanRecord, prices: PriceTable): ModelCall | u
     ...(operation ? { operation } : {}),
     ...usage,
     costUsd: cost.costUsd,
-    ...(typeof reported === "number" ? { reportedCostUsd: reported } : {}),
+    ...(typeof reported === "number" ? { reportedCostUsd: roundUsd(reported) } : {}),
   };
 }
 

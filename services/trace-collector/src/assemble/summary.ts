@@ -1,3 +1,4 @@
+import { addUsd, roundMs } from "@tracelane/pricing";
 import {
   resolveStages,
   type CallBreakdown,
@@ -74,9 +75,10 @@ function addCall(b: CallBreakdown, s: SpanRecord): void {
   b.inputTokens += c.inputTokens;
   b.outputTokens += c.outputTokens;
   b.cachedInputTokens += c.cachedInputTokens;
+  // Nano-dollar and 0.1 ms sums: a breakdown is exactly the sum of its calls.
   if (c.costUsd === null) b.unpricedCalls++;
-  else b.costUsd = (b.costUsd ?? 0) + c.costUsd;
-  b.durationMs += s.durationMs;
+  else b.costUsd = addUsd(b.costUsd ?? 0, c.costUsd);
+  b.durationMs = roundMs(b.durationMs + s.durationMs);
 }
 
 /**
@@ -124,8 +126,8 @@ export function summarizeTrace(
     if (s.kind === "consumer") {
       const wait = numAttr(s, "messaging.queue.wait_ms");
       const producer = s.parentSpanId ? byId.get(s.parentSpanId) : undefined;
-      if (wait !== undefined) queueWaitMs += Math.max(0, wait);
-      else if (producer?.kind === "producer") queueWaitMs += Math.max(0, s.startMs - producer.endMs);
+      if (wait !== undefined) queueWaitMs = roundMs(queueWaitMs + Math.max(0, wait));
+      else if (producer?.kind === "producer") queueWaitMs = roundMs(queueWaitMs + Math.max(0, s.startMs - producer.endMs));
     }
     if (s.call) {
       const stageName = stage ?? UNKNOWN_STAGE;
@@ -137,7 +139,7 @@ export function summarizeTrace(
         spanId: s.spanId,
         stage: stageName,
         model: s.call.model,
-        durationMs: s.durationMs,
+        durationMs: roundMs(s.durationMs),
         inputTokens: s.call.inputTokens,
         outputTokens: s.call.outputTokens,
         costUsd: s.call.costUsd,
@@ -155,7 +157,9 @@ export function summarizeTrace(
     status: traceStatus(spans),
     startMs,
     endMs,
-    durationMs: Math.max(0, endMs - startMs),
+    startedAt: new Date(startMs).toISOString(),
+    endedAt: new Date(endMs).toISOString(),
+    durationMs: roundMs(Math.max(0, endMs - startMs)),
     spanCount: spans.length,
     droppedSpans,
     errorSpans,

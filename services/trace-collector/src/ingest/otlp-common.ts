@@ -1,3 +1,4 @@
+import { roundMs } from "@tracelane/pricing";
 import type { AttributeValue, Attributes, SpanEventRecord, SpanKindName, SpanRecord, SpanStatusName } from "@tracelane/trace-store";
 
 /** The request could not be read as an ExportTraceServiceRequest at all (answer 400). */
@@ -187,7 +188,7 @@ function spanRecord(s: unknown, service: string): SpanRecord | string {
     service,
     startMs,
     endMs: Math.max(endMs, startMs),
-    durationMs: Math.max(0, endMs - startMs),
+    durationMs: roundMs(Math.max(0, endMs - startMs)),
     status,
     attributes: attributes(s.attributes),
   };

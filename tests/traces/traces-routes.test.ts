@@ -97,6 +97,30 @@ describe("GET /v1/traces", () => {
     expect(await listed("?sort=duration&limit=1")).toEqual(["slow"]);
   });
 
+  it("takes since/until as ISO 8601 or epoch ms on every route, and says both forms when neither parses", async () => {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    expect(await listed(`?since=${iso(base + 2_000)}&until=${iso(base + 3_000)}`)).toEqual(["slow", "failed"]);
+    expect(await listed(`?since=${base + 2_000}&until=${base + 3_000}`)).toEqual(["slow", "failed"]);
+    // An offset is honoured: 14:00:02+02:00 is 12:00:02Z.
+    expect(await listed(`?since=${encodeURIComponent("2025-06-01T14:00:02+02:00")}`)).toEqual(["slow", "failed"]);
+    expect(await listed("?until=2025-06-01")).toEqual([]); // a date is its UTC midnight
+    const costs = await get(`/v1/stats/costs?since=${iso(base)}&until=${iso(base + 10_000)}`);
+    expect(costs.body).toMatchObject({ since: iso(base), until: iso(base + 10_000), sinceMs: base, untilMs: base + 10_000, traces: 3 });
+    expect((await get(`/v1/anomalies?since=${iso(base)}`)).status).toBe(200);
+
+    for (const [route, bad] of [
+      ["/v1/traces", "since=June%201"],
+      ["/v1/traces", "until=2025-06-01T12:00:00"], // no offset: whose 12:00?
+      ["/v1/traces", "since=2025-02-30"],
+      ["/v1/anomalies", "since=yesterday"],
+      ["/v1/stats/costs", "until=soon"],
+    ] as const) {
+      const res = await get(`${route}?${bad}`);
+      expect(res.status, `${route}?${bad}`).toBe(400);
+      expect(res.body.error.message).toMatch(/must be an ISO 8601 time such as 2025-06-01T12:00:00Z .*or epoch milliseconds such as 1748779200000/);
+    }
+  });
+
   it("pages with nextCursor and a ready-made next link", async () => {
     const first = await get("/v1/traces?limit=2&status=ok");
     expect(first.body.traces).toHaveLength(2);

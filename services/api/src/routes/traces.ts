@@ -40,11 +40,32 @@ const param = <T>(parse: (v: string, ctx: z.RefinementCtx) => T) =>
 
 const shown = (v: string) => JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
 
+/**
+ * ISO 8601 as people write it: a date (UTC midnight) or a date-time with Z or an offset. A time
+ * without an offset is refused: the server's time zone is not the caller's. Date.parse alone would
+ * also take "June 1" or "1/2/3".
+ */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/i;
+const EPOCH_MS = /^\d{1,16}$/;
+
+/** A `since`/`until`: ISO 8601 or epoch milliseconds, as epoch milliseconds. */
+function parseTime(v: string): number | undefined {
+  if (EPOCH_MS.test(v)) return Number(v);
+  if (!ISO_TIME.test(v)) return undefined;
+  const ms = Date.parse(v);
+  // V8 rolls 2025-02-30 over to March 2; a date that does not exist is a typo.
+  const day = v.slice(0, 10);
+  return Number.isNaN(ms) || new Date(Date.parse(day)).toISOString().slice(0, 10) !== day ? undefined : ms;
+}
+
 const timeParam = () =>
   param((v, ctx) => {
-    const ms = /^\d{1,16}$/.test(v) ? Number(v) : Date.parse(v);
-    if (Number.isNaN(ms)) {
-      ctx.addIssue({ code: "custom", message: `must be an ISO 8601 time such as 2025-06-01T12:00:00Z or epoch milliseconds (got ${shown(v)})` });
+    const ms = parseTime(v);
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `must be an ISO 8601 time such as 2025-06-01T12:00:00Z (or 2025-06-01) or epoch milliseconds such as 1748779200000 (got ${shown(v)})`,
+      });
       return z.NEVER;
     }
     return ms;
@@ -217,7 +238,7 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
     const until = q.until ?? Date.now();
     const since = q.since ?? until - DAY_MS;
     const stats = await reader.costStats({ since, until });
-    res.json({ ...stats, since: new Date(stats.since).toISOString(), until: new Date(stats.until).toISOString() });
+    res.json({ ...stats, since: new Date(stats.since).toISOString(), until: new Date(stats.until).toISOString(), sinceMs: stats.since, untilMs: stats.until });
   });
 
   return router;

@@ -1,5 +1,12 @@
+import { fork } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKeepAliveFetch } from "../src/keep-alive-fetch.js";
@@ -61,7 +68,7 @@ describe("createKeepAliveFetch", () => {
     await new Promise((r) => server.close(r));
   });
 
-  it("sends method, headers and body, returns status, headers and body, and reuses the connection", async () => {
+  it("sends method, headers and body, returns status, headers and body, and reuses connections", async () => {
     const f = createKeepAliveFetch();
     const first = await f(`${base}/echo`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer k" }, body: JSON.stringify({ q: "é" }) });
     const second = await f(new URL(`${base}/echo`), { method: "POST", headers: new Headers({ "content-type": "application/json" }), body: new TextEncoder().encode('{"q":2}') });
@@ -77,7 +84,14 @@ describe("createKeepAliveFetch", () => {
     expect(a).toMatchObject({ method: "POST", url: "/echo" });
     expect(a!.headers.authorization).toBe("Bearer k");
     expect(a!.headers["content-length"]).toBe(String(Buffer.byteLength(JSON.stringify({ q: "é" }))));
-    expect(b!.remotePort).toBe(a!.remotePort); // one kept-alive socket
+    expect(b!.headers["accept-encoding"]).toBe("identity");
+
+    // Ten calls one after another ride on kept-alive connections (a pool may open a second one
+    // while the first is still finishing its previous response).
+    const before = seen.length;
+    for (let i = 0; i < 10; i++) await (await f(`${base}/echo`, { method: "POST", body: "{}" })).text();
+    expect(new Set(seen.slice(before).map((s) => s.remotePort)).size).toBeLessThanOrEqual(2);
+    await f.close();
   });
 
   it("resolves with error statuses and their headers, as fetch does", async () => {
@@ -134,6 +148,47 @@ describe("createKeepAliveFetch", () => {
     await expect(call).rejects.toBeInstanceOf(TypeError);
     await expect(f(`${base}/echo`, { headers: { "bad header": "x" } })).rejects.toBeInstanceOf(TypeError);
     expect(seen.length).toBe(before);
+  });
+
+  it("never sends a request on a connection the server has closed for being idle, even from a busy process", async () => {
+    // node:http's Agent on Node 20 ignores the server's `Keep-Alive: timeout=N` hint, keeps idle
+    // sockets past the server's timeout, and a client busy at the moment the server closes them
+    // writes its next requests onto dead sockets: ECONNRESET before the server sees anything.
+    const dir = mkdtempSync(join(tmpdir(), "keep-alive-"));
+    const countsFile = join(dir, "counts");
+    writeFileSync(countsFile, "0 0");
+    const child = fork(fileURLToPath(new URL("./fixtures/idle-closing-server.mjs", import.meta.url)), {
+      env: { ...process.env, KEEP_ALIVE_MS: "2000", COUNTS_FILE: countsFile },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    const f = createKeepAliveFetch();
+    try {
+      const [port] = (await once(child, "message")) as [number];
+      const burst = async () => {
+        const results = await Promise.allSettled(
+          Array.from({ length: 16 }, () => f(`http://127.0.0.1:${port}/v1/chat/completions`, { method: "POST", body: "{}" }).then((r) => r.json())),
+        );
+        return results.flatMap((r) => (r.status === "rejected" ? [String((r.reason as Error).cause ?? r.reason)] : []));
+      };
+      expect(await burst()).toEqual([]);
+      // Idle for less than the server's timeout (2 s, plus the 1 s grace Node's server adds)...
+      await sleep(2_000);
+      // ...then busy, as a worker at saturation, while the server closes whatever is still idle: the
+      // FINs sit unread until the next burst has been written.
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const [opened, closed] = readFileSync(countsFile, "utf8").split(" ").map(Number);
+        if (closed === opened) break;
+        if (Date.now() > deadline) throw new Error(`the server closed ${closed} of ${opened} idle connections within 10 s`);
+      }
+      expect(await burst()).toEqual([]);
+    } finally {
+      await f.close();
+      const exited = once(child, "exit");
+      child.kill();
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("hands what it does not handle (a Request object) to the fallback", async () => {

@@ -47,6 +47,7 @@ describe("research pipeline", () => {
     expect(view.traceId).toBe(submitted.body.traceId);
 
     let totalCost = 0;
+    let previousEnd = view.createdAt;
     for (const [stage, model] of [["analysis", "gpt-4.1"], ["factcheck", "gemini-2.5-flash"], ["synthesis", "deepseek-v3.2"]] as const) {
       const s = view.stages[stage];
       expect(s.status).toBe("completed");
@@ -57,8 +58,13 @@ describe("research pipeline", () => {
       const [pin, pout] = LIST_PRICES[model]!;
       const expected = (s.usage!.inputTokens * pin + s.usage!.outputTokens * pout) / 1_000_000;
       expect(s.costUsd).toBeCloseTo(expected, 12);
-      expect(s.latencyMs).toBeGreaterThanOrEqual(0);
-      expect(s.queueWaitMs).toBeGreaterThanOrEqual(0);
+      // The model call happens between the stage's start and its checkpoint (ISO ms: 1 ms of slack)...
+      const startedAt = Date.parse(s.startedAt!);
+      expect(s.latencyMs).toBeGreaterThan(0);
+      expect(s.latencyMs).toBeLessThanOrEqual(Date.parse(s.finishedAt!) - startedAt + 1);
+      // ...and the job waited in its queue from its enqueue (after the previous checkpoint) to that start.
+      expect(s.queueWaitMs).toBeLessThanOrEqual(startedAt - Date.parse(previousEnd));
+      previousEnd = s.finishedAt!;
       totalCost += expected;
     }
     // Each stage reads the previous outputs, so inputs grow along the pipeline.

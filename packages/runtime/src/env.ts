@@ -1,6 +1,8 @@
 import { z } from "zod";
 
-/** Thrown at boot when the environment is wrong; the message names every bad variable. */
+export type EnvSource = Record<string, string | undefined>;
+
+/** Thrown at boot when the environment is wrong; `issues` names every bad variable, its value and what is allowed. */
 export class EnvError extends Error {
   override readonly name = "EnvError";
   constructor(readonly issues: string[]) {
@@ -8,17 +10,28 @@ export class EnvError extends Error {
   }
 }
 
-/** Parse `source` (default process.env) with a zod object schema, or throw an EnvError. */
-export function parseEnv<S extends z.ZodType>(
-  schema: S,
-  source: Record<string, string | undefined> = process.env,
-): z.infer<S> {
-  const result = schema.safeParse(source);
+/**
+ * `source` without its blank values. A blank value means unset everywhere (compose passes `VAR=` for
+ * unset, and `PORT= pnpm start` reads the same), so every default applies to it; dropping them before
+ * the one parse means no schema has to remember (langfuse worker/src/env.ts does the same).
+ */
+export function withoutBlankValues(source: EnvSource): EnvSource {
+  const out: EnvSource = {};
+  for (const [name, value] of Object.entries(source)) {
+    if (value !== undefined && value.trim() !== "") out[name] = value;
+  }
+  return out;
+}
+
+/** Parse `source` (default process.env) with a zod object schema, blank values unset, or throw an EnvError. */
+export function parseEnv<S extends z.ZodType>(schema: S, source: EnvSource = process.env): z.infer<S> {
+  const present = withoutBlankValues(source);
+  const result = schema.safeParse(present);
   if (result.success) return result.data;
   throw new EnvError(
     result.error.issues.map((issue) => {
       const name = issue.path.join(".") || "(environment)";
-      const value = issue.path.length === 1 ? source[String(issue.path[0])] : undefined;
+      const value = issue.path.length === 1 ? present[String(issue.path[0])] : undefined;
       const shown = value === undefined ? "unset" : `got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)}`;
       return `${name}: ${issue.message} (${shown})`;
     }),
@@ -28,24 +41,37 @@ export function parseEnv<S extends z.ZodType>(
 /** Env booleans: "true/false/1/0/yes/no/on/off", parsed once in the schema. */
 export const envBoolean = (defaultValue: boolean) =>
   z
-    .enum(["true", "false", "1", "0", "yes", "no", "on", "off", ""])
+    .enum(["true", "false", "1", "0", "yes", "no", "on", "off", ""], { message: "must be true or false (also 1/0, yes/no, on/off)" })
     .optional()
     .transform((v) => (v === undefined || v === "" ? defaultValue : ["true", "1", "yes", "on"].includes(v)));
 
-export const envInt = (defaultValue: number, opts: { min?: number; max?: number } = {}) =>
-  z.coerce
-    .number()
-    .int()
-    .min(opts.min ?? Number.MIN_SAFE_INTEGER)
-    .max(opts.max ?? Number.MAX_SAFE_INTEGER)
-    .default(defaultValue);
+const range = (opts: { min?: number; max?: number }) =>
+  opts.min !== undefined && opts.max !== undefined
+    ? `from ${opts.min} to ${opts.max}`
+    : opts.min !== undefined
+      ? `of at least ${opts.min}`
+      : opts.max !== undefined
+        ? `of at most ${opts.max}`
+        : "";
 
-export const envNumber = (defaultValue: number, opts: { min?: number; max?: number } = {}) =>
-  z.coerce
-    .number()
-    .min(opts.min ?? -Number.MAX_VALUE)
-    .max(opts.max ?? Number.MAX_VALUE)
+export const envInt = (defaultValue: number, opts: { min?: number; max?: number } = {}) => {
+  const allowed = `must be a whole number ${range(opts)}`.trim();
+  return z.coerce
+    .number({ message: allowed })
+    .int(allowed)
+    .min(opts.min ?? Number.MIN_SAFE_INTEGER, allowed)
+    .max(opts.max ?? Number.MAX_SAFE_INTEGER, allowed)
     .default(defaultValue);
+};
+
+export const envNumber = (defaultValue: number, opts: { min?: number; max?: number } = {}) => {
+  const allowed = `must be a number ${range(opts)}`.trim();
+  return z.coerce
+    .number({ message: allowed })
+    .min(opts.min ?? -Number.MAX_VALUE, allowed)
+    .max(opts.max ?? Number.MAX_VALUE, allowed)
+    .default(defaultValue);
+};
 
 export const envUrl = (defaultValue?: string) =>
   defaultValue === undefined
@@ -60,3 +86,67 @@ export const envOptionalString = () =>
     .transform((v) => (v === undefined || v.trim() === "" ? undefined : v));
 
 export const REDIS_URL_DEFAULT = "redis://127.0.0.1:6379";
+
+const REDIS_URL_ALLOWED = "must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379";
+
+/** A Redis URL as ioredis takes it: redis:// or rediss://, with a host. The same check in every service. */
+export const redisUrlSchema = () =>
+  z.string().refine((v) => {
+    try {
+      const url = new URL(v);
+      return (url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname !== "";
+    } catch {
+      return false;
+    }
+  }, REDIS_URL_ALLOWED);
+
+export const envRedisUrl = () => redisUrlSchema().default(REDIS_URL_DEFAULT);
+
+/** The URL with its password replaced, for log lines and error messages. */
+export function redactUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.password === "") return text;
+    url.password = "***";
+    return url.toString();
+  } catch {
+    return text;
+  }
+}
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ["auto", "json", "pretty"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/**
+ * What every service reads the same way: log level and format, Redis (for those that use it), the
+ * shutdown deadline, and whether to exit with the process that started it. Spread into each
+ * service's schema so there is one parse, one message format, one default.
+ */
+export const serviceEnvShape = {
+  LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+  /** auto: human-readable lines when stdout is a terminal, JSON otherwise. */
+  LOG_FORMAT: z.enum(LOG_FORMATS, { message: `must be one of ${LOG_FORMATS.join(", ")}` }).default("auto"),
+  /** After SIGTERM/SIGINT, exit 1 if the ordered shutdown has not finished by then. */
+  SHUTDOWN_GRACE_MS: envInt(30_000, { min: 0, max: 3_600_000 }),
+  /**
+   * Stop when the parent process goes away (`pnpm start`, `pnpm --filter X start`: pnpm does not pass
+   * SIGTERM on). Unset: on when run by a package-manager script (npm_lifecycle_event is set).
+   */
+  TRACELANE_EXIT_WITH_PARENT: z
+    .enum(["true", "false"], { message: "must be true or false" })
+    .optional()
+    .transform((v) => (v === undefined ? undefined : v === "true")),
+} as const;
+
+export const redisEnvShape = {
+  REDIS_URL: envRedisUrl(),
+  /** A Redis that does not answer within this at boot fails the start, naming the URL. */
+  REDIS_CONNECT_TIMEOUT_MS: envInt(5_000, { min: 100, max: 600_000 }),
+} as const;
+
+const serviceEnvSchema = z.object(serviceEnvShape);
+export type ServiceEnv = z.infer<typeof serviceEnvSchema>;
+const redisEnvSchema = z.object(redisEnvShape);
+export type RedisEnv = z.infer<typeof redisEnvSchema>;

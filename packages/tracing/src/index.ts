@@ -5,6 +5,7 @@ export { recordError, errorType } from "./errors.js";
 export { createLogger, censorSecretFields, type Logger, type LoggerOptions } from "./logger.js";
 export {
   startTracing,
+  startServiceTracing,
   tracingStats,
   type StartTracingOptions,
   type TracingHandle,

@@ -1,5 +1,6 @@
 import { trace } from "@opentelemetry/api";
 import { pino, type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger, type LoggerOptions as PinoOptions } from "pino";
+import pretty from "pino-pretty";
 
 export type { Logger };
 
@@ -71,12 +72,31 @@ function shallowCopy(source: Record<string, unknown>): Record<string, unknown> {
 
 export interface LoggerOptions {
   level?: string;
+  /**
+   * json: one JSON object a line (for machines: compose, log shippers). pretty: one readable line
+   * (time, level, service, message, fields). auto (default): pretty when stdout is a terminal.
+   */
+  format?: "auto" | "json" | "pretty";
   /** Where lines go; default stdout. Tests pass a stream to read the output. */
   destination?: DestinationStream;
 }
 
 /**
- * JSON logs that carry `trace_id`/`span_id` of the active span, so a log line
+ * Errors as `{ type, message, stack?, ...fields }` whatever shape they were logged in. pino's own
+ * serializer handles Error instances only, so `{ err: { name, message } }` came out as
+ * `{"type":"Object","stack":""}` and `{ error: new Error() }` as `{}`.
+ */
+export function serializeError(value: unknown): unknown {
+  if (value instanceof Error) return pino.stdSerializers.errWithCause(value);
+  if (value !== null && typeof value === "object" && typeof (value as { message?: unknown }).message === "string") {
+    const { name, message, ...rest } = value as Record<string, unknown>;
+    return { type: typeof name === "string" && name !== "" ? name : "Error", message, ...rest };
+  }
+  return value;
+}
+
+/**
+ * Logs that carry `trace_id`/`span_id` of the active span, so a log line
  * leads to its trace. Secret fields are censored at any depth, in log calls
  * and in child-logger bindings; free text is not scanned, so never put a key in
  * a message string.
@@ -87,6 +107,7 @@ export function createLogger(service: string, opts: LoggerOptions = {}): Logger 
     level: opts.level ?? process.env.LOG_LEVEL ?? "info",
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
+    serializers: { err: serializeError, error: serializeError },
     formatters: {
       // Runs before pino's serializers, on the object passed to the log call merged with the mixin.
       log: (obj) => censorSecretFields(obj),
@@ -98,8 +119,27 @@ export function createLogger(service: string, opts: LoggerOptions = {}): Logger 
       return { trace_id: traceId, span_id: spanId, trace_flags: `0${traceFlags.toString(16)}` };
     },
   };
-  const logger = opts.destination ? pino(options, opts.destination) : pino(options);
+  const format = opts.format ?? "auto";
+  const readable = format === "pretty" || (format === "auto" && opts.destination === undefined && process.stdout.isTTY === true);
+  const destination = readable ? prettyStream(opts.destination) : opts.destination;
+  const logger = destination ? pino(options, destination) : pino(options);
   return censorChildBindings(logger);
+}
+
+/**
+ * pino-pretty in this thread, synchronously (a transport would be a worker thread per process, and
+ * lines written just before exit could be lost). Colours when the output is a terminal.
+ */
+function prettyStream(destination: DestinationStream | undefined): DestinationStream {
+  return pretty({
+    sync: true,
+    colorize: destination === undefined && process.stdout.isTTY === true && process.env.NO_COLOR === undefined,
+    translateTime: "SYS:HH:MM:ss.l",
+    // `service` is shown as the logger name; the trace fields stay (they lead to the trace).
+    ignore: "pid,hostname,service,trace_flags",
+    singleLine: true,
+    ...(destination ? { destination: destination as NodeJS.WritableStream } : {}),
+  });
 }
 
 /**

@@ -1,11 +1,15 @@
 import { randomUUID } from "node:crypto";
+import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
+import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
+import { bootFailureLine, EnvError } from "@tracelane/runtime";
 import { configureContentCapture } from "./content.js";
 import { CountedBatchSpanProcessor, type ExportStats } from "./counted-batch-processor.js";
 import { registerContextManagerOnly, registerTracingGlobals } from "./globals.js";
+import { createLogger } from "./logger.js";
 import { RedisStreamSpanExporter } from "./redis-stream-exporter.js";
 import { samplerFromConfig } from "./sampler.js";
 import { resolveTracingConfig, type TracingConfig } from "./tracing-env.js";
@@ -116,6 +120,21 @@ export function startTracing(opts: StartTracingOptions): TracingHandle {
   return handle;
 }
 
+/**
+ * startTracing for a service's instrumentation.ts, which runs before anything else: a bad tracing
+ * variable (REDIS_URL=notaurl, OTEL_TRACES_SAMPLER=sometimes) ends the process with the same one
+ * boot-failure line runService prints, instead of a stack trace from an import.
+ */
+export function startServiceTracing(opts: StartTracingOptions): TracingHandle {
+  try {
+    return startTracing(opts);
+  } catch (err) {
+    if (!(err instanceof EnvError)) throw err;
+    process.stderr.write(`${bootFailureLine(opts.serviceName, err)}\n`);
+    process.exit(1);
+  }
+}
+
 /** Export counters of the running SDK (zeros when none), for a service's /metrics or /healthz. */
 export function tracingStats(): TracingStats {
   return running?.stats() ?? { ...ZERO, destinations: {} };
@@ -127,7 +146,11 @@ function createDestinations(config: TracingConfig): Array<{ name: DestinationNam
     // url and timeout from the validated env; OTEL_EXPORTER_OTLP_HEADERS / _CERTIFICATE etc. the exporter
     // still reads from process.env itself.
     const exporter = new OTLPTraceExporter({ url: config.otlp.url, timeoutMillis: config.otlp.timeoutMillis });
-    destinations.push({ name: "otlp", processor: new CountedBatchSpanProcessor(exporter, config.batch) });
+    const url = config.otlp.url;
+    const warned = new WarnOnFirstFailure(exporter, (error) => {
+      otlpWarning(config.serviceName, url, error);
+    });
+    destinations.push({ name: "otlp", processor: new CountedBatchSpanProcessor(warned, config.batch) });
   }
   if (config.spanStream) {
     const exporter = new RedisStreamSpanExporter({
@@ -147,4 +170,56 @@ function disabledHandle(unregister: () => void): TracingHandle {
     shutdown: async () => unregister(),
     stats: () => ({ ...ZERO, destinations: {} }),
   };
+}
+
+/**
+ * Says once, in the service's log, that the OTLP endpoint does not take spans (nothing listens,
+ * wrong port, TLS mismatch), naming it; without this, a missing Jaeger shows only as empty search
+ * results. Later failures are counted in stats() (a worker's /healthz shows them), not logged.
+ */
+class WarnOnFirstFailure implements SpanExporter {
+  private warned = false;
+  constructor(
+    private readonly inner: SpanExporter,
+    private readonly onFirstFailure: (error: Error | undefined) => void,
+  ) {}
+
+  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+    this.inner.export(spans, (result) => {
+      if (result.code !== ExportResultCode.SUCCESS && !this.warned) {
+        this.warned = true;
+        try {
+          this.onFirstFailure(result.error);
+        } catch {
+          // A warning that cannot be written must not lose the export result.
+        }
+      }
+      resultCallback(result);
+    });
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush?.() ?? Promise.resolve();
+  }
+}
+
+const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+function otlpWarning(serviceName: string, url: string, error: Error | undefined): void {
+  // Made when needed: tracing starts before the service has validated LOG_LEVEL / LOG_FORMAT.
+  const level = process.env.LOG_LEVEL;
+  const format = process.env.LOG_FORMAT;
+  const logger = createLogger(serviceName, {
+    level: level !== undefined && LEVELS.has(level) ? level : "info",
+    format: format === "json" || format === "pretty" ? format : "auto",
+  });
+  logger.warn(
+    { endpoint: url, reason: error?.message },
+    `spans cannot be exported to the OTLP endpoint ${url} (OTEL_EXPORTER_OTLP_ENDPOINT): is Jaeger or another collector listening there? ` +
+      "Warned once; later failures are only counted",
+  );
 }

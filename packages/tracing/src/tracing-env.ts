@@ -1,4 +1,4 @@
-import { envBoolean, envInt, envNumber, envOptionalString, parseEnv } from "@tracelane/runtime";
+import { envBoolean, envInt, envNumber, envOptionalString, parseEnv, redisUrlSchema } from "@tracelane/runtime";
 import { z } from "zod";
 import { CONTENT_CAPTURE_MODES } from "./content.js";
 
@@ -51,9 +51,7 @@ const schema = z
     TRACELANE_OTLP_ENABLED: envOptionalBoolean(),
     OTEL_EXPORTER_OTLP_TIMEOUT: blankIsUnset(envInt(10_000, { min: 1 })),
 
-    REDIS_URL: envOptionalString().refine((v) => v === undefined || /^rediss?:\/\//.test(v), {
-      message: "must be a URL such as redis://127.0.0.1:6379",
-    }),
+    REDIS_URL: redisUrlSchema().optional(),
     TRACELANE_SPAN_STREAM_ENABLED: envBoolean(true),
     TRACELANE_SPAN_STREAM: blankIsUnset(z.string().default(SPAN_STREAM_DEFAULT)),
     TRACELANE_SPAN_STREAM_MAXLEN: blankIsUnset(envInt(1_000_000, { min: 1 })),

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
 import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
 import { TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
-import { envInt, envOptionalString, parseEnv, REDIS_URL_DEFAULT } from "@tracelane/runtime";
+import { envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape, type EnvSource } from "@tracelane/runtime";
 
 const prefix = (defaultValue: string) =>
   z
@@ -35,12 +35,10 @@ const envBytes = (defaultValue: number, opts: { min: number; max: number }) =>
     );
 
 export const EnvSchema = z.object({
+  ...serviceEnvShape,
+  ...redisEnvShape,
   PORT: envInt(3000, { min: 0, max: 65_535 }),
   HOST: z.string().min(1).default("0.0.0.0"),
-  REDIS_URL: z
-    .string()
-    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
-    .default(REDIS_URL_DEFAULT),
   TRACELANE_QUEUE_PREFIX: prefix(DEFAULT_QUEUE_PREFIX),
   TRACELANE_RESEARCH_PREFIX: prefix(DEFAULT_RESEARCH_PREFIX),
   /** Key prefix the trace-collector writes traces under (read by GET /v1/traces). */
@@ -65,7 +63,7 @@ export const EnvSchema = z.object({
 export type Env = z.infer<typeof EnvSchema>;
 
 /** Parse the api's environment (default process.env); throws an EnvError naming each bad variable. */
-export function loadEnv(source: Record<string, string | undefined> = process.env): Env {
+export function loadEnv(source: EnvSource = process.env): Env {
   return parseEnv(EnvSchema, source);
 }
 

@@ -1,4 +1,4 @@
 // Loaded first by index.ts so the SDK is registered before express, ioredis or bullmq are imported.
-import { startTracing } from "@tracelane/tracing";
+import { startServiceTracing } from "@tracelane/tracing";
 
-export const tracing = startTracing({ serviceName: "api" });
+export const tracing = startServiceTracing({ serviceName: "api" });

@@ -1,16 +1,14 @@
 import { randomUUID } from "node:crypto";
-import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
 import type { Router } from "express";
 import type { Redis } from "ioredis";
 import { inject } from "vitest";
-import { StageQueues } from "@tracelane/queue-contract";
+import type { StageQueues } from "@tracelane/queue-contract";
 import { ResearchStore } from "@tracelane/research-store";
 import { createRedis, waitForRedis } from "@tracelane/runtime";
 import { createLogger } from "@tracelane/tracing";
-import { createApp } from "../src/app.js";
-import { appConfig, loadEnv, type Env } from "../src/env.js";
-import { SseStreams } from "../src/sse.js";
+import { composeApi } from "../src/api.js";
+import { loadEnv, type Env } from "../src/env.js";
+import type { SseStreams } from "../src/sse.js";
 
 export const uid = () => randomUUID().replaceAll("-", "");
 
@@ -56,23 +54,16 @@ export async function startApi(opts: StartOptions = {}): Promise<TestApi> {
   await waitForRedis(redis);
   if (opts.waitReady !== false) await Promise.all([waitForRedis(storeRedis), waitForRedis(queueRedis)]);
 
-  const store = new ResearchStore(storeRedis, { prefix: env.TRACELANE_RESEARCH_PREFIX, ttlSeconds: env.RESEARCH_TTL_SECONDS });
-  const queues = new StageQueues({ connection: queueRedis, prefix: env.TRACELANE_QUEUE_PREFIX });
-  const streams = new SseStreams();
-  const logger = createLogger("api-test", { level: "silent" });
-  const app = createApp({
-    store,
-    queues,
+  // Built by the api's own composition root, as src/index.ts builds it.
+  const api = composeApi({
+    env,
     redis: storeRedis,
-    config: appConfig(env),
-    logger,
-    streams,
+    queueRedis,
+    logger: createLogger("api-test", { level: "silent" }),
     ...(opts.traceRouter ? { traceRouter: opts.traceRouter } : {}),
   });
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, "127.0.0.1", () => resolve(s));
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await api.start({ port: 0, host: "127.0.0.1" });
+  const { queues, streams } = api;
 
   const keys = async () => ({
     research: await redis.keys(`${researchPrefix}:*`),
@@ -89,10 +80,7 @@ export async function startApi(opts: StartOptions = {}): Promise<TestApi> {
     streams,
     keys,
     close: async () => {
-      streams.closeAll();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await queues.close().catch(() => undefined);
+      await api.close();
       const { research, queue } = await keys();
       if (research.length + queue.length) await redis.del(...research, ...queue);
       for (const r of [storeRedis, queueRedis, redis]) r.disconnect();

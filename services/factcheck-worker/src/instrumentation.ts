@@ -1,4 +1,4 @@
 // Loaded before anything else so every module below runs traced.
-import { startTracing } from "@tracelane/tracing";
+import { startServiceTracing } from "@tracelane/tracing";
 
-export const tracing = startTracing({ serviceName: "factcheck-worker" });
+export const tracing = startServiceTracing({ serviceName: "factcheck-worker" });

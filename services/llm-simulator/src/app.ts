@@ -1,5 +1,5 @@
-import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
+import { listen } from "@tracelane/runtime";
 import express, { type ErrorRequestHandler, type Express } from "express";
 import { authenticate } from "./auth.js";
 import { chatCompletionsHandler } from "./chat.js";
@@ -108,10 +108,9 @@ export async function startSimulator(
 ): Promise<RunningSimulator> {
   const app = createSimulatorApp(config);
   const host = opts.host ?? "127.0.0.1";
-  const server = await new Promise<Server>((resolve, reject) => {
-    const srv = app.listen(opts.port ?? 0, host, (err?: Error) => (err ? reject(err) : resolve(srv)));
-  });
-  const { port } = server.address() as AddressInfo;
+  const server = createServer(app);
+  // A port in use fails naming PORT, as in every service.
+  const port = await listen(server, { port: opts.port ?? 0, host, variable: "PORT" });
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
   let closing: Promise<void> | undefined;
   return {

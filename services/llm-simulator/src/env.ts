@@ -1,4 +1,4 @@
-import { envInt, envNumber, parseEnv } from "@tracelane/runtime";
+import { envInt, envNumber, parseEnv, serviceEnvShape, type EnvSource } from "@tracelane/runtime";
 import { z } from "zod";
 import { FAULT_KINDS, isFaultKind, type FaultKind } from "./faults.js";
 import { LatencyProfileSchema } from "./latency.js";
@@ -56,13 +56,14 @@ const envOptionalInt = () =>
 
 export const EnvSchema = z
   .object({
+    ...serviceEnvShape,
     PORT: envInt(4010, { min: 0, max: 65_535 }),
     HOST: z.string().min(1).default("0.0.0.0"),
-    /** Unset: "sk-simulator". Set to an empty value to accept any bearer key. */
+    /** Unset (or blank, like every variable): "sk-simulator". `*` accepts any bearer key. */
     LLM_SIM_API_KEY: z
       .string()
       .optional()
-      .transform((v) => (v === undefined ? DEFAULT_SIMULATOR_CONFIG.apiKey : v.trim() === "" ? undefined : v.trim())),
+      .transform((v) => (v === undefined ? DEFAULT_SIMULATOR_CONFIG.apiKey : v.trim() === "*" ? undefined : v.trim())),
     LLM_SIM_LATENCY_MS: envNumber(0, { min: 0 }),
     LLM_SIM_JITTER_MS: envNumber(0, { min: 0 }),
     LLM_SIM_MODEL_LATENCY: envJson(z.record(z.string(), LatencyProfileSchema), {}, '{"gpt-4.1":{"baseMs":800,"jitterMs":400}}'),
@@ -86,7 +87,7 @@ export const EnvSchema = z
 export type SimulatorEnv = z.infer<typeof EnvSchema>;
 
 /** Parse the environment, or throw an EnvError naming every bad variable. */
-export function loadEnv(source: Record<string, string | undefined> = process.env): SimulatorEnv {
+export function loadEnv(source: EnvSource = process.env): SimulatorEnv {
   return parseEnv(EnvSchema, source);
 }
 

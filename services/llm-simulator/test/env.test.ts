@@ -56,8 +56,9 @@ describe("environment", () => {
     });
   });
 
-  it("accepts any key when LLM_SIM_API_KEY is empty", () => {
-    expect(loadEnv({ LLM_SIM_API_KEY: "" }).LLM_SIM_API_KEY).toBeUndefined();
+  it("accepts any key when LLM_SIM_API_KEY is *, and reads a blank value as unset", () => {
+    expect(loadEnv({ LLM_SIM_API_KEY: "*" }).LLM_SIM_API_KEY).toBeUndefined();
+    expect(loadEnv({ LLM_SIM_API_KEY: "" }).LLM_SIM_API_KEY).toBe("sk-simulator");
   });
 
   it("fails naming each bad variable", () => {

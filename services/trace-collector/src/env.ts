@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { envBoolean, envInt, envOptionalString, parseEnv, REDIS_URL_DEFAULT } from "@tracelane/runtime";
+import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape } from "@tracelane/runtime";
 import { ANOMALY_STREAM_DEFAULT, ANOMALY_TYPES, TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
 import { SPAN_STREAM_DEFAULT } from "@tracelane/tracing";
 import { z } from "zod";
@@ -15,10 +15,9 @@ const optionalUrl = () =>
 
 const schema = z
   .object({
+    ...serviceEnvShape,
+    ...redisEnvShape,
     PORT: blankIsUnset(envInt(4319, { min: 0, max: 65_535 })),
-    REDIS_URL: blankIsUnset(
-      z.string().regex(/^rediss?:\/\//, "must be a URL such as redis://127.0.0.1:6379").default(REDIS_URL_DEFAULT),
-    ),
     TRACELANE_SPAN_STREAM: blankIsUnset(z.string().min(1).default(SPAN_STREAM_DEFAULT)),
     TRACELANE_TRACE_PREFIX: blankIsUnset(z.string().min(1).default(TRACE_PREFIX_DEFAULT)),
     TRACELANE_ANOMALY_STREAM: blankIsUnset(z.string().min(1).default(ANOMALY_STREAM_DEFAULT)),

@@ -1,0 +1,113 @@
+import { createServer, type Server } from "node:http";
+import type { JobsOptions } from "bullmq";
+import type { Express, Router } from "express";
+import type { Redis } from "ioredis";
+import type { Pipeline } from "@tracelane/pipeline";
+import { StageQueues } from "@tracelane/queue-contract";
+import { ResearchStore } from "@tracelane/research-store";
+import { listen } from "@tracelane/runtime";
+import { createTraceReader } from "@tracelane/trace-store";
+import type { Logger } from "@tracelane/tracing";
+import { createApp } from "./app.js";
+import { appConfig, type Env } from "./env.js";
+import { startLostEnqueueRecovery } from "./lost-enqueue-recovery.js";
+import { createTracesRouter } from "./routes/traces.js";
+import { SseStreams } from "./sse.js";
+
+/** How long in-flight requests get to finish once the api stops accepting connections. */
+const HTTP_DRAIN_MS = 10_000;
+
+export interface ComposeApiOptions {
+  env: Env;
+  /** Fail-fast ("producer") connection for the research store, trace reads and /readyz. */
+  redis: Redis;
+  /** The queues' own fail-fast connection (BullMQ loads its scripts on it). */
+  queueRedis: Redis;
+  logger: Logger;
+  /** Overrides of the default job options (JOB_ATTEMPTS, JOB_BACKOFF_MS... see jobOptionsFromEnv). */
+  jobOptions?: JobsOptions;
+  /** The stages of a research (request schema, records, first queue); default the shipped pipeline. */
+  pipeline?: Pipeline<string, string>;
+  /** GET /v1/traces...; default: read the trace-collector's store under TRACELANE_TRACE_PREFIX. */
+  traceRouter?: Router;
+}
+
+export interface Api {
+  app: Express;
+  store: ResearchStore;
+  queues: StageQueues;
+  streams: SseStreams;
+  /** Listen (a port in use fails naming PORT) and start the lost-enqueue recovery; resolves to the bound port. */
+  start(opts?: { port?: number; host?: string }): Promise<number>;
+  /**
+   * Stop in order: refuse new connections and end SSE streams (in-flight requests get
+   * HTTP_DRAIN_MS), stop the recovery, close the queues. The Redis connections are the caller's.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * The api's composition root: the one place its parts are built and wired, used by its
+ * entrypoint (src/index.ts), its tests and the in-process test pipeline.
+ */
+export function composeApi(opts: ComposeApiOptions): Api {
+  const { env, redis, queueRedis, logger } = opts;
+  // The api never names a stage (it serialises views and publishes the pipeline's first stage),
+  // so a store and queues of any pipeline fit the shipped pipeline's types.
+  const pipeline = opts.pipeline ? { pipeline: opts.pipeline } : {};
+  const store = new ResearchStore(redis, { prefix: env.TRACELANE_RESEARCH_PREFIX, ttlSeconds: env.RESEARCH_TTL_SECONDS, ...pipeline }) as unknown as ResearchStore;
+  const queues = new StageQueues({
+    connection: queueRedis,
+    prefix: env.TRACELANE_QUEUE_PREFIX,
+    ...(opts.jobOptions ? { jobOptions: opts.jobOptions } : {}),
+    ...pipeline,
+  }) as unknown as StageQueues;
+  const streams = new SseStreams();
+  const traceRouter =
+    opts.traceRouter ??
+    createTracesRouter({
+      reader: createTraceReader(redis, { prefix: env.TRACELANE_TRACE_PREFIX }),
+      ...(env.JAEGER_UI_URL ? { jaegerUiUrl: env.JAEGER_UI_URL } : {}),
+    });
+  const app = createApp({ store, queues, redis, config: appConfig(env), logger, streams, traceRouter });
+
+  let server: Server | undefined;
+  let recovery: { stop(): void | Promise<void> } | undefined;
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    store,
+    queues,
+    streams,
+    async start(where = {}) {
+      server = createServer(app);
+      const port = await listen(server, { port: where.port ?? env.PORT, host: where.host ?? env.HOST, variable: "PORT" });
+      recovery = startLostEnqueueRecovery({
+        store,
+        queues,
+        logger,
+        intervalMs: env.LOST_ENQUEUE_CHECK_MS,
+        minAgeMs: env.LOST_ENQUEUE_MIN_AGE_MS,
+      });
+      return port;
+    },
+    close: () =>
+      (closing ??= (async () => {
+        if (server) await closeServer(server, streams);
+        else streams.closeAll();
+        await recovery?.stop();
+        await queues.close().catch(() => undefined);
+      })()),
+  };
+}
+
+/** Stop accepting connections, end SSE streams and idle keep-alive sockets, give in-flight requests time to finish. */
+async function closeServer(server: Server, streams: SseStreams): Promise<void> {
+  if (!server.listening) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  streams.closeAll();
+  server.closeIdleConnections();
+  const deadline = setTimeout(() => server.closeAllConnections(), HTTP_DRAIN_MS);
+  await closed;
+  clearTimeout(deadline);
+}

@@ -65,14 +65,39 @@ export class ModelCallError extends Error {
   }
 }
 
-/** The provider+model circuit is open after repeated failures; calls fail fast until it half-opens. */
-export class CircuitOpenError extends Error {
+/**
+ * Every model the stage could use has its circuit open (after repeated failed calls); calls fail
+ * fast until one half-opens. The stage processor does not spend a job attempt on it: it delays the
+ * job until `retryAt`. Thrown out of the processor (so final) only once the stage has waited longer
+ * than CIRCUIT_OPEN_MAX_WAIT_MS.
+ */
+export class CircuitOpenError extends UnrecoverableError {
   override readonly name = "CircuitOpenError";
   readonly type = "circuit_open";
-  constructor(provider: ProviderRef) {
+  constructor(
+    readonly provider: ProviderRef,
+    /** When the earliest of the open circuits lets a trial call through (epoch ms). */
+    readonly retryAt: number,
+    /** The models tried, primary first. */
+    readonly models: string[] = [provider.model],
+    detail?: string,
+  ) {
     super(
-      `Model "${provider.model}" at ${provider.baseURL} is failing repeatedly, so its circuit breaker is open and calls fail fast. ` +
-        `Set a fallback model for this stage (e.g. ${provider.modelVar.replace(/_MODEL$/, "_FALLBACK_MODEL")}) or wait for the provider to recover.`,
+      detail ??
+        `Model "${provider.model}" at ${provider.baseURL} is failing repeatedly, so its circuit breaker is open and calls fail fast. ` +
+          `Set a fallback model for this stage (e.g. ${provider.modelVar.replace(/_MODEL$/, "_FALLBACK_MODEL")}) or wait for the provider to recover.`,
+    );
+  }
+
+  /** The primary's circuit and then its fallback's were open: wait for whichever half-opens first. */
+  static both(primary: CircuitOpenError, fallback: CircuitOpenError): CircuitOpenError {
+    const models = [...primary.models, ...fallback.models];
+    return new CircuitOpenError(
+      primary.provider,
+      Math.min(primary.retryAt, fallback.retryAt),
+      models,
+      `Model "${primary.provider.model}" and its fallback "${fallback.provider.model}" are both failing repeatedly, so their circuit breakers are open and calls fail fast. ` +
+        `Check the provider at ${primary.provider.baseURL}, or set ${primary.provider.modelVar.replace(/_MODEL$/, "_FALLBACK_MODEL")} to a model of another provider.`,
     );
   }
 }
@@ -80,14 +105,6 @@ export class CircuitOpenError extends Error {
 /** The next stage's estimated cost exceeds what is left of the research's maxCostUsd. */
 export class BudgetExceededError extends UnrecoverableError {
   readonly type = "budget_exceeded";
-}
-
-/** The research was cancelled while a stage was waiting or running. */
-export class ResearchCancelledError extends UnrecoverableError {
-  readonly type = "cancelled";
-  constructor(id: string) {
-    super(`research ${id} was cancelled`);
-  }
 }
 
 /** Job data that does not match the queue contract: retrying cannot fix it. */

@@ -1,6 +1,7 @@
-import { UnrecoverableError, Worker, type Job, type ConnectionOptions, type WorkerOptions } from "bullmq";
+import { Worker, type Job, type ConnectionOptions, type WorkerOptions } from "bullmq";
 import type { Span } from "@opentelemetry/api";
 import { withProcessSpan, type Carrier, type Logger } from "@tracelane/tracing";
+import { isFinalAttempt } from "./final-attempt.js";
 
 export interface WorkerMetrics {
   completed: number;
@@ -15,7 +16,8 @@ export interface RegisterWorkerOptions<T, R> {
   connection: ConnectionOptions;
   concurrency: number;
   logger: Logger;
-  processor: (job: Job<T>, span: Span) => Promise<R>;
+  /** `token` is the job's lock token (for `job.moveToDelayed`). */
+  processor: (job: Job<T>, span: Span, token?: string) => Promise<R>;
   /** Called when a job has failed for good (no attempts left, unrecoverable, or stalled too often). */
   onFinalFailure?: (job: Job<T>, err: Error) => Promise<void>;
   workerOptions?: Partial<WorkerOptions>;
@@ -41,7 +43,7 @@ export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number 
 
   const worker = new Worker<T, R>(
     opts.queueName,
-    async (job) => {
+    async (job, token) => {
       metrics.active++;
       try {
         return await withProcessSpan(
@@ -53,7 +55,7 @@ export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number 
             publishedAt: job.data?.enqueuedAt ?? job.timestamp,
             carrier: job.data?.trace,
           },
-          (span) => opts.processor(job, span),
+          (span) => opts.processor(job, span, token),
         );
       } finally {
         metrics.active--;
@@ -76,8 +78,8 @@ export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number 
     metrics.failed++;
     if (!job) return;
     const attempts = job.opts.attempts ?? 1;
-    // Our unrecoverable errors subclass bullmq's, so instanceof covers them whatever their name.
-    const final = job.attemptsMade >= attempts || err instanceof UnrecoverableError || /stalled/i.test(err.message);
+    // bullmq has already counted this attempt in attemptsMade; the rule takes the attempts before it.
+    const final = isFinalAttempt(err, job.attemptsMade - 1, attempts);
     logger.warn(
       { jobId: job.id, queue: opts.queueName, attemptsMade: job.attemptsMade, attempts, final, err: { name: err.name, message: err.message } },
       final ? "job failed" : "job attempt failed, will retry",

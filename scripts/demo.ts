@@ -2,7 +2,8 @@
  * `pnpm demo [query]`: start the whole pipeline, run one research request
  * end to end, print what happened, stop everything.
  */
-import { startStack, type Stack } from "@tracelane/launcher";
+import { ONE_OF_EACH, startStack, type Stack } from "@tracelane/launcher";
+import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
 import type { ResearchView } from "@tracelane/research-store";
 import { readServerSentEvents } from "@tracelane/testkit";
 import { ms, table, usd } from "./lib/format.js";
@@ -24,14 +25,7 @@ async function main(): Promise<number> {
   try {
     stack = await startStack({
       redisUrl: redis.url,
-      replicas: {
-        "llm-simulator": external ? 0 : 1,
-        "trace-collector": 1,
-        api: 1,
-        "analysis-worker": 1,
-        "factcheck-worker": 1,
-        "synthesis-worker": 1,
-      },
+      replicas: { ...ONE_OF_EACH, "llm-simulator": external ? 0 : 1 },
       env: {
         LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
         // Realistic-looking model latency from the simulator.
@@ -79,8 +73,9 @@ async function runResearch(api: string, query: string): Promise<number> {
     console.error(`\nresearch ended ${view.status}: ${view.error?.type} at ${view.error?.stage}: ${view.error?.message}`);
     return 1;
   }
-  console.log(`\n=== Final report ===\n\n${view.result?.finalReport}\n`);
-  const rows = (["analysis", "factcheck", "synthesis"] as const).map((s) => {
+  // The last stage's output is the report.
+  console.log(`\n=== Final report ===\n\n${view.result?.[RESEARCH_PIPELINE.stage(RESEARCH_PIPELINE.last).output]}\n`);
+  const rows = RESEARCH_PIPELINE.names.map((s) => {
     const st = view.stages[s];
     return [s, st.model ?? "-", st.usage?.inputTokens ?? 0, st.usage?.outputTokens ?? 0, usd(st.costUsd), ms(st.latencyMs), ms(st.queueWaitMs)];
   });
@@ -104,7 +99,10 @@ async function printReplay(api: string, traceId: string | null): Promise<void> {
         tree: unknown[];
         links?: { jaeger?: string };
       };
-      const complete = trace.summary.callCount >= 3 && JSON.stringify(trace.tree).includes('"process research-synthesis"');
+      // Complete once every stage's model call is in, and the last stage's consumer span.
+      const last = RESEARCH_PIPELINE.stage(RESEARCH_PIPELINE.last);
+      const complete =
+        trace.summary.callCount >= RESEARCH_PIPELINE.stages.length && JSON.stringify(trace.tree).includes(`"process ${last.queue}"`);
       if (complete) {
         const replay = await (await fetch(`${api}/v1/traces/${traceId}/replay`)).text();
         console.log(`\n=== Trace ${traceId} (assembled by the trace-collector) ===\n${replay}`);

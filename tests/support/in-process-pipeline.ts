@@ -1,57 +1,77 @@
 import { randomUUID } from "node:crypto";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Redis } from "ioredis";
-import { jobOptionsFromEnv, StageQueues, type Stage } from "@tracelane/queue-contract";
+import { RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
+import { jobOptionsFromEnv, type StageQueues } from "@tracelane/queue-contract";
 import { isFinal, ResearchStore, type ResearchView } from "@tracelane/research-store";
 import { createRedis, waitForRedis } from "@tracelane/runtime";
-import { runStageWorker, type RunningStageWorker } from "@tracelane/stage-runner";
+import { runStageWorker, type RunningStageWorker, type StageDefinition } from "@tracelane/stage-runner";
 import { createLogger } from "@tracelane/tracing";
 import { waitFor } from "@tracelane/testkit";
 // A test harness may wire services from their sources: the same modules their index.ts files wire.
-import { createApp } from "../../services/api/src/app.js";
-import { appConfig, loadEnv } from "../../services/api/src/env.js";
-import { SseStreams } from "../../services/api/src/sse.js";
+import { composeApi } from "../../services/api/src/api.js";
+import { loadEnv } from "../../services/api/src/env.js";
 import { startSimulator, type RunningSimulator, type SimulatorConfig } from "../../services/llm-simulator/src/app.js";
 import { analysisStage } from "../../services/analysis-worker/src/stage.js";
 import { factcheckStage } from "../../services/factcheck-worker/src/stage.js";
 import { synthesisStage } from "../../services/synthesis-worker/src/stage.js";
 
-export interface InProcessPipelineOptions {
+export interface InProcessPipelineOptions<S extends string = Stage, O extends string = OutputKey> {
   redisUrl: string;
+  /**
+   * The stages to run (default the shipped pipeline): one worker per stage, the api's request
+   * schema, the records' rows and outputs all follow from it.
+   */
+  pipeline?: Pipeline<S, O>;
+  /** Prompts of stages that have no worker folder (a stage added by a test); the shipped ones come from theirs. */
+  stages?: StageDefinition<NoInfer<S>>[];
   /** Simulator config overrides (e.g. `apiKey`). */
   simulator?: Partial<SimulatorConfig>;
   /** Env for every stage worker (and the api's job options), on top of the prefixes and the simulator URL. */
   env?: Record<string, string>;
   /** Env for one stage's worker only, e.g. `{ factcheck: { LLM_MAX_RETRIES: "0" } }`. */
-  stageEnv?: Partial<Record<Stage, Record<string, string>>>;
+  stageEnv?: Partial<Record<NoInfer<S>, Record<string, string>>>;
 }
 
-export interface InProcessPipeline {
+export interface InProcessPipeline<S extends string = Stage, O extends string = OutputKey> {
+  pipeline: Pipeline<S, O>;
   apiUrl: string;
   simulator: RunningSimulator;
   workers: RunningStageWorker[];
   prefixes: { queue: string; research: string };
   /** The api's queues (same prefix), e.g. to read a job's data with `queue(stage).getJob(id)`. */
-  queues: StageQueues;
+  queues: StageQueues<S>;
   /** A plain connection to the test Redis, for assertions. */
   redis: Redis;
   /** Reads the research record directly (no HTTP, so no extra SERVER spans). */
-  store: ResearchStore;
+  store: ResearchStore<S, O>;
   /** Poll the record until the research is completed, failed or cancelled. */
-  waitForFinal(id: string, timeoutMs?: number): Promise<ResearchView>;
+  waitForFinal(id: string, timeoutMs?: number): Promise<ResearchView<S, O>>;
   /** Stop workers, api and simulator, then delete every key under this pipeline's prefixes. */
   close(): Promise<void>;
 }
 
-const STAGE_DEFINITIONS = [analysisStage, factcheckStage, synthesisStage];
+/** The prompt of each shipped stage, from its worker folder. */
+const WORKER_STAGES: StageDefinition<string>[] = [analysisStage, factcheckStage, synthesisStage];
+
+/** Each stage's prompt: the caller's for stages it added, else its worker folder's. */
+function stageDefinitions<S extends string>(pipeline: Pipeline<S, string>, extra: StageDefinition<S>[] = []): StageDefinition<S>[] {
+  return pipeline.names.map((stage) => {
+    const found = extra.find((d) => d.stage === stage) ?? WORKER_STAGES.find((d) => d.stage === stage);
+    if (!found) throw new Error(`stage "${stage}" has no worker folder; pass its prompt in \`stages\``);
+    return found as StageDefinition<S>;
+  });
+}
 
 /**
- * The whole pipeline in the test process: the simulator, the api app and the three stage workers,
+ * The whole pipeline in the test process: the simulator, the api app and one worker per stage,
  * each wired from its own module, on unique queue/research prefixes of the test Redis. Whatever
  * tracer provider the test registered first (useInMemoryTracing) records every span of it.
  */
-export async function startInProcessPipeline(opts: InProcessPipelineOptions): Promise<InProcessPipeline> {
+export async function startInProcessPipeline<S extends string = Stage, O extends string = OutputKey>(
+  opts: InProcessPipelineOptions<S, O>,
+): Promise<InProcessPipeline<S, O>> {
+  const pipeline = opts.pipeline ?? (RESEARCH_PIPELINE as unknown as Pipeline<S, O>);
+  const definitions = stageDefinitions(pipeline, opts.stages);
   const run = randomUUID().slice(0, 8);
   const prefixes = { queue: `tracing-${run}`, research: `tracing-${run}:research` };
   const simulator = await startSimulator({ faultRate: 0, ...opts.simulator });
@@ -72,32 +92,25 @@ export async function startInProcessPipeline(opts: InProcessPipelineOptions): Pr
   const apiRedis = createRedis(opts.redisUrl, "producer");
   const queueRedis = createRedis(opts.redisUrl, "producer");
   await Promise.all([waitForRedis(redis), waitForRedis(apiRedis), waitForRedis(queueRedis)]);
-  const apiEnv = loadEnv({ TRACELANE_QUEUE_PREFIX: prefixes.queue, TRACELANE_RESEARCH_PREFIX: prefixes.research });
-  const apiStore = new ResearchStore(apiRedis, { prefix: prefixes.research });
-  const queues = new StageQueues({ connection: queueRedis, prefix: prefixes.queue, jobOptions: jobOptionsFromEnv(commonEnv) });
-  const streams = new SseStreams();
-  const app = createApp({
-    store: apiStore,
-    queues,
+  const api = composeApi({
+    env: loadEnv({ TRACELANE_QUEUE_PREFIX: prefixes.queue, TRACELANE_RESEARCH_PREFIX: prefixes.research }),
     redis: apiRedis,
-    config: appConfig(apiEnv),
+    queueRedis,
     logger: createLogger("api", { level: "silent" }),
-    streams,
+    jobOptions: jobOptionsFromEnv(commonEnv),
+    pipeline,
   });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(0, "127.0.0.1", (err?: Error) => (err ? reject(err) : resolve(s)));
-  });
-  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // The api never names a stage (it serialises views and publishes the first stage), so its
+  // store and queues are the pipeline's whatever their static type.
+  const queues = api.queues as unknown as StageQueues<S>;
+  const apiUrl = `http://127.0.0.1:${await api.start({ port: 0, host: "127.0.0.1" })}`;
 
   const workers: RunningStageWorker[] = [];
-  const store = new ResearchStore(redis, { prefix: prefixes.research });
+  const store = new ResearchStore(redis, { prefix: prefixes.research, pipeline });
 
   const close = async () => {
     await Promise.all(workers.map((w) => w.shutdown.shutdown("test done")));
-    streams.closeAll();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await queues.close().catch(() => undefined);
+    await api.close();
     await simulator.close();
     // The research prefix lives under the queue prefix, so one pattern covers both.
     const keys = await redis.keys(`${prefixes.queue}:*`);
@@ -106,11 +119,11 @@ export async function startInProcessPipeline(opts: InProcessPipelineOptions): Pr
   };
 
   try {
-    for (const definition of STAGE_DEFINITIONS) {
+    for (const definition of definitions) {
       workers.push(
         await runStageWorker(definition, {
           env: { ...commonEnv, ...opts.stageEnv?.[definition.stage] },
-          installSignalHandlers: false,
+          pipeline,
         }),
       );
     }
@@ -120,6 +133,7 @@ export async function startInProcessPipeline(opts: InProcessPipelineOptions): Pr
   }
 
   return {
+    pipeline,
     apiUrl,
     simulator,
     workers,

@@ -1,6 +1,8 @@
+import { RESEARCH_PIPELINE, type Pipeline, type WorkerService } from "@tracelane/pipeline";
+
 /** Every runnable service: where its entrypoint is and how to tell it is ready. */
-export interface ServiceSpec {
-  name: ServiceName;
+export interface ServiceSpec<N extends string = ServiceName> {
+  name: N;
   /** Entrypoint relative to the repo root (TypeScript source, run with tsx). */
   entry: string;
   /** Built entrypoint (`pnpm build`), for running without tsx. */
@@ -10,34 +12,50 @@ export interface ServiceSpec {
   /** Env var holding its HTTP port (for workers: the /healthz port). */
   portVar: string;
   scalable: boolean;
+  /** The pipeline stage a worker service runs. */
+  stage?: string;
 }
 
-export type ServiceName =
-  | "llm-simulator"
-  | "trace-collector"
-  | "api"
-  | "analysis-worker"
-  | "factcheck-worker"
-  | "synthesis-worker";
+/** The services every pipeline runs besides its stage workers, in start order. */
+export type CoreService = "llm-simulator" | "trace-collector" | "api";
+/** A worker service is one line of the pipeline definition. */
+export type ServiceName = CoreService | WorkerService;
 
-const spec = (name: ServiceName, readyPath: string, portVar: string, scalable: boolean): ServiceSpec => ({
+const spec = <N extends string>(name: N, readyPath: string, portVar: string, scalable: boolean, stage?: string): ServiceSpec<N> => ({
   name,
   entry: `services/${name}/src/index.ts`,
   dist: `services/${name}/dist/index.js`,
   readyPath,
   portVar,
   scalable,
+  ...(stage ? { stage } : {}),
 });
 
-/** Start order: providers and the collector first, then the api, then workers. */
-export const SERVICES: readonly ServiceSpec[] = [
-  spec("llm-simulator", "/healthz", "PORT", false),
-  spec("trace-collector", "/readyz", "PORT", true),
-  spec("api", "/readyz", "PORT", true),
-  spec("analysis-worker", "/healthz", "HEALTH_PORT", true),
-  spec("factcheck-worker", "/healthz", "HEALTH_PORT", true),
-  spec("synthesis-worker", "/healthz", "HEALTH_PORT", true),
-];
+/**
+ * Start order: providers and the collector first, then the api, then one worker per stage of the
+ * pipeline, in its order.
+ */
+export function serviceCatalog(pipeline: Pipeline<string, string> = RESEARCH_PIPELINE): readonly ServiceSpec<string>[] {
+  return [
+    spec("llm-simulator", "/healthz", "PORT", false),
+    spec("trace-collector", "/readyz", "PORT", true),
+    spec("api", "/readyz", "PORT", true),
+    ...pipeline.stages.map((s) => spec(s.service, "/healthz", "HEALTH_PORT", true, s.stage)),
+  ];
+}
+
+/**
+ * Stop order: the api first (no new researches), then the workers in pipeline order (each
+ * finishes its in-flight jobs), then the collector (it has the last spans) and the simulator.
+ */
+export function stopOrder(pipeline: Pipeline<string, string> = RESEARCH_PIPELINE): readonly string[] {
+  return ["api", ...pipeline.stages.map((s) => s.service), "trace-collector", "llm-simulator"];
+}
+
+export const SERVICES = serviceCatalog() as readonly ServiceSpec[];
+export const STOP_ORDER = stopOrder() as readonly ServiceName[];
+/** The stage workers of the shipped pipeline. */
+export const WORKER_SERVICES = SERVICES.filter((s) => s.stage !== undefined).map((s) => s.name as WorkerService);
 
 export const serviceSpec = (name: ServiceName): ServiceSpec => {
   const s = SERVICES.find((x) => x.name === name);
@@ -49,7 +67,7 @@ export const serviceSpec = (name: ServiceName): ServiceSpec => {
 export function resolveServiceName(input: string): ServiceName {
   const direct = SERVICES.find((s) => s.name === input);
   if (direct) return direct.name;
-  const worker = SERVICES.find((s) => s.name === `${input}-worker`);
+  const worker = SERVICES.find((s) => s.stage === input);
   if (worker) return worker.name;
   if (input === "collector") return "trace-collector";
   if (input === "simulator") return "llm-simulator";

@@ -1,15 +1,8 @@
 import { randomUUID } from "node:crypto";
-import type { ServiceName } from "./catalog.js";
+import { SERVICES, type ServiceName } from "./catalog.js";
 
 /** One replica of every service: the whole pipeline with its collector and simulator. */
-export const ONE_OF_EACH: Record<ServiceName, number> = {
-  "llm-simulator": 1,
-  "trace-collector": 1,
-  api: 1,
-  "analysis-worker": 1,
-  "factcheck-worker": 1,
-  "synthesis-worker": 1,
-};
+export const ONE_OF_EACH = Object.fromEntries(SERVICES.map((s) => [s.name, 1])) as Record<ServiceName, number>;
 
 /**
  * Key prefixes unique to one run (a test file, a benchmark, a load run) and the env that points

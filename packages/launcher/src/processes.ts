@@ -34,7 +34,8 @@ export function spawnService(
   const loader = opts.node ? [] : ["--import", "tsx"];
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...loader, path.resolve(REPO_ROOT, entry), ...(opts.args ?? [])], {
     cwd: REPO_ROOT,
-    env: { ...process.env, NODE_ENV: "test", ...env },
+    // TRACELANE_EXIT_WITH_PARENT: a service whose launcher dies (even by SIGKILL) stops on its own.
+    env: { ...process.env, NODE_ENV: "test", TRACELANE_EXIT_WITH_PARENT: "true", ...env },
     stdio: ["ignore", "pipe", "pipe"],
     // Own process group: a terminal's Ctrl-C reaches only the launcher, which stops services in order.
     detached: true,

@@ -1,6 +1,6 @@
 import { freePort } from "./ports.js";
 import { spawnService, type ServiceProcess } from "./processes.js";
-import { SERVICES, type ServiceName } from "./catalog.js";
+import { SERVICES, STOP_ORDER, type ServiceName } from "./catalog.js";
 
 export interface StackOptions {
   redisUrl: string;
@@ -31,7 +31,6 @@ export interface Stack {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-const STOP_ORDER: ServiceName[] = ["api", "analysis-worker", "factcheck-worker", "synthesis-worker", "trace-collector", "llm-simulator"];
 
 /**
  * The whole topology as OS processes: the same wiring `docker compose` gives,

@@ -1,16 +1,9 @@
-export {
-  STAGES,
-  QUEUE_NAMES,
-  DEFAULT_QUEUE_PREFIX,
-  DEFAULT_JOB_OPTIONS,
-  nextStage,
-  stageJobId,
-  jobOptionsFromEnv,
-  type Stage,
-} from "./queues.js";
+export { STAGES, QUEUE_NAMES, DEFAULT_QUEUE_PREFIX, DEFAULT_JOB_OPTIONS, stageJobId, jobOptionsFromEnv, type Stage } from "./queues.js";
 export {
   StageJobSchema,
   StageSchema,
+  stageJobSchema,
+  stageSchema,
   ResearchIdSchema,
   TraceCarrierSchema,
   type StageJob,

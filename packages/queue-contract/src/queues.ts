@@ -1,29 +1,23 @@
 import type { JobsOptions } from "bullmq";
+import { RESEARCH_PIPELINE, type Stage } from "@tracelane/pipeline";
 
-/** The three research stages, in pipeline order. */
-export const STAGES = ["analysis", "factcheck", "synthesis"] as const;
-export type Stage = (typeof STAGES)[number];
+export type { Stage };
 
-/** BullMQ queue name per stage. Nobody else spells these strings. */
-export const QUEUE_NAMES: Record<Stage, string> = {
-  analysis: "research-analysis",
-  factcheck: "research-factcheck",
-  synthesis: "research-synthesis",
-};
+/** The shipped pipeline's stages, in order (from @tracelane/pipeline; nobody lists them again). */
+export const STAGES = RESEARCH_PIPELINE.names;
+
+/** BullMQ queue name per stage of the shipped pipeline, from its definition. */
+export const QUEUE_NAMES = Object.fromEntries(RESEARCH_PIPELINE.stages.map((s) => [s.stage, s.queue])) as Record<Stage, string>;
 
 /** Redis key prefix BullMQ uses for every queue of the pipeline. */
 export const DEFAULT_QUEUE_PREFIX = "tracelane";
-
-export function nextStage(stage: Stage): Stage | undefined {
-  return STAGES[STAGES.indexOf(stage) + 1];
-}
 
 /**
  * Deterministic job id per (research, stage): BullMQ ignores an add whose id
  * already exists, so a retried stage can never enqueue its successor twice.
  * BullMQ 6 forbids ':' in custom ids, hence '-'.
  */
-export function stageJobId(researchId: string, stage: Stage): string {
+export function stageJobId(researchId: string, stage: string): string {
   return `${researchId}-${stage}`;
 }
 

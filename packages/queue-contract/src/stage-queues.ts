@@ -1,13 +1,16 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from "bullmq";
+import { RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
 import { withPublishSpan } from "@tracelane/tracing";
-import { StageJobSchema, type StageJob } from "./payloads.js";
-import { DEFAULT_JOB_OPTIONS, DEFAULT_QUEUE_PREFIX, QUEUE_NAMES, STAGES, stageJobId, type Stage } from "./queues.js";
+import { stageJobSchema, type StageJob } from "./payloads.js";
+import { DEFAULT_JOB_OPTIONS, DEFAULT_QUEUE_PREFIX, stageJobId } from "./queues.js";
 
-export interface StageQueuesOptions {
+export interface StageQueuesOptions<S extends string = Stage> {
   connection: ConnectionOptions;
   prefix?: string;
   /** Overrides of DEFAULT_JOB_OPTIONS (see jobOptionsFromEnv). */
   jobOptions?: JobsOptions;
+  /** The stages and their queues; default the shipped research pipeline. */
+  pipeline?: Pipeline<S, string>;
 }
 
 /**
@@ -15,25 +18,36 @@ export interface StageQueuesOptions {
  * (the api, each stage enqueueing the next) publish through `publish`, which
  * traces the hop and uses the deterministic job id.
  */
-export class StageQueues {
-  private readonly queues: Record<Stage, Queue<StageJob>>;
+export class StageQueues<S extends string = Stage> {
+  readonly pipeline: Pipeline<S, string>;
+  private readonly queues: Map<S, Queue<StageJob<S>>>;
+  private readonly jobSchema;
 
-  constructor(opts: StageQueuesOptions) {
+  constructor(opts: StageQueuesOptions<S>) {
     const prefix = opts.prefix ?? DEFAULT_QUEUE_PREFIX;
-    this.queues = Object.fromEntries(
-      STAGES.map((stage) => [
-        stage,
-        new Queue<StageJob>(QUEUE_NAMES[stage], {
+    this.pipeline = opts.pipeline ?? (RESEARCH_PIPELINE as unknown as Pipeline<S, string>);
+    this.jobSchema = stageJobSchema(this.pipeline);
+    this.queues = new Map(
+      this.pipeline.stages.map((s) => [
+        s.stage,
+        new Queue<StageJob<S>>(s.queue, {
           connection: opts.connection,
           prefix,
           defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, ...opts.jobOptions },
         }),
       ]),
-    ) as Record<Stage, Queue<StageJob>>;
+    );
   }
 
-  queue(stage: Stage): Queue<StageJob> {
-    return this.queues[stage];
+  /** The first stage's queue is where a research starts. */
+  get firstStage(): S {
+    return this.pipeline.first;
+  }
+
+  queue(stage: S): Queue<StageJob<S>> {
+    const queue = this.queues.get(stage);
+    if (!queue) throw new Error(`no queue for stage "${stage}"; the pipeline's stages are ${this.pipeline.names.join(", ")}`);
+    return queue;
   }
 
   /**
@@ -41,11 +55,11 @@ export class StageQueues {
    * already exists is a no-op in BullMQ, so calling this twice (a retried
    * stage, a retried HTTP request) never creates a second job.
    */
-  async publish(researchId: string, stage: Stage): Promise<{ jobId: string }> {
-    const queue = this.queues[stage];
+  async publish(researchId: string, stage: S): Promise<{ jobId: string }> {
+    const queue = this.queue(stage);
     const jobId = stageJobId(researchId, stage);
     return withPublishSpan({ queue: queue.name, messageId: jobId }, async (carrier) => {
-      const data = StageJobSchema.parse({ researchId, stage, trace: carrier, enqueuedAt: Date.now() });
+      const data = this.jobSchema.parse({ researchId, stage, trace: carrier, enqueuedAt: Date.now() }) as StageJob<S>;
       await queue.add(stage, data, { jobId });
       return { jobId };
     });
@@ -54,8 +68,8 @@ export class StageQueues {
   /** Remove a research's jobs that have not started (cancel). Active jobs see the cancelled status. */
   async removeWaiting(researchId: string): Promise<void> {
     await Promise.all(
-      STAGES.map(async (stage) => {
-        const job = await this.queues[stage].getJob(stageJobId(researchId, stage));
+      [...this.queues].map(async ([stage, queue]) => {
+        const job = await queue.getJob(stageJobId(researchId, stage));
         if (!job) return;
         const state = await job.getState();
         if (state === "waiting" || state === "delayed" || state === "prioritized" || state === "waiting-children") {
@@ -66,6 +80,6 @@ export class StageQueues {
   }
 
   async close(): Promise<void> {
-    await Promise.all(STAGES.map((s) => this.queues[s].close()));
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
 }

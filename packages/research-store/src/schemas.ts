@@ -1,12 +1,13 @@
 import { z } from "zod";
-import { STAGES, type Stage } from "@tracelane/queue-contract";
+import { RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
 
 export const RESEARCH_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
 export type ResearchStatus = (typeof RESEARCH_STATUSES)[number];
 export const FINAL_STATUSES: readonly ResearchStatus[] = ["completed", "failed", "cancelled"];
 export const isFinal = (s: ResearchStatus) => FINAL_STATUSES.includes(s);
 
-export const STAGE_STATUSES = ["pending", "queued", "running", "completed", "failed", "skipped"] as const;
+/** "cancelled": the research was cancelled while this stage ran (its call's cost still counts); "skipped": it never ran. */
+export const STAGE_STATUSES = ["pending", "queued", "running", "completed", "failed", "cancelled", "skipped"] as const;
 export type StageStatus = (typeof STAGE_STATUSES)[number];
 
 const ModelName = z
@@ -15,18 +16,24 @@ const ModelName = z
   .max(200, "model name is longer than 200 characters")
   .regex(/^[\w.:/@+-]+$/, "model name may only contain letters, digits and . _ : / @ + -");
 
-/** What a caller may set per research request (validated at the api, re-validated by workers). */
-export const ResearchOptionsSchema = z
-  .object({
-    models: z
-      .object({ analysis: ModelName, factcheck: ModelName, synthesis: ModelName })
-      .partial()
-      .strict()
-      .optional(),
-    maxCostUsd: z.number().positive("maxCostUsd must be greater than 0").max(10_000).optional(),
-  })
-  .strict();
-export type ResearchOptions = z.infer<typeof ResearchOptionsSchema>;
+/**
+ * What a caller may set per research request (validated at the api, re-validated by workers):
+ * a model per stage of `pipeline`, and a cost cap.
+ */
+export function researchOptionsSchema<S extends string = Stage>(pipeline: Pipeline<S, string> = RESEARCH_PIPELINE as unknown as Pipeline<S, string>) {
+  const models = Object.fromEntries(pipeline.names.map((s) => [s, ModelName])) as Record<S, typeof ModelName>;
+  return z
+    .object({
+      models: z.object(models).partial().strict().optional(),
+      maxCostUsd: z.number().positive("maxCostUsd must be greater than 0").max(10_000).optional(),
+    })
+    .strict();
+}
+export const ResearchOptionsSchema = researchOptionsSchema();
+export interface ResearchOptions<S extends string = Stage> {
+  models?: Partial<Record<S, string>>;
+  maxCostUsd?: number;
+}
 
 export interface TokenUsageView {
   inputTokens: number;
@@ -48,26 +55,29 @@ export interface StageRecord {
   error?: { type: string; message: string };
 }
 
-export interface ResearchError {
-  stage: Stage | null;
+export interface ResearchError<S extends string = Stage> {
+  stage: S | null;
   type: string;
   message: string;
 }
 
-export interface ResearchView {
+/** The api's view of a research; `S`/`O` are the pipeline's stage and output names. */
+export interface ResearchView<S extends string = Stage, O extends string = OutputKey> {
   id: string;
   status: ResearchStatus;
-  stage: Stage | null;
+  stage: S | null;
   query: string;
-  options: ResearchOptions;
+  options: ResearchOptions<S>;
   createdAt: string;
   updatedAt: string;
   finishedAt?: string;
   traceId: string | null;
-  stages: Record<Stage, StageRecord>;
-  result?: { analysis: string; factCheck: string; finalReport: string };
+  /** One row per stage, in pipeline order. */
+  stages: Record<S, StageRecord>;
+  /** Every stage's output by its output name, once the research completed. */
+  result?: Record<O, string>;
   /** Outputs of the stages that finished, when the research did not complete. */
-  partialResult?: Partial<Record<"analysis" | "factCheck" | "finalReport", string>>;
+  partialResult?: Partial<Record<O, string>>;
   totals: {
     inputTokens: number;
     outputTokens: number;
@@ -76,7 +86,7 @@ export interface ResearchView {
     unpricedModels: string[];
     latencyMs: number;
   };
-  error?: ResearchError;
+  error?: ResearchError<S>;
 }
 
 export type ResearchEventType =
@@ -88,19 +98,17 @@ export type ResearchEventType =
   | "research.failed"
   | "research.cancelled";
 
-export interface ResearchEvent {
+export interface ResearchEvent<S extends string = Stage> {
   /** Redis stream id; usable as SSE `id` / `Last-Event-ID`. */
   id: string;
   type: ResearchEventType;
   researchId: string;
   status: ResearchStatus;
-  stage: Stage | null;
+  stage: S | null;
   at: string;
   data?: Record<string, unknown>;
 }
 
-export const emptyStages = (): Record<Stage, StageRecord> =>
-  Object.fromEntries(STAGES.map((s) => [s, { status: "pending", attempts: 0 } satisfies StageRecord])) as Record<
-    Stage,
-    StageRecord
-  >;
+/** A pending row for every stage of the pipeline, in its order. */
+export const emptyStages = <S extends string = Stage>(pipeline: Pipeline<S, string> = RESEARCH_PIPELINE as unknown as Pipeline<S, string>): Record<S, StageRecord> =>
+  Object.fromEntries(pipeline.names.map((s) => [s, { status: "pending", attempts: 0 } satisfies StageRecord])) as Record<S, StageRecord>;

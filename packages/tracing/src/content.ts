@@ -1,6 +1,7 @@
 import type { Span } from "@opentelemetry/api";
 import { parseEnv } from "@tracelane/runtime";
 import { z } from "zod";
+import { ATTR_GEN_AI_INPUT_MESSAGES, ATTR_GEN_AI_OUTPUT_MESSAGES } from "./attributes.js";
 
 /**
  * Prompt/completion capture, opt-in per the GenAI conventions:
@@ -58,13 +59,13 @@ export function captureContent(span: Span, content: CapturedContent, mode: Conte
   const text = mode === "redacted" ? redactSecrets : (s: string) => s;
   if (content.input) {
     const messages = content.input.map((m) => ({ role: m.role, parts: [{ type: "text", content: text(m.content) }] }));
-    span.setAttribute("gen_ai.input.messages", JSON.stringify(messages));
+    span.setAttribute(ATTR_GEN_AI_INPUT_MESSAGES, JSON.stringify(messages));
   }
   if (content.output !== undefined) {
     const messages = [
       { role: "assistant", parts: [{ type: "text", content: text(content.output) }], finish_reason: content.finishReason ?? "stop" },
     ];
-    span.setAttribute("gen_ai.output.messages", JSON.stringify(messages));
+    span.setAttribute(ATTR_GEN_AI_OUTPUT_MESSAGES, JSON.stringify(messages));
   }
 }
 

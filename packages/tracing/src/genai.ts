@@ -1,5 +1,6 @@
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from "@opentelemetry/api";
 import { recordError } from "./errors.js";
+import { ATTR_COST_UNPRICED, ATTR_GEN_AI_OPERATION_NAME, ATTR_GEN_AI_PROVIDER_NAME, ATTR_GEN_AI_REQUEST_MODEL, ATTR_GEN_AI_RESPONSE_FINISH_REASONS, ATTR_GEN_AI_RESPONSE_ID, ATTR_GEN_AI_RESPONSE_MODEL, ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, ATTR_GEN_AI_USAGE_COST, ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from "./attributes.js";
 
 const tracer = () => trace.getTracer("@tracelane/tracing/genai");
 
@@ -33,11 +34,11 @@ export async function withChatSpan<T>(req: ChatRequestInfo, fn: (span: Span) => 
   const span = tracer().startSpan(`chat ${req.model}`, {
     kind: SpanKind.CLIENT,
     attributes: {
-      "gen_ai.operation.name": "chat",
-      "gen_ai.provider.name": req.provider,
-      "gen_ai.request.model": req.model,
-      ...(req.serverAddress ? { "server.address": req.serverAddress } : {}),
-      ...(req.serverPort ? { "server.port": req.serverPort } : {}),
+      [ATTR_GEN_AI_OPERATION_NAME]: "chat",
+      [ATTR_GEN_AI_PROVIDER_NAME]: req.provider,
+      [ATTR_GEN_AI_REQUEST_MODEL]: req.model,
+      ...(req.serverAddress ? { [ATTR_SERVER_ADDRESS]: req.serverAddress } : {}),
+      ...(req.serverPort ? { [ATTR_SERVER_PORT]: req.serverPort } : {}),
       ...req.attributes,
     },
   });
@@ -53,15 +54,15 @@ export async function withChatSpan<T>(req: ChatRequestInfo, fn: (span: Span) => 
 
 export function recordChatResponse(span: Span, res: ChatResponseInfo): void {
   const attrs: Attributes = {};
-  if (res.responseModel) attrs["gen_ai.response.model"] = res.responseModel;
-  if (res.responseId) attrs["gen_ai.response.id"] = res.responseId;
-  if (res.finishReasons) attrs["gen_ai.response.finish_reasons"] = res.finishReasons;
-  if (res.inputTokens !== undefined) attrs["gen_ai.usage.input_tokens"] = res.inputTokens;
-  if (res.outputTokens !== undefined) attrs["gen_ai.usage.output_tokens"] = res.outputTokens;
-  if (res.cachedInputTokens) attrs["gen_ai.usage.cache_read.input_tokens"] = res.cachedInputTokens;
+  if (res.responseModel) attrs[ATTR_GEN_AI_RESPONSE_MODEL] = res.responseModel;
+  if (res.responseId) attrs[ATTR_GEN_AI_RESPONSE_ID] = res.responseId;
+  if (res.finishReasons) attrs[ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = res.finishReasons;
+  if (res.inputTokens !== undefined) attrs[ATTR_GEN_AI_USAGE_INPUT_TOKENS] = res.inputTokens;
+  if (res.outputTokens !== undefined) attrs[ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] = res.outputTokens;
+  if (res.cachedInputTokens) attrs[ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = res.cachedInputTokens;
   if (res.costUsd !== undefined) {
-    if (res.costUsd === null) attrs["tracelane.cost.unpriced"] = true;
-    else attrs["gen_ai.usage.cost"] = res.costUsd;
+    if (res.costUsd === null) attrs[ATTR_COST_UNPRICED] = true;
+    else attrs[ATTR_GEN_AI_USAGE_COST] = res.costUsd;
   }
   span.setAttributes(attrs);
   span.setStatus({ code: SpanStatusCode.OK });

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { carrierFromHeaders, extractContext } from "./carrier.js";
+import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from "./attributes.js";
 
 const tracer = () => trace.getTracer("@tracelane/tracing/http-server");
 
@@ -33,7 +34,7 @@ export function httpServerTracing() {
       {
         kind: SpanKind.SERVER,
         attributes: {
-          "http.request.method": method,
+          [ATTR_HTTP_REQUEST_METHOD]: method,
           "url.path": target.split("?", 1)[0] ?? "/",
           "url.scheme": "encrypted" in req.socket && req.socket.encrypted ? "https" : "http",
           ...(userAgent ? { "user_agent.original": userAgent } : {}),
@@ -49,16 +50,16 @@ export function httpServerTracing() {
       ended = true;
       const route = routeOf(req as RoutedRequest);
       if (route) {
-        span.setAttribute("http.route", route);
+        span.setAttribute(ATTR_HTTP_ROUTE, route);
         span.updateName(`${method} ${route}`);
       }
-      span.setAttribute("http.response.status_code", res.statusCode);
+      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, res.statusCode);
       if (res.statusCode >= 500) {
         span.setStatus({ code: SpanStatusCode.ERROR });
-        span.setAttribute("error.type", String(res.statusCode));
+        span.setAttribute(ATTR_ERROR_TYPE, String(res.statusCode));
       } else if (!res.writableFinished) {
         // 'close' before 'finish': the client went away before the response was complete.
-        span.setAttribute("error.type", "aborted");
+        span.setAttribute(ATTR_ERROR_TYPE, "aborted");
       }
       span.end();
     };

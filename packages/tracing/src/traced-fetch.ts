@@ -1,6 +1,7 @@
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
 import { injectContext, type Carrier } from "./carrier.js";
 import { errorType } from "./errors.js";
+import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_RETRY_DELAY_MS, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL, EVENT_RETRY } from "./attributes.js";
 
 const tracer = () => trace.getTracer("@tracelane/tracing/http-client");
 
@@ -50,20 +51,20 @@ export function createTracedFetch(baseFetch: typeof fetch = globalThis.fetch, op
     const url = new URL(input instanceof Request ? input.url : input);
 
     const attributes: Attributes = {
-      "http.request.method": method,
-      "url.full": sanitizeUrl(url),
-      "server.address": url.hostname,
-      "server.port": url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80,
-      "http.request.resend_count": resendCount,
+      [ATTR_HTTP_REQUEST_METHOD]: method,
+      [ATTR_URL_FULL]: sanitizeUrl(url),
+      [ATTR_SERVER_ADDRESS]: url.hostname,
+      [ATTR_SERVER_PORT]: url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80,
+      [ATTR_HTTP_REQUEST_RESEND_COUNT]: resendCount,
     };
     if (previous) {
       const delayMs = startedAt - previous.lastEndedAt;
-      attributes["tracelane.retry.delay_ms"] = delayMs;
-      parent?.addEvent("retry", {
-        "http.request.resend_count": resendCount,
-        "tracelane.retry.delay_ms": delayMs,
-        ...(previous.lastStatusCode !== undefined ? { "http.response.status_code": previous.lastStatusCode } : {}),
-        ...(previous.lastErrorType !== undefined ? { "error.type": previous.lastErrorType } : {}),
+      attributes[ATTR_RETRY_DELAY_MS] = delayMs;
+      parent?.addEvent(EVENT_RETRY, {
+        [ATTR_HTTP_REQUEST_RESEND_COUNT]: resendCount,
+        [ATTR_RETRY_DELAY_MS]: delayMs,
+        ...(previous.lastStatusCode !== undefined ? { [ATTR_HTTP_RESPONSE_STATUS_CODE]: previous.lastStatusCode } : {}),
+        ...(previous.lastErrorType !== undefined ? { [ATTR_ERROR_TYPE]: previous.lastErrorType } : {}),
       });
     }
     const span = tracer().startSpan(method, { kind: SpanKind.CLIENT, attributes }, parentContext);
@@ -76,13 +77,13 @@ export function createTracedFetch(baseFetch: typeof fetch = globalThis.fetch, op
         baseFetch(input, propagate ? withTraceHeaders(input, init, spanContext) : init),
       );
       statusCode = response.status;
-      span.setAttribute("http.response.status_code", statusCode);
+      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
       // Only 5xx is an error here: whether a 4xx is one (a 429 gets retried, a 400 does not) is the
       // caller's call, and withChatSpan records the final outcome.
       if (statusCode >= 500) {
         failure = String(statusCode);
         span.setStatus({ code: SpanStatusCode.ERROR });
-        span.setAttribute("error.type", failure);
+        span.setAttribute(ATTR_ERROR_TYPE, failure);
       }
       return response;
     } catch (err) {
@@ -90,7 +91,7 @@ export function createTracedFetch(baseFetch: typeof fetch = globalThis.fetch, op
       failure = networkErrorType(error);
       span.recordException(error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
-      span.setAttribute("error.type", failure);
+      span.setAttribute(ATTR_ERROR_TYPE, failure);
       throw err;
     } finally {
       span.end();

@@ -24,7 +24,7 @@ export function startLostEnqueueRecovery(opts: LostEnqueueRecoveryOptions): { st
   let running: Promise<void> | undefined;
   const sweep = async () => {
     const ids = await opts.store.queuedOlderThan(opts.minAgeMs);
-    for (const id of ids) await opts.queues.publish(id, "analysis");
+    for (const id of ids) await opts.queues.publish(id, opts.queues.firstStage);
     if (ids.length) opts.logger.info({ count: ids.length }, "re-published the first stage of long-queued researches");
   };
   const timer = setInterval(() => {

@@ -1,6 +1,7 @@
 import { z } from "zod";
+import { RESEARCH_PIPELINE, type Pipeline } from "@tracelane/pipeline";
 import { ResearchIdSchema } from "@tracelane/queue-contract";
-import { ResearchOptionsSchema } from "@tracelane/research-store";
+import { researchOptionsSchema } from "@tracelane/research-store";
 import { HttpError } from "./http/errors.js";
 
 /** One problem with the request, named by its field path ("query", "options.models.analysis", "body"). */
@@ -27,8 +28,13 @@ const charCount = (s: string) => {
   return n;
 };
 
-/** The body of `POST /v1/research`. Strict: unknown fields are rejected by name. */
-export function researchRequestSchema(maxQueryChars: number) {
+type AnyPipeline = Pipeline<string, string>;
+
+/**
+ * The body of `POST /v1/research`. Strict: unknown fields are rejected by name. `options.models`
+ * takes one model per stage of `pipeline`.
+ */
+export function researchRequestSchema(maxQueryChars: number, pipeline: AnyPipeline = RESEARCH_PIPELINE) {
   return z
     .object(
       {
@@ -50,7 +56,7 @@ export function researchRequestSchema(maxQueryChars: number) {
               });
             }
           }),
-        options: ResearchOptionsSchema.optional(),
+        options: researchOptionsSchema(pipeline).optional(),
       },
       { error: (iss) => `the body must be a JSON object like {"query": "..."} (got ${describe(iss.input)})` },
     )
@@ -59,21 +65,24 @@ export function researchRequestSchema(maxQueryChars: number) {
 export type ResearchRequest = z.infer<ReturnType<typeof researchRequestSchema>>;
 
 /** Allowed fields per object path, to tell the caller what they may send instead of an unknown field. */
-const ALLOWED_FIELDS: Record<string, readonly string[]> = {
-  "": ["query", "options"],
-  options: Object.keys(ResearchOptionsSchema.shape),
-  "options.models": Object.keys(ResearchOptionsSchema.shape.models.unwrap().shape),
-};
+function allowedFields(pipeline: AnyPipeline): Record<string, readonly string[]> {
+  return {
+    "": ["query", "options"],
+    options: Object.keys(researchOptionsSchema(pipeline).shape),
+    "options.models": pipeline.names,
+  };
+}
 
 const pathOf = (path: readonly PropertyKey[]) => (path.length === 0 ? "body" : path.map(String).join("."));
 
 /** Turn zod issues into field problems; each unknown field becomes its own problem naming it. */
-export function fieldProblems(error: z.ZodError): FieldProblem[] {
+export function fieldProblems(error: z.ZodError, pipeline: AnyPipeline = RESEARCH_PIPELINE): FieldProblem[] {
   const problems: FieldProblem[] = [];
+  const allowedHere = allowedFields(pipeline);
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") {
       const parent = issue.path.map(String).join(".");
-      const allowed = ALLOWED_FIELDS[parent];
+      const allowed = allowedHere[parent];
       for (const key of issue.keys) {
         problems.push({
           path: pathOf([...issue.path, key]),
@@ -92,14 +101,16 @@ export function invalidRequest(what: string, problems: FieldProblem[]): HttpErro
   return new HttpError(400, "invalid_request", `${what} is invalid: ${summary}`, problems);
 }
 
-// zod compiles a schema on first use; build one per limit, not one per request.
-const schemas = new Map<number, ReturnType<typeof researchRequestSchema>>();
+// zod compiles a schema on first use; build one per (pipeline, limit), not one per request.
+const schemas = new WeakMap<AnyPipeline, Map<number, ReturnType<typeof researchRequestSchema>>>();
 
-export function parseResearchRequest(body: unknown, maxQueryChars: number): ResearchRequest {
-  let schema = schemas.get(maxQueryChars);
-  if (!schema) schemas.set(maxQueryChars, (schema = researchRequestSchema(maxQueryChars)));
+export function parseResearchRequest(body: unknown, maxQueryChars: number, pipeline: AnyPipeline = RESEARCH_PIPELINE): ResearchRequest {
+  let byLimit = schemas.get(pipeline);
+  if (!byLimit) schemas.set(pipeline, (byLimit = new Map()));
+  let schema = byLimit.get(maxQueryChars);
+  if (!schema) byLimit.set(maxQueryChars, (schema = researchRequestSchema(maxQueryChars, pipeline)));
   const result = schema.safeParse(body);
-  if (!result.success) throw invalidRequest("The request body", fieldProblems(result.error));
+  if (!result.success) throw invalidRequest("The request body", fieldProblems(result.error, pipeline));
   return result.data;
 }
 

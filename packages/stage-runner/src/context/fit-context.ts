@@ -30,7 +30,7 @@ const TRIM_MARK = "[… earlier part trimmed to fit the context window …]\n";
  * question are kept whole; material is cut from the oldest item first, keeping
  * the newest part of each text.
  */
-export function fitToBudget(definition: StageDefinition, query: string, material: StageMaterial[], budget: number): FitResult {
+export function fitToBudget(definition: StageDefinition<string>, query: string, material: StageMaterial[], budget: number): FitResult {
   let messages = composeMessages(definition, query, material);
   // A token is at least one byte, so a prompt with fewer bytes than the budget fits without
   // running the tokenizer (the common case with 128k+ windows); count only if someone asks.

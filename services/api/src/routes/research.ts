@@ -36,7 +36,8 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
   const router = Router();
 
   /** Enqueue the first stage inside the request's span (the PRODUCER span becomes its child). */
-  const publishAnalysis = (id: string) => withTimeout(queues.publish(id, "analysis"), config.enqueueTimeoutMs, "enqueueing the analysis job");
+  const publishAnalysis = (id: string) =>
+    withTimeout(queues.publish(id, queues.firstStage), config.enqueueTimeoutMs, `enqueueing the ${queues.firstStage} job`);
 
   const loadView = async (id: string): Promise<ResearchView> => {
     const view = await store.get(id);
@@ -55,7 +56,7 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
       );
     }
     const idempotencyKey = parseIdempotencyKey(req.get("Idempotency-Key"));
-    const body = parseResearchRequest(req.body, config.maxQueryChars);
+    const body = parseResearchRequest(req.body, config.maxQueryChars, queues.pipeline);
 
     const id = newResearchId();
     // The request's trace (continued from the caller's traceparent when there is one).
@@ -104,7 +105,7 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
       // Nothing was enqueued: fail the record so no one waits for it, then answer.
       const marked = await store
         .failed(id, {
-          stage: "analysis",
+          stage: queues.firstStage,
           type: "enqueue_failed",
           message: `The research could not be queued: ${err instanceof Error ? err.message : String(err)}`.slice(0, 500),
         })

@@ -1,0 +1,11 @@
+export {
+  definePipeline,
+  PipelineDefinitionError,
+  type Pipeline,
+  type PipelineStage,
+  type StageLine,
+  type StageOf,
+  type OutputOf,
+} from "./define.js";
+export { RESEARCH_PIPELINE, RESEARCH_STAGES, type ResearchPipeline, type Stage, type OutputKey, type WorkerService } from "./research-pipeline.js";
+export * from "./attributes.js";

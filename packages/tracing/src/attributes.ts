@@ -1,0 +1,57 @@
+/**
+ * Every span attribute (and span event) name this package writes, spelled once, like
+ * opentelemetry-js-contrib's per-instrumentation `semconv.ts`. Standard OpenTelemetry names are
+ * here too (the GenAI ones are still "incubating" upstream, so they are pinned here rather than
+ * imported from a moving entry point); names we made up are marked. The file imports nothing, so
+ * readers of stored spans (trace-store, the collector) use it as `@tracelane/tracing/attributes`
+ * without loading the SDK. Names about research jobs (stage, research id...) are not tracing's to
+ * know: they live in `@tracelane/pipeline`.
+ */
+
+// Errors and servers (stable semconv).
+export const ATTR_ERROR_TYPE = "error.type";
+export const ATTR_SERVER_ADDRESS = "server.address";
+export const ATTR_SERVER_PORT = "server.port";
+export const ATTR_URL_FULL = "url.full";
+
+// HTTP (stable semconv).
+export const ATTR_HTTP_REQUEST_METHOD = "http.request.method";
+export const ATTR_HTTP_RESPONSE_STATUS_CODE = "http.response.status_code";
+/** 0 for the first attempt of a request, n for its n-th resend. */
+export const ATTR_HTTP_REQUEST_RESEND_COUNT = "http.request.resend_count";
+export const ATTR_HTTP_ROUTE = "http.route";
+/** Ours: ms between the end of the failed attempt and this resend. */
+export const ATTR_RETRY_DELAY_MS = "tracelane.retry.delay_ms";
+/** Event the traced fetch adds to the parent span before each resend. */
+export const EVENT_RETRY = "retry";
+
+// Messaging (semconv, plus two of ours).
+export const ATTR_MESSAGING_SYSTEM = "messaging.system";
+export const ATTR_MESSAGING_OPERATION_TYPE = "messaging.operation.type";
+export const ATTR_MESSAGING_OPERATION_NAME = "messaging.operation.name";
+export const ATTR_MESSAGING_DESTINATION_NAME = "messaging.destination.name";
+export const ATTR_MESSAGING_MESSAGE_ID = "messaging.message.id";
+/** Ours: 1-based delivery attempt of a BullMQ job. */
+export const ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT = "messaging.bullmq.job.attempt";
+/** Ours: ms from publish to the start of processing. */
+export const ATTR_MESSAGING_QUEUE_WAIT_MS = "messaging.queue.wait_ms";
+
+// GenAI (incubating semconv, plus two of ours).
+export const ATTR_GEN_AI_OPERATION_NAME = "gen_ai.operation.name";
+export const ATTR_GEN_AI_PROVIDER_NAME = "gen_ai.provider.name";
+/** Older name of gen_ai.provider.name, still read from foreign spans. */
+export const ATTR_GEN_AI_SYSTEM = "gen_ai.system";
+export const ATTR_GEN_AI_REQUEST_MODEL = "gen_ai.request.model";
+export const ATTR_GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens";
+export const ATTR_GEN_AI_RESPONSE_MODEL = "gen_ai.response.model";
+export const ATTR_GEN_AI_RESPONSE_ID = "gen_ai.response.id";
+export const ATTR_GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons";
+export const ATTR_GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens";
+export const ATTR_GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens";
+export const ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens";
+export const ATTR_GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages";
+export const ATTR_GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages";
+/** Ours: the call's cost in USD by the emitting service's price table. */
+export const ATTR_GEN_AI_USAGE_COST = "gen_ai.usage.cost";
+/** Ours: true when the model is not in the price table (cost unknown, never a silent 0). */
+export const ATTR_COST_UNPRICED = "tracelane.cost.unpriced";

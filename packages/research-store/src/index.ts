@@ -1,9 +1,11 @@
-export { ResearchStore, type ResearchStoreOptions, type CreateResearchInput, type CreateResult, type StageStart, type UpdateResult } from "./store.js";
+export { ResearchStore, type ResearchStoreOptions, type ResearchStoreOptionsFor, type CreateResearchInput, type CreateResult, type StageCall, type StageStart, type UpdateResult } from "./store.js";
 export {
   RESEARCH_STATUSES,
   FINAL_STATUSES,
   STAGE_STATUSES,
   ResearchOptionsSchema,
+  researchOptionsSchema,
+  emptyStages,
   isFinal,
   type ResearchOptions,
   type ResearchStatus,

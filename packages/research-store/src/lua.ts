@@ -87,3 +87,127 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return { 1, redis.call('HGETALL', KEYS[1]) }
 `;
+
+/**
+ * An attempt failed and BullMQ will retry the stage: the stage goes back to queued with the
+ * attempt's error, and the event carries the research's status as this script reads it.
+ *
+ * KEYS: record, events, queued index. ARGV: ttl, id, stage, errorJson, attempt, now (ISO).
+ * Returns 1 applied, 0 final (nothing written), -1 missing, 2 another attempt already checkpointed
+ * the stage (nothing written: its record stands).
+ */
+export const STAGE_RETRYING_SCRIPT = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
+local stage, now = ARGV[3], ARGV[6]
+if redis.call('HEXISTS', KEYS[1], 'output.' .. stage) == 1 then return 2 end
+local err = cjson.decode(ARGV[4])
+local rec = { status = 'pending', attempts = 0 }
+local rawRec = redis.call('HGET', KEYS[1], 'stage.' .. stage)
+if rawRec then rec = cjson.decode(rawRec) end
+rec.status = 'queued'
+rec['error'] = err
+redis.call('HSET', KEYS[1], 'stage.' .. stage, cjson.encode(rec), 'updatedAt', now)
+if status ~= 'queued' then redis.call('ZREM', KEYS[3], ARGV[2]) end
+local event = cjson.encode({ status = status, stage = stage, at = now, attempt = tonumber(ARGV[5]), ['error'] = err })
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', 'stage.retrying', 'data', event)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return 1
+`;
+
+/**
+ * The research fails: status, error and (when the error names one) the stage's record, in one step.
+ *
+ * KEYS: record, events, queued index. ARGV: ttl, id, errorJson ({stage, type, message}), now (ISO).
+ * Returns 1 applied, 0 final (nothing written), -1 missing, 2 another attempt already checkpointed
+ * the failing stage (nothing written: the research carries on from that checkpoint).
+ */
+export const FAIL_SCRIPT = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
+local now = ARGV[4]
+local err = cjson.decode(ARGV[3])
+local stage = nil
+if type(err.stage) == 'string' and err.stage ~= '' then stage = err.stage end
+if stage and redis.call('HEXISTS', KEYS[1], 'output.' .. stage) == 1 then return 2 end
+redis.call('HSET', KEYS[1], 'status', 'failed', 'finishedAt', now, 'error', ARGV[3], 'updatedAt', now)
+if stage then
+  local rec = { status = 'pending', attempts = 0 }
+  local rawRec = redis.call('HGET', KEYS[1], 'stage.' .. stage)
+  if rawRec then rec = cjson.decode(rawRec) end
+  rec.status = 'failed'
+  rec.finishedAt = now
+  rec['error'] = { type = err.type, message = err.message }
+  redis.call('HSET', KEYS[1], 'stage.' .. stage, cjson.encode(rec))
+end
+redis.call('ZREM', KEYS[3], ARGV[2])
+local event = cjson.encode({ status = 'failed', stage = stage, at = now, ['error'] = err })
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', 'research.failed', 'data', event)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return 1
+`;
+
+/**
+ * Cancel unless final: a stage that is running becomes cancelled (its worker records the cost of
+ * the call it was making, see STAGE_CALL_AFTER_CANCEL_SCRIPT); stages not started or waiting for a
+ * retry become skipped; completed and failed stages stay.
+ *
+ * KEYS: record, events, queued index. ARGV: ttl, id, now (ISO), stage names...
+ * Returns 1 applied, 0 final (nothing written), -1 missing.
+ */
+export const CANCEL_SCRIPT = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
+local now = ARGV[3]
+for i = 4, #ARGV do
+  local field = 'stage.' .. ARGV[i]
+  local rawRec = redis.call('HGET', KEYS[1], field)
+  if rawRec then
+    local rec = cjson.decode(rawRec)
+    if rec.status == 'running' then
+      rec.status = 'cancelled'
+      rec.finishedAt = now
+      redis.call('HSET', KEYS[1], field, cjson.encode(rec))
+    elseif rec.status ~= 'completed' and rec.status ~= 'failed' and rec.status ~= 'skipped' then
+      rec.status = 'skipped'
+      redis.call('HSET', KEYS[1], field, cjson.encode(rec))
+    end
+  end
+end
+redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finishedAt', now, 'updatedAt', now)
+redis.call('ZREM', KEYS[3], ARGV[2])
+local event = cjson.encode({ status = 'cancelled', at = now })
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', 'research.cancelled', 'data', event)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return 1
+`;
+
+/**
+ * A model call that finished after its research was cancelled: its usage and cost go on the
+ * cancelled stage (money spent is money spent), once. No event: the stream ended at
+ * research.cancelled.
+ *
+ * KEYS: record. ARGV: ttl, stage, patchJson (model, usage, costUsd, latencyMs), now (ISO).
+ * Returns 1 applied, 0 not a cancelled stage of a cancelled research, -1 missing, 2 already recorded.
+ */
+export const STAGE_CALL_AFTER_CANCEL_SCRIPT = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status ~= 'cancelled' then return 0 end
+local field = 'stage.' .. ARGV[2]
+local rawRec = redis.call('HGET', KEYS[1], field)
+if not rawRec then return 0 end
+local rec = cjson.decode(rawRec)
+if rec.status ~= 'cancelled' then return 0 end
+if rec.usage ~= nil and rec.usage ~= cjson.null then return 2 end
+for k, v in pairs(cjson.decode(ARGV[3])) do rec[k] = v end
+redis.call('HSET', KEYS[1], field, cjson.encode(rec), 'updatedAt', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+`;

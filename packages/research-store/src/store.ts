@@ -1,7 +1,16 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
-import type { Stage } from "@tracelane/queue-contract";
-import { CREATE_SCRIPT, START_STAGE_SCRIPT, UPDATE_SCRIPT } from "./lua.js";
+import { RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
+import { roundMs, roundUsd } from "@tracelane/pricing";
+import {
+  CANCEL_SCRIPT,
+  CREATE_SCRIPT,
+  FAIL_SCRIPT,
+  STAGE_CALL_AFTER_CANCEL_SCRIPT,
+  STAGE_RETRYING_SCRIPT,
+  START_STAGE_SCRIPT,
+  UPDATE_SCRIPT,
+} from "./lua.js";
 import { DEFAULT_RESEARCH_PREFIX, idempotencyKey, queuedIndexKey, researchKeys } from "./keys.js";
 import {
   type ResearchError,
@@ -19,6 +28,11 @@ export interface ResearchStoreOptions {
   prefix?: string;
   /** How long a research record and its events live after the last change. */
   ttlSeconds?: number;
+}
+
+export interface ResearchStoreOptionsFor<S extends string, O extends string> extends ResearchStoreOptions {
+  /** The stages a record has rows and outputs for; default the shipped research pipeline. */
+  pipeline?: Pipeline<S, O>;
 }
 
 export interface CreateResearchInput {
@@ -41,32 +55,68 @@ export type UpdateResult = "applied" | "final" | "missing" | "duplicate";
 const UPDATE_RESULTS: Record<number, UpdateResult> = { 1: "applied", 0: "final", [-1]: "missing", 2: "duplicate" };
 
 /** The research as a stage attempt found it, and whether the attempt started. */
-export type StageStart =
+export type StageStart<S extends string = Stage, O extends string = OutputKey> =
   | { result: "missing" }
   /** Completed, failed or cancelled: nothing was written. */
-  | { result: "final"; view: ResearchView; outputs: Partial<Record<Stage, string>> }
+  | { result: "final"; view: ResearchView<S, O>; outputs: Partial<Record<S, string>> }
   /** An earlier attempt checkpointed this stage's output: nothing was written; reuse it. */
-  | { result: "checkpointed"; view: ResearchView; outputs: Partial<Record<Stage, string>> }
+  | { result: "checkpointed"; view: ResearchView<S, O>; outputs: Partial<Record<S, string>> }
   /** Started: `record` is the stage's running record (its model is the one to call). */
-  | { result: "applied"; view: ResearchView; outputs: Partial<Record<Stage, string>>; record: StageRecord };
+  | { result: "applied"; view: ResearchView<S, O>; outputs: Partial<Record<S, string>>; record: StageRecord };
 
 const START_RESULTS = { 0: "final", 3: "checkpointed", 1: "applied" } as const;
 
+/** What a model call cost, as a stage record keeps it. */
+export interface StageCall {
+  model: string;
+  usage: { inputTokens: number; outputTokens: number };
+  /** null when the model is unpriced. */
+  costUsd: number | null;
+  latencyMs: number;
+}
+
+/** One state change of a research record and the event it emits (UPDATE_SCRIPT). */
+interface RecordUpdate {
+  event: ResearchEventType;
+  /** Event payload beside status, stage and time. */
+  data?: Record<string, unknown>;
+  /** Hash fields to set. */
+  fields: Record<string, string>;
+  /** The research's status once this applies (the event reports it; no read needed). */
+  status: ResearchStatus;
+  /** Apply only if this hash field is not set yet: first writer wins. */
+  unlessSet?: string;
+}
+
+/** Costs to 1e-9 USD and latencies to 0.1 ms, as every record and event shows them. */
+const readableCall = (call: StageCall): StageCall => ({
+  model: call.model,
+  usage: call.usage,
+  costUsd: call.costUsd === null ? null : roundUsd(call.costUsd),
+  latencyMs: roundMs(call.latencyMs),
+});
+
 /** Everything the api and the stage workers do to a research record goes through here. */
-export class ResearchStore {
+export class ResearchStore<S extends string = Stage, O extends string = OutputKey> {
   readonly prefix: string;
+  readonly pipeline: Pipeline<S, O>;
   private readonly ttl: number;
 
   constructor(
     private readonly redis: Redis,
-    opts: ResearchStoreOptions = {},
+    opts: ResearchStoreOptionsFor<S, O> = {},
   ) {
     this.prefix = opts.prefix ?? DEFAULT_RESEARCH_PREFIX;
+    this.pipeline = opts.pipeline ?? (RESEARCH_PIPELINE as unknown as Pipeline<S, O>);
     this.ttl = opts.ttlSeconds ?? 7 * 24 * 3600;
     // EVALSHA with a fallback to EVAL: the script text is not resent on every update.
     redis.defineCommand("tracelaneResearchCreate", { numberOfKeys: 4, lua: CREATE_SCRIPT });
     redis.defineCommand("tracelaneResearchUpdate", { numberOfKeys: 3, lua: UPDATE_SCRIPT });
     redis.defineCommand("tracelaneResearchStartStage", { numberOfKeys: 3, lua: START_STAGE_SCRIPT });
+    redis.defineCommand("tracelaneResearchStageRetrying", { numberOfKeys: 3, lua: STAGE_RETRYING_SCRIPT });
+    redis.defineCommand("tracelaneResearchFail", { numberOfKeys: 3, lua: FAIL_SCRIPT });
+    redis.defineCommand("tracelaneResearchCancel", { numberOfKeys: 3, lua: CANCEL_SCRIPT });
+    redis.defineCommand("tracelaneResearchStageCallAfterCancel", { numberOfKeys: 1, lua: STAGE_CALL_AFTER_CANCEL_SCRIPT });
   }
 
   private get scripts() {
@@ -74,6 +124,10 @@ export class ResearchStore {
       tracelaneResearchCreate(...args: Array<string | number>): Promise<string>;
       tracelaneResearchUpdate(...args: Array<string | number>): Promise<number>;
       tracelaneResearchStartStage(...args: Array<string | number>): Promise<[number, string[]?]>;
+      tracelaneResearchStageRetrying(...args: Array<string | number>): Promise<number>;
+      tracelaneResearchFail(...args: Array<string | number>): Promise<number>;
+      tracelaneResearchCancel(...args: Array<string | number>): Promise<number>;
+      tracelaneResearchStageCallAfterCancel(...args: Array<string | number>): Promise<number>;
     };
   }
 
@@ -85,12 +139,13 @@ export class ResearchStore {
       .digest("hex")
       .slice(0, 32);
     const now = new Date().toISOString();
-    const stages = emptyStages();
-    stages.analysis.status = "queued";
+    const first = this.pipeline.first;
+    const stages = emptyStages(this.pipeline);
+    stages[first].status = "queued";
     const fields: Record<string, string> = {
       id: input.id,
       status: "queued",
-      stage: "analysis",
+      stage: first,
       query: input.query,
       options: JSON.stringify(input.options),
       createdAt: now,
@@ -98,7 +153,7 @@ export class ResearchStore {
       traceId: input.traceId ?? "",
       ...Object.fromEntries(Object.entries(stages).map(([s, rec]) => [`stage.${s}`, JSON.stringify(rec)])),
     };
-    const event = JSON.stringify({ status: "queued", stage: "analysis", at: now });
+    const event = JSON.stringify({ status: "queued", stage: first, at: now });
     const result = await this.scripts.tracelaneResearchCreate(
       keys.record,
       keys.events,
@@ -117,14 +172,14 @@ export class ResearchStore {
   }
 
   /** The view plus the raw stage outputs, in one round trip (what a stage worker needs). */
-  async load(id: string): Promise<{ view: ResearchView; outputs: Partial<Record<Stage, string>> } | undefined> {
+  async load(id: string): Promise<{ view: ResearchView<S, O>; outputs: Partial<Record<S, string>> } | undefined> {
     const hash = await this.redis.hgetall(researchKeys(this.prefix, id).record);
     if (!hash.status) return undefined;
-    const outputs = stageOutputs(hash);
-    return { view: toView(hash, outputs), outputs };
+    const outputs = stageOutputs(hash, this.pipeline);
+    return { view: toView(hash, outputs, this.pipeline), outputs };
   }
 
-  async get(id: string): Promise<ResearchView | undefined> {
+  async get(id: string): Promise<ResearchView<S, O> | undefined> {
     return (await this.load(id))?.view;
   }
 
@@ -133,7 +188,7 @@ export class ResearchStore {
     return (s ?? undefined) as ResearchStatus | undefined;
   }
 
-  async stageRecord(id: string, stage: Stage): Promise<StageRecord> {
+  async stageRecord(id: string, stage: S): Promise<StageRecord> {
     const raw = await this.redis.hget(researchKeys(this.prefix, id).record, `stage.${stage}`);
     return raw ? (JSON.parse(raw) as StageRecord) : { status: "pending", attempts: 0 };
   }
@@ -143,7 +198,7 @@ export class ResearchStore {
    * stage's output is already checkpointed, mark the stage running. `model` is the worker's; the
    * research's own choice for the stage (options.models) wins.
    */
-  async stageStarted(id: string, stage: Stage, info: { model: string; attempt: number; queueWaitMs: number }): Promise<StageStart> {
+  async stageStarted(id: string, stage: S, info: { model: string; attempt: number; queueWaitMs: number }): Promise<StageStart<S, O>> {
     const keys = researchKeys(this.prefix, id);
     const [code, pairs] = await this.scripts.tracelaneResearchStartStage(
       keys.record,
@@ -160,8 +215,8 @@ export class ResearchStore {
     if (code === -1 || !pairs) return { result: "missing" };
     const hash: Record<string, string> = {};
     for (let i = 0; i + 1 < pairs.length; i += 2) hash[pairs[i]!] = pairs[i + 1]!;
-    const outputs = stageOutputs(hash);
-    const view = toView(hash, outputs);
+    const outputs = stageOutputs(hash, this.pipeline);
+    const view = toView(hash, outputs, this.pipeline);
     const result = START_RESULTS[code as keyof typeof START_RESULTS];
     return result === "applied" ? { result, view, outputs, record: view.stages[stage] } : { result, view, outputs };
   }
@@ -169,28 +224,14 @@ export class ResearchStore {
   /** Checkpoint a stage's output and usage. Written before the next stage is enqueued. */
   async stageCompleted(
     id: string,
-    stage: Stage,
-    info: {
-      output: string;
-      model: string;
-      usage: { inputTokens: number; outputTokens: number };
-      costUsd: number | null;
-      latencyMs: number;
-      next: Stage | undefined;
-    },
+    stage: S,
+    info: StageCall & { output: string; next: S | undefined },
     known?: { stage: StageRecord; next?: StageRecord | undefined },
   ): Promise<UpdateResult> {
     const prev = known?.stage ?? (await this.stageRecord(id, stage));
     const now = new Date().toISOString();
-    const rec: StageRecord = {
-      ...prev,
-      status: "completed",
-      model: info.model,
-      finishedAt: now,
-      latencyMs: info.latencyMs,
-      usage: info.usage,
-      costUsd: info.costUsd,
-    };
+    const call = readableCall(info);
+    const rec: StageRecord = { ...prev, status: "completed", finishedAt: now, ...call };
     const fields: Record<string, string> = {
       [`output.${stage}`]: info.output,
       [`stage.${stage}`]: JSON.stringify(rec),
@@ -202,57 +243,84 @@ export class ResearchStore {
     }
     // First writer wins: when a job's lock expired mid-call (a long Redis outage, a paused
     // process), two attempts can finish the same stage; only one checkpoint and event count.
-    return this.update(
-      id,
-      "stage.completed",
-      { stage, model: info.model, usage: info.usage, costUsd: info.costUsd, latencyMs: info.latencyMs },
+    return this.update(id, {
+      event: "stage.completed",
+      data: { stage, ...call },
       fields,
-      undefined,
-      "running",
-      `output.${stage}`,
-    );
+      status: "running",
+      unlessSet: `output.${stage}`,
+    });
   }
 
-  /** An attempt failed and BullMQ will retry the stage. */
-  async stageRetrying(id: string, stage: Stage, error: { type: string; message: string }, attempt: number): Promise<UpdateResult> {
-    const prev = await this.stageRecord(id, stage);
-    return this.update(id, "stage.retrying", { stage, attempt, error }, {
-      [`stage.${stage}`]: JSON.stringify({ ...prev, status: "queued", error } satisfies StageRecord),
-    });
+  /** An attempt failed and BullMQ will retry the stage: one atomic step, like stageStarted. */
+  async stageRetrying(id: string, stage: S, retry: { error: { type: string; message: string }; attempt: number }): Promise<UpdateResult> {
+    const keys = researchKeys(this.prefix, id);
+    const res = await this.scripts.tracelaneResearchStageRetrying(
+      keys.record,
+      keys.events,
+      queuedIndexKey(this.prefix),
+      this.ttl,
+      id,
+      stage,
+      JSON.stringify(retry.error),
+      retry.attempt,
+      new Date().toISOString(),
+    );
+    return UPDATE_RESULTS[res] ?? "missing";
   }
 
   async completed(id: string): Promise<UpdateResult> {
     const now = new Date().toISOString();
-    return this.update(id, "research.completed", {}, { status: "completed", finishedAt: now, stage: "" }, "completed");
+    return this.update(id, { event: "research.completed", fields: { status: "completed", finishedAt: now, stage: "" }, status: "completed" });
   }
 
-  async failed(id: string, error: ResearchError): Promise<UpdateResult> {
-    const now = new Date().toISOString();
-    const fields: Record<string, string> = { status: "failed", finishedAt: now, error: JSON.stringify(error) };
-    if (error.stage) {
-      const prev = await this.stageRecord(id, error.stage);
-      fields[`stage.${error.stage}`] = JSON.stringify({
-        ...prev,
-        status: "failed",
-        finishedAt: now,
-        error: { type: error.type, message: error.message },
-      } satisfies StageRecord);
-    }
-    return this.update(id, "research.failed", { error }, fields, "failed");
+  /** The research fails; the stage the error names is marked failed in the same atomic step. */
+  async failed(id: string, error: ResearchError<S>): Promise<UpdateResult> {
+    const keys = researchKeys(this.prefix, id);
+    const res = await this.scripts.tracelaneResearchFail(
+      keys.record,
+      keys.events,
+      queuedIndexKey(this.prefix),
+      this.ttl,
+      id,
+      JSON.stringify(error),
+      new Date().toISOString(),
+    );
+    return UPDATE_RESULTS[res] ?? "missing";
   }
 
-  /** Cancel unless already final; stages not yet finished are marked skipped. */
+  /**
+   * Cancel unless already final, atomically: a running stage becomes `cancelled` (its worker then
+   * records the call it was making, stageCallAfterCancel), stages not started become `skipped`.
+   */
   async cancel(id: string): Promise<UpdateResult> {
-    const view = await this.get(id);
-    if (!view) return "missing";
-    const now = new Date().toISOString();
-    const fields: Record<string, string> = { status: "cancelled", finishedAt: now };
-    for (const [stage, rec] of Object.entries(view.stages)) {
-      if (rec.status !== "completed" && rec.status !== "failed") {
-        fields[`stage.${stage}`] = JSON.stringify({ ...rec, status: "skipped" } satisfies StageRecord);
-      }
-    }
-    return this.update(id, "research.cancelled", {}, fields, "cancelled");
+    const keys = researchKeys(this.prefix, id);
+    const res = await this.scripts.tracelaneResearchCancel(
+      keys.record,
+      keys.events,
+      queuedIndexKey(this.prefix),
+      this.ttl,
+      id,
+      new Date().toISOString(),
+      ...this.pipeline.names,
+    );
+    return UPDATE_RESULTS[res] ?? "missing";
+  }
+
+  /**
+   * A model call finished after its research was cancelled: its usage and cost go on the cancelled
+   * stage, so the research's totals count what was spent. "final" when the stage was not cancelled
+   * while running (nothing written), "duplicate" when a call was already recorded.
+   */
+  async stageCallAfterCancel(id: string, stage: S, call: StageCall): Promise<UpdateResult> {
+    const res = await this.scripts.tracelaneResearchStageCallAfterCancel(
+      researchKeys(this.prefix, id).record,
+      this.ttl,
+      stage,
+      JSON.stringify(readableCall(call)),
+      new Date().toISOString(),
+    );
+    return UPDATE_RESULTS[res] ?? "missing";
   }
 
   /**
@@ -272,14 +340,14 @@ export class ResearchStore {
   }
 
   /** Events after `afterId` (exclusive; "0" for all), oldest first. */
-  async events(id: string, afterId = "0", count = 100): Promise<ResearchEvent[]> {
+  async events(id: string, afterId = "0", count = 100): Promise<ResearchEvent<S>[]> {
     const key = researchKeys(this.prefix, id).events;
     const start = afterId === "0" ? "-" : `(${afterId}`;
     const entries = await this.redis.xrange(key, start, "+", "COUNT", count);
     return entries.map(([streamId, fields]) => {
       const map: Record<string, string> = {};
       for (let i = 0; i + 1 < fields.length; i += 2) map[fields[i]!] = fields[i + 1]!;
-      const data = JSON.parse(map.data ?? "{}") as Record<string, unknown> & { status?: ResearchStatus; stage?: Stage | null; at?: string };
+      const data = JSON.parse(map.data ?? "{}") as Record<string, unknown> & { status?: ResearchStatus; stage?: S | null; at?: string };
       const { status, stage, at, ...rest } = data;
       return {
         id: streamId,
@@ -293,32 +361,22 @@ export class ResearchStore {
     });
   }
 
-  private async update(
-    id: string,
-    eventType: ResearchEventType,
-    eventData: Record<string, unknown>,
-    fields: Record<string, string>,
-    newStatus?: ResearchStatus,
-    /** Status to report in the event when this update does not change it (saves a read). */
-    currentStatus?: ResearchStatus,
-    /** Apply only if this field is not set yet. */
-    guardField = "",
-  ): Promise<UpdateResult> {
+  private async update(id: string, change: RecordUpdate): Promise<UpdateResult> {
     const keys = researchKeys(this.prefix, id);
     const now = new Date().toISOString();
-    const status = newStatus ?? currentStatus ?? ((await this.status(id)) || "running");
-    const stage = (fields.stage ?? eventData.stage ?? null) || null;
-    const event = JSON.stringify({ status, stage, at: now, ...eventData });
+    const data = change.data ?? {};
+    const stage = (change.fields.stage ?? data.stage ?? null) || null;
+    const event = JSON.stringify({ status: change.status, stage, at: now, ...data });
     const res = await this.scripts.tracelaneResearchUpdate(
       keys.record,
       keys.events,
       queuedIndexKey(this.prefix),
       this.ttl,
-      eventType,
+      change.event,
       event,
       id,
-      guardField,
-      ...Object.entries({ ...fields, updatedAt: now }).flat(),
+      change.unlessSet ?? "",
+      ...Object.entries({ ...change.fields, updatedAt: now }).flat(),
     );
     return UPDATE_RESULTS[res] ?? "missing";
   }

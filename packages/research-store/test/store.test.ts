@@ -103,7 +103,7 @@ describe("ResearchStore concurrent attempts", () => {
     expect(first.record).toMatchObject({ status: "running", model: "gpt-4.1", attempts: 1, queueWaitMs: 7 });
     expect(first.view.stages.analysis).toEqual(first.record);
 
-    await store.stageRetrying(id, "analysis", { type: "server_error", message: "503" }, 2);
+    await store.stageRetrying(id, "analysis", { error: { type: "server_error", message: "503" }, attempt: 2 });
     const second = await store.stageStarted(id, "analysis", { model: "gpt-4.1", attempt: 2, queueWaitMs: 900 });
     if (second.result !== "applied") throw new Error(`expected applied, got ${second.result}`);
     // Start time and queue wait are the first attempt's; the retry's error is gone once it runs again.

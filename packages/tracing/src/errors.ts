@@ -1,12 +1,30 @@
 import { SpanStatusCode, type Span } from "@opentelemetry/api";
+import { ATTR_ERROR_TYPE } from "./attributes.js";
 
 /** Record a failure once, the OpenTelemetry way: exception event, ERROR status, `error.type`. */
 export function recordError(span: Span, err: unknown): void {
   const error = err instanceof Error ? err : new Error(String(err));
   span.recordException(error);
   span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
-  span.setAttribute("error.type", errorType(error));
+  span.setAttribute(ATTR_ERROR_TYPE, errorType(error));
 }
+
+const cancelledSpans = new WeakSet<Span>();
+
+/**
+ * The work of this span was cancelled from outside (not a failure of its own, and not ok): a
+ * `cancelled` event, ERROR status with the reason, `error.type` "cancelled". Span wrappers leave the
+ * status alone instead of marking the span OK when it returns.
+ */
+export function recordCancellation(span: Span, reason: string, attributes: Record<string, string | number> = {}): void {
+  span.addEvent("cancelled", { "tracelane.cancel.reason": reason, ...attributes });
+  span.setStatus({ code: SpanStatusCode.ERROR, message: `cancelled: ${reason}` });
+  span.setAttribute(ATTR_ERROR_TYPE, "cancelled");
+  cancelledSpans.add(span);
+}
+
+/** Did recordCancellation mark this span? */
+export const wasCancelled = (span: Span): boolean => cancelledSpans.has(span);
 
 /** A stable, low-cardinality error type: the error's name or code. */
 export function errorType(error: Error): string {

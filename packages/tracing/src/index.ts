@@ -1,7 +1,7 @@
 export { injectContext, extractContext, carrierFromHeaders, type Carrier } from "./carrier.js";
 export { withPublishSpan, withProcessSpan, type PublishOptions, type ProcessOptions } from "./messaging.js";
 export { withChatSpan, recordChatResponse, type ChatRequestInfo, type ChatResponseInfo } from "./genai.js";
-export { recordError, errorType } from "./errors.js";
+export { recordError, recordCancellation, errorType } from "./errors.js";
 export { createLogger, censorSecretFields, type Logger, type LoggerOptions } from "./logger.js";
 export {
   startTracing,
@@ -28,3 +28,4 @@ export { createTracedFetch, type TracedFetchOptions } from "./traced-fetch.js";
 export { httpServerTracing } from "./http-server.js";
 export { currentTraceId } from "./current-trace.js";
 export { OTLP_TRACE_PROTO_FILES } from "./otlp-proto.js";
+export * from "./attributes.js";

@@ -1,6 +1,7 @@
 import { context, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
 import { extractContext, injectContext, type Carrier } from "./carrier.js";
-import { recordError } from "./errors.js";
+import { recordError, wasCancelled } from "./errors.js";
+import { ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, ATTR_MESSAGING_OPERATION_NAME, ATTR_MESSAGING_OPERATION_TYPE, ATTR_MESSAGING_QUEUE_WAIT_MS, ATTR_MESSAGING_SYSTEM } from "./attributes.js";
 
 const tracer = () => trace.getTracer("@tracelane/tracing/messaging");
 
@@ -20,11 +21,11 @@ export async function withPublishSpan<T>(opts: PublishOptions, fn: (carrier: Car
   const span = tracer().startSpan(`publish ${opts.queue}`, {
     kind: SpanKind.PRODUCER,
     attributes: {
-      "messaging.system": opts.system ?? "bullmq",
-      "messaging.operation.type": "send",
-      "messaging.operation.name": "publish",
-      "messaging.destination.name": opts.queue,
-      ...(opts.messageId ? { "messaging.message.id": opts.messageId } : {}),
+      [ATTR_MESSAGING_SYSTEM]: opts.system ?? "bullmq",
+      [ATTR_MESSAGING_OPERATION_TYPE]: "send",
+      [ATTR_MESSAGING_OPERATION_NAME]: "publish",
+      [ATTR_MESSAGING_DESTINATION_NAME]: opts.queue,
+      ...(opts.messageId ? { [ATTR_MESSAGING_MESSAGE_ID]: opts.messageId } : {}),
     },
   });
   const ctx = trace.setSpan(context.active(), span);
@@ -61,20 +62,20 @@ export async function withProcessSpan<T>(opts: ProcessOptions, fn: (span: Span) 
     {
       kind: SpanKind.CONSUMER,
       attributes: {
-        "messaging.system": opts.system ?? "bullmq",
-        "messaging.operation.type": "process",
-        "messaging.operation.name": "process",
-        "messaging.destination.name": opts.queue,
-        ...(opts.messageId ? { "messaging.message.id": opts.messageId } : {}),
-        "messaging.bullmq.job.attempt": opts.attempt,
-        ...(opts.publishedAt !== undefined ? { "messaging.queue.wait_ms": Math.max(0, now - opts.publishedAt) } : {}),
+        [ATTR_MESSAGING_SYSTEM]: opts.system ?? "bullmq",
+        [ATTR_MESSAGING_OPERATION_TYPE]: "process",
+        [ATTR_MESSAGING_OPERATION_NAME]: "process",
+        [ATTR_MESSAGING_DESTINATION_NAME]: opts.queue,
+        ...(opts.messageId ? { [ATTR_MESSAGING_MESSAGE_ID]: opts.messageId } : {}),
+        [ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]: opts.attempt,
+        ...(opts.publishedAt !== undefined ? { [ATTR_MESSAGING_QUEUE_WAIT_MS]: Math.max(0, now - opts.publishedAt) } : {}),
       },
     },
     parent,
   );
   try {
     const result = await context.with(trace.setSpan(parent, span), () => fn(span));
-    span.setStatus({ code: SpanStatusCode.OK });
+    if (!wasCancelled(span)) span.setStatus({ code: SpanStatusCode.OK });
     return result;
   } catch (err) {
     recordError(span, err);

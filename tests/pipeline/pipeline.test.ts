@@ -145,12 +145,21 @@ describe("research pipeline", () => {
     const cancelled = await api.cancel(body.id);
     expect(cancelled.status).toBe(200);
     expect(cancelled.body.status).toBe("cancelled");
+    expect(cancelled.body.stages.analysis.status).toBe("cancelled");
 
-    // The in-flight model call finishes (~1.5 s); nothing after it may run.
-    await new Promise((r) => setTimeout(r, 2_500));
-    const view = await api.get(body.id);
+    // The in-flight model call finishes (~1.5 s) and is recorded on the cancelled stage; nothing after it runs.
+    const view = await waitFor(
+      async () => {
+        const v = await api.get(body.id);
+        return v.stages.analysis.usage ? v : undefined;
+      },
+      { what: "the cancelled analysis call to be recorded" },
+    );
     const simAfter = await simulatorStats(stack.simulatorUrl!);
     expect(view.status).toBe("cancelled");
+    // slow-model is not in the price table: its tokens count, its cost is unknown rather than $0.
+    expect(view.stages.analysis).toMatchObject({ status: "cancelled", model: "slow-model", costUsd: null });
+    expect(view.totals.unpricedModels).toEqual(["slow-model"]);
     expect(view.stages.factcheck.status).toBe("skipped");
     expect(view.stages.synthesis.status).toBe("skipped");
     expect((simAfter.byModel["gemini-2.5-flash"] ?? 0) - (simBefore.byModel["gemini-2.5-flash"] ?? 0)).toBe(0);

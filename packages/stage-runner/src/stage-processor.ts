@@ -1,16 +1,28 @@
 import type { Span } from "@opentelemetry/api";
-import { UnrecoverableError, Worker, type Job } from "bullmq";
-import { nextStage, StageJobSchema, type StageJob, type StageQueues } from "@tracelane/queue-contract";
+import { DelayedError, Worker, type Job } from "bullmq";
+import {
+  ATTR_CHECKPOINT_REUSED,
+  ATTR_RATE_LIMIT_DELAY_MS,
+  ATTR_RESEARCH_ID,
+  ATTR_STAGE,
+  EVENT_CHECKPOINT_ALREADY_WRITTEN,
+  EVENT_QUEUE_RATE_LIMITED,
+  type Stage,
+} from "@tracelane/pipeline";
+import { stageJobSchema, type StageJob, type StageQueues } from "@tracelane/queue-contract";
 import type { ResearchStore } from "@tracelane/research-store";
+import { recordCancellation } from "@tracelane/tracing";
 import type { ChatClient } from "./chat-client.js";
-import { errorTypeOf, InvalidJobDataError, ModelCallError } from "./errors.js";
+import { CircuitOpenError, errorTypeOf, InvalidJobDataError, ModelCallError } from "./errors.js";
+import { isFinalAttempt } from "./final-attempt.js";
 import { runModelStep, type ModelStepConfig } from "./model-step.js";
 import type { StageDefinition } from "./stage-definition.js";
 
-export interface StageProcessorDeps {
-  definition: StageDefinition;
-  store: ResearchStore;
-  queues: StageQueues;
+export interface StageProcessorDeps<S extends string = Stage> {
+  definition: StageDefinition<S>;
+  /** Its pipeline (what comes next) is the queues' pipeline. */
+  store: ResearchStore<S, string>;
+  queues: StageQueues<S>;
   client: ChatClient;
   /** The stage's model unless the research overrides it. */
   defaultModel: string;
@@ -18,30 +30,48 @@ export interface StageProcessorDeps {
   /** Pause the whole queue (every worker of the stage) after a provider 429. */
   rateLimitQueue?: (ms: number) => Promise<void>;
   rateLimitBackoffMs?: number;
+  /**
+   * While every model of the stage has its circuit open, the job waits (delayed until the earliest
+   * half-open time, no attempt spent) until the stage has been trying this long; then the research
+   * fails with circuit_open. Default 5 minutes (CIRCUIT_OPEN_MAX_WAIT_MS).
+   */
+  circuitOpenMaxWaitMs?: number;
   /** Test-only chaos: called right after the checkpoint, before the next stage is enqueued. */
   afterCheckpoint?: () => void;
 }
 
 export type StageOutcome =
-  | { outcome: "completed"; researchId: string; next: string | null; reusedCheckpoint: boolean }
+  | {
+      outcome: "completed";
+      researchId: string;
+      next: string | null;
+      reusedCheckpoint: boolean;
+      /** The model call this attempt made (none when it reused a checkpoint). */
+      call?: { model: string; latencyMs: number; costUsd: number | null };
+    }
+  /** The research was cancelled during the model call; the call is recorded on the cancelled stage. */
+  | { outcome: "cancelled"; researchId: string; call: { model: string; latencyMs: number; costUsd: number | null } }
   | { outcome: "skipped"; researchId: string; reason: string };
 
-/** Is this the last attempt BullMQ will make for the job? */
-export function isFinalAttempt(err: unknown, attemptsMade: number, attempts: number): boolean {
-  return err instanceof UnrecoverableError || attemptsMade + 1 >= attempts;
-}
+export { isFinalAttempt };
+
+/** A delayed job is not picked up again sooner than this, even when its circuit is already due to half-open. */
+const MIN_CIRCUIT_DELAY_MS = 50;
 
 /**
  * One stage of one research: read the record, call the model (unless an
  * earlier attempt already checkpointed the output), checkpoint, then enqueue
  * the next stage with its deterministic id, or mark the research completed.
  */
-export function createStageProcessor(deps: StageProcessorDeps) {
+export function createStageProcessor<S extends string = Stage>(deps: StageProcessorDeps<S>) {
   const { definition, store, queues, client } = deps;
   const stage = definition.stage;
+  const next = queues.pipeline.next(stage);
+  const jobSchema = stageJobSchema(queues.pipeline);
 
-  return async function processStage(job: Job<StageJob>, span: Span): Promise<StageOutcome> {
-    const parsed = StageJobSchema.safeParse(job.data);
+  // `token` is the job's lock token, which moving the job to delayed needs (BullMQ passes it to a processor).
+  return async function processStage(job: Job<StageJob<S>>, span: Span, token?: string): Promise<StageOutcome> {
+    const parsed = jobSchema.safeParse(job.data);
     if (!parsed.success || parsed.data.stage !== stage) {
       const why = parsed.success
         ? `stage "${parsed.data.stage}" on the ${stage} queue`
@@ -49,8 +79,10 @@ export function createStageProcessor(deps: StageProcessorDeps) {
       throw new InvalidJobDataError(`job ${job.id} does not match the ${stage} queue contract: ${why}`);
     }
     const { researchId } = parsed.data;
-    span.setAttributes({ "tracelane.research.id": researchId, "tracelane.stage": stage });
+    span.setAttributes({ [ATTR_RESEARCH_ID]: researchId, [ATTR_STAGE]: stage });
 
+    /** When this stage of the research first started (any attempt), for the circuit-open wait bound. */
+    let stageStartedAt: number | undefined;
     try {
       const queueWaitMs = Math.max(0, (job.processedOn ?? Date.now()) - parsed.data.enqueuedAt);
       const attempt = Math.max(job.attemptsStarted, job.attemptsMade + 1);
@@ -58,13 +90,15 @@ export function createStageProcessor(deps: StageProcessorDeps) {
       if (started.result === "missing") throw new InvalidJobDataError(`research ${researchId} does not exist (expired or never created)`);
       if (started.result === "final") return { outcome: "skipped", researchId, reason: started.view.status };
       const { view, outputs } = started;
+      // (Only an applied start calls the model, so only it can meet an open circuit.)
+      if (started.result === "applied" && started.record.startedAt) stageStartedAt = Date.parse(started.record.startedAt);
 
       // A retry after a crash finds the output checkpointed and does not pay for the same call twice.
       const reusedCheckpoint = started.result === "checkpointed";
-      span.setAttribute("tracelane.checkpoint.reused", reusedCheckpoint);
+      span.setAttribute(ATTR_CHECKPOINT_REUSED, reusedCheckpoint);
+      let call: { model: string; latencyMs: number; costUsd: number | null } | undefined;
       if (started.result === "applied") {
         const step = await runModelStep({ definition, client, config: deps.modelStep }, view, outputs, started.record.model ?? deps.defaultModel);
-        const next = nextStage(stage);
         const saved = await store.stageCompleted(
           researchId,
           stage,
@@ -78,33 +112,58 @@ export function createStageProcessor(deps: StageProcessorDeps) {
           },
           { stage: started.record, next: next ? view.stages[next] : undefined },
         );
+        call = { model: step.result.responseModel, latencyMs: step.result.latencyMs, costUsd: step.costUsd };
+        // Cancelled while the model ran: the call was made and paid for, so it goes on the cancelled
+        // stage (the research's totals count it) and the trace shows the cancellation, not ok.
+        if (saved === "final" && (await store.stageCallAfterCancel(researchId, stage, { ...call, usage: step.usage })) === "applied") {
+          recordCancellation(span, "research cancelled while the stage ran", { [ATTR_RESEARCH_ID]: researchId });
+          return { outcome: "cancelled", researchId, call };
+        }
         // "duplicate": a concurrent attempt of this job checkpointed first; its output stands and
         // publishing the next stage below is a no-op or the step that attempt had not reached yet.
         if (saved === "final" || saved === "missing") return { outcome: "skipped", researchId, reason: saved };
-        if (saved === "duplicate") span.addEvent("checkpoint_already_written");
+        if (saved === "duplicate") span.addEvent(EVENT_CHECKPOINT_ALREADY_WRITTEN);
         else deps.afterCheckpoint?.();
       }
 
-      const next = nextStage(stage);
       if (next) await queues.publish(researchId, next);
       else await store.completed(researchId);
-      return { outcome: "completed", researchId, next: next ?? null, reusedCheckpoint };
+      return { outcome: "completed", researchId, next: next ?? null, reusedCheckpoint, ...(call ? { call } : {}) };
     } catch (err) {
       const error = { type: errorTypeOf(err), message: err instanceof Error ? err.message : String(err) };
       if (err instanceof ModelCallError && err.type === "rate_limited" && deps.rateLimitQueue) {
         // Back the whole queue off instead of hammering the provider; the job goes back
         // to waiting without spending one of its attempts.
         const ms = err.retryAfterMs ?? deps.rateLimitBackoffMs ?? 1_000;
-        span.addEvent("queue_rate_limited", { "tracelane.rate_limit.delay_ms": ms });
+        span.addEvent(EVENT_QUEUE_RATE_LIMITED, { [ATTR_RATE_LIMIT_DELAY_MS]: ms });
         await deps.rateLimitQueue(ms);
-        await store.stageRetrying(researchId, stage, error, job.attemptsMade + 1).catch(() => undefined);
+        await store.stageRetrying(researchId, stage, { error, attempt: job.attemptsMade + 1 }).catch(() => undefined);
         throw Worker.RateLimitError();
+      }
+      if (err instanceof CircuitOpenError && token) {
+        // Every model of the stage is failing fast: wait for the earliest half-open instead of
+        // spending the job's attempts (each would fail in microseconds). Not an attempt: the job
+        // is moved to delayed as it is, like the queue-wide 429 pause.
+        const now = Date.now();
+        const waitedMs = now - (stageStartedAt ?? now);
+        if (waitedMs < (deps.circuitOpenMaxWaitMs ?? 300_000)) {
+          const retryAt = Math.max(err.retryAt, now + MIN_CIRCUIT_DELAY_MS);
+          span.addEvent("circuit_open_delayed", {
+            "tracelane.circuit.models": err.models.join(","),
+            "tracelane.circuit.delay_ms": retryAt - now,
+            "tracelane.circuit.waited_ms": waitedMs,
+          });
+          await store.stageRetrying(researchId, stage, { error, attempt: job.attemptsMade + 1 }).catch(() => undefined);
+          await job.moveToDelayed(retryAt, token);
+          throw new DelayedError(`circuit open for ${err.models.join(", ")}: job delayed until ${new Date(retryAt).toISOString()}`);
+        }
+        span.addEvent("circuit_open_wait_exceeded", { "tracelane.circuit.waited_ms": waitedMs });
       }
       if (isFinalAttempt(err, job.attemptsMade, job.opts.attempts ?? 1)) {
         // If Redis is down too, the worker's final-failure hook records it once Redis is back.
         await store.failed(researchId, { stage, ...error }).catch(() => undefined);
       } else {
-        await store.stageRetrying(researchId, stage, error, job.attemptsMade + 1).catch(() => undefined);
+        await store.stageRetrying(researchId, stage, { error, attempt: job.attemptsMade + 1 }).catch(() => undefined);
       }
       throw err;
     }

@@ -34,6 +34,8 @@ function sameMessage(a: SpanRecord, b: SpanRecord): boolean {
  * "error" when some failed span was not recovered: walking up from it, no caller ended OK
  * (an HTTP attempt under a chat span that succeeded was recovered by the client's retry) and,
  * for a queue consumer, no later attempt of the same message succeeded (BullMQ retry).
+ * A stage cancelled mid-call (its consumer span ERROR, error.type "cancelled", a "cancelled" event) is
+ * such a span: the trace of a cancelled research is not ok.
  */
 export function traceStatus(spans: readonly SpanRecord[]): TraceStatus {
   const byId = new Map(spans.map((s) => [s.spanId, s]));

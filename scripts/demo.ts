@@ -1,12 +1,15 @@
 /**
  * `pnpm demo [query]`: start the whole pipeline, run one research request
- * end to end, print what happened, stop everything.
+ * end to end, print what happened, stop everything. Ctrl-C or SIGTERM (also to the pnpm
+ * that runs it) stops the services in order and removes the private Redis.
  */
 import { ONE_OF_EACH, startStack, type Stack } from "@tracelane/launcher";
 import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
 import type { ResearchView } from "@tracelane/research-store";
+import { watchParent } from "@tracelane/runtime";
 import { readServerSentEvents } from "@tracelane/testkit";
 import { ms, table, usd } from "./lib/format.js";
+import { jaegerLine } from "./lib/jaeger-status.js";
 import { redisForRun } from "./lib/redis-for-run.js";
 
 const DEFAULT_QUERY =
@@ -15,13 +18,34 @@ const DEFAULT_QUERY =
 const log = (msg: string) => console.log(`• ${msg}`);
 const verbose = process.env.DEMO_VERBOSE === "true";
 
+const external = Boolean(process.env.LLM_BASE_URL);
+
 async function main(): Promise<number> {
   const query = process.argv.slice(2).join(" ").trim() || DEFAULT_QUERY;
-  const redis = await redisForRun(log);
-  const external = Boolean(process.env.LLM_BASE_URL);
-  log(external ? `model provider: ${process.env.LLM_BASE_URL}` : "model provider: the built-in LLM simulator");
-
   let stack: Stack | undefined;
+  let interrupted: string | undefined;
+  let cleanup: Promise<void> | undefined;
+  const stopAll = (redis: Awaited<ReturnType<typeof redisForRun>> | undefined) =>
+    (cleanup ??= (async () => {
+      await stack?.stop();
+      await redis?.ephemeral?.destroy();
+      log("stopped everything the demo started");
+    })());
+  // Stop in order on Ctrl-C, SIGTERM, or when the pnpm that runs us is killed (it does not pass SIGTERM on).
+  let redis: Awaited<ReturnType<typeof redisForRun>> | undefined;
+  const interrupt = (why: string) => {
+    if (interrupted) return;
+    interrupted = why;
+    log(`${why}: stopping`);
+    // While the stack is starting it cannot be stopped yet; the start below finishes, then stops.
+    if (stack || !redis) void stopAll(redis).then(() => process.exit(130));
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => interrupt(signal));
+  watchParent(() => interrupt("the parent process (pnpm) exited"));
+
+  redis = await redisForRun(log);
+  log(external ? `model provider: ${process.env.LLM_BASE_URL}` : "model provider: the built-in LLM simulator (no real model is called)");
+
   try {
     stack = await startStack({
       redisUrl: redis.url,
@@ -34,12 +58,14 @@ async function main(): Promise<number> {
       },
       ...(verbose ? { echo: (svc: string, line: string) => console.log(`  [${svc}] ${line}`) } : {}),
     });
+    if (interrupted) {
+      await stopAll(redis);
+      return 130;
+    }
     log(`services up: ${stack.processes.map((p) => p.name).join(", ")}`);
     return await runResearch(stack.apiUrl!, query);
   } finally {
-    await stack?.stop();
-    await redis.ephemeral?.destroy();
-    log("stopped everything the demo started");
+    await stopAll(redis);
   }
 }
 
@@ -74,7 +100,14 @@ async function runResearch(api: string, query: string): Promise<number> {
     return 1;
   }
   // The last stage's output is the report.
-  console.log(`\n=== Final report ===\n\n${view.result?.[RESEARCH_PIPELINE.stage(RESEARCH_PIPELINE.last).output]}\n`);
+  const report = view.result?.[RESEARCH_PIPELINE.stage(RESEARCH_PIPELINE.last).output];
+  if (external) console.log(`\n=== Final report (from ${process.env.LLM_BASE_URL}) ===\n\n${report}\n`);
+  else {
+    console.log(`\n=== Final report: written by the built-in LLM simulator, not a real model ===\n`);
+    console.log("(The simulator returns plausible-looking placeholder text, so this demo runs offline and free;");
+    console.log(" the stages, tokens, costs and trace below are real. For a real model: LLM_BASE_URL and LLM_API_KEY.)\n");
+    console.log(`${report}\n`);
+  }
   const rows = RESEARCH_PIPELINE.names.map((s) => {
     const st = view.stages[s];
     return [s, st.model ?? "-", st.usage?.inputTokens ?? 0, st.usage?.outputTokens ?? 0, usd(st.costUsd), ms(st.latencyMs), ms(st.queueWaitMs)];
@@ -107,7 +140,7 @@ async function printReplay(api: string, traceId: string | null): Promise<void> {
         const replay = await (await fetch(`${api}/v1/traces/${traceId}/replay`)).text();
         console.log(`\n=== Trace ${traceId} (assembled by the trace-collector) ===\n${replay}`);
         for (const a of trace.anomalies) console.log(`anomaly: ${a.type}${a.stage ? ` at ${a.stage}` : ""} — ${a.recommendation ?? ""}`);
-        if (trace.links?.jaeger) console.log(`Jaeger: ${trace.links.jaeger}`);
+        console.log(await jaegerLine(traceId, trace.links?.jaeger));
         return;
       }
     }

@@ -5,35 +5,18 @@
  * prefixed by `service#replica`; SIGTERM stops the api first, then the workers, then the
  * collector and the simulator, and exits 0. Ctrl-C does the same: services run in their own
  * process groups, so the terminal's SIGINT reaches only this script, which stops them in order.
+ * pnpm does not pass a SIGTERM on (it kills the `sh -c` it runs this under), so this script also
+ * stops in order when its parent goes away.
  */
 import { existsSync } from "node:fs";
-import net from "node:net";
 import path from "node:path";
-import { REPO_ROOT, SERVICES, startStack, type ServiceName, type Stack } from "@tracelane/launcher";
+import { REPO_ROOT, SERVICES, startStack, WORKER_SERVICES, type ServiceName, type Stack } from "@tracelane/launcher";
+import { watchParent } from "@tracelane/runtime";
 import { redisForRun } from "./lib/redis-for-run.js";
 import { parseStartArgs, START_USAGE, type StartOptions } from "./lib/start-options.js";
+import { resolvePorts } from "./lib/start-ports.js";
 
 const log = (msg: string) => console.log(`• ${msg}`);
-
-/** Free right now on every interface (how the services bind)? */
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once("error", () => resolve(false));
-    srv.listen(port, () => srv.close(() => resolve(true)));
-  });
-}
-
-/** The requested port when free; otherwise undefined, and the launcher picks a free one. */
-async function portsFor(opts: StartOptions): Promise<Partial<Record<ServiceName, number>>> {
-  const out: Partial<Record<ServiceName, number>> = {};
-  for (const [name, port] of Object.entries(opts.ports) as Array<[ServiceName, number]>) {
-    if (port === 0 || opts.replicas[name] === 0) continue;
-    if (await portIsFree(port)) out[name] = port;
-    else log(`port ${port} is taken; ${name} gets a free one`);
-  }
-  return out;
-}
 
 const COLORS = [36, 33, 35, 32, 34, 91, 96, 93, 95, 92];
 
@@ -58,7 +41,10 @@ function printSummary(stack: Stack, redisUrl: string): void {
   if (count("api") > 1) rows.push(`                 + ${count("api") - 1} more api replica(s) on ${stack.byService("api").slice(1).map((p) => p.port).join(", ")}`);
   rows.push(`model provider   ${stack.simulatorUrl ? `${stack.simulatorUrl}/v1 (llm-simulator; stats at /_sim/stats)` : process.env.LLM_BASE_URL}`);
   if (stack.collectorUrl) rows.push(`trace-collector  ${stack.collectorUrl}/stats`);
-  rows.push(`workers          ${(["analysis-worker", "factcheck-worker", "synthesis-worker"] as const).map((n) => `${n} x${count(n)}`).join(", ")}`);
+  rows.push(`workers          ${WORKER_SERVICES.map((n) => `${n} x${count(n)}`).join(", ")}`);
+  for (const name of WORKER_SERVICES) {
+    for (const p of stack.byService(name)) rows.push(`  ${p.name.padEnd(22)} http://127.0.0.1:${p.port}/healthz`);
+  }
   rows.push(`redis            ${redisUrl}`);
   const otlp = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
   rows.push(`jaeger           ${otlp ? `spans to ${otlp}; UI ${process.env.JAEGER_UI_URL ?? "http://localhost:16686"}` : "off (OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 with `docker compose up -d jaeger`)"}`);
@@ -67,7 +53,7 @@ function printSummary(stack: Stack, redisUrl: string): void {
     console.log(`  try: curl -s ${stack.apiUrl}/v1/research -H 'content-type: application/json' -d '{"query":"Why did solar panel prices fall?"}'\n`);
   }
   console.log(`api: ${stack.apiUrl ?? "(not started)"}`);
-  console.log("Ctrl-C stops everything.\n");
+  console.log("Ctrl-C (or SIGTERM to pnpm) stops everything.\n");
 }
 
 async function main(): Promise<number> {
@@ -91,10 +77,22 @@ async function main(): Promise<number> {
 
   // A signal during startup is honoured once everything that was starting is up.
   let signalled: NodeJS.Signals | undefined;
+  let stopping = false;
   let onSignal: (signal: NodeJS.Signals) => void = (signal) => {
     signalled = signal;
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => onSignal(signal));
+  // pnpm killed: its `sh -c` dies with it and this process is re-parented. Stop as for a signal.
+  // (Not a second signal when already stopping: a shell between may exit on the same Ctrl-C.)
+  watchParent(() => {
+    if (!stopping) onSignal("SIGHUP");
+  });
+  // Whoever reads our output may be gone too; a write to a closed pipe must not kill the launcher
+  // before it has stopped the services.
+  for (const stream of [process.stdout, process.stderr]) stream.on("error", () => undefined);
+
+  // Before Redis: a --port that is taken fails the start at once, naming it.
+  const ports = await resolvePorts(opts.ports, { explicit: opts.explicitPorts, started: (name) => opts.replicas[name] > 0, log });
 
   const redis = await redisForRun(log);
   const running = await startStack({
@@ -102,10 +100,12 @@ async function main(): Promise<number> {
     replicas: opts.replicas,
     env: {
       NODE_ENV: process.env.NODE_ENV ?? "development",
+      // The services write into pipes; a person at a terminal still gets readable lines.
+      LOG_FORMAT: process.env.LOG_FORMAT ?? (process.stdout.isTTY ? "pretty" : "json"),
       // The simulator answers with a realistic delay, as under docker compose.
       ...(externalProvider ? {} : { LLM_SIM_LATENCY_MS: process.env.LLM_SIM_LATENCY_MS ?? "400", LLM_SIM_JITTER_MS: process.env.LLM_SIM_JITTER_MS ?? "300" }),
     },
-    serviceEnv: Object.fromEntries(Object.entries(await portsFor(opts)).map(([name, port]) => [name, { PORT: String(port) }])),
+    serviceEnv: Object.fromEntries(Object.entries(ports).map(([name, port]) => [name, { PORT: String(port) }])),
     echo: prefixer(opts),
     useDist: opts.dist,
     readyTimeoutMs: 60_000,
@@ -115,7 +115,6 @@ async function main(): Promise<number> {
     throw err;
   });
 
-  let stopping = false;
   const stopped = new Promise<number>((resolve) => {
     const finish = (code: number) =>
       void Promise.resolve(redis.ephemeral?.destroy()).then(
@@ -130,7 +129,8 @@ async function main(): Promise<number> {
         return;
       }
       stopping = true;
-      log(`${signal}: stopping the api, then the workers, then the collector and the simulator`);
+      const why = signal === "SIGHUP" ? "the parent process (pnpm) exited" : signal;
+      log(`${why}: stopping the api, then the workers, then the collector and the simulator`);
       running.stop().then(
         () => {
           log("stopped everything pnpm start started");

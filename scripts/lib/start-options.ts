@@ -14,6 +14,8 @@ export interface StartOptions {
   replicas: Record<ServiceName, number>;
   /** Requested port per HTTP service; 0 means any free port. */
   ports: Partial<Record<ServiceName, number>>;
+  /** Services whose port was asked for with --port: taken means fail, not fall back. */
+  explicitPorts: ServiceName[];
   /** Run the built bundles (services/<name>/dist, `pnpm build`) with node instead of the sources with tsx. */
   dist: boolean;
   help: boolean;
@@ -25,12 +27,13 @@ Runs every tracelane service as OS processes (the topology of docker-compose.yml
 
   --scale <service>=<n>   replicas of a service (default 1; 0 leaves it out). Stage names work:
                           --scale factcheck=3 --scale analysis=2
-  --port <service>=<port> port of the api, simulator or collector (defaults 3000, 4010, 4319 when
-                          free, else any free port); 0 picks a free one.
+  --port <service>=<port> port of the api, simulator or collector; 0 picks a free one. A port
+                          asked for that is taken stops the start; the defaults (3000, 4010,
+                          4319) give way to a free port when taken.
   --dist                  run the bundles of \`pnpm build\` with node (starts faster) instead of tsx
   -h, --help              this text
 
-Environment: REDIS_URL (else a private redis-server is started), LLM_BASE_URL / LLM_API_KEY (else the
+Environment: REDIS_URL (must answer within 5 s; unset, a private redis-server is started), LLM_BASE_URL / LLM_API_KEY (else the
 built-in simulator is started), OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://localhost:4317 for Jaeger),
 and every variable of .env.example.`;
 
@@ -70,10 +73,12 @@ export function parseStartArgs(argv: string[], opts: { externalProvider: boolean
   }
 
   const ports: Partial<Record<ServiceName, number>> = { ...DEFAULT_PORTS };
+  const explicitPorts: ServiceName[] = [];
   for (const text of values.port ?? []) {
     const [name, port] = assignment("--port", text, 65_535);
     if (serviceSpec(name).portVar !== "PORT") throw new Error(`--port ${text}: ${name} has no fixed port (workers get a free /healthz port)`);
     ports[name] = port;
+    explicitPorts.push(name);
   }
-  return { replicas, ports, dist: values.dist ?? false, help: values.help ?? false };
+  return { replicas, ports, explicitPorts, dist: values.dist ?? false, help: values.help ?? false };
 }

@@ -1,6 +1,7 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from "bullmq";
 import { RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
-import { withPublishSpan } from "@tracelane/tracing";
+// The messaging entry only: the queue contract must not load the OpenTelemetry SDK into every producer.
+import { withPublishSpan } from "@tracelane/tracing/messaging";
 import { stageJobSchema, type StageJob } from "./payloads.js";
 import { DEFAULT_JOB_OPTIONS, DEFAULT_QUEUE_PREFIX, stageJobId } from "./queues.js";
 

@@ -10,10 +10,10 @@ import { REPO_ROOT } from "@tracelane/testkit";
 import { parse } from "yaml";
 // Services are not libraries, and tracing keeps its env schema internal: their config loaders are
 // imported by path, so this test parses compose's environment with the code the containers run.
-import { loadEnv as loadApiEnv } from "../../services/api/src/env.js";
-import { loadEnv as loadCollectorEnv } from "../../services/trace-collector/src/env.js";
-import { loadEnv as loadSimulatorEnv } from "../../services/llm-simulator/src/env.js";
-import { resolveTracingConfig } from "../../packages/tracing/src/tracing-env.js";
+import { loadEnv as loadApiEnv } from "@tracelane/api/testing";
+import { loadEnv as loadSimulatorEnv } from "@tracelane/llm-simulator/testing";
+import { loadEnv as loadCollectorEnv } from "@tracelane/trace-collector/testing";
+import { resolveTracingConfig } from "@tracelane/tracing";
 import { closureSource, documentedNames, interpolateWithDefaults, loadCompose, variablesReadIn, type ComposeTracelaneService } from "./support/compose-model.js";
 
 const run = promisify(execFile);

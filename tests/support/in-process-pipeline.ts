@@ -7,13 +7,12 @@ import { createRedis, waitForRedis } from "@tracelane/runtime";
 import { runStageWorker, type RunningStageWorker, type StageDefinition } from "@tracelane/stage-runner";
 import { createLogger } from "@tracelane/tracing";
 import { waitFor } from "@tracelane/testkit";
-// A test harness may wire services from their sources: the same modules their index.ts files wire.
-import { composeApi } from "../../services/api/src/api.js";
-import { loadEnv } from "../../services/api/src/env.js";
-import { startSimulator, type RunningSimulator, type SimulatorConfig } from "../../services/llm-simulator/src/app.js";
-import { analysisStage } from "../../services/analysis-worker/src/stage.js";
-import { factcheckStage } from "../../services/factcheck-worker/src/stage.js";
-import { synthesisStage } from "../../services/synthesis-worker/src/stage.js";
+// The same modules the services' index.ts files wire, through each service's test entry.
+import { analysisStage } from "@tracelane/analysis-worker/stage";
+import { composeApi, loadEnv } from "@tracelane/api/testing";
+import { factcheckStage } from "@tracelane/factcheck-worker/stage";
+import { startSimulator, type RunningSimulator, type SimulatorConfig } from "@tracelane/llm-simulator/testing";
+import { synthesisStage } from "@tracelane/synthesis-worker/stage";
 
 export interface InProcessPipelineOptions<S extends string = Stage, O extends string = OutputKey> {
   redisUrl: string;

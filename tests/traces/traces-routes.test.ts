@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAssembler, decodeOtlpJson } from "@tracelane/trace-collector";
 import { pipelineTrace, toOtlpJson, type StageSpec } from "@tracelane/trace-collector/testing";
 import { createTraceReader } from "@tracelane/trace-store";
-import { HttpError } from "../../services/api/src/http/errors.js";
-import { createTracesRouter } from "../../services/api/src/routes/traces.js";
+import { createTracesRouter, HttpError } from "@tracelane/api/testing";
 
 const prefix = `test-api-traces-${randomUUID().slice(0, 8)}`;
 const base = Date.parse("2025-06-01T12:00:00Z");

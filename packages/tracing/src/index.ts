@@ -13,7 +13,7 @@ export {
   type DestinationName,
 } from "./sdk.js";
 export type { ExportStats } from "./counted-batch-processor.js";
-export { SPAN_STREAM_DEFAULT } from "./tracing-env.js";
+export { SPAN_STREAM_DEFAULT, resolveTracingConfig, type TracingConfig } from "./tracing-env.js";
 export { RedisStreamSpanExporter, type RedisStreamSpanExporterOptions } from "./redis-stream-exporter.js";
 export {
   captureContent,

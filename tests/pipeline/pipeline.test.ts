@@ -46,7 +46,7 @@ describe("research pipeline", () => {
     expect(view.result?.finalReport.length).toBeGreaterThan(50);
     expect(view.traceId).toBe(submitted.body.traceId);
 
-    let totalCost = 0;
+    let totalNano = 0;
     let previousEnd = view.createdAt;
     for (const [stage, model] of [["analysis", "gpt-4.1"], ["factcheck", "gemini-2.5-flash"], ["synthesis", "deepseek-v3.2"]] as const) {
       const s = view.stages[stage];
@@ -55,9 +55,10 @@ describe("research pipeline", () => {
       expect(s.attempts).toBe(1);
       expect(s.usage!.inputTokens).toBeGreaterThan(20);
       expect(s.usage!.outputTokens).toBeGreaterThan(20);
+      // To the nano-dollar: $X per 1M tokens is 1,000 X nano-dollars per token.
       const [pin, pout] = LIST_PRICES[model]!;
-      const expected = (s.usage!.inputTokens * pin + s.usage!.outputTokens * pout) / 1_000_000;
-      expect(s.costUsd).toBeCloseTo(expected, 12);
+      const expectedNano = Math.round(s.usage!.inputTokens * pin * 1_000 + s.usage!.outputTokens * pout * 1_000);
+      expect(s.costUsd).toBe(expectedNano / 1e9);
       // The model call happens between the stage's start and its checkpoint (ISO ms: 1 ms of slack)...
       const startedAt = Date.parse(s.startedAt!);
       expect(s.latencyMs).toBeGreaterThan(0);
@@ -65,11 +66,13 @@ describe("research pipeline", () => {
       // ...and the job waited in its queue from its enqueue (after the previous checkpoint) to that start.
       expect(s.queueWaitMs).toBeLessThanOrEqual(startedAt - Date.parse(previousEnd));
       previousEnd = s.finishedAt!;
-      totalCost += expected;
+      totalNano += expectedNano;
     }
     // Each stage reads the previous outputs, so inputs grow along the pipeline.
     expect(view.stages.synthesis.usage!.inputTokens).toBeGreaterThan(view.stages.factcheck.usage!.inputTokens);
-    expect(view.totals.costUsd).toBeCloseTo(totalCost, 12);
+    // The total is exactly the sum of the stages, and reads as a decimal with at most 9 places.
+    expect(view.totals.costUsd).toBe(totalNano / 1e9);
+    expect(JSON.stringify(view.totals.costUsd)).toMatch(/^0\.\d{1,9}$/);
     expect(view.totals.inputTokens).toBe(
       view.stages.analysis.usage!.inputTokens + view.stages.factcheck.usage!.inputTokens + view.stages.synthesis.usage!.inputTokens,
     );

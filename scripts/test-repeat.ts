@@ -32,7 +32,9 @@ const failed: number[] = [];
 for (let run = 1; run <= runs; run++) {
   const started = Date.now();
   // The default reporter only: the config's JSON report belongs to `pnpm test` and .ci/run.
-  const result = spawnSync(vitest, ["run", path!, "--reporter=default"], { cwd: root, encoding: "utf8", env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: undefined } });
+  // TEST_REPEAT_RUN tells a test which run it is in (to log it, or to reproduce "fails on run 7").
+  const env = { ...process.env, NO_COLOR: "1", FORCE_COLOR: undefined, TEST_REPEAT_RUN: String(run) };
+  const result = spawnSync(vitest, ["run", path!, "--reporter=default"], { cwd: root, encoding: "utf8", env });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   if (result.status === 0) {
     console.log(`run ${run}/${runs}: passed (${seconds} s)`);

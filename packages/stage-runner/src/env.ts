@@ -1,23 +1,24 @@
 import { z } from "zod";
-import type { Stage } from "@tracelane/queue-contract";
+import { RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
 import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
 import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
-import { envBoolean, envInt, envOptionalString, parseEnv, REDIS_URL_DEFAULT } from "@tracelane/runtime";
+import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape } from "@tracelane/runtime";
 
 /** The simulator that `pnpm demo` starts; a real provider is one env var away. */
 export const DEFAULT_LLM_BASE_URL = "http://127.0.0.1:4010/v1";
 export const DEFAULT_LLM_API_KEY = "sk-simulator";
 
-export const DEFAULT_STAGE_MODELS: Record<Stage, string> = {
-  analysis: "gpt-4.1",
-  factcheck: "gemini-2.5-flash",
-  synthesis: "deepseek-v3.2",
-};
+/** Each stage's model when `<STAGE>_MODEL` is unset, from the pipeline definition. */
+export const DEFAULT_STAGE_MODELS = Object.fromEntries(RESEARCH_PIPELINE.stages.map((s) => [s.stage, s.defaultModel])) as Record<Stage, string>;
+
+type AnyPipeline = Pipeline<string, string>;
 
 const url = z.string().url("must be a URL such as https://api.openai.com/v1");
 
 const baseSchema = z.object({
-  REDIS_URL: z.string().default(REDIS_URL_DEFAULT),
+  // LOG_LEVEL, LOG_FORMAT, SHUTDOWN_GRACE_MS, REDIS_URL...: read the same way as in every service.
+  ...serviceEnvShape,
+  ...redisEnvShape,
   TRACELANE_QUEUE_PREFIX: z.string().min(1).default(DEFAULT_QUEUE_PREFIX),
   TRACELANE_RESEARCH_PREFIX: z.string().min(1).default(DEFAULT_RESEARCH_PREFIX),
   TRACELANE_PRICE_TABLE: envOptionalString(),
@@ -33,6 +34,8 @@ const baseSchema = z.object({
   LLM_MAX_OUTPUT_TOKENS: envInt(1024, { min: 1 }),
   BREAKER_THRESHOLD: envInt(5, { min: 1 }),
   BREAKER_HALF_OPEN_MS: envInt(15_000, { min: 0 }),
+  /** How long a stage job waits (delayed, no attempt spent) while every model it may use has its circuit open. */
+  CIRCUIT_OPEN_MAX_WAIT_MS: envInt(300_000, { min: 0 }),
   CONTEXT_STRATEGY: z.enum(["trim", "summarize"], { message: 'must be "trim" or "summarize"' }).default("trim"),
   SUMMARY_MODEL: z.string().min(1).default("gpt-4.1-nano"),
   TRACELANE_CONTEXT_LIMITS: envOptionalString().pipe(
@@ -51,7 +54,6 @@ const baseSchema = z.object({
   WORKER_RATE_LIMIT_MAX: envInt(0, { min: 0 }),
   WORKER_RATE_LIMIT_DURATION_MS: envInt(1_000, { min: 1 }),
   RATE_LIMIT_BACKOFF_MS: envInt(1_000, { min: 0 }),
-  SHUTDOWN_GRACE_MS: envInt(30_000, { min: 0 }),
   /** A job whose worker stops renewing its lock this long is taken over by another worker. */
   WORKER_LOCK_DURATION_MS: envInt(30_000, { min: 500 }),
   WORKER_STALLED_INTERVAL_MS: envInt(15_000, { min: 500 }),
@@ -72,20 +74,31 @@ interface StageOverrides {
  * stage; `<STAGE>_LLM_BASE_URL`, `<STAGE>_LLM_API_KEY`, `<STAGE>_MODEL` and
  * `<STAGE>_PROVIDER` override per stage (e.g. `FACTCHECK_MODEL=gemini-2.5-flash`).
  */
-function stageOverridesSchema(stage: Stage) {
-  const P = stage.toUpperCase();
+function stageOverridesSchema(stage: string, pipeline: AnyPipeline) {
+  const { envPrefix: P, defaultModel } = pipeline.stage(stage);
   return z
     .object({
-      [`${P}_MODEL`]: z.string().min(1).default(DEFAULT_STAGE_MODELS[stage]),
+      [`${P}_MODEL`]: z.string().min(1).default(defaultModel),
       [`${P}_FALLBACK_MODEL`]: envOptionalString(),
       [`${P}_LLM_BASE_URL`]: envOptionalString().pipe(url.optional()),
       [`${P}_LLM_API_KEY`]: envOptionalString(),
       [`${P}_PROVIDER`]: envOptionalString(),
     })
+    .superRefine((e, ctx) => {
+      const v = e as Record<string, string | undefined>;
+      const fallback = v[`${P}_FALLBACK_MODEL`];
+      if (fallback !== undefined && fallback === (v[`${P}_MODEL`] ?? defaultModel)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [`${P}_FALLBACK_MODEL`],
+          message: `must name another model than ${P}_MODEL (it is used while that model's circuit breaker is open); unset it to have no fallback`,
+        });
+      }
+    })
     .transform((e): StageOverrides => {
       const v = e as Record<string, string | undefined>;
       return {
-        model: v[`${P}_MODEL`] ?? DEFAULT_STAGE_MODELS[stage],
+        model: v[`${P}_MODEL`] ?? defaultModel,
         fallbackModel: v[`${P}_FALLBACK_MODEL`],
         baseURL: v[`${P}_LLM_BASE_URL`],
         apiKey: v[`${P}_LLM_API_KEY`],
@@ -95,20 +108,34 @@ function stageOverridesSchema(stage: Stage) {
 }
 
 /** The names every stage worker reads, for docs and the compose/code agreement test. */
-export function stageEnvNames(stage: Stage): string[] {
-  const P = stage.toUpperCase();
+export function stageEnvNames(stage: string, pipeline: AnyPipeline = RESEARCH_PIPELINE): string[] {
+  const P = pipeline.stage(stage).envPrefix;
   return [...Object.keys(baseSchema.shape), `${P}_MODEL`, `${P}_FALLBACK_MODEL`, `${P}_LLM_BASE_URL`, `${P}_LLM_API_KEY`, `${P}_PROVIDER`];
 }
 
 export type StageWorkerConfig = ReturnType<typeof loadStageConfig>;
 
-export function loadStageConfig(stage: Stage, source: Record<string, string | undefined> = process.env) {
-  const P = stage.toUpperCase();
+/** A stage worker's config; `stage` must be a stage of `pipeline` (default: the shipped one). */
+export function loadStageConfig<S extends string = Stage>(
+  stage: S,
+  source: Record<string, string | undefined> = process.env,
+  pipeline: Pipeline<S, string> = RESEARCH_PIPELINE as unknown as Pipeline<S, string>,
+) {
+  const P = pipeline.stage(stage).envPrefix;
   const env = parseEnv(baseSchema, source);
-  const o = parseEnv(stageOverridesSchema(stage), source);
+  const o = parseEnv(stageOverridesSchema(stage, pipeline as AnyPipeline), source);
   return {
     stage,
     redisUrl: env.REDIS_URL,
+    /** What runService reads (runtime's serviceEnvShape and redisEnvShape). */
+    service: {
+      LOG_LEVEL: env.LOG_LEVEL,
+      LOG_FORMAT: env.LOG_FORMAT,
+      SHUTDOWN_GRACE_MS: env.SHUTDOWN_GRACE_MS,
+      TRACELANE_EXIT_WITH_PARENT: env.TRACELANE_EXIT_WITH_PARENT,
+      REDIS_URL: env.REDIS_URL,
+      REDIS_CONNECT_TIMEOUT_MS: env.REDIS_CONNECT_TIMEOUT_MS,
+    },
     queuePrefix: env.TRACELANE_QUEUE_PREFIX,
     researchPrefix: env.TRACELANE_RESEARCH_PREFIX,
     priceTablePath: env.TRACELANE_PRICE_TABLE,
@@ -133,6 +160,7 @@ export function loadStageConfig(stage: Stage, source: Record<string, string | un
       breakerThreshold: env.BREAKER_THRESHOLD,
       breakerHalfOpenMs: env.BREAKER_HALF_OPEN_MS,
     },
+    circuitOpenMaxWaitMs: env.CIRCUIT_OPEN_MAX_WAIT_MS,
     llm: {
       baseURL: o.baseURL ?? env.LLM_BASE_URL,
       apiKey: o.apiKey ?? env.LLM_API_KEY ?? DEFAULT_LLM_API_KEY,

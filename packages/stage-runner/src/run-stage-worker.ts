@@ -1,8 +1,10 @@
 import type http from "node:http";
-import { jobOptionsFromEnv, QUEUE_NAMES, StageQueues, type StageJob } from "@tracelane/queue-contract";
+import { hostname } from "node:os";
+import { RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
+import { jobOptionsFromEnv, StageQueues, type StageJob } from "@tracelane/queue-contract";
 import { loadPriceTable } from "@tracelane/pricing";
 import { ResearchStore } from "@tracelane/research-store";
-import { createRedis, Shutdown } from "@tracelane/runtime";
+import { bootService, runService, type ServiceContext, type ServiceDefinition, type Shutdown } from "@tracelane/runtime";
 import { createLogger, type Logger } from "@tracelane/tracing";
 import { ChatClient } from "./chat-client.js";
 import { loadStageConfig, type StageWorkerConfig } from "./env.js";
@@ -11,7 +13,7 @@ import { startHealthServer } from "./health-server.js";
 import { registerWorker, type RegisteredWorker } from "./register-worker.js";
 import { ModelPolicies } from "./resilience/model-policies.js";
 import type { StageDefinition } from "./stage-definition.js";
-import { createStageProcessor } from "./stage-processor.js";
+import { createStageProcessor, type StageOutcome } from "./stage-processor.js";
 
 export interface TracingLike {
   shutdown(): Promise<void>;
@@ -25,25 +27,78 @@ export interface RunningStageWorker {
   shutdown: Shutdown;
 }
 
+export interface StageWorkerOptions<S extends string> {
+  tracing?: TracingLike;
+  /** Environment to configure from; default process.env. */
+  env?: Record<string, string | undefined>;
+  fetch?: typeof fetch;
+  /** The pipeline the stage is part of (its queue, default model, next stage); default the shipped one. */
+  pipeline?: Pipeline<S, string>;
+}
+
 /**
- * Everything a stage worker process does, given its definition: config from
- * env, Redis, the queue contract, the model client, the BullMQ worker, and an
- * ordered shutdown (close worker -> close queues -> flush spans -> Redis).
+ * A stage worker in this process (tests, harnesses): the same wiring as the worker process, without
+ * signal handlers; stop it with `shutdown.shutdown()`. A failed start closes what it opened and rejects.
  */
-export async function runStageWorker(
-  definition: StageDefinition,
-  opts: { tracing?: TracingLike; env?: Record<string, string | undefined>; installSignalHandlers?: boolean; fetch?: typeof fetch } = {},
+export async function runStageWorker<S extends string = Stage>(
+  definition: StageDefinition<S>,
+  opts: StageWorkerOptions<S> = {},
 ): Promise<RunningStageWorker> {
-  const config = loadStageConfig(definition.stage, opts.env);
-  const logger = createLogger(`${definition.stage}-worker`, { level: opts.env?.LOG_LEVEL ?? process.env.LOG_LEVEL ?? "info" });
-  const redis = createRedis(config.redisUrl, "worker");
-  const store = new ResearchStore(redis, { prefix: config.researchPrefix });
-  const queues = new StageQueues({ connection: redis, prefix: config.queuePrefix, jobOptions: jobOptionsFromEnv(opts.env) });
+  return (await bootService(stageWorkerService(definition, opts), opts.env ? { env: opts.env } : {})).value;
+}
+
+/**
+ * A stage worker's process entrypoint (services/<stage>-worker/src/index.ts): the one boot path of
+ * every service (runService: env, logger, Redis, ordered shutdown, one-line boot failures).
+ */
+export function serveStageWorker<S extends string = Stage>(
+  definition: StageDefinition<S>,
+  opts: Omit<StageWorkerOptions<S>, "env"> = {},
+): Promise<void> {
+  return runService(stageWorkerService(definition, opts));
+}
+
+type StageServiceEnv = StageWorkerConfig["service"] & { config: StageWorkerConfig; source: Record<string, string | undefined> };
+
+function stageWorkerService<S extends string>(
+  definition: StageDefinition<S>,
+  opts: StageWorkerOptions<S>,
+): ServiceDefinition<StageServiceEnv, Logger, RunningStageWorker> {
+  const pipeline = opts.pipeline ?? (RESEARCH_PIPELINE as unknown as Pipeline<S, string>);
+  return {
+    name: `${definition.stage}-worker`,
+    loadEnv: (source) => {
+      const config = loadStageConfig(definition.stage, source, pipeline) as StageWorkerConfig;
+      return { ...config.service, config, source };
+    },
+    createLogger,
+    tracing: opts.tracing,
+    start: (ctx) => startStageWorker(definition, opts, pipeline, ctx),
+  };
+}
+
+/**
+ * Everything a stage worker does, given its definition: Redis, the queue contract, the model
+ * client, the BullMQ worker, a /healthz, and the ordered shutdown steps (close worker -> close
+ * queues; runService then flushes spans and disconnects Redis).
+ */
+async function startStageWorker<S extends string>(
+  definition: StageDefinition<S>,
+  opts: StageWorkerOptions<S>,
+  pipeline: Pipeline<S, string>,
+  ctx: ServiceContext<StageServiceEnv, Logger>,
+): Promise<RunningStageWorker> {
+  const { config } = ctx.env;
+  const { logger } = ctx;
+  const line = pipeline.stage(definition.stage);
+  const redis = await ctx.connectRedis("worker", `tracelane-${definition.stage}-worker`);
+  const store = new ResearchStore(redis, { prefix: config.researchPrefix, pipeline });
+  const queues = new StageQueues({ connection: redis, prefix: config.queuePrefix, jobOptions: jobOptionsFromEnv(ctx.env.source), pipeline });
   const policies = new ModelPolicies(config.policies);
   const client = new ChatClient(
     {
       ...config.llm,
-      modelVar: `${definition.stage.toUpperCase()}_MODEL`,
+      modelVar: `${line.envPrefix}_MODEL`,
       ...(opts.fetch ? { fetch: opts.fetch } : {}),
     },
     loadPriceTable(config.priceTablePath),
@@ -51,8 +106,8 @@ export async function runStageWorker(
   );
   let bullWorker: RegisteredWorker["worker"] | undefined;
 
-  const worker = registerWorker<StageJob, unknown>({
-    queueName: QUEUE_NAMES[definition.stage],
+  const worker = registerWorker<StageJob<S>, unknown>({
+    queueName: line.queue,
     prefix: config.queuePrefix,
     connection: redis,
     concurrency: config.concurrency,
@@ -68,6 +123,7 @@ export async function runStageWorker(
         await bullWorker?.rateLimit(ms);
       },
       rateLimitBackoffMs: config.rateLimitBackoffMs,
+      circuitOpenMaxWaitMs: config.circuitOpenMaxWaitMs,
       ...(config.crashAfterCheckpoint
         ? {
             afterCheckpoint: () => {
@@ -89,11 +145,9 @@ export async function runStageWorker(
       await store.failed(job.data.researchId, { stage: definition.stage, type: errorTypeOf(err), message: err.message });
     },
   });
-
-
   bullWorker = worker.worker;
   let health: http.Server | undefined;
-  const shutdown = new Shutdown(logger)
+  const shutdown = ctx.shutdown
     .add("stop health server", () => {
       if (!health) return;
       const server = health;
@@ -102,12 +156,8 @@ export async function runStageWorker(
       return closed;
     })
     .add("close worker (finish in-flight jobs)", () => worker.close())
-    .add("close queues", () => queues.close())
-    .add("flush spans", () => opts.tracing?.shutdown())
-    .add("disconnect redis", async () => {
-      await redis.quit().catch(() => redis.disconnect());
-    });
-  if (opts.installSignalHandlers) shutdown.installSignalHandlers({ graceMs: config.shutdownGraceMs });
+    .add("close queues", () => queues.close());
+  logCompletedJobs(worker, definition.stage, logger);
 
   await worker.worker.waitUntilReady();
   // Healthy only once the worker is connected and taking jobs.
@@ -116,10 +166,38 @@ export async function runStageWorker(
     worker: worker.metrics,
     circuits: policies.states(),
     tracing: opts.tracing?.stats?.(),
-  }));
+  }), () => {
+    // Ready unless every model the stage may use (its model, its fallback) is open.
+    const openCircuits = policies.openCircuits();
+    const models = [config.llm.model, ...(config.llm.fallbackModel ? [config.llm.fallbackModel] : [])];
+    return { openCircuits, ready: !models.every((m) => openCircuits.includes(client.circuitKey(m))) };
+  });
   logger.info(
-    { queue: QUEUE_NAMES[definition.stage], model: config.llm.model, baseURL: config.llm.baseURL, concurrency: config.concurrency },
+    { queue: line.queue, model: config.llm.model, baseURL: config.llm.baseURL, concurrency: config.concurrency },
     `${definition.stage} worker ready`,
   );
   return { config, logger, worker, shutdown };
+}
+
+/** Who did the work, in a completion line: the host (a container id under compose) and the process. */
+const REPLICA = `${hostname()}-${process.pid}`;
+
+/** One info line per completed job: what a person watching `pnpm start` wants to see go by. */
+function logCompletedJobs(worker: RegisteredWorker, stage: string, logger: Logger): void {
+  worker.worker.on("completed", (job, outcome: StageOutcome | undefined) => {
+    if (outcome?.outcome !== "completed") return;
+    logger.info(
+      {
+        stage,
+        replica: REPLICA,
+        researchId: outcome.researchId,
+        jobId: job.id,
+        model: outcome.call?.model,
+        latencyMs: outcome.call?.latencyMs,
+        costUsd: outcome.call?.costUsd,
+        reusedCheckpoint: outcome.reusedCheckpoint,
+      },
+      `${stage} job completed`,
+    );
+  });
 }

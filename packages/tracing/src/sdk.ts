@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { context, ROOT_CONTEXT } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
@@ -217,9 +218,12 @@ function otlpWarning(serviceName: string, url: string, error: Error | undefined)
     level: level !== undefined && LEVELS.has(level) ? level : "info",
     format: format === "json" || format === "pretty" ? format : "auto",
   });
-  logger.warn(
-    { endpoint: url, reason: error?.message },
-    `spans cannot be exported to the OTLP endpoint ${url} (OTEL_EXPORTER_OTLP_ENDPOINT): is Jaeger or another collector listening there? ` +
-      "Warned once; later failures are only counted",
+  // Outside any span: the export callback may run in the context of the span that ended last.
+  context.with(ROOT_CONTEXT, () =>
+    logger.warn(
+      { endpoint: url, reason: error?.message },
+      `spans cannot be exported to the OTLP endpoint ${url} (OTEL_EXPORTER_OTLP_ENDPOINT): is Jaeger or another collector listening there? ` +
+        "Warned once; later failures are only counted",
+    ),
   );
 }

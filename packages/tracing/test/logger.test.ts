@@ -1,4 +1,5 @@
 import { trace } from "@opentelemetry/api";
+import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../src/index.js";
 import { useInMemoryTracing, type InMemoryTracing } from "../src/testing.js";
@@ -57,5 +58,35 @@ describe("createLogger", () => {
       const line = JSON.parse(output()) as Record<string, unknown>;
       expect(line).toMatchObject({ trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId, trace_flags: "01" });
     });
+  });
+
+  it("writes an error logged as a plain { name, message } with that class and message, and no empty stack", () => {
+    const { logger, output } = capturedLogger();
+    logger.warn({ err: { name: "CircuitOpenError", message: "circuit open for gpt-4.1" } }, "job failed");
+    const line = JSON.parse(output()) as { err: Record<string, unknown> };
+    expect(line.err).toEqual({ type: "CircuitOpenError", message: "circuit open for gpt-4.1" });
+  });
+
+  it("writes an Error under `error` (not only `err`) with its class, message and stack", () => {
+    const { logger, output } = capturedLogger();
+    logger.error({ error: new RangeError("too far") }, "failed");
+    const line = JSON.parse(output()) as { error: Record<string, unknown> };
+    expect(line.error).toMatchObject({ type: "RangeError", message: "too far" });
+    expect(line.error.stack).toMatch(/^RangeError: too far\n/);
+  });
+
+  it("writes one readable line, not JSON, in the pretty format", async () => {
+    const chunks: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        chunks.push(chunk.toString());
+        done();
+      },
+    });
+    const logger = createLogger("api", { level: "info", format: "pretty", destination: sink });
+    logger.info({ port: 3000 }, "api listening");
+    await new Promise((r) => setImmediate(r));
+    const text = chunks.join("");
+    expect(text).toMatch(/^\[\d{2}:\d{2}:\d{2}\.\d{3}\] INFO \(api\): api listening \{"port":3000\}\n$/);
   });
 });

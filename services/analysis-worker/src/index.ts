@@ -1,5 +1,5 @@
 import { tracing } from "./instrumentation.js";
-import { runStageWorker } from "@tracelane/stage-runner";
+import { serveStageWorker } from "@tracelane/stage-runner";
 import { analysisStage } from "./stage.js";
 
-await runStageWorker(analysisStage, { tracing, installSignalHandlers: true });
+await serveStageWorker(analysisStage, { tracing });

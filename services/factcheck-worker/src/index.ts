@@ -1,5 +1,5 @@
 import { tracing } from "./instrumentation.js";
-import { runStageWorker } from "@tracelane/stage-runner";
+import { serveStageWorker } from "@tracelane/stage-runner";
 import { factcheckStage } from "./stage.js";
 
-await runStageWorker(factcheckStage, { tracing, installSignalHandlers: true });
+await serveStageWorker(factcheckStage, { tracing });

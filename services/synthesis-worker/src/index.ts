@@ -1,5 +1,5 @@
 import { tracing } from "./instrumentation.js";
-import { runStageWorker } from "@tracelane/stage-runner";
+import { serveStageWorker } from "@tracelane/stage-runner";
 import { synthesisStage } from "./stage.js";
 
-await runStageWorker(synthesisStage, { tracing, installSignalHandlers: true });
+await serveStageWorker(synthesisStage, { tracing });

@@ -1,5 +1,8 @@
+import net from "node:net";
 import { describe, expect, it } from "vitest";
+import { freePort } from "@tracelane/testkit";
 import { parseStartArgs } from "../../scripts/lib/start-options.js";
+import { PortTakenError, resolvePorts } from "../../scripts/lib/start-ports.js";
 
 const parse = (argv: string[], externalProvider = false) => parseStartArgs(argv, { externalProvider });
 
@@ -30,7 +33,49 @@ describe("pnpm start arguments", () => {
     expect(() => parse(["--replicas", "2"])).toThrow(/Unknown option '--replicas'/);
   });
 
-  it("takes ports per service, 0 meaning any free port", () => {
-    expect(parse(["--port", "api=3100", "--port", "simulator=0"]).ports).toEqual({ api: 3100, "llm-simulator": 0, "trace-collector": 4319 });
+  it("takes ports per service, 0 meaning any free port, and remembers which were asked for", () => {
+    const opts = parse(["--port", "api=3100", "--port", "simulator=0"]);
+    expect(opts.ports).toEqual({ api: 3100, "llm-simulator": 0, "trace-collector": 4319 });
+    expect(opts.explicitPorts).toEqual(["api", "llm-simulator"]);
+    expect(parse([]).explicitPorts).toEqual([]);
+  });
+});
+
+describe("pnpm start ports", () => {
+  /** A port held by this test for the duration of `fn`. */
+  async function whileTaken<T>(fn: (port: number) => Promise<T>): Promise<T> {
+    const port = await freePort();
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(port, resolve));
+    try {
+      return await fn(port);
+    } finally {
+      holder.close();
+    }
+  }
+  const started = () => true;
+
+  it("lets a taken default port give way to a free one, saying so", async () => {
+    const said: string[] = [];
+    const out = await whileTaken((port) => resolvePorts({ api: port }, { explicit: [], started, log: (m) => said.push(m) }));
+    expect(out).toEqual({});
+    expect(said).toEqual([expect.stringMatching(/^port \d+ \(the default for api\) is taken; api gets a free one$/)]);
+  });
+
+  it("refuses a taken port that was asked for with --port, naming it", async () => {
+    await whileTaken(async (port) => {
+      const attempt = resolvePorts({ api: port }, { explicit: ["api"], started, log: () => undefined });
+      await expect(attempt).rejects.toThrow(PortTakenError);
+      await expect(attempt).rejects.toThrow(`--port api=${port}: port ${port} is already in use`);
+    });
+  });
+
+  it("keeps a free port, and leaves 0 and services not started to the launcher", async () => {
+    const port = await freePort();
+    const out = await resolvePorts(
+      { api: port, "llm-simulator": 0, "trace-collector": port },
+      { explicit: ["api"], started: (name) => name !== "trace-collector", log: () => undefined },
+    );
+    expect(out).toEqual({ api: port });
   });
 });

@@ -30,11 +30,32 @@ describe("pnpm start", () => {
     let tree: number[] = [];
     const pnpm = spawnCollecting(process.execPath, [pnpmPath(), "start", ...ANY_PORTS], cleanEnv());
     try {
-      await pnpm.waitFor(/tracelane is up/, UP_MS);
+      await pnpm.waitFor(/^Ctrl-C .* stops everything/m, UP_MS);
       tree = descendants(pnpm.child.pid!);
       const commands = tree.map(commandLine);
       for (const service of SERVICES) expect(commands.some((c) => c.includes(`services/${service.name}/src/index.ts`)), service.name).toBe(true);
       expect(commands.some((c) => c.startsWith("redis-server"))).toBe(true);
+
+      // A person watching sees one line per completed job: stage, replica, research, latency, cost.
+      const api = /^api: (http:\/\/\S+)$/m.exec(pnpm.output())![1]!;
+      const res = await fetch(`${api}/v1/research`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ query: "Why did solar panel prices fall?" }),
+      });
+      const { id } = (await res.json()) as { id: string };
+      await pnpm.waitFor(/"msg":"synthesis job completed"/, 60_000);
+      const completed = pnpm
+        .output()
+        .split("\n")
+        .filter((line) => line.includes(" job completed"))
+        .map((line) => JSON.parse(line.slice(line.indexOf("| ") + 2)) as Record<string, unknown>);
+      expect(completed.map((l) => l.stage)).toEqual(["analysis", "factcheck", "synthesis"]);
+      for (const line of completed) {
+        expect(line).toMatchObject({ level: 30, researchId: id, replica: expect.stringMatching(/-\d+$/) });
+        expect(line.latencyMs).toBeGreaterThan(0);
+        expect(line.costUsd).toBeGreaterThan(0);
+      }
 
       process.kill(pnpm.child.pid!, "SIGTERM");
       expect(await waitUntilGone(tree, GONE_MS)).toEqual([]);

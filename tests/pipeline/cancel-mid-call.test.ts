@@ -4,6 +4,7 @@ import { toNanoUsd } from "@tracelane/pricing";
 import { waitFor } from "@tracelane/testkit";
 import { waitForTrace } from "../support/spans.js";
 import { useTracedPipeline } from "../support/traced-pipeline-fixture.js";
+import { ATTR_CANCEL_REASON, ATTR_ERROR_TYPE } from "@tracelane/tracing/attributes";
 
 // factcheck's model answers after 1.5 s, so the test can cancel while that call is in flight.
 const ctx = useTracedPipeline({
@@ -56,8 +57,8 @@ describe("cancel while a stage runs", () => {
     expect(trace.spans, trace.describe()).toHaveLength(SPANS_UNTIL_CANCEL);
     const process = trace.one("process research-factcheck", SpanKind.CONSUMER);
     expect(process.status).toEqual({ code: SpanStatusCode.ERROR, message: "cancelled: research cancelled while the stage ran" });
-    expect(process.attributes["error.type"]).toBe("cancelled");
-    expect(process.events.map((e) => [e.name, e.attributes?.["tracelane.cancel.reason"]])).toEqual([["cancelled", "research cancelled while the stage ran"]]);
+    expect(process.attributes[ATTR_ERROR_TYPE]).toBe("cancelled");
+    expect(process.events.map((e) => [e.name, e.attributes?.[ATTR_CANCEL_REASON]])).toEqual([["cancelled", "research cancelled while the stage ran"]]);
     // The model call itself succeeded; nothing was published after it.
     const chat = trace.one("chat gemini-2.5-flash", SpanKind.CLIENT);
     expect(chat.status.code).toBe(SpanStatusCode.OK);

@@ -4,6 +4,8 @@ import { useInMemoryTracing, type InMemoryTracing } from "@tracelane/tracing/tes
 import { apiClient, type ApiClient } from "../support/api-client.js";
 import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
 import { waitForTrace } from "../support/spans.js";
+import { ATTR_CONTEXT_RETRY_AFTER_OVERFLOW, ATTR_CONTEXT_STRATEGY, ATTR_CONTEXT_TRIMMED_TOKENS, ATTR_PURPOSE } from "@tracelane/pipeline";
+import { ATTR_ERROR_TYPE, ATTR_GEN_AI_USAGE_INPUT_TOKENS } from "@tracelane/tracing/attributes";
 
 // "small-known": the workers' model table gives it room for 150 input tokens, so they trim before calling.
 // "small-hidden": only the provider knows its 450-token window, so the first call overflows.
@@ -42,8 +44,8 @@ describe("context window", () => {
     expect(view.stages.synthesis.usage!.inputTokens).toBeLessThanOrEqual(150);
     const trace = await waitForTrace(tracing, body.traceId, 13);
     const chat = trace.one("chat small-known", SpanKind.CLIENT);
-    expect(Number(chat.attributes["tracelane.context.trimmed_tokens"])).toBeGreaterThan(0);
-    expect(chat.attributes["tracelane.context.strategy"]).toBe("trim");
+    expect(Number(chat.attributes[ATTR_CONTEXT_TRIMMED_TOKENS])).toBeGreaterThan(0);
+    expect(chat.attributes[ATTR_CONTEXT_STRATEGY]).toBe("trim");
   });
 
   it("trims and retries once when the provider reports context_length_exceeded", async () => {
@@ -55,8 +57,8 @@ describe("context window", () => {
     const trace = await waitForTrace(tracing, body.traceId, 15);
     const [first, second] = trace.all("chat small-hidden", SpanKind.CLIENT);
     expect(first!.status.code).toBe(SpanStatusCode.ERROR);
-    expect(first!.attributes["error.type"]).toBe("ContextLengthExceededError");
-    expect(second!.attributes["tracelane.context.retry_after_overflow"]).toBe(true);
+    expect(first!.attributes[ATTR_ERROR_TYPE]).toBe("ContextLengthExceededError");
+    expect(second!.attributes[ATTR_CONTEXT_RETRY_AFTER_OVERFLOW]).toBe(true);
     expect(second!.status.code).not.toBe(SpanStatusCode.ERROR);
   });
 
@@ -92,10 +94,10 @@ describe("context window, summarise strategy", () => {
     const trace = await waitForTrace(tracing, body.traceId, 15);
     const summaries = trace.all("chat gpt-4.1-nano", SpanKind.CLIENT);
     expect(summaries.length).toBeGreaterThanOrEqual(1);
-    expect(summaries[0]!.attributes["tracelane.purpose"]).toBe("summarize_for_context");
+    expect(summaries[0]!.attributes[ATTR_PURPOSE]).toBe("summarize_for_context");
     const main = trace.one("chat small-known", SpanKind.CLIENT);
-    const summaryIn = summaries.reduce((n, s) => n + Number(s.attributes["gen_ai.usage.input_tokens"]), 0);
-    expect(view.stages.synthesis.usage!.inputTokens).toBe(Number(main.attributes["gen_ai.usage.input_tokens"]) + summaryIn);
+    const summaryIn = summaries.reduce((n, s) => n + Number(s.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]), 0);
+    expect(view.stages.synthesis.usage!.inputTokens).toBe(Number(main.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]) + summaryIn);
     // The main model is unpriced (null); summaries of a priced model do not hide that.
     expect(view.stages.synthesis.costUsd).toBeNull();
   });

@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { useTracedPipeline } from "../support/traced-pipeline-fixture.js";
 import { hrMs, waitForTrace } from "../support/spans.js";
+import { ATTR_LLM_ATTEMPTS } from "@tracelane/pipeline";
+import { ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE } from "@tracelane/tracing/attributes";
 
 const ctx = useTracedPipeline({
   simulator: { retryAfterS: 1 },
@@ -22,33 +24,33 @@ async function analysisAttempts(query: string) {
 describe("transient model-call failures are retried inside the call, each attempt visible", () => {
   it("retries a 429 after the provider's Retry-After", async () => {
     const { chat, attempts } = await analysisAttempts("Rate limited once [[sim:fault=429;model=gpt-4.1;times=1]]");
-    expect(attempts.map((a) => a.attributes["http.response.status_code"])).toEqual([429, 200]);
-    expect(attempts.map((a) => a.attributes["http.request.resend_count"])).toEqual([0, 1]);
+    expect(attempts.map((a) => a.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE])).toEqual([429, 200]);
+    expect(attempts.map((a) => a.attributes[ATTR_HTTP_REQUEST_RESEND_COUNT])).toEqual([0, 1]);
     // Retry-After: 1 second, honoured rather than the 20 ms base backoff.
     expect(hrMs(attempts[1]!.startTime) - hrMs(attempts[0]!.endTime)).toBeGreaterThanOrEqual(950);
-    expect(chat.attributes["tracelane.llm.attempts"]).toBe(2);
+    expect(chat.attributes[ATTR_LLM_ATTEMPTS]).toBe(2);
     expect(chat.events.filter((e) => e.name === "retry")).toHaveLength(1);
   });
 
   it("retries 500 and 503 with backoff", async () => {
     const { attempts } = await analysisAttempts("Server errors [[sim:fault=500;model=gpt-4.1;times=1]]");
-    expect(attempts.map((a) => a.attributes["http.response.status_code"])).toEqual([500, 200]);
+    expect(attempts.map((a) => a.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE])).toEqual([500, 200]);
     expect(attempts[0]!.status.code).toBe(SpanStatusCode.ERROR);
     const second = await analysisAttempts("Unavailable [[sim:fault=503;model=gpt-4.1;times=2]]");
-    expect(second.attempts.map((a) => a.attributes["http.response.status_code"])).toEqual([503, 503, 200]);
+    expect(second.attempts.map((a) => a.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE])).toEqual([503, 503, 200]);
   });
 
   it("retries a malformed response body", async () => {
     const { chat, attempts } = await analysisAttempts("Garbled [[sim:fault=malformed;model=gpt-4.1;times=1]]");
     expect(attempts).toHaveLength(2);
-    expect(chat.attributes["tracelane.llm.attempts"]).toBe(2);
+    expect(chat.attributes[ATTR_LLM_ATTEMPTS]).toBe(2);
   });
 
   it("retries a call that hangs past the client timeout", async () => {
     const { attempts } = await analysisAttempts("Hangs once [[sim:fault=hang;model=gpt-4.1;times=1]]");
     expect(attempts).toHaveLength(2);
     expect(attempts[0]!.status.code).toBe(SpanStatusCode.ERROR);
-    expect(attempts[1]!.attributes["http.response.status_code"]).toBe(200);
+    expect(attempts[1]!.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE]).toBe(200);
   });
 
   it("gives up after the bounded number of retries and lets the job's own attempts take over", async () => {

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { useTracedPipeline } from "../support/traced-pipeline-fixture.js";
 import { serializeSpans, waitForTrace } from "../support/spans.js";
+import { ATTR_HTTP_RESPONSE_STATUS_CODE } from "@tracelane/tracing/attributes";
 
 // A key no code path could produce by accident: if it shows up anywhere, it was copied there.
 const CANARY = `sk-canary-${randomBytes(12).toString("hex")}`;
@@ -33,7 +34,7 @@ describe("API keys never reach a span", () => {
     // The failure itself is in the trace (the message names the variable to fix)...
     const exception = chat.events.find((e) => e.name === "exception");
     expect(String(exception?.attributes?.["exception.message"])).toMatch(/rejected the API key.*LLM_API_KEY/);
-    expect(failedTrace.childrenOf(chat)[0]?.attributes["http.response.status_code"]).toBe(401);
+    expect(failedTrace.childrenOf(chat)[0]?.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE]).toBe(401);
 
     // ...but not the key: not in attributes, events, links, status messages or resources of any span.
     const everything = serializeSpans(ctx.tracing.spans());

@@ -4,6 +4,7 @@ import { stageJobId } from "@tracelane/queue-contract";
 import type { ReadableSpan } from "@tracelane/tracing/testing";
 import { useTracedPipeline } from "../support/traced-pipeline-fixture.js";
 import { hrMs, idOf, parentIdOf, waitForTrace } from "../support/spans.js";
+import { ATTR_ERROR_TYPE, ATTR_GEN_AI_RESPONSE_ID, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_MESSAGE_ID, ATTR_RETRY_DELAY_MS } from "@tracelane/tracing/attributes";
 
 const ctx = useTracedPipeline({
   stageEnv: {
@@ -42,15 +43,15 @@ describe("retries in the trace", () => {
     const [first, second] = consumers as [ReadableSpan, ReadableSpan];
     for (const c of consumers) {
       expect(parentIdOf(c)).toBe(idOf(publish));
-      expect(c.attributes["messaging.message.id"]).toBe(stageJobId(id, "factcheck"));
+      expect(c.attributes[ATTR_MESSAGING_MESSAGE_ID]).toBe(stageJobId(id, "factcheck"));
     }
-    expect(first.attributes["messaging.bullmq.job.attempt"]).toBe(1);
-    expect(second.attributes["messaging.bullmq.job.attempt"]).toBe(2);
+    expect(first.attributes[ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]).toBe(1);
+    expect(second.attributes[ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]).toBe(2);
     expect(hrMs(second.startTime)).toBeGreaterThanOrEqual(hrMs(first.endTime));
 
     // The failed attempt: recorded once on the CONSUMER span, and on the model call it came from.
     expect(first.status.code).toBe(SpanStatusCode.ERROR);
-    expect(first.attributes["error.type"]).toBe("ModelCallError");
+    expect(first.attributes[ATTR_ERROR_TYPE]).toBe("ModelCallError");
     expect(first.events.map((e) => e.name)).toEqual(["exception"]);
     const [failedChat, ...restOfFirst] = trace.childrenOf(first);
     expect(restOfFirst).toEqual([]); // nothing was published by the failed attempt
@@ -58,14 +59,14 @@ describe("retries in the trace", () => {
     expect(failedChat?.status.code).toBe(SpanStatusCode.ERROR);
     const failedAttempts = trace.childrenOf(failedChat!);
     expect(failedAttempts).toHaveLength(1);
-    expect(failedAttempts[0]!.attributes).toMatchObject({ "http.response.status_code": 500, "http.request.resend_count": 0, "error.type": "500" });
+    expect(failedAttempts[0]!.attributes).toMatchObject({ [ATTR_HTTP_RESPONSE_STATUS_CODE]: 500, [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0, [ATTR_ERROR_TYPE]: "500" });
 
     // The successful attempt carries on the ctx.pipeline.
     expect(second.status.code).toBe(SpanStatusCode.OK);
     expect(trace.childrenOf(second).map((s) => s.name)).toEqual(["chat gemini-2.5-flash", "publish research-synthesis"]);
     const [okChat] = trace.childrenOf(second);
     expect(okChat!.status.code).toBe(SpanStatusCode.OK);
-    expect(trace.childrenOf(okChat!).map((s) => s.attributes["http.response.status_code"])).toEqual([200]);
+    expect(trace.childrenOf(okChat!).map((s) => s.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE])).toEqual([200]);
     expect(parentIdOf(trace.one("process research-synthesis", SpanKind.CONSUMER))).toBe(idOf(trace.one("publish research-synthesis")));
   });
 
@@ -75,20 +76,20 @@ describe("retries in the trace", () => {
     expect(view.stages.analysis.attempts).toBe(1);
 
     const process = trace.one("process research-analysis", SpanKind.CONSUMER);
-    expect(process.attributes["messaging.bullmq.job.attempt"]).toBe(1);
+    expect(process.attributes[ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]).toBe(1);
     const chat = trace.one("chat gpt-4.1", SpanKind.CLIENT);
     expect(parentIdOf(chat)).toBe(idOf(process));
     expect(chat.status.code).toBe(SpanStatusCode.OK);
-    expect(chat.attributes["gen_ai.response.id"]).toMatch(/^chatcmpl-/);
+    expect(chat.attributes[ATTR_GEN_AI_RESPONSE_ID]).toMatch(/^chatcmpl-/);
 
     const attempts = trace.childrenOf(chat);
     expect(attempts.map((a) => a.name)).toEqual(["POST", "POST"]);
     const [failed, resent] = attempts as [ReadableSpan, ReadableSpan];
-    expect(failed.attributes).toMatchObject({ "http.request.resend_count": 0, "http.response.status_code": 500, "error.type": "500" });
+    expect(failed.attributes).toMatchObject({ [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0, [ATTR_HTTP_RESPONSE_STATUS_CODE]: 500, [ATTR_ERROR_TYPE]: "500" });
     expect(failed.status.code).toBe(SpanStatusCode.ERROR);
-    expect(resent.attributes).toMatchObject({ "http.request.resend_count": 1, "http.response.status_code": 200 });
+    expect(resent.attributes).toMatchObject({ [ATTR_HTTP_REQUEST_RESEND_COUNT]: 1, [ATTR_HTTP_RESPONSE_STATUS_CODE]: 200 });
     // LLM_RETRY_BASE_MS=20: the first backoff sleeps 10-20 ms (half plus jitter); Date.now() may show 1 ms less.
-    const delayMs = resent.attributes["tracelane.retry.delay_ms"] as number;
+    const delayMs = resent.attributes[ATTR_RETRY_DELAY_MS] as number;
     expect(delayMs).toBeGreaterThanOrEqual(9);
     expect(hrMs(resent.startTime) - hrMs(failed.endTime)).toBeGreaterThanOrEqual(delayMs - 1);
     expect(resent.status.code).not.toBe(SpanStatusCode.ERROR);
@@ -96,6 +97,6 @@ describe("retries in the trace", () => {
 
     const retries = chat.events.filter((e) => e.name === "retry");
     expect(retries).toHaveLength(1);
-    expect(retries[0]!.attributes).toMatchObject({ "http.request.resend_count": 1, "http.response.status_code": 500, "tracelane.retry.delay_ms": delayMs });
+    expect(retries[0]!.attributes).toMatchObject({ [ATTR_HTTP_REQUEST_RESEND_COUNT]: 1, [ATTR_HTTP_RESPONSE_STATUS_CODE]: 500, [ATTR_RETRY_DELAY_MS]: delayMs });
   });
 });

@@ -6,6 +6,8 @@ import { useInMemoryTracing, type InMemoryTracing, type ReadableSpan } from "@tr
 import { apiClient, type ApiClient } from "../support/api-client.js";
 import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
 import { hrMs, idOf, parentIdOf, waitForTrace, type TraceSpans } from "../support/spans.js";
+import { ATTR_RESEARCH_ID, ATTR_STAGE } from "@tracelane/pipeline";
+import { ATTR_GEN_AI_OPERATION_NAME, ATTR_GEN_AI_PROVIDER_NAME, ATTR_GEN_AI_REQUEST_MODEL, ATTR_GEN_AI_RESPONSE_FINISH_REASONS, ATTR_GEN_AI_RESPONSE_ID, ATTR_GEN_AI_RESPONSE_MODEL, ATTR_GEN_AI_USAGE_COST, ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, ATTR_MESSAGING_OPERATION_TYPE, ATTR_MESSAGING_QUEUE_WAIT_MS, ATTR_MESSAGING_SYSTEM, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL } from "@tracelane/tracing/attributes";
 
 // Published list prices, USD per 1M tokens (input, output), written out by hand so the test checks
 // the cost the worker reports rather than re-using its price table.
@@ -75,10 +77,10 @@ describe("one trace per research request", () => {
     const server = trace.one("POST /v1/research", SpanKind.SERVER);
     expect(server.parentSpanContext).toBeUndefined();
     expect(server.attributes).toMatchObject({
-      "http.request.method": "POST",
-      "http.route": "/v1/research",
+      [ATTR_HTTP_REQUEST_METHOD]: "POST",
+      [ATTR_HTTP_ROUTE]: "/v1/research",
       "url.path": "/v1/research",
-      "http.response.status_code": 202,
+      [ATTR_HTTP_RESPONSE_STATUS_CODE]: 202,
     });
     expect(trace.childrenOf(server).map((s) => s.name)).toEqual(["publish research-analysis"]);
 
@@ -89,23 +91,23 @@ describe("one trace per research request", () => {
       const jobId = stageJobId(id, stage);
 
       expect(publish.attributes).toMatchObject({
-        "messaging.system": "bullmq",
-        "messaging.operation.type": "send",
-        "messaging.destination.name": queue,
-        "messaging.message.id": jobId,
+        [ATTR_MESSAGING_SYSTEM]: "bullmq",
+        [ATTR_MESSAGING_OPERATION_TYPE]: "send",
+        [ATTR_MESSAGING_DESTINATION_NAME]: queue,
+        [ATTR_MESSAGING_MESSAGE_ID]: jobId,
       });
       expect(process.attributes).toMatchObject({
-        "messaging.system": "bullmq",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": queue,
-        "messaging.message.id": jobId,
-        "messaging.bullmq.job.attempt": 1,
-        "tracelane.research.id": id,
-        "tracelane.stage": stage,
+        [ATTR_MESSAGING_SYSTEM]: "bullmq",
+        [ATTR_MESSAGING_OPERATION_TYPE]: "process",
+        [ATTR_MESSAGING_DESTINATION_NAME]: queue,
+        [ATTR_MESSAGING_MESSAGE_ID]: jobId,
+        [ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]: 1,
+        [ATTR_RESEARCH_ID]: id,
+        [ATTR_STAGE]: stage,
       });
       // The wait runs from the job's enqueuedAt (set inside the publish span) to the start of this span; the
       // stage record's wait ends earlier, when BullMQ handed the job over (ms clocks: 1 ms of slack).
-      const waitMs = process.attributes["messaging.queue.wait_ms"] as number;
+      const waitMs = process.attributes[ATTR_MESSAGING_QUEUE_WAIT_MS] as number;
       expect(waitMs).toBeGreaterThanOrEqual(view.stages[stage].queueWaitMs!);
       expect(waitMs).toBeLessThanOrEqual(hrMs(process.startTime) - hrMs(publish.startTime) + 1);
       expect(process.status.code).toBe(SpanStatusCode.OK);
@@ -123,21 +125,21 @@ describe("one trace per research request", () => {
       expect(usage.inputTokens).toBeGreaterThan(0);
       expect(usage.outputTokens).toBeGreaterThan(0);
       expect(chat.attributes).toMatchObject({
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": provider,
-        "gen_ai.request.model": model,
-        "gen_ai.response.model": model,
-        "gen_ai.response.finish_reasons": ["stop"],
-        "gen_ai.usage.input_tokens": usage.inputTokens,
-        "gen_ai.usage.output_tokens": usage.outputTokens,
-        "server.address": "127.0.0.1",
-        "server.port": pipeline.simulator.port,
-        "tracelane.stage": stage,
-        "tracelane.research.id": id,
+        [ATTR_GEN_AI_OPERATION_NAME]: "chat",
+        [ATTR_GEN_AI_PROVIDER_NAME]: provider,
+        [ATTR_GEN_AI_REQUEST_MODEL]: model,
+        [ATTR_GEN_AI_RESPONSE_MODEL]: model,
+        [ATTR_GEN_AI_RESPONSE_FINISH_REASONS]: ["stop"],
+        [ATTR_GEN_AI_USAGE_INPUT_TOKENS]: usage.inputTokens,
+        [ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: usage.outputTokens,
+        [ATTR_SERVER_ADDRESS]: "127.0.0.1",
+        [ATTR_SERVER_PORT]: pipeline.simulator.port,
+        [ATTR_STAGE]: stage,
+        [ATTR_RESEARCH_ID]: id,
       });
-      expect(chat.attributes["gen_ai.response.id"]).toMatch(/^chatcmpl-[A-Za-z0-9]+$/);
+      expect(chat.attributes[ATTR_GEN_AI_RESPONSE_ID]).toMatch(/^chatcmpl-[A-Za-z0-9]+$/);
       const [inPer1M, outPer1M] = price;
-      expect(chat.attributes["gen_ai.usage.cost"]).toBeCloseTo((usage.inputTokens * inPer1M + usage.outputTokens * outPer1M) / 1e6, 12);
+      expect(chat.attributes[ATTR_GEN_AI_USAGE_COST]).toBeCloseTo((usage.inputTokens * inPer1M + usage.outputTokens * outPer1M) / 1e6, 12);
       expect(chat.status.code).toBe(SpanStatusCode.OK);
       expect(chat.events).toEqual([]);
 
@@ -147,12 +149,12 @@ describe("one trace per research request", () => {
       expect(attempt.kind).toBe(SpanKind.CLIENT);
       expect(attempt.name).toBe("POST");
       expect(attempt.attributes).toMatchObject({
-        "http.request.method": "POST",
-        "url.full": `${pipeline.simulator.baseURL}/chat/completions`,
-        "server.address": "127.0.0.1",
-        "server.port": pipeline.simulator.port,
-        "http.request.resend_count": 0,
-        "http.response.status_code": 200,
+        [ATTR_HTTP_REQUEST_METHOD]: "POST",
+        [ATTR_URL_FULL]: `${pipeline.simulator.baseURL}/chat/completions`,
+        [ATTR_SERVER_ADDRESS]: "127.0.0.1",
+        [ATTR_SERVER_PORT]: pipeline.simulator.port,
+        [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0,
+        [ATTR_HTTP_RESPONSE_STATUS_CODE]: 200,
       });
       expect(trace.childrenOf(attempt)).toEqual([]);
     }

@@ -34,3 +34,11 @@ export const EVENT_QUEUE_RATE_LIMITED = "queue_rate_limited";
 export const ATTR_RATE_LIMIT_DELAY_MS = "tracelane.rate_limit.delay_ms";
 /** Event on the stage consumer when a concurrent attempt of the same job checkpointed first. */
 export const EVENT_CHECKPOINT_ALREADY_WRITTEN = "checkpoint_already_written";
+
+/** Events on the stage consumer while every model of the stage has its circuit open. */
+export const EVENT_CIRCUIT_OPEN_DELAYED = "circuit_open_delayed";
+export const EVENT_CIRCUIT_OPEN_WAIT_EXCEEDED = "circuit_open_wait_exceeded";
+/** The models whose circuits are open (comma-separated), how long the job is delayed, how long the stage has waited. */
+export const ATTR_CIRCUIT_MODELS = "tracelane.circuit.models";
+export const ATTR_CIRCUIT_DELAY_MS = "tracelane.circuit.delay_ms";
+export const ATTR_CIRCUIT_WAITED_MS = "tracelane.circuit.waited_ms";

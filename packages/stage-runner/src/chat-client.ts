@@ -1,11 +1,12 @@
 import OpenAI from "openai";
 import type { PriceTable } from "@tracelane/pricing";
 import { createKeepAliveFetch } from "@tracelane/runtime";
-import { captureContent, createTracedFetch, recordChatResponse, withChatSpan } from "@tracelane/tracing";
+import { ATTR_GEN_AI_REQUEST_MAX_TOKENS, captureContent, createTracedFetch, recordChatResponse, withChatSpan } from "@tracelane/tracing";
 import { CircuitOpenError, classifyModelError, ModelCallError, type ProviderRef } from "./errors.js";
 import { inferProvider } from "./provider.js";
 import { BrokenCircuitError, RetryBudgetExceededError, type ModelPolicies } from "./resilience/model-policies.js";
 import { retryAfterMs } from "./resilience/transient.js";
+import { ATTR_CIRCUIT_STATE, ATTR_LLM_ATTEMPTS } from "@tracelane/pipeline";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
@@ -61,7 +62,8 @@ export class ChatClient {
       timeout: config.timeoutMs,
       // Retries, Retry-After, the time budget and the circuit breaker live in ModelPolicies.
       maxRetries: 0,
-      // Each HTTP attempt becomes a child span; node:http keep-alive costs a fraction of undici's CPU per call.
+      // Each HTTP attempt becomes a child span. The transport is undici's Agent, which drops idle
+      // connections before the server's keep-alive timeout (see createKeepAliveFetch for why).
       fetch: config.fetch ?? createTracedFetch(createKeepAliveFetch()),
     });
     const url = new URL(config.baseURL);
@@ -72,7 +74,6 @@ export class ChatClient {
   circuitKey(model: string): string {
     return `${this.config.baseURL}|${model}`;
   }
-
 
   async chat(model: string, messages: ChatMessage[], opts: ChatOptions = {}): Promise<ChatResult> {
     const maxTokens = opts.maxOutputTokens ?? this.config.maxOutputTokens;
@@ -88,7 +89,7 @@ export class ChatClient {
         provider: this.config.provider ?? inferProvider(model),
         serverAddress: this.server.address,
         ...(this.server.port ? { serverPort: this.server.port } : {}),
-        attributes: { ...opts.attributes, "gen_ai.request.max_tokens": maxTokens },
+        attributes: { ...opts.attributes, [ATTR_GEN_AI_REQUEST_MAX_TOKENS]: maxTokens },
       },
       async (span) => {
         const started = performance.now();
@@ -110,8 +111,8 @@ export class ChatClient {
             },
           );
         } catch (err) {
-          span.setAttributes({ "tracelane.llm.attempts": attempts, "tracelane.circuit.state": this.policies.state(key) });
-          if (err instanceof BrokenCircuitError) throw new CircuitOpenError(provider);
+          span.setAttributes({ [ATTR_LLM_ATTEMPTS]: attempts, [ATTR_CIRCUIT_STATE]: this.policies.state(key) });
+          if (err instanceof BrokenCircuitError) throw new CircuitOpenError(provider, this.policies.halfOpensAt(key) ?? Date.now());
           if (err instanceof RetryBudgetExceededError) throw new ModelCallError(provider, "retry_budget_exhausted", err.message);
           const classified = classifyModelError(err, provider);
           if (classified instanceof ModelCallError && classified.type === "rate_limited") {
@@ -119,7 +120,7 @@ export class ChatClient {
           }
           throw classified;
         }
-        span.setAttributes({ "tracelane.llm.attempts": attempts, "tracelane.circuit.state": this.policies.state(key) });
+        span.setAttributes({ [ATTR_LLM_ATTEMPTS]: attempts, [ATTR_CIRCUIT_STATE]: this.policies.state(key) });
         const latencyMs = Math.round(performance.now() - started);
         const choice = completion.choices[0]!;
         const usage = {

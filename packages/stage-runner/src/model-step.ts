@@ -1,11 +1,11 @@
 import { trace } from "@opentelemetry/api";
-import type { Stage } from "@tracelane/queue-contract";
 import type { ResearchView } from "@tracelane/research-store";
 import type { ChatClient, ChatMessage, ChatResult } from "./chat-client.js";
 import { ContextTooLongError, fitToBudget, type FitResult } from "./context/fit-context.js";
 import { countTokens } from "./context/tokens.js";
 import { BudgetExceededError, CircuitOpenError, ContextLengthExceededError } from "./errors.js";
 import type { StageDefinition, StageMaterial } from "./stage-definition.js";
+import { ATTR_CONTEXT_RETRY_AFTER_OVERFLOW, ATTR_CONTEXT_STRATEGY, ATTR_CONTEXT_TRIMMED_TOKENS, ATTR_FALLBACK_FROM, ATTR_FALLBACK_TO, ATTR_PURPOSE, ATTR_RESEARCH_ID, ATTR_STAGE, EVENT_FALLBACK } from "@tracelane/pipeline";
 
 export interface ModelStepConfig {
   maxOutputTokens: number;
@@ -31,16 +31,17 @@ const OVERFLOW_RETRY_SHARE = 0.75;
  * and trim-and-retry once when the provider still says the context is too long.
  */
 export async function runModelStep(
-  deps: { definition: StageDefinition; client: ChatClient; config: ModelStepConfig },
-  view: ResearchView,
-  outputs: Partial<Record<Stage, string>>,
+  // Any pipeline's stage: a model step needs the stage's prompt, not which pipeline it is in.
+  deps: { definition: StageDefinition<string>; client: ChatClient; config: ModelStepConfig },
+  view: ResearchView<string, string>,
+  outputs: Partial<Record<string, string>>,
   model: string,
 ): Promise<ModelStepResult> {
   const { definition, client, config } = deps;
   const stage = definition.stage;
   const consumerSpan = trace.getActiveSpan();
   const extra = { inputTokens: 0, outputTokens: 0, costUsd: 0 as number | null };
-  const attributes = { "tracelane.stage": stage, "tracelane.research.id": view.id };
+  const attributes = { [ATTR_STAGE]: stage, [ATTR_RESEARCH_ID]: view.id };
 
   const budgetFor = (m: string) => contextWindow(client, config, m) - config.maxOutputTokens;
   let material = definition.material(outputs);
@@ -54,14 +55,14 @@ export async function runModelStep(
   const call = async (m: string, budget: number, retryAfterOverflow: boolean, fallbackFrom?: string): Promise<ChatResult> => {
     const fit = fitOrFail(m, budget);
     lastFit = fit;
-    if (fit.trimmedTokens > 0) consumerSpan?.setAttribute("tracelane.context.trimmed_tokens", fit.trimmedTokens);
+    if (fit.trimmedTokens > 0) consumerSpan?.setAttribute(ATTR_CONTEXT_TRIMMED_TOKENS, fit.trimmedTokens);
     checkBudget(m, fit);
     return client.chat(m, fit.messages, {
       attributes: {
         ...attributes,
-        ...(fit.trimmedTokens > 0 ? { "tracelane.context.trimmed_tokens": fit.trimmedTokens, "tracelane.context.strategy": "trim" } : {}),
-        ...(retryAfterOverflow ? { "tracelane.context.retry_after_overflow": true } : {}),
-        ...(fallbackFrom ? { "tracelane.fallback.from": fallbackFrom } : {}),
+        ...(fit.trimmedTokens > 0 ? { [ATTR_CONTEXT_TRIMMED_TOKENS]: fit.trimmedTokens, [ATTR_CONTEXT_STRATEGY]: "trim" } : {}),
+        ...(retryAfterOverflow ? { [ATTR_CONTEXT_RETRY_AFTER_OVERFLOW]: true } : {}),
+        ...(fallbackFrom ? { [ATTR_FALLBACK_FROM]: fallbackFrom } : {}),
       },
     });
   };
@@ -90,8 +91,13 @@ export async function runModelStep(
     result = await callWithOverflowRetry(model);
   } catch (err) {
     if (!(err instanceof CircuitOpenError) || !config.fallbackModel || config.fallbackModel === model) throw err;
-    consumerSpan?.addEvent("fallback", { "tracelane.fallback.from": model, "tracelane.fallback.to": config.fallbackModel });
-    result = await callWithOverflowRetry(config.fallbackModel, model);
+    consumerSpan?.addEvent(EVENT_FALLBACK, { [ATTR_FALLBACK_FROM]: model, [ATTR_FALLBACK_TO]: config.fallbackModel });
+    try {
+      result = await callWithOverflowRetry(config.fallbackModel, model);
+    } catch (fallbackErr) {
+      if (fallbackErr instanceof CircuitOpenError) throw CircuitOpenError.both(err, fallbackErr);
+      throw fallbackErr;
+    }
   }
 
   return {
@@ -144,10 +150,10 @@ export async function runModelStep(
         { role: "user", content: item.text },
       ];
       const summary = await client.chat(config.context.summaryModel, messages, {
-        attributes: { ...attributes, "tracelane.purpose": "summarize_for_context" },
+        attributes: { ...attributes, [ATTR_PURPOSE]: "summarize_for_context" },
         maxOutputTokens: target,
       });
-      consumerSpan?.setAttribute("tracelane.context.strategy", "summarize");
+      consumerSpan?.setAttribute(ATTR_CONTEXT_STRATEGY, "summarize");
       extra.inputTokens += summary.usage.inputTokens;
       extra.outputTokens += summary.usage.outputTokens;
       extra.costUsd = extra.costUsd === null || summary.costUsd === null ? null : extra.costUsd + summary.costUsd;

@@ -1,14 +1,6 @@
 import type { Span } from "@opentelemetry/api";
 import { DelayedError, Worker, type Job } from "bullmq";
-import {
-  ATTR_CHECKPOINT_REUSED,
-  ATTR_RATE_LIMIT_DELAY_MS,
-  ATTR_RESEARCH_ID,
-  ATTR_STAGE,
-  EVENT_CHECKPOINT_ALREADY_WRITTEN,
-  EVENT_QUEUE_RATE_LIMITED,
-  type Stage,
-} from "@tracelane/pipeline";
+import { ATTR_CHECKPOINT_REUSED, ATTR_CIRCUIT_DELAY_MS, ATTR_CIRCUIT_MODELS, ATTR_CIRCUIT_WAITED_MS, ATTR_RATE_LIMIT_DELAY_MS, ATTR_RESEARCH_ID, ATTR_STAGE, EVENT_CHECKPOINT_ALREADY_WRITTEN, EVENT_CIRCUIT_OPEN_DELAYED, EVENT_CIRCUIT_OPEN_WAIT_EXCEEDED, EVENT_QUEUE_RATE_LIMITED, type Stage } from "@tracelane/pipeline";
 import { stageJobSchema, type StageJob, type StageQueues } from "@tracelane/queue-contract";
 import type { ResearchStore } from "@tracelane/research-store";
 import { recordCancellation } from "@tracelane/tracing";
@@ -148,16 +140,16 @@ export function createStageProcessor<S extends string = Stage>(deps: StageProces
         const waitedMs = now - (stageStartedAt ?? now);
         if (waitedMs < (deps.circuitOpenMaxWaitMs ?? 300_000)) {
           const retryAt = Math.max(err.retryAt, now + MIN_CIRCUIT_DELAY_MS);
-          span.addEvent("circuit_open_delayed", {
-            "tracelane.circuit.models": err.models.join(","),
-            "tracelane.circuit.delay_ms": retryAt - now,
-            "tracelane.circuit.waited_ms": waitedMs,
+          span.addEvent(EVENT_CIRCUIT_OPEN_DELAYED, {
+            [ATTR_CIRCUIT_MODELS]: err.models.join(","),
+            [ATTR_CIRCUIT_DELAY_MS]: retryAt - now,
+            [ATTR_CIRCUIT_WAITED_MS]: waitedMs,
           });
           await store.stageRetrying(researchId, stage, { error, attempt: job.attemptsMade + 1 }).catch(() => undefined);
           await job.moveToDelayed(retryAt, token);
           throw new DelayedError(`circuit open for ${err.models.join(", ")}: job delayed until ${new Date(retryAt).toISOString()}`);
         }
-        span.addEvent("circuit_open_wait_exceeded", { "tracelane.circuit.waited_ms": waitedMs });
+        span.addEvent(EVENT_CIRCUIT_OPEN_WAIT_EXCEEDED, { [ATTR_CIRCUIT_WAITED_MS]: waitedMs });
       }
       if (isFinalAttempt(err, job.attemptsMade, job.opts.attempts ?? 1)) {
         // If Redis is down too, the worker's final-failure hook records it once Redis is back.

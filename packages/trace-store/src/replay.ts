@@ -1,5 +1,6 @@
 import { flattenTree } from "./tree.js";
 import type { SpanTreeNode, TraceDetail } from "./types.js";
+import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_QUEUE_WAIT_MS } from "@tracelane/tracing/attributes";
 
 const ms = (v: number) => `${Math.round(v).toLocaleString("en-US")} ms`;
 const usd = (v: number) => `$${v.toFixed(6)}`;
@@ -7,7 +8,7 @@ const int = (v: number) => v.toLocaleString("en-US");
 
 function errorText(span: SpanTreeNode): string {
   const exception = span.events?.find((e) => e.name === "exception");
-  const type = span.attributes["error.type"] ?? exception?.attributes?.["exception.type"];
+  const type = span.attributes[ATTR_ERROR_TYPE] ?? exception?.attributes?.["exception.type"];
   const message = span.statusMessage || exception?.attributes?.["exception.message"];
   return [type, message].filter((x) => x !== undefined && x !== "").map(String).join(": ") || "error";
 }
@@ -15,18 +16,18 @@ function errorText(span: SpanTreeNode): string {
 function spanLine(n: SpanTreeNode): string {
   const parts = [`${n.status === "error" ? "✗" : "✓"} ${n.name}`, ms(n.durationMs)];
   if (n.stage) parts.push(`[${n.stage}]`);
-  const wait = n.attributes["messaging.queue.wait_ms"];
+  const wait = n.attributes[ATTR_MESSAGING_QUEUE_WAIT_MS];
   if (typeof wait === "number") parts.push(`queue wait ${ms(wait)}`);
-  const attempt = n.attributes["messaging.bullmq.job.attempt"];
+  const attempt = n.attributes[ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT];
   if (typeof attempt === "number" && attempt > 1) parts.push(`attempt ${attempt}`);
   if (n.call) {
     parts.push(n.call.model);
     parts.push(`tokens in ${int(n.call.inputTokens)} / out ${int(n.call.outputTokens)}`);
     parts.push(n.call.costUsd === null ? "unpriced" : usd(n.call.costUsd));
   }
-  const http = n.attributes["http.response.status_code"];
+  const http = n.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE];
   if (http !== undefined) parts.push(`http ${http}`);
-  const resend = n.attributes["http.request.resend_count"];
+  const resend = n.attributes[ATTR_HTTP_REQUEST_RESEND_COUNT];
   if (typeof resend === "number" && resend > 0) parts.push(`resend ${resend}`);
   return parts.join("  ");
 }

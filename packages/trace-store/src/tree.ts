@@ -1,6 +1,7 @@
+import { ATTR_STAGE } from "@tracelane/pipeline";
 import type { SpanRecord, SpanTreeNode } from "./types.js";
 
-const STAGE_ATTR = "tracelane.stage";
+const STAGE_ATTR = ATTR_STAGE;
 
 const ownStage = (s: SpanRecord): string | undefined => {
   const v = s.attributes[STAGE_ATTR];

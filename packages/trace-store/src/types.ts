@@ -79,6 +79,10 @@ export const AnomalySchema = z.object({
   spanName: z.string().optional(),
   stage: z.string().optional(),
   model: z.string().optional(),
+  /** For a model call: the HTTP attempts it made (1 + the model client's retries). */
+  attempts: z.number().int().positive().optional(),
+  /** For a failed or retried model call: what went wrong (rate_limit, provider_error, timeout...). */
+  cause: z.string().optional(),
   /** The measured value, in `unit`. */
   value: z.number(),
   /** The threshold it was compared with (value >= threshold fires). */

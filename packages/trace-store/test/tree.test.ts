@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { buildTree, flattenTree, resolveStages } from "../src/tree.js";
 import type { SpanRecord } from "../src/types.js";
+import { ATTR_STAGE } from "@tracelane/pipeline";
 
 const span = (spanId: string, parentSpanId: string | undefined, kind: SpanRecord["kind"], startMs: number, attributes: SpanRecord["attributes"] = {}): SpanRecord => ({
   traceId: "t".repeat(32),
@@ -20,11 +21,11 @@ const trace = [
   span("root", undefined, "server", 0),
   span("pub-a", "root", "producer", 1),
   span("proc-a", "pub-a", "consumer", 5),
-  span("chat-a", "proc-a", "client", 6, { "tracelane.stage": "analysis" }),
+  span("chat-a", "proc-a", "client", 6, { [ATTR_STAGE]: "analysis" }),
   span("http-a", "chat-a", "client", 7),
   span("pub-f", "proc-a", "producer", 20),
   span("proc-f", "pub-f", "consumer", 25),
-  span("chat-f", "proc-f", "client", 26, { "tracelane.stage": "factcheck" }),
+  span("chat-f", "proc-f", "client", 26, { [ATTR_STAGE]: "factcheck" }),
 ];
 
 describe("resolveStages", () => {

@@ -55,3 +55,7 @@ export const ATTR_GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages";
 export const ATTR_GEN_AI_USAGE_COST = "gen_ai.usage.cost";
 /** Ours: true when the model is not in the price table (cost unknown, never a silent 0). */
 export const ATTR_COST_UNPRICED = "tracelane.cost.unpriced";
+
+/** Event of a span whose work was cancelled from outside, and its reason (ours). */
+export const EVENT_CANCELLED = "cancelled";
+export const ATTR_CANCEL_REASON = "tracelane.cancel.reason";

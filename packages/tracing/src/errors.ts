@@ -1,5 +1,5 @@
 import { SpanStatusCode, type Span } from "@opentelemetry/api";
-import { ATTR_ERROR_TYPE } from "./attributes.js";
+import { ATTR_CANCEL_REASON, ATTR_ERROR_TYPE, EVENT_CANCELLED } from "./attributes.js";
 
 /** Record a failure once, the OpenTelemetry way: exception event, ERROR status, `error.type`. */
 export function recordError(span: Span, err: unknown): void {
@@ -17,7 +17,7 @@ const cancelledSpans = new WeakSet<Span>();
  * status alone instead of marking the span OK when it returns.
  */
 export function recordCancellation(span: Span, reason: string, attributes: Record<string, string | number> = {}): void {
-  span.addEvent("cancelled", { "tracelane.cancel.reason": reason, ...attributes });
+  span.addEvent(EVENT_CANCELLED, { [ATTR_CANCEL_REASON]: reason, ...attributes });
   span.setStatus({ code: SpanStatusCode.ERROR, message: `cancelled: ${reason}` });
   span.setAttribute(ATTR_ERROR_TYPE, "cancelled");
   cancelledSpans.add(span);

@@ -3,6 +3,7 @@ import { EnvError } from "@tracelane/runtime";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { captureContent, contentCaptureMode, redactSecrets, withChatSpan } from "../src/index.js";
 import { useInMemoryTracing, type InMemoryTracing } from "../src/testing.js";
+import { ATTR_GEN_AI_INPUT_MESSAGES, ATTR_GEN_AI_OUTPUT_MESSAGES } from "@tracelane/tracing/attributes";
 
 const input = [
   { role: "system", content: "You are terse." },
@@ -26,24 +27,24 @@ describe("content capture", () => {
     expect(contentCaptureMode({})).toBe("none");
     expect(contentCaptureMode({ TRACELANE_CAPTURE_CONTENT: "" })).toBe("none");
     const attributes = await chatWith(contentCaptureMode({}));
-    expect(attributes["gen_ai.input.messages"]).toBeUndefined();
-    expect(attributes["gen_ai.output.messages"]).toBeUndefined();
+    expect(attributes[ATTR_GEN_AI_INPUT_MESSAGES]).toBeUndefined();
+    expect(attributes[ATTR_GEN_AI_OUTPUT_MESSAGES]).toBeUndefined();
   });
 
   it("records GenAI input and output messages verbatim in full mode", async () => {
     const attributes = await chatWith(contentCaptureMode({ TRACELANE_CAPTURE_CONTENT: "full" }));
-    expect(JSON.parse(String(attributes["gen_ai.input.messages"]))).toEqual([
+    expect(JSON.parse(String(attributes[ATTR_GEN_AI_INPUT_MESSAGES]))).toEqual([
       { role: "system", parts: [{ type: "text", content: "You are terse." }] },
       { role: "user", parts: [{ type: "text", content: input[1]?.content }] },
     ]);
-    expect(JSON.parse(String(attributes["gen_ai.output.messages"]))).toEqual([
+    expect(JSON.parse(String(attributes[ATTR_GEN_AI_OUTPUT_MESSAGES]))).toEqual([
       { role: "assistant", parts: [{ type: "text", content: "ok, jane.doe@example.com" }], finish_reason: "stop" },
     ]);
   });
 
   it("masks the e-mail, the phone number and the sk- key in redacted mode", async () => {
     const attributes = await chatWith("redacted");
-    const recorded = `${String(attributes["gen_ai.input.messages"])}${String(attributes["gen_ai.output.messages"])}`;
+    const recorded = `${String(attributes[ATTR_GEN_AI_INPUT_MESSAGES])}${String(attributes[ATTR_GEN_AI_OUTPUT_MESSAGES])}`;
     expect(recorded).not.toContain("jane.doe@example.com");
     expect(recorded).not.toContain("555-0100");
     expect(recorded).not.toContain("sk-proj-AbCdEf0123456789XyZ");

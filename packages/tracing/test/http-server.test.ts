@@ -4,6 +4,7 @@ import { waitFor } from "@tracelane/testkit";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { currentTraceId, httpServerTracing, injectContext } from "../src/index.js";
 import { useInMemoryTracing, type InMemoryTracing } from "../src/testing.js";
+import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from "@tracelane/tracing/attributes";
 
 const TRACE_ID = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN_ID = "b7ad6b7169203331";
@@ -67,10 +68,10 @@ describe("httpServerTracing", () => {
 
     expect(span.name).toBe("GET /api/research/:id");
     expect(span.attributes).toMatchObject({
-      "http.request.method": "GET",
+      [ATTR_HTTP_REQUEST_METHOD]: "GET",
       "url.path": "/api/research/42",
-      "http.route": "/api/research/:id",
-      "http.response.status_code": 200,
+      [ATTR_HTTP_ROUTE]: "/api/research/:id",
+      [ATTR_HTTP_RESPONSE_STATUS_CODE]: 200,
       "user_agent.original": "tracelane-test/1.0",
     });
     expect(span.status.code).toBe(SpanStatusCode.UNSET);
@@ -90,6 +91,6 @@ describe("httpServerTracing", () => {
     const { status, span } = await get("/boom");
     expect(status).toBe(500);
     expect(span.status.code).toBe(SpanStatusCode.ERROR);
-    expect(span.attributes).toMatchObject({ "http.response.status_code": 500, "error.type": "500" });
+    expect(span.attributes).toMatchObject({ [ATTR_HTTP_RESPONSE_STATUS_CODE]: 500, [ATTR_ERROR_TYPE]: "500" });
   });
 });

@@ -2,6 +2,7 @@ import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { withProcessSpan, withPublishSpan, type Carrier } from "../src/index.js";
 import { useInMemoryTracing, type InMemoryTracing } from "../src/testing.js";
+import { ATTR_ERROR_TYPE, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, ATTR_MESSAGING_QUEUE_WAIT_MS } from "@tracelane/tracing/attributes";
 
 describe("withPublishSpan -> carrier -> withProcessSpan", () => {
   let tracing: InMemoryTracing;
@@ -24,11 +25,11 @@ describe("withPublishSpan -> carrier -> withProcessSpan", () => {
     expect(consumer.parentSpanContext?.spanId).toBe(producer.spanContext().spanId);
     expect(consumer.parentSpanContext?.isRemote).toBe(true);
     expect(consumer.attributes).toMatchObject({
-      "messaging.destination.name": "analysis",
-      "messaging.message.id": "job-1",
-      "messaging.bullmq.job.attempt": 1,
+      [ATTR_MESSAGING_DESTINATION_NAME]: "analysis",
+      [ATTR_MESSAGING_MESSAGE_ID]: "job-1",
+      [ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]: 1,
     });
-    expect(consumer.attributes["messaging.queue.wait_ms"]).toBeGreaterThanOrEqual(5);
+    expect(consumer.attributes[ATTR_MESSAGING_QUEUE_WAIT_MS]).toBeGreaterThanOrEqual(5);
   });
 
   it("gives each processing attempt of one message its own CONSUMER span under the same producer", async () => {
@@ -42,13 +43,13 @@ describe("withPublishSpan -> carrier -> withProcessSpan", () => {
 
     const producer = tracing.spanNamed("publish factcheck");
     const attempts = tracing.spans().filter((s) => s.name === "process factcheck");
-    expect(attempts.map((s) => s.attributes["messaging.bullmq.job.attempt"])).toEqual([1, 2]);
+    expect(attempts.map((s) => s.attributes[ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT])).toEqual([1, 2]);
     for (const attempt of attempts) {
       expect(attempt.spanContext().traceId).toBe(producer.spanContext().traceId);
       expect(attempt.parentSpanContext?.spanId).toBe(producer.spanContext().spanId);
     }
     expect(attempts[0]?.status.code).toBe(SpanStatusCode.ERROR);
-    expect(attempts[0]?.attributes["error.type"]).toBe("Error");
+    expect(attempts[0]?.attributes[ATTR_ERROR_TYPE]).toBe("Error");
     expect(attempts[1]?.status.code).toBe(SpanStatusCode.OK);
     expect(new Set(attempts.map((s) => s.spanContext().spanId)).size).toBe(2);
   });

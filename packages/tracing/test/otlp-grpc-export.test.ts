@@ -2,6 +2,7 @@ import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordChatResponse, startTracing, withChatSpan, type TracingHandle } from "../src/index.js";
 import { startOtlpGrpcReceiver, type OtlpGrpcReceiver } from "./helpers/otlp-grpc-receiver.js";
+import { ATTR_GEN_AI_OPERATION_NAME, ATTR_GEN_AI_PROVIDER_NAME, ATTR_GEN_AI_REQUEST_MODEL, ATTR_GEN_AI_RESPONSE_FINISH_REASONS, ATTR_GEN_AI_RESPONSE_MODEL, ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, ATTR_SERVER_PORT } from "@tracelane/tracing/attributes";
 
 // startTracing registers OpenTelemetry globals, so this file starts it once (vitest runs each file in its own fork).
 describe("OTLP/gRPC export (Jaeger path)", () => {
@@ -49,14 +50,14 @@ describe("OTLP/gRPC export (Jaeger path)", () => {
       scope: "@tracelane/tracing/genai",
     });
     expect(chat?.attributes).toMatchObject({
-      "gen_ai.operation.name": "chat",
-      "gen_ai.provider.name": "openai",
-      "gen_ai.request.model": "gpt-test",
-      "gen_ai.response.model": "gpt-test-2025",
-      "gen_ai.usage.input_tokens": 123,
-      "gen_ai.usage.output_tokens": 45,
-      "gen_ai.response.finish_reasons": ["stop"],
-      "server.port": 8080,
+      [ATTR_GEN_AI_OPERATION_NAME]: "chat",
+      [ATTR_GEN_AI_PROVIDER_NAME]: "openai",
+      [ATTR_GEN_AI_REQUEST_MODEL]: "gpt-test",
+      [ATTR_GEN_AI_RESPONSE_MODEL]: "gpt-test-2025",
+      [ATTR_GEN_AI_USAGE_INPUT_TOKENS]: 123,
+      [ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: 45,
+      [ATTR_GEN_AI_RESPONSE_FINISH_REASONS]: ["stop"],
+      [ATTR_SERVER_PORT]: 8080,
     });
 
     const resource = receiver.exports[0]?.[0]?.resource;

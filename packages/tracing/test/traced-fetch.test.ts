@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createTracedFetch, withChatSpan } from "../src/index.js";
 import { sanitizeUrl } from "../src/traced-fetch.js";
 import { useInMemoryTracing, type InMemoryTracing } from "../src/testing.js";
+import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_RETRY_DELAY_MS, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL } from "@tracelane/tracing/attributes";
 
 const CANARY_KEY = "sk-canary-5f1d2c3b4a5e6f708192a3b4c5d6e7f8";
 
@@ -69,23 +70,23 @@ describe("createTracedFetch", () => {
       expect(attempt.parentSpanContext?.spanId).toBe(chat.spanContext().spanId);
       expect(attempt.spanContext().traceId).toBe(chat.spanContext().traceId);
       expect(attempt.attributes).toMatchObject({
-        "http.request.method": "POST",
-        "url.full": `${baseURL}/chat/completions`,
-        "server.address": "127.0.0.1",
-        "server.port": Number(new URL(baseURL).port),
+        [ATTR_HTTP_REQUEST_METHOD]: "POST",
+        [ATTR_URL_FULL]: `${baseURL}/chat/completions`,
+        [ATTR_SERVER_ADDRESS]: "127.0.0.1",
+        [ATTR_SERVER_PORT]: Number(new URL(baseURL).port),
       });
     }
-    expect(first?.attributes).toMatchObject({ "http.request.resend_count": 0, "http.response.status_code": 503, "error.type": "503" });
-    expect(first?.attributes["tracelane.retry.delay_ms"]).toBeUndefined();
+    expect(first?.attributes).toMatchObject({ [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0, [ATTR_HTTP_RESPONSE_STATUS_CODE]: 503, [ATTR_ERROR_TYPE]: "503" });
+    expect(first?.attributes[ATTR_RETRY_DELAY_MS]).toBeUndefined();
     expect(first?.status.code).toBe(SpanStatusCode.ERROR);
-    expect(second?.attributes).toMatchObject({ "http.request.resend_count": 1, "http.response.status_code": 200 });
-    expect(second?.attributes["tracelane.retry.delay_ms"]).toBeGreaterThanOrEqual(15);
+    expect(second?.attributes).toMatchObject({ [ATTR_HTTP_REQUEST_RESEND_COUNT]: 1, [ATTR_HTTP_RESPONSE_STATUS_CODE]: 200 });
+    expect(second?.attributes[ATTR_RETRY_DELAY_MS]).toBeGreaterThanOrEqual(15);
     expect(second?.status.code).toBe(SpanStatusCode.UNSET);
 
     const retries = chat.events.filter((e) => e.name === "retry");
     expect(retries).toHaveLength(1);
-    expect(retries[0]?.attributes).toMatchObject({ "http.response.status_code": 503, "http.request.resend_count": 1 });
-    expect(retries[0]?.attributes?.["tracelane.retry.delay_ms"]).toBeGreaterThanOrEqual(15);
+    expect(retries[0]?.attributes).toMatchObject({ [ATTR_HTTP_RESPONSE_STATUS_CODE]: 503, [ATTR_HTTP_REQUEST_RESEND_COUNT]: 1 });
+    expect(retries[0]?.attributes?.[ATTR_RETRY_DELAY_MS]).toBeGreaterThanOrEqual(15);
 
     // Each attempt carried its own span as the remote parent to the server.
     expect(requests.map((h) => h.traceparent)).toEqual(attempts.map((s) => `00-${s.spanContext().traceId}-${s.spanContext().spanId}-01`));
@@ -102,7 +103,7 @@ describe("createTracedFetch", () => {
       parent.end();
     });
     const attempts = tracing.spans().filter((s) => s.name === "GET");
-    expect(attempts.map((s) => s.attributes["http.request.resend_count"])).toEqual([0, 0]);
+    expect(attempts.map((s) => s.attributes[ATTR_HTTP_REQUEST_RESEND_COUNT])).toEqual([0, 0]);
     expect(tracing.spanNamed("parent").events).toEqual([]);
   });
 
@@ -116,10 +117,10 @@ describe("createTracedFetch", () => {
     });
     const [first, second] = tracing.spans().filter((s) => s.name === "POST");
     expect(first?.status.code).toBe(SpanStatusCode.ERROR);
-    expect(first?.attributes).toMatchObject({ "error.type": "ECONNREFUSED", "http.request.resend_count": 0 });
-    expect(first?.attributes["http.response.status_code"]).toBeUndefined();
-    expect(second?.attributes).toMatchObject({ "http.request.resend_count": 1 });
-    expect(tracing.spanNamed("parent").events[0]?.attributes).toMatchObject({ "error.type": "ECONNREFUSED" });
+    expect(first?.attributes).toMatchObject({ [ATTR_ERROR_TYPE]: "ECONNREFUSED", [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0 });
+    expect(first?.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE]).toBeUndefined();
+    expect(second?.attributes).toMatchObject({ [ATTR_HTTP_REQUEST_RESEND_COUNT]: 1 });
+    expect(tracing.spanNamed("parent").events[0]?.attributes).toMatchObject({ [ATTR_ERROR_TYPE]: "ECONNREFUSED" });
   });
 
   it("keeps credentials and secret query values out of url.full", () => {

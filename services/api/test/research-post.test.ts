@@ -4,6 +4,7 @@ import { stageJobId } from "@tracelane/queue-contract";
 import { startRedisServer, type EphemeralRedis } from "@tracelane/testkit";
 import { useInMemoryTracing, type InMemoryTracing } from "@tracelane/tracing/testing";
 import { analysisCounts, postResearch, startApi, uid, type TestApi } from "./helpers.js";
+import { ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_MESSAGING_MESSAGE_ID } from "@tracelane/tracing/attributes";
 
 let api: TestApi;
 let tracing: InMemoryTracing;
@@ -62,11 +63,11 @@ describe("POST /v1/research", () => {
     expect(res.status).toBe(202);
     const { server, producer } = requestSpans();
     expect(server.kind).toBe(SpanKind.SERVER);
-    expect(server.attributes["http.response.status_code"]).toBe(202);
+    expect(server.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE]).toBe(202);
     expect(producer.kind).toBe(SpanKind.PRODUCER);
     expect(producer.spanContext().traceId).toBe(server.spanContext().traceId);
     expect(producer.parentSpanContext?.spanId).toBe(server.spanContext().spanId);
-    expect(producer.attributes["messaging.message.id"]).toBe(stageJobId(res.body.id, "analysis"));
+    expect(producer.attributes[ATTR_MESSAGING_MESSAGE_ID]).toBe(stageJobId(res.body.id, "analysis"));
 
     expect(res.body.traceId).toBe(server.spanContext().traceId);
     const job = await api.queues.queue("analysis").getJob(stageJobId(res.body.id, "analysis"));

@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import type { PriceTable } from "@tracelane/pricing";
 import type { SpanRecord } from "@tracelane/trace-store";
 import { WebhookAlerter, type WebhookOptions } from "./alerts/webhook.js";
-import type { AnomalyRules } from "./anomalies/rules.js";
+import type { AnomalyRules } from "./anomalies/registry.js";
 import { createAssembler, type Assembler } from "./assemble/assembler.js";
 import { createHttpApp } from "./http/app.js";
 import { OtlpDecodeError } from "./ingest/otlp-common.js";
@@ -147,7 +147,8 @@ export { StreamConsumer, streamLag, CONSUMER_GROUP, type StreamConsumerOptions, 
 export { decodeOtlpJson } from "./ingest/otlp-json.js";
 export { decodeOtlpProtobuf } from "./ingest/otlp-protobuf.js";
 export { OtlpDecodeError } from "./ingest/otlp-common.js";
-export { DEFAULT_RULES, type AnomalyRules } from "./anomalies/rules.js";
+export { DEFAULT_RULES, RULES, withSettings, type AnomalyRules } from "./anomalies/registry.js";
+export { rulesDocTable } from "./anomalies/docs.js";
 export { loadRules } from "./anomalies/config.js";
 export { WebhookAlerter, type WebhookOptions, type AlertPayload } from "./alerts/webhook.js";
 export { CollectorStats } from "./stats.js";

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape } from "@tracelane/runtime";
-import { ANOMALY_STREAM_DEFAULT, ANOMALY_TYPES, TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
+import { ANOMALY_STREAM_DEFAULT, TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
 import { SPAN_STREAM_DEFAULT } from "@tracelane/tracing";
 import { z } from "zod";
 
@@ -8,7 +8,6 @@ import { z } from "zod";
 const blankIsUnset = <S extends z.ZodType>(schema: S) =>
   z.preprocess((v) => (typeof v === "string" && v.trim() === "" ? undefined : v), schema);
 
-const optionalPositive = (int = false) => blankIsUnset((int ? z.coerce.number().int() : z.coerce.number()).positive().optional());
 
 const optionalUrl = () =>
   envOptionalString().refine((v) => v === undefined || /^https?:\/\/[^/\s]+/.test(v), { message: "must be a URL such as http://host:port/path" });
@@ -26,19 +25,9 @@ const schema = z
     TRACELANE_MAX_SPANS_PER_TRACE: blankIsUnset(envInt(5_000, { min: 1, max: 1_000_000 })),
     TRACELANE_PRICE_TABLE: envOptionalString(),
 
+    // The rules' own variables (TRACELANE_RULE_*, TRACELANE_RULES_DISABLED) are declared by each
+    // rule in src/anomalies/rules/ and read by loadRules, at boot as well.
     TRACELANE_ANOMALY_RULES: envOptionalString(),
-    TRACELANE_RULE_CALL_LATENCY_MS: optionalPositive(),
-    TRACELANE_RULE_CALL_TOKENS: optionalPositive(true),
-    TRACELANE_RULE_CALL_COST_USD: optionalPositive(),
-    TRACELANE_RULE_TRACE_COST_USD: optionalPositive(),
-    TRACELANE_RULE_TRACE_DURATION_MS: optionalPositive(),
-    TRACELANE_RULE_BASELINE_FACTOR: optionalPositive(),
-    TRACELANE_RULE_BASELINE_MIN_SAMPLES: optionalPositive(true),
-    TRACELANE_RULE_BASELINE_WINDOW: blankIsUnset(z.coerce.number().int().min(1).max(10_000).optional()),
-    /** Comma-separated anomaly types to switch off, e.g. "high_tokens,retries". */
-    TRACELANE_RULES_DISABLED: envOptionalString().transform((v) =>
-      v === undefined ? undefined : v.split(",").map((s) => s.trim()).filter(Boolean),
-    ),
 
     ALERT_WEBHOOK_URL: optionalUrl(),
     ALERT_WEBHOOK_TIMEOUT_MS: blankIsUnset(envInt(5_000, { min: 1 })),
@@ -69,15 +58,6 @@ const schema = z
     for (const name of ["TRACELANE_SPAN_STREAM", "TRACELANE_ANOMALY_STREAM"] as const) {
       if (env[name].startsWith(`${env.TRACELANE_TRACE_PREFIX}:`)) {
         ctx.addIssue({ code: "custom", path: [name], message: `must not live under TRACELANE_TRACE_PREFIX ("${env.TRACELANE_TRACE_PREFIX}:")` });
-      }
-    }
-    for (const name of env.TRACELANE_RULES_DISABLED ?? []) {
-      if (!(ANOMALY_TYPES as readonly string[]).includes(name)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["TRACELANE_RULES_DISABLED"],
-          message: `unknown anomaly type "${name}"; known: ${ANOMALY_TYPES.join(", ")}`,
-        });
       }
     }
   })

@@ -14,17 +14,8 @@ await runService({
   tracing,
   async start({ env, logger, shutdown, connectRedis, listen }) {
     const prices = loadPriceTable(env.TRACELANE_PRICE_TABLE);
-    const rules = loadRules(env.TRACELANE_ANOMALY_RULES, {
-      callLatencyMs: env.TRACELANE_RULE_CALL_LATENCY_MS,
-      callTokens: env.TRACELANE_RULE_CALL_TOKENS,
-      callCostUsd: env.TRACELANE_RULE_CALL_COST_USD,
-      traceCostUsd: env.TRACELANE_RULE_TRACE_COST_USD,
-      traceDurationMs: env.TRACELANE_RULE_TRACE_DURATION_MS,
-      baselineFactor: env.TRACELANE_RULE_BASELINE_FACTOR,
-      baselineMinSamples: env.TRACELANE_RULE_BASELINE_MIN_SAMPLES,
-      baselineWindow: env.TRACELANE_RULE_BASELINE_WINDOW,
-      disabled: env.TRACELANE_RULES_DISABLED,
-    });
+    // Each rule declares its variables; loadRules reads them (a bad one fails the boot, named).
+    const rules = loadRules(env.TRACELANE_ANOMALY_RULES, process.env);
 
     // The consumer blocks on XREADGROUP, so it gets a connection of its own.
     const [redis, consumerRedis] = await Promise.all([

@@ -1,5 +1,6 @@
 import { roundUsd, type PriceTable } from "@tracelane/pricing";
 import type { ModelCall, SpanRecord } from "@tracelane/trace-store";
+import { ATTR_GEN_AI_OPERATION_NAME, ATTR_GEN_AI_PROVIDER_NAME, ATTR_GEN_AI_REQUEST_MODEL, ATTR_GEN_AI_RESPONSE_MODEL, ATTR_GEN_AI_SYSTEM, ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, ATTR_GEN_AI_USAGE_COST, ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS } from "@tracelane/tracing/attributes";
 
 const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
 const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);
@@ -11,20 +12,20 @@ const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) && v >=
  */
 export function modelCallOf(span: SpanRecord, prices: PriceTable): ModelCall | undefined {
   const a = span.attributes;
-  const requestModel = str(a["gen_ai.request.model"]);
-  const responseModel = str(a["gen_ai.response.model"]);
+  const requestModel = str(a[ATTR_GEN_AI_REQUEST_MODEL]);
+  const responseModel = str(a[ATTR_GEN_AI_RESPONSE_MODEL]);
   const model = requestModel ?? responseModel;
   if (!model) return undefined;
   const usage = {
-    inputTokens: num(a["gen_ai.usage.input_tokens"]),
-    outputTokens: num(a["gen_ai.usage.output_tokens"]),
-    cachedInputTokens: num(a["gen_ai.usage.cache_read.input_tokens"]),
+    inputTokens: num(a[ATTR_GEN_AI_USAGE_INPUT_TOKENS]),
+    outputTokens: num(a[ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]),
+    cachedInputTokens: num(a[ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]),
   };
   let cost = prices.cost(responseModel ?? model, usage);
   if (!cost.priced && responseModel && requestModel && responseModel !== requestModel) cost = prices.cost(requestModel, usage);
-  const reported = a["gen_ai.usage.cost"];
-  const provider = str(a["gen_ai.provider.name"]) ?? str(a["gen_ai.system"]);
-  const operation = str(a["gen_ai.operation.name"]);
+  const reported = a[ATTR_GEN_AI_USAGE_COST];
+  const provider = str(a[ATTR_GEN_AI_PROVIDER_NAME]) ?? str(a[ATTR_GEN_AI_SYSTEM]);
+  const operation = str(a[ATTR_GEN_AI_OPERATION_NAME]);
   return {
     model,
     ...(responseModel && responseModel !== model ? { responseModel } : {}),

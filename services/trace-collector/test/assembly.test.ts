@@ -114,7 +114,7 @@ describe("assembly", () => {
 
   it("learns a per-model latency baseline and flags an outlier against it", async () => {
     const p = prefix("baseline");
-    const a = testAssembler(redis, p, { rules: rules({ baseline: { factor: 3, minSamples: 20, window: 200 } }) });
+    const a = testAssembler(redis, p, { rules: rules({ latency_vs_baseline: { factor: 3, minSamples: 20, window: 200 } }) });
     const one = (latencyMs: number) =>
       decode(pipelineTrace({ stages: [{ stage: "analysis", model: "gpt-4.1-nano", inputTokens: 10, outputTokens: 10, latencyMs }] }));
     for (let i = 0; i < 19; i++) await a.ingest(one(100 + (i % 5) * 10)); // 19 samples, p95 = 140

@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest";
 import { decodeOtlpJson, decodeOtlpProtobuf, OtlpDecodeError } from "../src/collector.js";
 import { pipelineTrace, toOtlpJson } from "../src/testing/synthetic.js";
 import { recordSdkTrace } from "./support.js";
+import { ATTR_STAGE } from "@tracelane/pipeline";
+import { ATTR_GEN_AI_USAGE_COST, ATTR_GEN_AI_USAGE_INPUT_TOKENS } from "@tracelane/tracing/attributes";
 
 const text = (bytes: Uint8Array | undefined) => Buffer.from(bytes!).toString("utf8");
 
@@ -23,9 +25,9 @@ describe("OTLP decoding", () => {
       status: "ok",
     });
     expect(chat.durationMs).toBeCloseTo(800.5, 3);
-    expect(chat.attributes["gen_ai.usage.input_tokens"]).toBe(1_000);
-    expect(chat.attributes["gen_ai.usage.cost"]).toBe(0.006);
-    expect(chat.attributes["tracelane.stage"]).toBe("analysis");
+    expect(chat.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]).toBe(1_000);
+    expect(chat.attributes[ATTR_GEN_AI_USAGE_COST]).toBe(0.006);
+    expect(chat.attributes[ATTR_STAGE]).toBe("analysis");
     expect(spans.find((s) => s.name === "POST /v1/research")).toMatchObject({ kind: "server", status: "unset" });
     expect(spans.find((s) => s.name === "POST /v1/research")!.parentSpanId).toBeUndefined();
   });

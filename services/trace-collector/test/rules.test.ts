@@ -1,120 +1,107 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { SpanRecord, TraceSummary } from "@tracelane/trace-store";
+import { ANOMALY_TYPES, type SpanRecord } from "@tracelane/trace-store";
+import { REPO_ROOT } from "@tracelane/testkit";
 import { describe, expect, it } from "vitest";
 import { loadRules } from "../src/anomalies/config.js";
-import { baselineAnomaly, callAnomalies, DEFAULT_RULES, retryAnomaly, traceAnomalies } from "../src/anomalies/rules.js";
+import { rulesDocTable } from "../src/anomalies/docs.js";
+import { evaluateTrace } from "../src/anomalies/evaluate.js";
+import { DEFAULT_RULES, RULE_SETTINGS, RULES, withSettings } from "../src/anomalies/registry.js";
 import { summarizeTrace, traceStatus } from "../src/assemble/summary.js";
+import { callSpans } from "./rules/calls.js";
+import { ATTR_MESSAGING_MESSAGE_ID, ATTR_MESSAGING_QUEUE_WAIT_MS } from "@tracelane/tracing/attributes";
 
-const ctx = { stage: "analysis", detectedAt: "2025-01-01T00:00:00.000Z" };
+const detectedAt = "2025-01-01T00:00:00.000Z";
 
-function call(over: { durationMs?: number; inputTokens?: number; outputTokens?: number; costUsd?: number | null; status?: SpanRecord["status"] } = {}): SpanRecord {
-  const durationMs = over.durationMs ?? 100;
-  return {
-    traceId: "a".repeat(32),
-    spanId: "b".repeat(16),
-    name: "chat gpt-4.1",
-    kind: "client",
-    service: "analysis-worker",
-    startMs: 1_000,
-    endMs: 1_000 + durationMs,
-    durationMs,
-    status: over.status ?? "ok",
-    attributes: over.status === "error" ? { "error.type": "RateLimitError" } : {},
-    call: {
-      model: "gpt-4.1",
-      inputTokens: over.inputTokens ?? 10,
-      outputTokens: over.outputTokens ?? 10,
-      cachedInputTokens: 0,
-      costUsd: over.costUsd === undefined ? 0.001 : over.costUsd,
-    },
-  };
+/** A model call span on its own, with no stage. */
+function call(over: { durationMs?: number } = {}): SpanRecord {
+  return { ...callSpans({ latencyMs: over.durationMs ?? 100 })[0]!, attributes: {} };
 }
 
-const types = (list: { type: string }[]) => list.map((a) => a.type);
+const rulesFile = (json: unknown) => {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), "rules-")), "rules.json");
+  writeFileSync(file, JSON.stringify(json));
+  return file;
+};
 
-describe("per-call rules", () => {
-  it("flags high_latency at 2000 ms and not at 1999 ms", () => {
-    expect(types(callAnomalies(call({ durationMs: 2_000 }), DEFAULT_RULES, ctx))).toEqual(["high_latency"]);
-    expect(types(callAnomalies(call({ durationMs: 1_999.9 }), DEFAULT_RULES, ctx))).toEqual([]);
+describe("the rule registry", () => {
+  it("has one rule per anomaly type, each setting with its own env variable and file key", () => {
+    expect(RULES.map((r) => r.type)).toEqual([...ANOMALY_TYPES]);
+    const envs = RULE_SETTINGS.map((s) => s.setting.env);
+    const files = RULE_SETTINGS.map((s) => s.setting.file);
+    expect(new Set(envs).size).toBe(envs.length);
+    expect(new Set(files).size).toBe(files.length);
+    for (const env of envs) expect(env).toMatch(/^TRACELANE_RULE_[A-Z_]+$/);
   });
 
-  it("flags high_tokens at 8000 tokens in+out and not at 7999", () => {
-    expect(types(callAnomalies(call({ inputTokens: 6_000, outputTokens: 2_000 }), DEFAULT_RULES, ctx))).toEqual(["high_tokens"]);
-    expect(types(callAnomalies(call({ inputTokens: 6_000, outputTokens: 1_999 }), DEFAULT_RULES, ctx))).toEqual([]);
+  it("is what the README's rules table says, row for row", () => {
+    const readme = readFileSync(path.join(REPO_ROOT, "services/trace-collector/README.md"), "utf8");
+    expect(readme).toContain(rulesDocTable());
   });
 
-  it("flags high_cost at $0.10 (even as a float sum) and not at $0.0999", () => {
-    expect(types(callAnomalies(call({ costUsd: 0.1 }), DEFAULT_RULES, ctx))).toEqual(["high_cost"]);
-    expect(types(callAnomalies(call({ costUsd: 0.07 + 0.03 - 1e-17 }), DEFAULT_RULES, ctx))).toEqual(["high_cost"]);
-    expect(types(callAnomalies(call({ costUsd: 0.0999 }), DEFAULT_RULES, ctx))).toEqual([]);
+  it("has every rule variable in .env.example with its default", () => {
+    const example = readFileSync(path.join(REPO_ROOT, ".env.example"), "utf8");
+    for (const { setting } of RULE_SETTINGS) expect(example, setting.env).toMatch(new RegExp(`^# ${setting.env}=${setting.schema.parse(undefined)}$`, "m"));
+    expect(example).toMatch(/^# TRACELANE_RULES_DISABLED=$/m);
+  });
+});
+
+describe("rules configuration", () => {
+  it("layers defaults, the rules file and env overrides, each setting at its own file key and env name", () => {
+    const file = rulesFile({ call: { latencyMs: 5_000 }, trace: { costUsd: 1 }, baseline: { window: 50 }, disabled: ["retries"] });
+    const r = loadRules(file, { TRACELANE_RULE_TRACE_COST_USD: "2", TRACELANE_RULE_CALL_TOKENS: "" });
+    expect(r.settings.high_latency).toEqual({ latencyMs: 5_000 });
+    expect(r.settings.high_tokens).toEqual({ tokens: 8_000 }); // blank env: unset
+    expect(r.settings.trace_cost_over_budget).toEqual({ costUsd: 2 });
+    expect(r.settings.latency_vs_baseline).toEqual({ factor: 3, minSamples: 20, window: 50 });
+    expect(r.disabled).toEqual(["retries"]);
+    expect(loadRules(file, { TRACELANE_RULES_DISABLED: "high_tokens, error" }).disabled).toEqual(["high_tokens", "error"]);
   });
 
-  it("flags a failed call as error and an unknown model as unpriced_model, with recommendations", () => {
-    const [err] = callAnomalies(call({ status: "error" }), DEFAULT_RULES, ctx);
-    expect(err).toMatchObject({ type: "error", stage: "analysis", model: "gpt-4.1", message: expect.stringMatching(/RateLimitError/) });
-    expect(err!.recommendation).toMatch(/fall back/);
-    const [unpriced] = callAnomalies(call({ costUsd: null }), DEFAULT_RULES, ctx);
-    expect(unpriced).toMatchObject({ type: "unpriced_model", value: 20 });
+  it("names the bad field of a rules file", () => {
+    expect(() => loadRules(rulesFile({ call: { latencyMS: 5 } }))).toThrow(/call: Unrecognized key.*latencyMS/);
+    expect(() => loadRules(rulesFile({ baseline: { window: 0 } }))).toThrow(/baseline\.window/);
   });
 
-  it("attaches the recommendation that fits each problem", () => {
-    const all = callAnomalies(call({ durationMs: 5_000, inputTokens: 9_000, costUsd: 0.5 }), DEFAULT_RULES, ctx);
-    const rec = Object.fromEntries(all.map((a) => [a.type, a.recommendation]));
-    expect(rec.high_latency).toMatch(/smaller.*model|cach/i);
-    expect(rec.high_tokens).toMatch(/truncate|summari/i);
-    expect(rec.high_cost).toMatch(/cheaper model/i);
+  it("names each bad env variable, with what it takes and what it got", () => {
+    let err: unknown;
+    try {
+      loadRules(undefined, { TRACELANE_RULE_CALL_LATENCY_MS: "fast", TRACELANE_RULE_BASELINE_MIN_SAMPLES: "2.5", TRACELANE_RULES_DISABLED: "high_tokens,slow" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ name: "EnvError" });
+    const text = (err as Error).message;
+    expect(text).toMatch(/TRACELANE_RULE_CALL_LATENCY_MS: .*got "fast"/);
+    expect(text).toMatch(/TRACELANE_RULE_BASELINE_MIN_SAMPLES: .*got "2.5"/);
+    expect(text).toMatch(/TRACELANE_RULES_DISABLED: unknown anomaly type "slow"; known: high_latency/);
   });
+});
 
-  it("does nothing for spans that are not model calls", () => {
-    const { call: _omit, ...plain } = call({ durationMs: 10_000 });
-    expect(callAnomalies(plain, DEFAULT_RULES, ctx)).toEqual([]);
+describe("evaluating a trace", () => {
+  it("gives one anomaly per model call, with its stage and attempts, not one per HTTP attempt", () => {
+    const failed = callSpans({ stage: "factcheck", attempts: [{ status: 500 }, { status: 500 }, { status: 500 }], backoffMs: 1_000 });
+    const summary = summarizeTrace("a".repeat(32), failed, 0);
+    const { anomalies } = evaluateTrace(failed, summary, new Map(failed.map((s) => [s.spanId, "factcheck"])), withSettings(DEFAULT_RULES, { high_latency: { latencyMs: 500 } }), detectedAt);
+    expect(anomalies).toEqual([
+      expect.objectContaining({ type: "error", stage: "factcheck", attempts: 3, cause: "provider_error", spanName: "chat gpt-4.1", value: 3 }),
+    ]);
   });
 
   it("skips disabled rules", () => {
-    expect(callAnomalies(call({ durationMs: 5_000 }), { ...DEFAULT_RULES, disabled: ["high_latency"] }, ctx)).toEqual([]);
+    const slow = callSpans({ latencyMs: 5_000 });
+    const summary = summarizeTrace("a".repeat(32), slow, 0);
+    const stages = new Map(slow.map((s) => [s.spanId, "analysis"]));
+    expect(evaluateTrace(slow, summary, stages, DEFAULT_RULES, detectedAt).anomalies.map((a) => a.type)).toEqual(["high_latency"]);
+    expect(evaluateTrace(slow, summary, stages, { ...DEFAULT_RULES, disabled: ["high_latency"] }, detectedAt).anomalies).toEqual([]);
   });
-});
 
-describe("retries rule", () => {
-  const span = (attrs: SpanRecord["attributes"]): SpanRecord => ({ ...call(), name: "x", attributes: attrs });
-  it("flags a job attempt of 2 and not attempt 1", () => {
-    expect(retryAnomaly(span({ "messaging.bullmq.job.attempt": 2 }), DEFAULT_RULES, ctx)?.type).toBe("retries");
-    expect(retryAnomaly(span({ "messaging.bullmq.job.attempt": 1 }), DEFAULT_RULES, ctx)).toBeUndefined();
-  });
-  it("flags an HTTP resend_count of 1 and not 0, recommending a look at provider health", () => {
-    const a = retryAnomaly(span({ "http.request.resend_count": 1, "http.response.status_code": 429 }), DEFAULT_RULES, ctx);
-    expect(a).toMatchObject({ type: "retries", value: 1, message: expect.stringMatching(/429/) });
-    expect(a!.recommendation).toMatch(/provider health|rate limit/i);
-    expect(retryAnomaly(span({ "http.request.resend_count": 0 }), DEFAULT_RULES, ctx)).toBeUndefined();
-  });
-});
-
-describe("adaptive latency rule", () => {
-  it("stays silent below the minimum sample count", () => {
-    expect(baselineAnomaly(call({ durationMs: 10_000 }), { p95: 100, samples: 19 }, DEFAULT_RULES, ctx)).toBeUndefined();
-  });
-  it("flags a call at k x p95 and not just below it", () => {
-    expect(baselineAnomaly(call({ durationMs: 300 }), { p95: 100, samples: 20 }, DEFAULT_RULES, ctx)).toMatchObject({
-      type: "latency_vs_baseline",
-      threshold: 300,
-    });
-    expect(baselineAnomaly(call({ durationMs: 299 }), { p95: 100, samples: 20 }, DEFAULT_RULES, ctx)).toBeUndefined();
-  });
-});
-
-describe("per-trace rules", () => {
-  const summary = (costUsd: number, durationMs: number) =>
-    ({ traceId: "t", costUsd, durationMs, queueWaitMs: 0, modelTimeMs: 0, byStage: {} }) as unknown as TraceSummary;
-  it("flags a trace at the $0.50 budget and not at $0.4999", () => {
-    expect(types(traceAnomalies(summary(0.5, 10), DEFAULT_RULES, ctx.detectedAt))).toEqual(["trace_cost_over_budget"]);
-    expect(types(traceAnomalies(summary(0.4999, 10), DEFAULT_RULES, ctx.detectedAt))).toEqual([]);
-  });
-  it("flags a trace at the 30 s SLO and not at 29,999 ms, as a trace-level anomaly", () => {
-    const [a] = traceAnomalies(summary(0, 30_000), DEFAULT_RULES, ctx.detectedAt);
-    expect(a).toMatchObject({ type: "trace_duration_over_slo", spanId: "" });
-    expect(traceAnomalies(summary(0, 29_999), DEFAULT_RULES, ctx.detectedAt)).toEqual([]);
+  it("gives trace-level anomalies the stage they point at", () => {
+    const slow = callSpans({ latencyMs: 31_000, stage: "synthesis" });
+    const summary = summarizeTrace("a".repeat(32), slow, 0, new Map(slow.map((s) => [s.spanId, "synthesis"])));
+    const { anomalies } = evaluateTrace(slow, summary, new Map(slow.map((s) => [s.spanId, "synthesis"])), DEFAULT_RULES, detectedAt);
+    expect(anomalies.find((a) => a.type === "trace_duration_over_slo")).toMatchObject({ spanId: "", stage: "synthesis" });
   });
 });
 
@@ -127,7 +114,7 @@ describe("trace status", () => {
     expect(traceStatus([span("chat", undefined, "client", "ok"), span("post", "chat", "client", "error")])).toBe("ok");
   });
   it("is ok when a failed job attempt was retried successfully", () => {
-    const msg = { "messaging.message.id": "j1" };
+    const msg = { [ATTR_MESSAGING_MESSAGE_ID]: "j1" };
     expect(
       traceStatus([
         span("pub", undefined, "producer", "ok"),
@@ -138,31 +125,13 @@ describe("trace status", () => {
     ).toBe("ok");
   });
   it("is error when the last job attempt failed", () => {
-    expect(traceStatus([span("pub", undefined, "producer", "ok"), span("c1", "pub", "consumer", "error", { "messaging.message.id": "j1" })])).toBe("error");
-  });
-});
-
-describe("rules configuration", () => {
-  it("layers defaults, the rules file and env overrides", () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "rules-"));
-    const file = path.join(dir, "rules.json");
-    writeFileSync(file, JSON.stringify({ call: { latencyMs: 5_000 }, trace: { costUsd: 1 }, disabled: ["retries"] }));
-    const r = loadRules(file, { traceCostUsd: 2 });
-    expect(r.call).toEqual({ latencyMs: 5_000, tokens: 8_000, costUsd: 0.1 });
-    expect(r.trace.costUsd).toBe(2);
-    expect(r.disabled).toEqual(["retries"]);
-  });
-  it("names the bad field of a rules file", () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "rules-"));
-    const file = path.join(dir, "rules.json");
-    writeFileSync(file, JSON.stringify({ call: { latencyMS: 5 } }));
-    expect(() => loadRules(file)).toThrow(/call.*latencyMS|Unrecognized key/);
+    expect(traceStatus([span("pub", undefined, "producer", "ok"), span("c1", "pub", "consumer", "error", { [ATTR_MESSAGING_MESSAGE_ID]: "j1" })])).toBe("error");
   });
 });
 
 describe("summary", () => {
   it("splits queue wait from model time", () => {
-    const consumer: SpanRecord = { ...call(), spanId: "p", name: "process q", kind: "consumer", attributes: { "messaging.queue.wait_ms": 25 }, durationMs: 450 };
+    const consumer: SpanRecord = { ...call(), spanId: "p", name: "process q", kind: "consumer", attributes: { [ATTR_MESSAGING_QUEUE_WAIT_MS]: 25 }, durationMs: 450 };
     delete consumer.call;
     const chat: SpanRecord = { ...call({ durationMs: 400 }), spanId: "c", parentSpanId: "p" };
     const s = summarizeTrace("t", [consumer, chat], 0);

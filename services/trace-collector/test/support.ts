@@ -4,7 +4,9 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { loadPriceTable } from "@tracelane/pricing";
 import { Redis } from "ioredis";
-import { createAssembler, DEFAULT_RULES, type AnomalyRules, type AssemblerOptions } from "../src/collector.js";
+import { createAssembler, DEFAULT_RULES, withSettings, type AnomalyRules, type AssemblerOptions } from "../src/collector.js";
+import { ATTR_RESEARCH_ID, ATTR_STAGE } from "@tracelane/pipeline";
+import { ATTR_GEN_AI_OPERATION_NAME, ATTR_GEN_AI_PROVIDER_NAME, ATTR_GEN_AI_REQUEST_MODEL, ATTR_GEN_AI_RESPONSE_MODEL, ATTR_GEN_AI_USAGE_COST, ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, ATTR_MESSAGING_QUEUE_WAIT_MS, ATTR_MESSAGING_SYSTEM } from "@tracelane/tracing/attributes";
 
 /** A unique key prefix per test, so tests share the run's redis-server without seeing each other. */
 export const uniquePrefix = (name: string) => `test:${name}:${randomUUID().slice(0, 8)}`;
@@ -27,8 +29,9 @@ export async function cleanup(redis: Redis, ...prefixes: string[]): Promise<void
   }
 }
 
-export function rules(overrides: Partial<AnomalyRules> = {}): AnomalyRules {
-  return { ...DEFAULT_RULES, ...overrides };
+/** The default rules with some settings changed, e.g. `rules({ high_latency: { latencyMs: 500 } })`. */
+export function rules(changes: Parameters<typeof withSettings>[1] = {}, disabled: AnomalyRules["disabled"] = []): AnomalyRules {
+  return withSettings(DEFAULT_RULES, changes, disabled);
 }
 
 export function testAssembler(redis: Redis, prefix: string, overrides: Partial<AssemblerOptions> = {}) {
@@ -62,7 +65,7 @@ export function recordSdkTrace(opts: { service?: string; model?: string; startMs
   const inRoot = trace.setSpan(ROOT_CONTEXT, root);
   const publish = tracer.startSpan(
     "publish research-analysis",
-    { kind: SpanKind.PRODUCER, startTime: hr(t0 + 1), attributes: { "messaging.system": "bullmq", "messaging.destination.name": "research-analysis", "messaging.message.id": "r1-analysis" } },
+    { kind: SpanKind.PRODUCER, startTime: hr(t0 + 1), attributes: { [ATTR_MESSAGING_SYSTEM]: "bullmq", [ATTR_MESSAGING_DESTINATION_NAME]: "research-analysis", [ATTR_MESSAGING_MESSAGE_ID]: "r1-analysis" } },
     inRoot,
   );
   publish.end(hr(t0 + 2));
@@ -72,11 +75,11 @@ export function recordSdkTrace(opts: { service?: string; model?: string; startMs
       kind: SpanKind.CONSUMER,
       startTime: hr(t0 + 12),
       attributes: {
-        "messaging.system": "bullmq",
-        "messaging.destination.name": "research-analysis",
-        "messaging.message.id": "r1-analysis",
-        "messaging.bullmq.job.attempt": 1,
-        "messaging.queue.wait_ms": 10,
+        [ATTR_MESSAGING_SYSTEM]: "bullmq",
+        [ATTR_MESSAGING_DESTINATION_NAME]: "research-analysis",
+        [ATTR_MESSAGING_MESSAGE_ID]: "r1-analysis",
+        [ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]: 1,
+        [ATTR_MESSAGING_QUEUE_WAIT_MS]: 10,
       },
     },
     trace.setSpan(ROOT_CONTEXT, publish),
@@ -88,23 +91,23 @@ export function recordSdkTrace(opts: { service?: string; model?: string; startMs
       kind: SpanKind.CLIENT,
       startTime: hr(t0 + 13),
       attributes: {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "openai",
-        "gen_ai.request.model": model,
-        "tracelane.stage": "analysis",
-        "tracelane.research.id": "r1",
+        [ATTR_GEN_AI_OPERATION_NAME]: "chat",
+        [ATTR_GEN_AI_PROVIDER_NAME]: "openai",
+        [ATTR_GEN_AI_REQUEST_MODEL]: model,
+        [ATTR_STAGE]: "analysis",
+        [ATTR_RESEARCH_ID]: "r1",
       },
     },
     trace.setSpan(ROOT_CONTEXT, consumer),
   );
-  const post = tracer.startSpan("POST", { kind: SpanKind.CLIENT, startTime: hr(t0 + 14), attributes: { "http.request.method": "POST" } }, trace.setSpan(ROOT_CONTEXT, chat));
-  post.setAttributes({ "http.response.status_code": 200, "http.request.resend_count": 0 });
+  const post = tracer.startSpan("POST", { kind: SpanKind.CLIENT, startTime: hr(t0 + 14), attributes: { [ATTR_HTTP_REQUEST_METHOD]: "POST" } }, trace.setSpan(ROOT_CONTEXT, chat));
+  post.setAttributes({ [ATTR_HTTP_RESPONSE_STATUS_CODE]: 200, [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0 });
   post.end(hr(t0 + 810));
   chat.setAttributes({
-    "gen_ai.response.model": `${model}-2025-04-14`,
-    "gen_ai.usage.input_tokens": 1_000,
-    "gen_ai.usage.output_tokens": 500,
-    "gen_ai.usage.cost": 0.006,
+    [ATTR_GEN_AI_RESPONSE_MODEL]: `${model}-2025-04-14`,
+    [ATTR_GEN_AI_USAGE_INPUT_TOKENS]: 1_000,
+    [ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: 500,
+    [ATTR_GEN_AI_USAGE_COST]: 0.006,
   });
   chat.setStatus({ code: SpanStatusCode.OK });
   chat.end(hr(t0 + 813.5));

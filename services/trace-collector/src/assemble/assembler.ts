@@ -12,7 +12,8 @@ import {
   type TraceKeys,
 } from "@tracelane/trace-store";
 import { BaselineStore, type Baseline } from "../anomalies/baseline.js";
-import { baselineAnomaly, DEFAULT_RULES, evaluateTrace, type AnomalyRules } from "../anomalies/rules.js";
+import { evaluateTrace } from "../anomalies/evaluate.js";
+import { DEFAULT_RULES, type AnomalyRules } from "../anomalies/registry.js";
 import { modelCallOf } from "../pricing.js";
 import { CollectorStats } from "../stats.js";
 import { RecentTraces } from "./recent-traces.js";
@@ -69,7 +70,7 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
   const stats = opts.stats ?? new CollectorStats();
   const anomalyStream = opts.anomalyStream ?? ANOMALY_STREAM_DEFAULT;
   const streamMaxLen = opts.anomalyStreamMaxLen ?? 10_000;
-  const baselines = new BaselineStore(keys, rules.baseline.window);
+  const baselines = new BaselineStore(keys, rules.settings.latency_vs_baseline.window ?? 200);
   const scripts = [insertSpansScript, writeTraceScript];
   const recent = new RecentTraces(opts.recentTraces ?? 2_000);
 
@@ -157,16 +158,17 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
 
       const stages = resolveStages(spans);
       const summary = summarizeTrace(id, spans, Number(droppedCount), stages);
-      const anomalies = evaluateTrace(spans, summary, stages, rules, detectedAt);
-      for (const s of fresh) {
-        if (!s.call || s.status === "error") continue;
-        const b: Baseline = baseline.get(s.call.model) ?? { p95: null, samples: 0 };
-        const stage = stages.get(s.spanId);
-        const outlier = baselineAnomaly(s, b, rules, stage ? { stage, detectedAt } : { detectedAt });
-        if (outlier) anomalies.push(outlier);
-        const list = newLatencies.get(s.call.model);
-        if (list) list.push(s.durationMs);
-        else newLatencies.set(s.call.model, [s.durationMs]);
+      // A call is judged against its model's baseline once, when it first arrives, and then joins it.
+      const freshIds = new Set(fresh.map((s) => s.spanId));
+      const isFreshAnswer = (c: { span: SpanRecord; failed: boolean }) => freshIds.has(c.span.spanId) && !c.failed;
+      const { anomalies, calls } = evaluateTrace(spans, summary, stages, rules, detectedAt, (c) =>
+        isFreshAnswer(c) ? (baseline.get(c.span.call.model) ?? ({ p95: null, samples: 0 } satisfies Baseline)) : undefined,
+      );
+      for (const c of calls) {
+        if (!isFreshAnswer(c)) continue;
+        const list = newLatencies.get(c.span.call.model);
+        if (list) list.push(c.latencyMs);
+        else newLatencies.set(c.span.call.model, [c.latencyMs]);
       }
 
       const writeKeys = [

@@ -7,6 +7,14 @@ import {
   type TraceStatus,
   type TraceSummary,
 } from "@tracelane/trace-store";
+import { ATTR_RESEARCH_ID } from "@tracelane/pipeline";
+import {
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
+  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_QUEUE_WAIT_MS,
+} from "@tracelane/tracing/attributes";
 
 export const UNKNOWN_STAGE = "unknown";
 
@@ -20,14 +28,14 @@ const numAttr = (s: SpanRecord, key: string): number | undefined => {
 
 /** Retry evidence on one span: a redelivered job (attempt > 1) or a resent HTTP request. */
 export function isRetrySpan(s: SpanRecord): boolean {
-  return (numAttr(s, "messaging.bullmq.job.attempt") ?? 1) > 1 || (numAttr(s, "http.request.resend_count") ?? 0) > 0;
+  return (numAttr(s, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT) ?? 1) > 1 || (numAttr(s, ATTR_HTTP_REQUEST_RESEND_COUNT) ?? 0) > 0;
 }
 
 function sameMessage(a: SpanRecord, b: SpanRecord): boolean {
-  const idA = a.attributes["messaging.message.id"];
-  const idB = b.attributes["messaging.message.id"];
+  const idA = a.attributes[ATTR_MESSAGING_MESSAGE_ID];
+  const idB = b.attributes[ATTR_MESSAGING_MESSAGE_ID];
   if (idA !== undefined && idB !== undefined) return idA === idB;
-  return a.parentSpanId === b.parentSpanId && a.attributes["messaging.destination.name"] === b.attributes["messaging.destination.name"];
+  return a.parentSpanId === b.parentSpanId && a.attributes[ATTR_MESSAGING_DESTINATION_NAME] === b.attributes[ATTR_MESSAGING_DESTINATION_NAME];
 }
 
 /**
@@ -123,10 +131,10 @@ export function summarizeTrace(
     if (stage && !stageOrder.includes(stage)) stageOrder.push(stage);
     if (s.status === "error") errorSpans++;
     if (isRetrySpan(s)) retries++;
-    const rid = s.attributes["tracelane.research.id"];
+    const rid = s.attributes[ATTR_RESEARCH_ID];
     if (researchId === undefined && typeof rid === "string") researchId = rid;
     if (s.kind === "consumer") {
-      const wait = numAttr(s, "messaging.queue.wait_ms");
+      const wait = numAttr(s, ATTR_MESSAGING_QUEUE_WAIT_MS);
       const producer = s.parentSpanId ? byId.get(s.parentSpanId) : undefined;
       if (wait !== undefined) queueWaitMs = roundMs(queueWaitMs + Math.max(0, wait));
       else if (producer?.kind === "producer") queueWaitMs = roundMs(queueWaitMs + Math.max(0, s.startMs - producer.endMs));

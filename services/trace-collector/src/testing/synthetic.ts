@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { SpanKindName, SpanRecord, SpanStatusName } from "@tracelane/trace-store";
+import { ATTR_RESEARCH_ID, ATTR_STAGE } from "@tracelane/pipeline";
+import { ATTR_ERROR_TYPE, ATTR_GEN_AI_OPERATION_NAME, ATTR_GEN_AI_PROVIDER_NAME, ATTR_GEN_AI_REQUEST_MODEL, ATTR_GEN_AI_RESPONSE_MODEL, ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, ATTR_MESSAGING_OPERATION_TYPE, ATTR_MESSAGING_QUEUE_WAIT_MS, ATTR_MESSAGING_SYSTEM } from "@tracelane/tracing/attributes";
 
 /**
  * Synthetic pipeline traces in the exact OTLP/JSON shape the SDK's JsonTraceSerializer writes
@@ -70,7 +72,7 @@ export function pipelineTrace(spec: PipelineSpec = {}): SyntheticSpan[] {
     startMs: t,
     endMs: t + 6,
     status: "unset",
-    attributes: { "http.request.method": "POST", "http.route": "/v1/research", "http.response.status_code": 202, "tracelane.research.id": researchId },
+    attributes: { [ATTR_HTTP_REQUEST_METHOD]: "POST", [ATTR_HTTP_ROUTE]: "/v1/research", [ATTR_HTTP_RESPONSE_STATUS_CODE]: 202, [ATTR_RESEARCH_ID]: researchId },
   };
   spans.push(root);
   let publisher = root;
@@ -88,10 +90,10 @@ export function pipelineTrace(spec: PipelineSpec = {}): SyntheticSpan[] {
       startMs: t,
       endMs: t + 1,
       attributes: {
-        "messaging.system": "bullmq",
-        "messaging.operation.type": "send",
-        "messaging.destination.name": queue,
-        "messaging.message.id": jobId,
+        [ATTR_MESSAGING_SYSTEM]: "bullmq",
+        [ATTR_MESSAGING_OPERATION_TYPE]: "send",
+        [ATTR_MESSAGING_DESTINATION_NAME]: queue,
+        [ATTR_MESSAGING_MESSAGE_ID]: jobId,
       },
     };
     spans.push(publish);
@@ -115,13 +117,13 @@ export function pipelineTrace(spec: PipelineSpec = {}): SyntheticSpan[] {
         endMs: 0,
         status: fails ? "error" : "ok",
         attributes: {
-          "messaging.system": "bullmq",
-          "messaging.operation.type": "process",
-          "messaging.destination.name": queue,
-          "messaging.message.id": jobId,
-          "messaging.bullmq.job.attempt": attempt,
-          "messaging.queue.wait_ms": wait,
-          ...(fails ? { "error.type": errorType } : {}),
+          [ATTR_MESSAGING_SYSTEM]: "bullmq",
+          [ATTR_MESSAGING_OPERATION_TYPE]: "process",
+          [ATTR_MESSAGING_DESTINATION_NAME]: queue,
+          [ATTR_MESSAGING_MESSAGE_ID]: jobId,
+          [ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]: attempt,
+          [ATTR_MESSAGING_QUEUE_WAIT_MS]: wait,
+          ...(fails ? { [ATTR_ERROR_TYPE]: errorType } : {}),
         },
       };
       const chatStart = consumerStart + 1;
@@ -137,18 +139,18 @@ export function pipelineTrace(spec: PipelineSpec = {}): SyntheticSpan[] {
         status: fails ? "error" : "ok",
         ...(fails ? { statusMessage: `${errorType} from provider` } : {}),
         attributes: {
-          "gen_ai.operation.name": "chat",
-          "gen_ai.provider.name": st.provider ?? "openai",
-          "gen_ai.request.model": st.model,
-          "tracelane.stage": st.stage,
-          "tracelane.research.id": researchId,
+          [ATTR_GEN_AI_OPERATION_NAME]: "chat",
+          [ATTR_GEN_AI_PROVIDER_NAME]: st.provider ?? "openai",
+          [ATTR_GEN_AI_REQUEST_MODEL]: st.model,
+          [ATTR_STAGE]: st.stage,
+          [ATTR_RESEARCH_ID]: researchId,
           ...(fails
-            ? { "error.type": errorType }
+            ? { [ATTR_ERROR_TYPE]: errorType }
             : {
-                "gen_ai.response.model": st.model,
-                "gen_ai.usage.input_tokens": st.inputTokens,
-                "gen_ai.usage.output_tokens": st.outputTokens,
-                ...(st.cachedInputTokens ? { "gen_ai.usage.cache_read.input_tokens": st.cachedInputTokens } : {}),
+                [ATTR_GEN_AI_RESPONSE_MODEL]: st.model,
+                [ATTR_GEN_AI_USAGE_INPUT_TOKENS]: st.inputTokens,
+                [ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: st.outputTokens,
+                ...(st.cachedInputTokens ? { [ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: st.cachedInputTokens } : {}),
               }),
         },
         ...(fails
@@ -180,10 +182,10 @@ export function pipelineTrace(spec: PipelineSpec = {}): SyntheticSpan[] {
             endMs: chatStart + (r + 1) * slice,
             status: last ? "unset" : "error",
             attributes: {
-              "http.request.method": "POST",
-              "http.response.status_code": last ? 200 : 429,
-              "http.request.resend_count": r,
-              ...(last ? {} : { "error.type": "429" }),
+              [ATTR_HTTP_REQUEST_METHOD]: "POST",
+              [ATTR_HTTP_RESPONSE_STATUS_CODE]: last ? 200 : 429,
+              [ATTR_HTTP_REQUEST_RESEND_COUNT]: r,
+              ...(last ? {} : { [ATTR_ERROR_TYPE]: "429" }),
             },
           });
         }

@@ -2,8 +2,11 @@
  * `pnpm load [--jobs N] [--fault-rate R]`: submit N research requests (default
  * 2,000) through the api with faults injected by the simulator (default 10%),
  * then account for every one: completed, failed (with reasons), lost (never
- * reached a final state), duplicated (a stage completed twice). Lost and
- * duplicated must be 0; the exit code says whether they were.
+ * reached a final state), duplicated (a stage completed twice). Failed, lost
+ * and duplicated must be 0; the exit code says whether they were. It stops
+ * waiting at the first failed research (saying why it failed), and when no
+ * research has finished for --idle-timeout-s (LOAD_IDLE_TIMEOUT_S, default
+ * 60): a stalled run exits non-zero instead of waiting forever.
  */
 import { parseArgs } from "node:util";
 import { isolatedRun, ONE_OF_EACH, startStack } from "@tracelane/launcher";
@@ -19,13 +22,15 @@ const { values } = parseArgs({
     "fault-rate": { type: "string", default: process.env.LOAD_FAULT_RATE ?? "0.1" },
     "fault-kinds": { type: "string", default: process.env.LOAD_FAULT_KINDS ?? "429,500,503,malformed" },
     concurrency: { type: "string", default: "64" },
-    "idle-timeout-s": { type: "string", default: "60" },
+    "idle-timeout-s": { type: "string", default: process.env.LOAD_IDLE_TIMEOUT_S ?? "60" },
   },
 });
 const jobs = Number(values.jobs);
 const faultRate = Number(values["fault-rate"]);
 if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs must be a positive integer (got ${values.jobs})`);
 if (!(faultRate >= 0 && faultRate <= 1)) throw new Error(`--fault-rate must be between 0 and 1 (got ${values["fault-rate"]})`);
+const idleTimeoutMs = Number(values["idle-timeout-s"]) * 1000;
+if (!(idleTimeoutMs > 0)) throw new Error(`--idle-timeout-s must be a positive number of seconds (got ${values["idle-timeout-s"]})`);
 
 const log = (m: string) => console.log(`• ${m}`);
 const redisRun = await redisForRun(log);
@@ -61,20 +66,29 @@ try {
   });
   log(`submitted in ${((performance.now() - t0) / 1000).toFixed(1)} s; waiting for every research to finish`);
 
-  const idleTimeoutMs = Number(values["idle-timeout-s"]) * 1000;
   let views: ResearchView[] = [];
   let lastFinal = -1;
   let lastProgress = Date.now();
+  /** Why the wait ended early, if it did. */
+  let stoppedEarly: string | undefined;
   for (;;) {
     views = (await mapLimit(ids, 64, (id) => store.get(id))).filter((v): v is ResearchView => v !== undefined);
     const final = views.filter((v) => ["completed", "failed", "cancelled"].includes(v.status)).length;
     if (final === ids.length) break;
+    const firstFailed = views.find((v) => v.status === "failed");
+    if (firstFailed) {
+      stoppedEarly = `research ${firstFailed.id} failed (${firstFailed.error?.stage ?? "-"}: ${firstFailed.error?.type ?? "unknown"}: ${firstFailed.error?.message ?? ""}); stopped waiting for the rest`;
+      break;
+    }
     if (final !== lastFinal) {
       lastFinal = final;
       lastProgress = Date.now();
       process.stdout.write(`\r  ${final}/${ids.length} final`);
     }
-    if (Date.now() - lastProgress > idleTimeoutMs) break;
+    if (Date.now() - lastProgress > idleTimeoutMs) {
+      stoppedEarly = `stalled: no research finished in the last ${idleTimeoutMs / 1000} s (--idle-timeout-s / LOAD_IDLE_TIMEOUT_S), ${final} of ${ids.length} final`;
+      break;
+    }
     await new Promise((r) => setTimeout(r, 500));
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -82,7 +96,9 @@ try {
 
   const completed = views.filter((v) => v.status === "completed");
   const failed = views.filter((v) => v.status === "failed");
-  const lost = ids.length - completed.length - failed.length - views.filter((v) => v.status === "cancelled").length;
+  // Not final when the wait stopped early: "unfinished", not (yet) lost.
+  const unfinished = ids.length - completed.length - failed.length - views.filter((v) => v.status === "cancelled").length;
+  const lost = stoppedEarly ? 0 : unfinished;
   let duplicated = 0;
   await mapLimit(ids, 64, async (id) => {
     const counts = new Map<string, number>();
@@ -100,8 +116,8 @@ try {
 
   console.log(
     table(
-      ["submitted", "completed", "failed", "lost", "duplicated", "p50 ms", "p99 ms", "pipelines/s"],
-      [[ids.length, completed.length, failed.length, lost, duplicated, percentile(latencies, 50), percentile(latencies, 99), (completed.length / seconds).toFixed(1)]],
+      ["submitted", "completed", "failed", stoppedEarly ? "unfinished" : "lost", "duplicated", "p50 ms", "p99 ms", "pipelines/s"],
+      [[ids.length, completed.length, failed.length, stoppedEarly ? unfinished : lost, duplicated, percentile(latencies, 50), percentile(latencies, 99), (completed.length / seconds).toFixed(1)]],
     ),
   );
   if (reasons.size) {
@@ -110,7 +126,14 @@ try {
   }
   const sim = (await (await fetch(`${stack.simulatorUrl}/_sim/stats`)).json()) as { requests: number; faults: Record<string, number> };
   console.log(`\nsimulator: ${sim.requests} model requests, faults injected: ${JSON.stringify(sim.faults)}`);
-  process.exitCode = lost === 0 && duplicated === 0 ? 0 : 1;
+  const problems = [
+    ...(stoppedEarly ? [stoppedEarly] : []),
+    ...(failed.length ? [`${failed.length} research(es) failed`] : []),
+    ...(lost ? [`${lost} research(es) lost (never reached a final state)`] : []),
+    ...(duplicated ? [`${duplicated} research(es) with a stage completed twice`] : []),
+  ];
+  if (problems.length) console.error(`\nload failed: ${problems.join("; ")}`);
+  process.exitCode = problems.length ? 1 : 0;
 } finally {
   redis.disconnect();
   await stack.stop();

@@ -3,6 +3,8 @@
  * one run, with tracing on and off; then the trace-collector's ingest rate.
  * Sizes: BENCH_SEQUENTIAL (one in flight, default 200), BENCH_JOBS (saturation, default 2000),
  * BENCH_ROUNDS (tracelane on/off pairs, pooled; default 2).
+ * Fails (exit 1, saying why) as soon as a research fails, or when nothing completes for
+ * BENCH_STALL_TIMEOUT_S (default 60): figures from such a run would not be the product's.
  */
 import { availableParallelism } from "node:os";
 import OpenAI from "openai";
@@ -13,6 +15,7 @@ import { table } from "../lib/format.js";
 import { benchCollector } from "./collector.js";
 import { benchPipeline, PIPELINE_WARM_UP, poolRounds, type PipelineResult } from "./pipeline.js";
 import { benchRawChain } from "./raw-chain.js";
+import { BenchRunError, stallTimeoutMsFromEnv } from "./watch.js";
 
 /** A positive integer from the environment, or exit saying which variable is wrong. */
 function sizeFromEnv(name: string, fallback: number): number {
@@ -30,6 +33,7 @@ const saturation = sizeFromEnv("BENCH_JOBS", 2000);
 const concurrency = sizeFromEnv("BENCH_WORKER_CONCURRENCY", 32);
 const collectorSpans = sizeFromEnv("BENCH_COLLECTOR_SPANS", 100_000);
 const rounds = sizeFromEnv("BENCH_ROUNDS", 2);
+const stallMs = stallTimeoutMsFromEnv();
 // A run counts completions on the synthesis queue, which keeps the last 10,000 completed jobs.
 if (sequential + saturation + PIPELINE_WARM_UP > 10_000) {
   console.error(`BENCH_SEQUENTIAL + BENCH_JOBS may be at most ${10_000 - PIPELINE_WARM_UP}: a run counts completed jobs and a queue keeps the last 10,000`);
@@ -67,7 +71,9 @@ try {
   // The same chain making the same three model calls as the stage workers, by hand (over the same
   // HTTP transport): the difference is what tracelane adds on top.
   const sim = await startStack({ redisUrl, replicas: { "llm-simulator": 1 }, env: { LOG_LEVEL: "warn" } });
-  const client = new OpenAI({ baseURL: `${sim.simulatorUrl}/v1`, apiKey: "sk-simulator", maxRetries: 0, fetch: createKeepAliveFetch() });
+  // The stage workers' transport (undici's Agent), so the difference is what tracelane adds.
+  const simFetch = createKeepAliveFetch();
+  const client = new OpenAI({ baseURL: `${sim.simulatorUrl}/v1`, apiKey: "sk-simulator", maxRetries: 0, timeout: stallMs, fetch: simFetch });
   const models = ["gpt-4.1", "gemini-2.5-flash", "deepseek-v3.2"];
   const rawWithModel = await benchRawChain(redisUrl, {
     sequential,
@@ -75,16 +81,19 @@ try {
     concurrency,
     extraPids: { "llm-simulator": sim.byService("llm-simulator")[0]!.child.pid! },
     modelCall: (stage) => client.chat.completions.create({ model: models[stage]!, messages: [{ role: "user", content: `stage ${stage} question` }], max_tokens: 1024 }),
+  }).finally(async () => {
+    await sim.stop();
+    await simFetch.close();
   });
-  await sim.stop();
   console.log("raw chain with model calls done");
   // On and off alternate, round after round, so a slow spell of the shared machine hits both.
   const onRounds: PipelineResult[] = [];
   const offRounds: PipelineResult[] = [];
   for (let round = 1; round <= rounds; round++) {
-    onRounds.push(await benchPipeline(redisUrl, { sequential, saturation, concurrency, tracing: true, submitConcurrency: 64 }));
+    const common = { sequential, saturation, concurrency, submitConcurrency: 64, stallMs };
+    onRounds.push(await benchPipeline(redisUrl, { ...common, tracing: true, label: `pipeline (tracing on) round ${round}` }));
     console.log(`pipeline (tracing on) round ${round} done`);
-    offRounds.push(await benchPipeline(redisUrl, { sequential, saturation, concurrency, tracing: false, submitConcurrency: 64 }));
+    offRounds.push(await benchPipeline(redisUrl, { ...common, tracing: false, label: `pipeline (tracing off) round ${round}` }));
     console.log(`pipeline (tracing off) round ${round} done`);
   }
   const on = poolRounds(onRounds);
@@ -138,6 +147,11 @@ try {
     ),
   );
   console.log(`target >= 20,000 spans/s: ${collector.meetsTarget}`);
+} catch (err) {
+  console.error(`\nbench failed: ${err instanceof BenchRunError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exitCode = 1;
 } finally {
   await redis?.destroy();
 }
+// A failed run may leave a connection retrying somewhere; the verdict is in, so do not wait for it.
+if (process.exitCode) process.exit(process.exitCode);

@@ -1,12 +1,13 @@
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { isolatedRun, ONE_OF_EACH, startStack, type Stack } from "@tracelane/launcher";
-import { QUEUE_NAMES } from "@tracelane/queue-contract";
+import { QUEUE_NAMES, STAGES } from "@tracelane/queue-contract";
 import { ResearchStore, researchKeys } from "@tracelane/research-store";
 import { createKeepAliveFetch } from "@tracelane/runtime";
 import { traceKeys } from "@tracelane/trace-store";
 import { cpuSampler, type CpuSplit } from "./cpu-split.js";
 import { mapLimit, summarize, type LatencySummary } from "./stats.js";
+import { BenchRunError, watchPipeline } from "./watch.js";
 
 export interface PipelineResult {
   oneInFlight: LatencySummary;
@@ -63,7 +64,18 @@ const SPANS_PER_RESEARCH = 13;
  */
 export async function benchPipeline(
   redisUrl: string,
-  opts: { sequential: number; saturation: number; concurrency: number; tracing: boolean; submitConcurrency: number; env?: Record<string, string> },
+  opts: {
+    sequential: number;
+    saturation: number;
+    concurrency: number;
+    tracing: boolean;
+    submitConcurrency: number;
+    /** Fail the run when nothing completes for this long (BENCH_STALL_TIMEOUT_S). */
+    stallMs: number;
+    /** For messages, e.g. "pipeline (tracing off) round 2". */
+    label: string;
+    env?: Record<string, string>;
+  },
 ): Promise<PipelineResult> {
   const { prefixes, env: isolated } = isolatedRun("bench");
   const stack: Stack = await startStack({
@@ -103,18 +115,42 @@ export async function benchPipeline(
       await new Promise((r) => setTimeout(r, 20));
     }
   };
+  const store = new ResearchStore(redis, { prefix: prefixes.research });
+  const stageQueues = STAGES.map((stage) => new Queue(QUEUE_NAMES[stage], { connection: redis, prefix: prefixes.queue }));
+  const workers = () => [...stack.byService("analysis-worker"), ...stack.byService("factcheck-worker"), ...stack.byService("synthesis-worker")];
+  const watch = await watchPipeline({
+    label: opts.label,
+    queues: stageQueues,
+    store,
+    stallMs: opts.stallMs,
+    // An open circuit is the likely reason for a stall: name it.
+    describe: async () =>
+      Promise.all(
+        workers().map(async (w) => {
+          const h = (await (await fetch(`http://127.0.0.1:${w.port}/healthz`)).json()) as { status: string; openCircuits?: string[] };
+          return `  ${w.name} /healthz: ${h.status}${h.openCircuits?.length ? `, open circuits: ${h.openCircuits.join(", ")}` : ""}`;
+        }),
+      ),
+  });
+  /** Until the research is final; a failed one fails the run (with its error), and so does a stall. */
   const untilFinal = async (id: string) => {
     const key = researchKeys(prefixes.research, id).events;
     let last = "0";
+    const since = Date.now();
     for (;;) {
-      const res = (await redis.xread("BLOCK", 5_000, "STREAMS", key, last)) as Array<[string, Array<[string, string[]]>]> | null;
+      const res = (await redis.xread("BLOCK", 1_000, "STREAMS", key, last)) as Array<[string, Array<[string, string[]]>]> | null;
       for (const [, entries] of res ?? []) {
         for (const [entryId, fields] of entries) {
           last = entryId;
           const type = fields[fields.indexOf("type") + 1];
-          if (type === "research.completed" || type === "research.failed" || type === "research.cancelled") return type;
+          if (type === "research.completed") return type;
+          if (type === "research.failed" || type === "research.cancelled") {
+            const view = await store.get(id);
+            throw new BenchRunError(`${opts.label}: research ${id} ${type.slice("research.".length)}: ${view?.error ? `${view.error.stage}: ${view.error.type}: ${view.error.message}` : "no error recorded"}`);
+          }
         }
       }
+      if (Date.now() - since > opts.stallMs) throw await watch.stalled(`research ${id} did not finish`);
     }
   };
 
@@ -125,11 +161,10 @@ export async function benchPipeline(
     const completedCount = () => synthesis.getCompletedCount();
     const warmed = (await completedCount()) + WARM_UP_BURST;
     await mapLimit(Array.from({ length: WARM_UP_BURST }, (_, i) => i), opts.submitConcurrency, (i) => submit(`warm-up burst ${i}`));
-    while ((await completedCount()) < warmed) await new Promise((r) => setTimeout(r, 20));
+    await watch.until(warmed, completedCount);
 
     const latencies: number[] = [];
     const overheads: number[] = [];
-    const store = new ResearchStore(redis, { prefix: prefixes.research });
     for (let i = 0; i < opts.sequential; i++) {
       const t = performance.now();
       const id = await submit(`one in flight ${i}`);
@@ -154,21 +189,18 @@ export async function benchPipeline(
       // Sample every 40th research for the span -> queryable lag.
       if (opts.tracing && opts.env?.TRACELANE_SPAN_STREAM_ENABLED !== "false" && traceId && i % 40 === 0) lags.push(lagOf(id, traceId));
     });
-    for (;;) {
-      const done = (await completedCount()) - baseline;
-      if (done >= opts.saturation) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await watch.until(opts.saturation, async () => (await completedCount()) - baseline);
     const seconds = (performance.now() - t0) / 1000;
     const cpuPerPipeline = cpuBefore ? await cpu.since(cpuBefore, opts.saturation) : undefined;
     const failed = (await synthesis.getFailedCount()) - failedBefore;
+    await watch.check();
     await synthesis.close();
 
     // Let the batch processors drain, then read their counters from each worker.
     await new Promise((r) => setTimeout(r, 1_000));
     let droppedSpans = 0;
     let exportedSpans = 0;
-    for (const w of [...stack.byService("analysis-worker"), ...stack.byService("factcheck-worker"), ...stack.byService("synthesis-worker")]) {
+    for (const w of workers()) {
       const h = (await (await fetch(`http://127.0.0.1:${w.port}/healthz`)).json()) as { tracing?: { droppedSpans: number; exportedSpans: number } };
       droppedSpans += h.tracing?.droppedSpans ?? 0;
       exportedSpans += h.tracing?.exportedSpans ?? 0;
@@ -186,7 +218,9 @@ export async function benchPipeline(
       samples: { latencies, overheads, lags: lagValues },
     };
   } finally {
+    await Promise.all(stageQueues.map((q) => q.close()));
     await stack.stop();
+    await fetch.close();
     redis.disconnect();
   }
 }

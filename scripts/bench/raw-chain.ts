@@ -3,6 +3,7 @@ import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { cpuSampler, type CpuSplit } from "./cpu-split.js";
 import { summarize, type LatencySummary } from "./stats.js";
+import { BenchRunError } from "./watch.js";
 
 export interface ChainResult {
   oneInFlight: LatencySummary;
@@ -31,7 +32,7 @@ export async function benchRawChain(
   const prefix = `bench-raw-${randomUUID().slice(0, 8)}`;
   const names = ["raw-a", "raw-b", "raw-c"];
   const queues = names.map((n) => new Queue(n, { connection, prefix, defaultJobOptions: { removeOnComplete: true, removeOnFail: true } }));
-  const done = new Map<string, () => void>();
+  const done = new Map<string, { resolve: () => void; reject: (err: Error) => void }>();
   const workers = names.map(
     (n, i) =>
       new Worker(
@@ -39,41 +40,57 @@ export async function benchRawChain(
         async (job) => {
           await opts.modelCall?.(i);
           if (i < 2) await queues[i + 1]!.add("s", job.data, { jobId: `${job.data.id}-${i + 1}` });
-          else done.get(job.data.id as string)?.();
+          else done.get(job.data.id as string)?.resolve();
         },
         { connection, prefix, concurrency: opts.concurrency },
       ),
   );
   await Promise.all(workers.map((w) => w.waitUntilReady()));
+  // A failed job (a model call that threw) ends the run instead of leaving its chain waiting forever.
+  workers.forEach((w, i) =>
+    w.on("failed", (job, err) => {
+      const id = job?.data?.id as string | undefined;
+      if (id) done.get(id)?.reject(new BenchRunError(`raw chain: stage ${names[i]} failed for ${id}: ${err.message}`));
+    }),
+  );
 
   const runOne = (id: string) =>
-    new Promise<void>((resolve) => {
-      done.set(id, () => {
-        done.delete(id);
-        resolve();
+    new Promise<void>((resolve, reject) => {
+      done.set(id, {
+        resolve: () => {
+          done.delete(id);
+          resolve();
+        },
+        reject: (err) => {
+          done.delete(id);
+          reject(err);
+        },
       });
       void queues[0]!.add("s", { id }, { jobId: `${id}-0` });
     });
 
-  const latencies: number[] = [];
-  for (let i = 0; i < opts.sequential; i++) {
-    const t = performance.now();
-    await runOne(randomUUID().replaceAll("-", ""));
-    latencies.push(performance.now() - t);
+  try {
+    const latencies: number[] = [];
+    for (let i = 0; i < opts.sequential; i++) {
+      const t = performance.now();
+      await runOne(randomUUID().replaceAll("-", ""));
+      latencies.push(performance.now() - t);
+    }
+    const cpu = cpuSampler({ "raw chain (driver)": process.pid, ...opts.extraPids }, connection);
+    const cpuBefore = cpu.available ? await cpu.snapshot() : undefined;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: opts.saturation }, () => runOne(randomUUID().replaceAll("-", ""))));
+    const seconds = (performance.now() - t0) / 1000;
+    const cpuPerPipeline = cpuBefore ? await cpu.since(cpuBefore, opts.saturation) : undefined;
+    return {
+      oneInFlight: summarize(latencies),
+      throughputPerSec: opts.saturation / seconds,
+      ...(cpuPerPipeline ? { cpuPerPipeline } : {}),
+    };
+  } finally {
+    // force: a failed run leaves jobs active; nothing should keep the process alive after it.
+    await Promise.all(workers.map((w) => w.close(true)));
+    await Promise.all(queues.map((q) => q.obliterate({ force: true }).then(() => q.close())));
+    connection.disconnect();
   }
-  const cpu = cpuSampler({ "raw chain (driver)": process.pid, ...opts.extraPids }, connection);
-  const cpuBefore = cpu.available ? await cpu.snapshot() : undefined;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: opts.saturation }, () => runOne(randomUUID().replaceAll("-", ""))));
-  const seconds = (performance.now() - t0) / 1000;
-  const cpuPerPipeline = cpuBefore ? await cpu.since(cpuBefore, opts.saturation) : undefined;
-
-  await Promise.all(workers.map((w) => w.close()));
-  await Promise.all(queues.map((q) => q.obliterate({ force: true }).then(() => q.close())));
-  connection.disconnect();
-  return {
-    oneInFlight: summarize(latencies),
-    throughputPerSec: opts.saturation / seconds,
-    ...(cpuPerPipeline ? { cpuPerPipeline } : {}),
-  };
 }

@@ -32,4 +32,15 @@ describe("stage worker config", () => {
     expect(() => loadStageConfig("analysis", { WORKER_CONCURRENCY: "lots" })).toThrow(EnvError);
     expect(() => loadStageConfig("analysis", { ANALYSIS_LLM_BASE_URL: "not a url" })).toThrow(/ANALYSIS_LLM_BASE_URL/);
   });
+
+  it("reads the stage's fallback model and the circuit-open wait bound, refusing a fallback that is the model itself", () => {
+    const c = loadStageConfig("factcheck", { FACTCHECK_FALLBACK_MODEL: "gemini-2.5-flash-lite", CIRCUIT_OPEN_MAX_WAIT_MS: "60000" });
+    expect(c.llm.fallbackModel).toBe("gemini-2.5-flash-lite");
+    expect(c.circuitOpenMaxWaitMs).toBe(60_000);
+    expect(loadStageConfig("factcheck", {}).circuitOpenMaxWaitMs).toBe(300_000);
+    expect(() => loadStageConfig("factcheck", { FACTCHECK_FALLBACK_MODEL: "gemini-2.5-flash" })).toThrow(
+      /FACTCHECK_FALLBACK_MODEL: must name another model than FACTCHECK_MODEL .*\(got "gemini-2.5-flash"\)/,
+    );
+    expect(() => loadStageConfig("factcheck", { CIRCUIT_OPEN_MAX_WAIT_MS: "soon" })).toThrow(/CIRCUIT_OPEN_MAX_WAIT_MS/);
+  });
 });

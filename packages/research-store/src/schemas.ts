@@ -35,7 +35,7 @@ export interface ResearchOptions<S extends string = Stage> {
   maxCostUsd?: number;
 }
 
-export interface TokenUsageView {
+interface TokenUsageView {
   inputTokens: number;
   outputTokens: number;
 }

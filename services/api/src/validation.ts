@@ -5,7 +5,7 @@ import { researchOptionsSchema } from "@tracelane/research-store";
 import { HttpError } from "./http/errors.js";
 
 /** One problem with the request, named by its field path ("query", "options.models.analysis", "body"). */
-export interface FieldProblem {
+interface FieldProblem {
   path: string;
   message: string;
 }
@@ -34,7 +34,7 @@ type AnyPipeline = Pipeline<string, string>;
  * The body of `POST /v1/research`. Strict: unknown fields are rejected by name. `options.models`
  * takes one model per stage of `pipeline`.
  */
-export function researchRequestSchema(maxQueryChars: number, pipeline: AnyPipeline = RESEARCH_PIPELINE) {
+function researchRequestSchema(maxQueryChars: number, pipeline: AnyPipeline = RESEARCH_PIPELINE) {
   return z
     .object(
       {
@@ -76,7 +76,7 @@ function allowedFields(pipeline: AnyPipeline): Record<string, readonly string[]>
 const pathOf = (path: readonly PropertyKey[]) => (path.length === 0 ? "body" : path.map(String).join("."));
 
 /** Turn zod issues into field problems; each unknown field becomes its own problem naming it. */
-export function fieldProblems(error: z.ZodError, pipeline: AnyPipeline = RESEARCH_PIPELINE): FieldProblem[] {
+function fieldProblems(error: z.ZodError, pipeline: AnyPipeline = RESEARCH_PIPELINE): FieldProblem[] {
   const problems: FieldProblem[] = [];
   const allowedHere = allowedFields(pipeline);
   for (const issue of error.issues) {
@@ -96,7 +96,7 @@ export function fieldProblems(error: z.ZodError, pipeline: AnyPipeline = RESEARC
   return problems;
 }
 
-export function invalidRequest(what: string, problems: FieldProblem[]): HttpError {
+function invalidRequest(what: string, problems: FieldProblem[]): HttpError {
   const summary = problems.map((p) => `${p.path}: ${p.message}`).join("; ");
   return new HttpError(400, "invalid_request", `${what} is invalid: ${summary}`, problems);
 }
@@ -115,7 +115,7 @@ export function parseResearchRequest(body: unknown, maxQueryChars: number, pipel
 }
 
 /** `Idempotency-Key`: 1-200 printable ASCII characters. */
-export const IdempotencyKeySchema = z
+const IdempotencyKeySchema = z
   .string()
   .min(1, "Idempotency-Key must not be empty")
   .max(200, "Idempotency-Key must be at most 200 characters")

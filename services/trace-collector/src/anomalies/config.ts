@@ -23,10 +23,10 @@ function buildRulesFileSchema() {
   return z.object(shape).strict();
 }
 
-export const RulesFileSchema = buildRulesFileSchema();
-export type RulesFile = { disabled?: AnomalyType[] } & Record<string, Record<string, number> | undefined>;
+const RulesFileSchema = buildRulesFileSchema();
+type RulesFile = { disabled?: AnomalyType[] } & Record<string, Record<string, number> | undefined>;
 
-export function parseRulesFile(json: unknown, origin = "anomaly rules"): RulesFile {
+function parseRulesFile(json: unknown, origin = "anomaly rules"): RulesFile {
   const result = RulesFileSchema.safeParse(json);
   if (!result.success) {
     const issue = result.error.issues[0]!;

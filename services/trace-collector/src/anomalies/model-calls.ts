@@ -50,7 +50,7 @@ const TIMEOUT = /timed? ?out|timeout|AbortError|ETIMEDOUT|UND_ERR_(HEADERS|BODY|
 const CONNECTION = /ECONNRESET|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EPIPE|UND_ERR_SOCKET|connection/i;
 
 /** The cause one failed attempt (or, without attempt spans, the call itself) shows. */
-export function causeOf(status: number | undefined, ...texts: (string | undefined)[]): FailureCause {
+function causeOf(status: number | undefined, ...texts: (string | undefined)[]): FailureCause {
   if (status === 429) return "rate_limit";
   if (status !== undefined && status >= 500) return "provider_error";
   const text = texts.filter(Boolean).join(" ");

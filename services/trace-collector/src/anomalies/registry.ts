@@ -28,12 +28,6 @@ export const RULES: readonly AnomalyRule[] = [
   traceDurationOverSlo,
 ] as readonly AnomalyRule[];
 
-export const ruleOf = (type: AnomalyType): AnomalyRule => {
-  const rule = RULES.find((r) => r.type === type);
-  if (!rule) throw new Error(`no anomaly rule for type "${type}"`);
-  return rule;
-};
-
 /** Every setting of every rule, with the rule it belongs to. */
 export const RULE_SETTINGS: readonly { rule: AnomalyRule; name: string; setting: RuleSetting }[] = RULES.flatMap((rule) =>
   Object.entries(rule.settings).map(([name, setting]) => ({ rule, name, setting })),

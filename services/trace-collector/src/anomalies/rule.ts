@@ -31,7 +31,7 @@ export interface Finding {
   recommendation?: string;
 }
 
-export interface CallRuleContext {
+interface CallRuleContext {
   /** The model's rolling latency baseline, only for a call seen for the first time (and only when it succeeded). */
   baseline?: Baseline;
 }

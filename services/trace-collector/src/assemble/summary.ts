@@ -27,7 +27,7 @@ const numAttr = (s: SpanRecord, key: string): number | undefined => {
 };
 
 /** Retry evidence on one span: a redelivered job (attempt > 1) or a resent HTTP request. */
-export function isRetrySpan(s: SpanRecord): boolean {
+function isRetrySpan(s: SpanRecord): boolean {
   return (numAttr(s, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT) ?? 1) > 1 || (numAttr(s, ATTR_HTTP_REQUEST_RESEND_COUNT) ?? 0) > 0;
 }
 

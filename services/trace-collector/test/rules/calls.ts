@@ -4,7 +4,7 @@ import { ATTR_LLM_ATTEMPTS, ATTR_STAGE } from "@tracelane/pipeline";
 import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE } from "@tracelane/tracing/attributes";
 
 /** One HTTP attempt of a call: its status code, or an error type when it got no answer. */
-export type Attempt = { status: number; ms?: number } | { error: string; ms?: number };
+type Attempt = { status: number; ms?: number } | { error: string; ms?: number };
 
 export interface CallSpec {
   model?: string;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { definePipeline, RESEARCH_PIPELINE, RESEARCH_STAGES, type StageOf } from "@tracelane/pipeline";
+import { definePipeline, RESEARCH_PIPELINE, RESEARCH_STAGES, type OutputOf, type StageOf } from "@tracelane/pipeline";
 import { stageJobId } from "@tracelane/queue-contract";
 import type { StageDefinition } from "@tracelane/stage-runner";
 import { apiClient, type ApiClient } from "../support/api-client.js";
@@ -19,7 +19,7 @@ const reviewStage: StageDefinition<FourStage> = {
   material: (outputs) => [{ title: "Final report", text: outputs.synthesis ?? "(missing)" }],
 };
 
-let pipeline: InProcessPipeline<FourStage, (typeof FOUR_STAGES.stages)[number]["output"]>;
+let pipeline: InProcessPipeline<FourStage, OutputOf<typeof FOUR_STAGES>>;
 let api: ApiClient;
 
 beforeAll(async () => {

@@ -40,7 +40,7 @@ async function main(): Promise<number> {
     // While the stack is starting it cannot be stopped yet; the start below finishes, then stops.
     if (stack || !redis) void stopAll(redis).then(() => process.exit(130));
   };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => interrupt(signal));
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => interrupt(signal));
   watchParent(() => interrupt("the parent process (pnpm) exited"));
 
   redis = await redisForRun(log);

@@ -76,16 +76,18 @@ async function main(): Promise<number> {
   }
 
   // A signal during startup is honoured once everything that was starting is up.
-  let signalled: NodeJS.Signals | undefined;
+  /** Why we stop: a signal's name, or that the parent went away. */
+  let signalled: string | undefined;
   let stopping = false;
-  let onSignal: (signal: NodeJS.Signals) => void = (signal) => {
+  let onSignal: (why: string) => void = (signal) => {
     signalled = signal;
   };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => onSignal(signal));
+  // SIGHUP: the terminal closed (its default would kill us before the services are stopped).
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => onSignal(signal));
   // pnpm killed: its `sh -c` dies with it and this process is re-parented. Stop as for a signal.
   // (Not a second signal when already stopping: a shell between may exit on the same Ctrl-C.)
   watchParent(() => {
-    if (!stopping) onSignal("SIGHUP");
+    if (!stopping) onSignal("the parent process (pnpm) exited");
   });
   // Whoever reads our output may be gone too; a write to a closed pipe must not kill the launcher
   // before it has stopped the services.
@@ -122,6 +124,8 @@ async function main(): Promise<number> {
         () => resolve(1),
       );
     onSignal = (signal) => {
+      // The terminal closing while we stop (after a Ctrl-C) is not a request to hurry.
+      if (stopping && signal === "SIGHUP") return;
       if (stopping) {
         log(`${signal} again: killing what is left`);
         for (const p of running.processes) p.child.kill("SIGKILL");
@@ -129,8 +133,7 @@ async function main(): Promise<number> {
         return;
       }
       stopping = true;
-      const why = signal === "SIGHUP" ? "the parent process (pnpm) exited" : signal;
-      log(`${why}: stopping the api, then the workers, then the collector and the simulator`);
+      log(`${signal}: stopping the api, then the workers, then the collector and the simulator`);
       running.stop().then(
         () => {
           log("stopped everything pnpm start started");

@@ -44,7 +44,7 @@ describe("pnpm start", () => {
         body: JSON.stringify({ query: "Why did solar panel prices fall?" }),
       });
       const { id } = (await res.json()) as { id: string };
-      await pnpm.waitFor(/"msg":"synthesis job completed"/, 60_000);
+      await pnpm.waitFor(/"msg":"synthesis job completed: /, 60_000);
       const completed = pnpm
         .output()
         .split("\n")

@@ -197,7 +197,10 @@ function logCompletedJobs(worker: RegisteredWorker, stage: string, logger: Logge
         costUsd: outcome.call?.costUsd,
         reusedCheckpoint: outcome.reusedCheckpoint,
       },
-      `${stage} job completed`,
+      // The gist in the message too, for the readable (pretty) format.
+      outcome.call
+        ? `${stage} job completed: ${outcome.call.model}, ${Math.round(outcome.call.latencyMs)} ms, ${outcome.call.costUsd === null ? "unpriced" : `$${outcome.call.costUsd.toFixed(6)}`}`
+        : `${stage} job completed (output reused from an earlier attempt)`,
     );
   });
 }

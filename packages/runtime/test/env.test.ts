@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { EnvError, envBoolean, envInt, parseEnv } from "@tracelane/runtime";
+import { bootFailureLine, EnvError, envBoolean, envInt, parseEnv, serviceEnvShape } from "@tracelane/runtime";
 
 const schema = z.object({
   PORT: envInt(3000, { min: 1, max: 65535 }),
@@ -23,5 +23,31 @@ describe("parseEnv", () => {
     expect(error).toBeInstanceOf(EnvError);
     expect((error as EnvError).message).toMatch(/PORT: .*got "eighty"/);
     expect((error as EnvError).message).toMatch(/FEATURE: .*got "maybe"/);
+  });
+});
+
+describe("blank values", () => {
+  it("are unset: the default applies instead of a coerced 0 or a rejection", () => {
+    const withOptional = z.object({ PORT: envInt(3000, { min: 1, max: 65535 }), NAME: z.string().optional() });
+    expect(parseEnv(withOptional, { PORT: "", NAME: "  " })).toEqual({ PORT: 3000 });
+  });
+});
+
+describe("bootFailureLine", () => {
+  it("is one line naming each bad variable, its value and what is allowed", () => {
+    const err = (() => {
+      try {
+        parseEnv(z.object({ LOG_LEVEL: serviceEnvShape.LOG_LEVEL, PORT: envInt(3000, { min: 0, max: 65535 }) }), {
+          LOG_LEVEL: "loud",
+          PORT: "http",
+        });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(bootFailureLine("api", err)).toBe(
+      'api: cannot start: LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent (got "loud"); ' +
+        'PORT: must be a whole number from 0 to 65535 (got "http")',
+    );
   });
 });

@@ -1,4 +1,4 @@
-import { isolatedRun } from "@tracelane/launcher";
+import { isolatedRun, ONE_OF_EACH } from "@tracelane/launcher";
 import { startStack, type Stack, type StackOptions } from "@tracelane/testkit";
 
 /** A full pipeline as OS processes on the test run's Redis, isolated by unique prefixes. */
@@ -9,13 +9,8 @@ export async function startPipeline(
   const { prefixes, env: isolated } = isolatedRun("e2e");
   const stack = await startStack({
     redisUrl,
-    replicas: opts.replicas ?? {
-      "llm-simulator": 1,
-      api: 1,
-      "analysis-worker": 1,
-      "factcheck-worker": 1,
-      "synthesis-worker": 1,
-    },
+    // Every service of the catalog (so every stage's worker) but the collector, which tests that read traces add.
+    replicas: opts.replicas ?? { ...ONE_OF_EACH, "trace-collector": 0 },
     env: {
       ...isolated,
       JOB_ATTEMPTS: "3",

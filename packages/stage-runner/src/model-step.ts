@@ -1,4 +1,5 @@
 import { trace } from "@opentelemetry/api";
+import { addUsd } from "@tracelane/pricing";
 import type { ResearchView } from "@tracelane/research-store";
 import type { ChatClient, ChatMessage, ChatResult } from "./chat-client.js";
 import { ContextTooLongError, fitToBudget, type FitResult } from "./context/fit-context.js";
@@ -103,7 +104,7 @@ export async function runModelStep(
   return {
     result,
     usage: { inputTokens: result.usage.inputTokens + extra.inputTokens, outputTokens: result.usage.outputTokens + extra.outputTokens },
-    costUsd: result.costUsd === null || extra.costUsd === null ? null : result.costUsd + extra.costUsd,
+    costUsd: result.costUsd === null || extra.costUsd === null ? null : addUsd(result.costUsd, extra.costUsd),
   };
 
   function fitOrFail(m: string, budget: number) {
@@ -156,7 +157,7 @@ export async function runModelStep(
       consumerSpan?.setAttribute(ATTR_CONTEXT_STRATEGY, "summarize");
       extra.inputTokens += summary.usage.inputTokens;
       extra.outputTokens += summary.usage.outputTokens;
-      extra.costUsd = extra.costUsd === null || summary.costUsd === null ? null : extra.costUsd + summary.costUsd;
+      extra.costUsd = extra.costUsd === null || summary.costUsd === null ? null : addUsd(extra.costUsd, summary.costUsd);
       item.text = `[summary] ${summary.content}`;
     }
     return out;

@@ -12,6 +12,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { REPO_ROOT, SERVICES, startStack, WORKER_SERVICES, type ServiceName, type Stack } from "@tracelane/launcher";
 import { watchParent } from "@tracelane/runtime";
+import { endpointAnswers, otlpEndpoint } from "./lib/jaeger-status.js";
 import { redisForRun } from "./lib/redis-for-run.js";
 import { parseStartArgs, START_USAGE, type StartOptions } from "./lib/start-options.js";
 import { resolvePorts } from "./lib/start-ports.js";
@@ -34,7 +35,7 @@ function prefixer(opts: StartOptions): (label: string, line: string) => void {
   };
 }
 
-function printSummary(stack: Stack, redisUrl: string): void {
+async function printSummary(stack: Stack, redisUrl: string): Promise<void> {
   const rows: string[] = [];
   const count = (name: ServiceName) => stack.byService(name).length;
   if (stack.apiUrl) rows.push(`api              ${stack.apiUrl}   POST /v1/research, GET /v1/research/:id, GET /v1/traces/:traceId`);
@@ -46,8 +47,13 @@ function printSummary(stack: Stack, redisUrl: string): void {
     for (const p of stack.byService(name)) rows.push(`  ${p.name.padEnd(22)} http://127.0.0.1:${p.port}/healthz`);
   }
   rows.push(`redis            ${redisUrl}`);
-  const otlp = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  rows.push(`jaeger           ${otlp ? `spans to ${otlp}; UI ${process.env.JAEGER_UI_URL ?? "http://localhost:16686"}` : "off (OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 with `docker compose up -d jaeger`)"}`);
+  const otlp = otlpEndpoint();
+  const jaeger = !otlp
+    ? "off (OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 with `docker compose up -d jaeger`)"
+    : (await endpointAnswers(otlp))
+      ? `spans to ${otlp}; UI ${process.env.JAEGER_UI_URL ?? "http://localhost:16686"}`
+      : `nothing answers at ${otlp}: no span reaches Jaeger and its links will not work (start it: docker compose up -d jaeger)`;
+  rows.push(`jaeger           ${jaeger}`);
   console.log(`\ntracelane is up\n${rows.map((r) => `  ${r}`).join("\n")}\n`);
   if (stack.apiUrl) {
     console.log(`  try: curl -s ${stack.apiUrl}/v1/research -H 'content-type: application/json' -d '{"query":"Why did solar panel prices fall?"}'\n`);
@@ -159,7 +165,7 @@ async function main(): Promise<number> {
     }
   });
 
-  printSummary(running, redis.url);
+  await printSummary(running, redis.url);
   if (signalled) onSignal(signalled);
   return stopped;
 }

@@ -1,6 +1,11 @@
 // Lua keeps each state change and its event atomic: a reader never sees a
 // status without its event, and nothing moves a research out of a final state.
 
+/** Every transition's opening: -1 when the research is missing, 0 (nothing written) once it is final. */
+const UNLESS_FINAL = `local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end`;
+
 /**
  * KEYS: record, events, idem (== record when no key), queued index.
  * ARGV: ttl, id, fingerprint, eventJson, createdAtMs, field/value pairs...
@@ -26,9 +31,7 @@ return 'created'
  * 2 when guardField is already set (someone else did this first: first writer wins).
  */
 export const UPDATE_SCRIPT = `
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return -1 end
-if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
+${UNLESS_FINAL}
 if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[5]) == 1 then return 2 end
 for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then redis.call('ZREM', KEYS[3], ARGV[4]) end
@@ -97,9 +100,7 @@ return { 1, redis.call('HGETALL', KEYS[1]) }
  * the stage (nothing written: its record stands).
  */
 export const STAGE_RETRYING_SCRIPT = `
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return -1 end
-if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
+${UNLESS_FINAL}
 local stage, now = ARGV[3], ARGV[6]
 if redis.call('HEXISTS', KEYS[1], 'output.' .. stage) == 1 then return 2 end
 local err = cjson.decode(ARGV[4])
@@ -125,9 +126,7 @@ return 1
  * the failing stage (nothing written: the research carries on from that checkpoint).
  */
 export const FAIL_SCRIPT = `
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return -1 end
-if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
+${UNLESS_FINAL}
 local now = ARGV[4]
 local err = cjson.decode(ARGV[3])
 local stage = nil
@@ -160,9 +159,7 @@ return 1
  * Returns 1 applied, 0 final (nothing written), -1 missing.
  */
 export const CANCEL_SCRIPT = `
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return -1 end
-if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
+${UNLESS_FINAL}
 local now = ARGV[3]
 for i = 4, #ARGV do
   local field = 'stage.' .. ARGV[i]

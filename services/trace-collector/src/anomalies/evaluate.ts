@@ -55,12 +55,7 @@ function callAnomaly(rule: CallRule, call: ModelCall, f: Finding, detectedAt: st
     model: call.span.call.model,
     attempts: call.attempts,
     ...(call.cause ? { cause: call.cause } : {}),
-    value: f.value,
-    threshold: f.threshold,
-    unit: f.unit,
-    message: f.message,
-    recommendation: f.recommendation ?? rule.recommendation,
-    detectedAt,
+    ...findingFields(rule, f, detectedAt),
   };
 }
 
@@ -70,6 +65,13 @@ function traceAnomaly(rule: TraceRule, traceId: string, f: Finding & { stage: st
     traceId,
     spanId: "",
     stage: f.stage,
+    ...findingFields(rule, f, detectedAt),
+  };
+}
+
+/** What a rule found, as every anomaly reports it (the rule's own advice unless the finding has a better one). */
+function findingFields(rule: CallRule | TraceRule, f: Finding, detectedAt: string) {
+  return {
     value: f.value,
     threshold: f.threshold,
     unit: f.unit,

@@ -16,6 +16,8 @@ export default tseslint.config(
       "@typescript-eslint/no-explicit-any": "off",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
       "no-constant-condition": ["error", { checkLoops: false }],
+      // A handle declared before the closures that read it, assigned once it exists (workers, servers).
+      "prefer-const": ["error", { ignoreReadBeforeAssign: true }],
     },
   },
 );

@@ -15,10 +15,18 @@ async function main(): Promise<void> {
   console.log(
     table(
       ["service", "output", "size", "third-party packages", "time"],
-      results.map((r) => [r.name, `services/${r.name}/dist/index.js`, `${(r.bytes / 1024).toFixed(0)} KiB`, r.externals.size, `${Math.round(r.ms)} ms`]),
+      results.map((r) => [
+        r.name,
+        `services/${r.name}/dist/index.js`,
+        `${(r.bytes / 1024).toFixed(0)} KiB`,
+        r.externals.size,
+        `${Math.round(r.ms)} ms`,
+      ]),
     ),
   );
-  console.log(`\nbuilt ${results.length} service(s) in ${Math.round(performance.now() - started)} ms; run one with: node services/<name>/dist/index.js`);
+  console.log(
+    `\nbuilt ${results.length} service(s) in ${Math.round(performance.now() - started)} ms; run one with: node services/<name>/dist/index.js`,
+  );
 }
 
 main().catch((err: unknown) => {

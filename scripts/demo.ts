@@ -12,8 +12,7 @@ import { ms, table, usd } from "./lib/format.js";
 import { jaegerLine } from "./lib/jaeger-status.js";
 import { redisForRun } from "./lib/redis-for-run.js";
 
-const DEFAULT_QUERY =
-  "How have lithium-ion battery pack prices changed since 2015, and what drives the decline?";
+const DEFAULT_QUERY = "How have lithium-ion battery pack prices changed since 2015, and what drives the decline?";
 
 const log = (msg: string) => console.log(`• ${msg}`);
 const verbose = process.env.DEMO_VERBOSE === "true";
@@ -85,7 +84,10 @@ async function runResearch(api: string, query: string): Promise<number> {
 
   const started = Date.now();
   for await (const ev of readServerSentEvents(`${api}/v1/research/${created.id}/events`)) {
-    const event = JSON.parse(ev.data) as { stage?: string; data?: { model?: string; latencyMs?: number; attempt?: number; error?: { message?: string } } };
+    const event = JSON.parse(ev.data) as {
+      stage?: string;
+      data?: { model?: string; latencyMs?: number; attempt?: number; error?: { message?: string } };
+    };
     const data = { stage: event.stage, ...event.data };
     const t = `+${((Date.now() - started) / 1000).toFixed(2)}s`;
     if (ev.event === "stage.started") log(`${t} ${data.stage} started on ${data.model} (attempt ${data.attempt})`);
@@ -110,7 +112,15 @@ async function runResearch(api: string, query: string): Promise<number> {
   }
   const rows = RESEARCH_PIPELINE.names.map((s) => {
     const st = view.stages[s];
-    return [s, st.model ?? "-", st.usage?.inputTokens ?? 0, st.usage?.outputTokens ?? 0, usd(st.costUsd), ms(st.latencyMs), ms(st.queueWaitMs)];
+    return [
+      s,
+      st.model ?? "-",
+      st.usage?.inputTokens ?? 0,
+      st.usage?.outputTokens ?? 0,
+      usd(st.costUsd),
+      ms(st.latencyMs),
+      ms(st.queueWaitMs),
+    ];
   });
   rows.push(["total", "", view.totals.inputTokens, view.totals.outputTokens, usd(view.totals.costUsd), ms(view.totals.latencyMs), ""]);
   console.log(table(["stage", "model", "tokens in", "tokens out", "cost", "latency", "queue wait"], rows));

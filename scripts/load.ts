@@ -55,15 +55,19 @@ const store = new ResearchStore(redis, { prefix: prefixes.research });
 try {
   log(`submitting ${jobs} research requests (fault rate ${faultRate}, kinds ${values["fault-kinds"]})`);
   const t0 = performance.now();
-  const ids = await mapLimit(Array.from({ length: jobs }, (_, i) => i), Number(values.concurrency), async (i) => {
-    const res = await fetch(`${stack.apiUrl}/v1/research`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "idempotency-key": `${prefixes.queue}-${i}` },
-      body: JSON.stringify({ query: `Load test question ${i}: what drives the cost of grid-scale storage?` }),
-    });
-    if (res.status !== 202) throw new Error(`submit ${i} -> ${res.status}: ${await res.text()}`);
-    return ((await res.json()) as { id: string }).id;
-  });
+  const ids = await mapLimit(
+    Array.from({ length: jobs }, (_, i) => i),
+    Number(values.concurrency),
+    async (i) => {
+      const res = await fetch(`${stack.apiUrl}/v1/research`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "idempotency-key": `${prefixes.queue}-${i}` },
+        body: JSON.stringify({ query: `Load test question ${i}: what drives the cost of grid-scale storage?` }),
+      });
+      if (res.status !== 202) throw new Error(`submit ${i} -> ${res.status}: ${await res.text()}`);
+      return ((await res.json()) as { id: string }).id;
+    },
+  );
   log(`submitted in ${((performance.now() - t0) / 1000).toFixed(1)} s; waiting for every research to finish`);
 
   let views: ResearchView[] = [];
@@ -117,7 +121,18 @@ try {
   console.log(
     table(
       ["submitted", "completed", "failed", stoppedEarly ? "unfinished" : "lost", "duplicated", "p50 ms", "p99 ms", "pipelines/s"],
-      [[ids.length, completed.length, failed.length, stoppedEarly ? unfinished : lost, duplicated, percentile(latencies, 50), percentile(latencies, 99), (completed.length / seconds).toFixed(1)]],
+      [
+        [
+          ids.length,
+          completed.length,
+          failed.length,
+          stoppedEarly ? unfinished : lost,
+          duplicated,
+          percentile(latencies, 50),
+          percentile(latencies, 99),
+          (completed.length / seconds).toFixed(1),
+        ],
+      ],
     ),
   );
   if (reasons.size) {

@@ -39,8 +39,17 @@ async function printSummary(stack: Stack, redisUrl: string): Promise<void> {
   const rows: string[] = [];
   const count = (name: ServiceName) => stack.byService(name).length;
   if (stack.apiUrl) rows.push(`api              ${stack.apiUrl}   POST /v1/research, GET /v1/research/:id, GET /v1/traces/:traceId`);
-  if (count("api") > 1) rows.push(`                 + ${count("api") - 1} more api replica(s) on ${stack.byService("api").slice(1).map((p) => p.port).join(", ")}`);
-  rows.push(`model provider   ${stack.simulatorUrl ? `${stack.simulatorUrl}/v1 (llm-simulator; stats at /_sim/stats)` : process.env.LLM_BASE_URL}`);
+  if (count("api") > 1)
+    rows.push(
+      `                 + ${count("api") - 1} more api replica(s) on ${stack
+        .byService("api")
+        .slice(1)
+        .map((p) => p.port)
+        .join(", ")}`,
+    );
+  rows.push(
+    `model provider   ${stack.simulatorUrl ? `${stack.simulatorUrl}/v1 (llm-simulator; stats at /_sim/stats)` : process.env.LLM_BASE_URL}`,
+  );
   if (stack.collectorUrl) rows.push(`trace-collector  ${stack.collectorUrl}/stats`);
   rows.push(`workers          ${WORKER_SERVICES.map((n) => `${n} x${count(n)}`).join(", ")}`);
   for (const name of WORKER_SERVICES) {
@@ -56,7 +65,9 @@ async function printSummary(stack: Stack, redisUrl: string): Promise<void> {
   rows.push(`jaeger           ${jaeger}`);
   console.log(`\ntracelane is up\n${rows.map((r) => `  ${r}`).join("\n")}\n`);
   if (stack.apiUrl) {
-    console.log(`  try: curl -s ${stack.apiUrl}/v1/research -H 'content-type: application/json' -d '{"query":"Why did solar panel prices fall?"}'\n`);
+    console.log(
+      `  try: curl -s ${stack.apiUrl}/v1/research -H 'content-type: application/json' -d '{"query":"Why did solar panel prices fall?"}'\n`,
+    );
   }
   console.log(`api: ${stack.apiUrl ?? "(not started)"}`);
   console.log("Ctrl-C (or SIGTERM to pnpm) stops everything.\n");
@@ -111,7 +122,9 @@ async function main(): Promise<number> {
       // The services write into pipes; a person at a terminal still gets readable lines.
       LOG_FORMAT: process.env.LOG_FORMAT ?? (process.stdout.isTTY ? "pretty" : "json"),
       // The simulator answers with a realistic delay, as under docker compose.
-      ...(externalProvider ? {} : { LLM_SIM_LATENCY_MS: process.env.LLM_SIM_LATENCY_MS ?? "400", LLM_SIM_JITTER_MS: process.env.LLM_SIM_JITTER_MS ?? "300" }),
+      ...(externalProvider
+        ? {}
+        : { LLM_SIM_LATENCY_MS: process.env.LLM_SIM_LATENCY_MS ?? "400", LLM_SIM_JITTER_MS: process.env.LLM_SIM_JITTER_MS ?? "300" }),
     },
     serviceEnv: Object.fromEntries(Object.entries(ports).map(([name, port]) => [name, { PORT: String(port) }])),
     echo: prefixer(opts),

@@ -16,9 +16,16 @@ import { pathToFileURL } from "node:url";
 import { Redis } from "ioredis";
 import { loadPriceTable } from "@tracelane/pricing";
 import { startRedisServer } from "@tracelane/testkit";
-import { CollectorStats, createAssembler, createStreamHandler, decodeOtlpJson, DEFAULT_RULES, StreamConsumer } from "@tracelane/trace-collector";
+import {
+  CollectorStats,
+  createAssembler,
+  createStreamHandler,
+  decodeOtlpJson,
+  DEFAULT_RULES,
+  StreamConsumer,
+} from "@tracelane/trace-collector";
 import { pipelineTrace, toStreamEntries } from "@tracelane/trace-collector/testing";
-import { createTraceReader, type TraceReader } from "@tracelane/trace-store";
+import { createTraceReader } from "@tracelane/trace-store";
 
 export interface BenchCollectorOptions {
   redisUrl: string;
@@ -63,27 +70,6 @@ async function readAll(redis: Redis, stream: string, batch: number, each: (otlp:
   }
 }
 
-/**
- * "Span end -> trace queryable" lag for one trace: polls the reader until the trace holds
- * `expectedSpans` spans and returns now minus `lastSpanEndMs` (ms). For the full-pipeline
- * saturation benchmark.
- */
-export async function measureQueryableLag(
-  reader: TraceReader,
-  traceId: string,
-  expectedSpans: number,
-  lastSpanEndMs: number,
-  opts: { timeoutMs?: number; pollMs?: number } = {},
-): Promise<number> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
-  for (;;) {
-    const t = await reader.getTrace(traceId);
-    if (t && t.summary.spanCount >= expectedSpans) return Date.now() - lastSpanEndMs;
-    if (Date.now() > deadline) throw new Error(`trace ${traceId} not queryable with ${expectedSpans} spans after ${opts.timeoutMs ?? 60_000} ms`);
-    await new Promise((r) => setTimeout(r, opts.pollMs ?? 5));
-  }
-}
-
 /** JIT warm-up: a few thousand spans through the same code under a throwaway prefix (not timed). */
 async function warmUp(redis: Redis, consumerRedis: Redis, prefix: string, batchSize: number): Promise<void> {
   const stream = `${prefix}-spans`;
@@ -122,8 +108,22 @@ export async function benchCollector(opts: BenchCollectorOptions): Promise<Recor
       const t = pipelineTrace({
         startMs: start + i * 3,
         stages: [
-          { stage: "analysis", model: "gpt-4.1", inputTokens: 1_200 + (i % 7) * 100, outputTokens: 400, latencyMs: 600 + (i % 13) * 40, resends: i % 25 === 0 ? 1 : 0 },
-          { stage: "factcheck", model: "gpt-4.1-mini", inputTokens: 1_800, outputTokens: 250, latencyMs: 350 + (i % 11) * 30, attempts: i % 50 === 0 ? 2 : 1 },
+          {
+            stage: "analysis",
+            model: "gpt-4.1",
+            inputTokens: 1_200 + (i % 7) * 100,
+            outputTokens: 400,
+            latencyMs: 600 + (i % 13) * 40,
+            resends: i % 25 === 0 ? 1 : 0,
+          },
+          {
+            stage: "factcheck",
+            model: "gpt-4.1-mini",
+            inputTokens: 1_800,
+            outputTokens: 250,
+            latencyMs: 350 + (i % 11) * 30,
+            attempts: i % 50 === 0 ? 2 : 1,
+          },
           { stage: "synthesis", model: "gemini-2.5-flash", inputTokens: 2_500, outputTokens: 900, latencyMs: i % 97 === 0 ? 2_600 : 900 },
         ],
       });

@@ -36,7 +36,9 @@ const rounds = sizeFromEnv("BENCH_ROUNDS", 2);
 const stallMs = stallTimeoutMsFromEnv();
 // A run counts completions on the synthesis queue, which keeps the last 10,000 completed jobs.
 if (sequential + saturation + PIPELINE_WARM_UP > 10_000) {
-  console.error(`BENCH_SEQUENTIAL + BENCH_JOBS may be at most ${10_000 - PIPELINE_WARM_UP}: a run counts completed jobs and a queue keeps the last 10,000`);
+  console.error(
+    `BENCH_SEQUENTIAL + BENCH_JOBS may be at most ${10_000 - PIPELINE_WARM_UP}: a run counts completed jobs and a queue keeps the last 10,000`,
+  );
   process.exit(2);
 }
 
@@ -63,7 +65,9 @@ function printCpuSplit(columns: Array<[string, Record<string, number> | undefine
 
 const redis = process.env.REDIS_URL ? undefined : await startRedisServer();
 const redisUrl = process.env.REDIS_URL ?? redis!.url;
-console.log(`bench: ${sequential} sequential, ${saturation} at saturation, ${rounds} rounds of tracelane on/off, worker concurrency ${concurrency}, redis ${redisUrl}`);
+console.log(
+  `bench: ${sequential} sequential, ${saturation} at saturation, ${rounds} rounds of tracelane on/off, worker concurrency ${concurrency}, redis ${redisUrl}`,
+);
 
 try {
   const raw = await benchRawChain(redisUrl, { sequential, saturation, concurrency });
@@ -73,14 +77,25 @@ try {
   const sim = await startStack({ redisUrl, replicas: { "llm-simulator": 1 }, env: { LOG_LEVEL: "warn" } });
   // The stage workers' transport (undici's Agent), so the difference is what tracelane adds.
   const simFetch = createKeepAliveFetch();
-  const client = new OpenAI({ baseURL: `${sim.simulatorUrl}/v1`, apiKey: "sk-simulator", maxRetries: 0, timeout: stallMs, fetch: simFetch });
+  const client = new OpenAI({
+    baseURL: `${sim.simulatorUrl}/v1`,
+    apiKey: "sk-simulator",
+    maxRetries: 0,
+    timeout: stallMs,
+    fetch: simFetch,
+  });
   const models = ["gpt-4.1", "gemini-2.5-flash", "deepseek-v3.2"];
   const rawWithModel = await benchRawChain(redisUrl, {
     sequential,
     saturation,
     concurrency,
     extraPids: { "llm-simulator": sim.byService("llm-simulator")[0]!.child.pid! },
-    modelCall: (stage) => client.chat.completions.create({ model: models[stage]!, messages: [{ role: "user", content: `stage ${stage} question` }], max_tokens: 1024 }),
+    modelCall: (stage) =>
+      client.chat.completions.create({
+        model: models[stage]!,
+        messages: [{ role: "user", content: `stage ${stage} question` }],
+        max_tokens: 1024,
+      }),
   }).finally(async () => {
     await sim.stop();
     await simFetch.close();
@@ -105,10 +120,42 @@ try {
     table(
       ["", "p50 ms", "p95 ms", "p99 ms", "pipelines/s", "failed", "spans dropped"],
       [
-        ["raw BullMQ chain (baseline)", f(raw.oneInFlight.p50), f(raw.oneInFlight.p95), f(raw.oneInFlight.p99), f(raw.throughputPerSec), "-", "-"],
-        ["raw chain + 3 openai calls", f(rawWithModel.oneInFlight.p50), f(rawWithModel.oneInFlight.p95), f(rawWithModel.oneInFlight.p99), f(rawWithModel.throughputPerSec), "-", "-"],
-        ["tracelane, tracing on", f(on.oneInFlight.p50), f(on.oneInFlight.p95), f(on.oneInFlight.p99), f(on.throughputPerSec), on.failed, on.droppedSpans],
-        ["tracelane, OTEL_SDK_DISABLED", f(off.oneInFlight.p50), f(off.oneInFlight.p95), f(off.oneInFlight.p99), f(off.throughputPerSec), off.failed, "-"],
+        [
+          "raw BullMQ chain (baseline)",
+          f(raw.oneInFlight.p50),
+          f(raw.oneInFlight.p95),
+          f(raw.oneInFlight.p99),
+          f(raw.throughputPerSec),
+          "-",
+          "-",
+        ],
+        [
+          "raw chain + 3 openai calls",
+          f(rawWithModel.oneInFlight.p50),
+          f(rawWithModel.oneInFlight.p95),
+          f(rawWithModel.oneInFlight.p99),
+          f(rawWithModel.throughputPerSec),
+          "-",
+          "-",
+        ],
+        [
+          "tracelane, tracing on",
+          f(on.oneInFlight.p50),
+          f(on.oneInFlight.p95),
+          f(on.oneInFlight.p99),
+          f(on.throughputPerSec),
+          on.failed,
+          on.droppedSpans,
+        ],
+        [
+          "tracelane, OTEL_SDK_DISABLED",
+          f(off.oneInFlight.p50),
+          f(off.oneInFlight.p95),
+          f(off.oneInFlight.p99),
+          f(off.throughputPerSec),
+          off.failed,
+          "-",
+        ],
       ],
     ),
   );
@@ -148,7 +195,9 @@ try {
   );
   console.log(`target >= 20,000 spans/s: ${collector.meetsTarget}`);
 } catch (err) {
-  console.error(`\nbench failed: ${err instanceof BenchRunError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  console.error(
+    `\nbench failed: ${err instanceof BenchRunError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+  );
   process.exitCode = 1;
 } finally {
   await redis?.destroy();

@@ -1,6 +1,6 @@
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { isolatedRun, ONE_OF_EACH, startStack, type Stack } from "@tracelane/launcher";
+import { isolatedRun, ONE_OF_EACH, startStack, WORKER_SERVICES, type Stack } from "@tracelane/launcher";
 import { QUEUE_NAMES, STAGES } from "@tracelane/queue-contract";
 import { ResearchStore, researchKeys } from "@tracelane/research-store";
 import { createKeepAliveFetch } from "@tracelane/runtime";
@@ -47,7 +47,9 @@ export function poolRounds(results: PipelineResult[]): PipelineResult {
     droppedSpans: results.reduce((n, r) => n + r.droppedSpans, 0),
     exportedSpans: results.reduce((n, r) => n + r.exportedSpans, 0),
     failed: results.reduce((n, r) => n + r.failed, 0),
-    ...(splits.length === results.length ? { cpuPerPipeline: Object.fromEntries(names.map((n) => [n, mean(splits.map((s) => s[n] ?? 0))])) } : {}),
+    ...(splits.length === results.length
+      ? { cpuPerPipeline: Object.fromEntries(names.map((n) => [n, mean(splits.map((s) => s[n] ?? 0))])) }
+      : {}),
     ...(lags.length ? { queryableLag: { ...summarize(lags), samples: lags.length } } : {}),
     samples: { latencies, overheads, lags },
     rounds: results.map((r) => r.throughputPerSec),
@@ -98,7 +100,11 @@ export async function benchPipeline(
   // The load generator shares the two cores with the stack: keep its HTTP client cheap.
   const fetch = createKeepAliveFetch();
   const submitWithTrace = async (query: string) => {
-    const res = await fetch(`${api}/v1/research`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query }) });
+    const res = await fetch(`${api}/v1/research`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query }),
+    });
     if (res.status !== 202) throw new Error(`submit -> ${res.status} ${await res.text()}`);
     return (await res.json()) as { id: string; traceId: string | null };
   };
@@ -117,7 +123,7 @@ export async function benchPipeline(
   };
   const store = new ResearchStore(redis, { prefix: prefixes.research });
   const stageQueues = STAGES.map((stage) => new Queue(QUEUE_NAMES[stage], { connection: redis, prefix: prefixes.queue }));
-  const workers = () => [...stack.byService("analysis-worker"), ...stack.byService("factcheck-worker"), ...stack.byService("synthesis-worker")];
+  const workers = () => WORKER_SERVICES.flatMap((name) => stack.byService(name));
   const watch = await watchPipeline({
     label: opts.label,
     queues: stageQueues,
@@ -146,7 +152,9 @@ export async function benchPipeline(
           if (type === "research.completed") return type;
           if (type === "research.failed" || type === "research.cancelled") {
             const view = await store.get(id);
-            throw new BenchRunError(`${opts.label}: research ${id} ${type.slice("research.".length)}: ${view?.error ? `${view.error.stage}: ${view.error.type}: ${view.error.message}` : "no error recorded"}`);
+            throw new BenchRunError(
+              `${opts.label}: research ${id} ${type.slice("research.".length)}: ${view?.error ? `${view.error.stage}: ${view.error.type}: ${view.error.message}` : "no error recorded"}`,
+            );
           }
         }
       }
@@ -160,7 +168,11 @@ export async function benchPipeline(
     const synthesis = new Queue(QUEUE_NAMES.synthesis, { connection: redis, prefix: prefixes.queue });
     const completedCount = () => synthesis.getCompletedCount();
     const warmed = (await completedCount()) + WARM_UP_BURST;
-    await mapLimit(Array.from({ length: WARM_UP_BURST }, (_, i) => i), opts.submitConcurrency, (i) => submit(`warm-up burst ${i}`));
+    await mapLimit(
+      Array.from({ length: WARM_UP_BURST }, (_, i) => i),
+      opts.submitConcurrency,
+      (i) => submit(`warm-up burst ${i}`),
+    );
     await watch.until(warmed, completedCount);
 
     const latencies: number[] = [];
@@ -184,11 +196,15 @@ export async function benchPipeline(
     const cpuBefore = cpu.available ? await cpu.snapshot() : undefined;
     const t0 = performance.now();
     const lags: Array<Promise<number>> = [];
-    await mapLimit(Array.from({ length: opts.saturation }, (_, i) => i), opts.submitConcurrency, async (i) => {
-      const { id, traceId } = await submitWithTrace(`saturation ${i}`);
-      // Sample every 40th research for the span -> queryable lag.
-      if (opts.tracing && opts.env?.TRACELANE_SPAN_STREAM_ENABLED !== "false" && traceId && i % 40 === 0) lags.push(lagOf(id, traceId));
-    });
+    await mapLimit(
+      Array.from({ length: opts.saturation }, (_, i) => i),
+      opts.submitConcurrency,
+      async (i) => {
+        const { id, traceId } = await submitWithTrace(`saturation ${i}`);
+        // Sample every 40th research for the span -> queryable lag.
+        if (opts.tracing && opts.env?.TRACELANE_SPAN_STREAM_ENABLED !== "false" && traceId && i % 40 === 0) lags.push(lagOf(id, traceId));
+      },
+    );
     await watch.until(opts.saturation, async () => (await completedCount()) - baseline);
     const seconds = (performance.now() - t0) / 1000;
     const cpuPerPipeline = cpuBefore ? await cpu.since(cpuBefore, opts.saturation) : undefined;
@@ -201,7 +217,9 @@ export async function benchPipeline(
     let droppedSpans = 0;
     let exportedSpans = 0;
     for (const w of workers()) {
-      const h = (await (await fetch(`http://127.0.0.1:${w.port}/healthz`)).json()) as { tracing?: { droppedSpans: number; exportedSpans: number } };
+      const h = (await (await fetch(`http://127.0.0.1:${w.port}/healthz`)).json()) as {
+        tracing?: { droppedSpans: number; exportedSpans: number };
+      };
       droppedSpans += h.tracing?.droppedSpans ?? 0;
       exportedSpans += h.tracing?.exportedSpans ?? 0;
     }

@@ -16,7 +16,8 @@ export interface BundleResult {
 const WORKSPACE_SCOPE = "@tracelane/";
 
 // ESM output has no `require`; CommonJS code pulled into the bundle (none today) would need one.
-const BANNER = 'import { createRequire as __tracelaneCreateRequire } from "node:module";\nconst require = __tracelaneCreateRequire(import.meta.url);';
+const BANNER =
+  'import { createRequire as __tracelaneCreateRequire } from "node:module";\nconst require = __tracelaneCreateRequire(import.meta.url);';
 
 /** `@scope/name/sub/path` -> `@scope/name`, `name/sub` -> `name`. */
 export function packageNameOf(specifier: string): string {

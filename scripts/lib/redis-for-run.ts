@@ -36,9 +36,7 @@ export async function redisForRun(log: (msg: string) => void): Promise<{ url: st
     });
     probe.on("error", () => {});
     try {
-      const timeout = new Promise<never>((_, reject) =>
-        setTimeout(() => reject(new Error("no answer")), REDIS_CONNECT_TIMEOUT_MS).unref(),
-      );
+      const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer")), REDIS_CONNECT_TIMEOUT_MS).unref());
       await Promise.race([probe.connect().then(() => probe.ping()), timeout]);
       log(`using Redis at ${redactUrl(url)}`);
       return { url };

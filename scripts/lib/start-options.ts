@@ -76,7 +76,8 @@ export function parseStartArgs(argv: string[], opts: { externalProvider: boolean
   const explicitPorts: ServiceName[] = [];
   for (const text of values.port ?? []) {
     const [name, port] = assignment("--port", text, 65_535);
-    if (serviceSpec(name).portVar !== "PORT") throw new Error(`--port ${text}: ${name} has no fixed port (workers get a free /healthz port)`);
+    if (serviceSpec(name).portVar !== "PORT")
+      throw new Error(`--port ${text}: ${name} has no fixed port (workers get a free /healthz port)`);
     ports[name] = port;
     explicitPorts.push(name);
   }

@@ -53,9 +53,7 @@ describe("a service started with a bad environment", () => {
       results.forEach(({ code, waitedMs, lines }, i) => {
         expect(code, WITH_REDIS[i]).toBe(1);
         expect(waitedMs, WITH_REDIS[i]).toBeLessThan(6_500);
-        expect(lines.at(-1)).toMatch(
-          new RegExp(`^${WITH_REDIS[i]}: cannot start: REDIS_URL: Redis at ${url} did not answer within 5 s`),
-        );
+        expect(lines.at(-1)).toMatch(new RegExp(`^${WITH_REDIS[i]}: cannot start: REDIS_URL: Redis at ${url} did not answer within 5 s`));
       });
     } finally {
       silent.close();
@@ -64,7 +62,7 @@ describe("a service started with a bad environment", () => {
 });
 
 describe("a blank variable means unset, so its default applies", () => {
-  it("api PORT=\"\" takes the default port 3000 (here held, so it fails naming PORT=3000 instead of listening anywhere)", async () => {
+  it('api PORT="" takes the default port 3000 (here held, so it fails naming PORT=3000 instead of listening anywhere)', async () => {
     // Hold 3000 so the outcome does not depend on whether something else uses it.
     const holder = net.createServer();
     await new Promise<void>((resolve) => {
@@ -80,7 +78,7 @@ describe("a blank variable means unset, so its default applies", () => {
     }
   }, 60_000);
 
-  it("a worker with WORKER_CONCURRENCY=\"\" runs with the default concurrency 8", async () => {
+  it('a worker with WORKER_CONCURRENCY="" runs with the default concurrency 8', async () => {
     let proc: ServiceProcess | undefined;
     try {
       proc = spawnService("analysis-worker", entry("analysis-worker"), {
@@ -92,7 +90,10 @@ describe("a blank variable means unset, so its default applies", () => {
         TRACELANE_QUEUE_PREFIX: `boot-${process.pid}`,
       });
       await proc.waitForOutput(/"msg":"analysis worker ready"/, 60_000);
-      const ready = proc.output().split("\n").find((l) => l.includes("analysis worker ready"))!;
+      const ready = proc
+        .output()
+        .split("\n")
+        .find((l) => l.includes("analysis worker ready"))!;
       expect(JSON.parse(ready)).toMatchObject({ concurrency: 8 });
       expect(await proc.stop("SIGTERM")).toBe(0);
     } finally {

@@ -87,11 +87,30 @@ describe("services run from their bundles with plain node", () => {
 
 describe("pnpm start", () => {
   it("runs the topology with a scaled stage, prefixes log lines by replica, and stops everything in order with exit 0 on SIGTERM", async () => {
-    const env: Record<string, string | undefined> = { ...process.env, ...isolatedEnv(), LOG_LEVEL: "info", REDIS_URL: inject("redisUrl"), NO_COLOR: "1" };
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      ...isolatedEnv(),
+      LOG_LEVEL: "info",
+      REDIS_URL: inject("redisUrl"),
+      NO_COLOR: "1",
+    };
     delete env.LLM_BASE_URL;
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", "scripts/start.ts", "--dist", "--scale", "factcheck=2", "--port", "api=0", "--port", "simulator=0", "--port", "collector=0"],
+      [
+        "--import",
+        "tsx",
+        "scripts/start.ts",
+        "--dist",
+        "--scale",
+        "factcheck=2",
+        "--port",
+        "api=0",
+        "--port",
+        "simulator=0",
+        "--port",
+        "collector=0",
+      ],
       { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] },
     );
     let out = "";
@@ -99,7 +118,10 @@ describe("pnpm start", () => {
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     try {
-      const apiUrl = await waitFor(() => /^api: (http:\/\/\S+)$/m.exec(out)?.[1], { timeoutMs: 60_000, what: `pnpm start to print the api URL. Output:\n${out}` });
+      const apiUrl = await waitFor(() => /^api: (http:\/\/\S+)$/m.exec(out)?.[1], {
+        timeoutMs: 60_000,
+        what: `pnpm start to print the api URL. Output:\n${out}`,
+      });
       expect(out).toContain(`using Redis at ${inject("redisUrl")}`);
       expect(out).toMatch(/^factcheck-worker#2 \| /m);
       expect(out).toMatch(/factcheck-worker x2/);
@@ -110,7 +132,10 @@ describe("pnpm start", () => {
 
       child.kill("SIGTERM");
       expect(await exited).toBe(0);
-      const stopLines = out.split("\n").filter((l) => /"msg":"shutting down"|shutting down/.test(l)).map((l) => l.split(" |")[0]!.trim());
+      const stopLines = out
+        .split("\n")
+        .filter((l) => /"msg":"shutting down"|shutting down/.test(l))
+        .map((l) => l.split(" |")[0]!.trim());
       // The api stops first (no new work), the simulator last.
       expect(stopLines[0]).toBe("api#1");
       expect(stopLines.at(-1)).toBe("llm-simulator#1");

@@ -14,7 +14,14 @@ import { loadEnv as loadApiEnv } from "@tracelane/api/testing";
 import { loadEnv as loadSimulatorEnv } from "@tracelane/llm-simulator/testing";
 import { loadEnv as loadCollectorEnv } from "@tracelane/trace-collector/testing";
 import { resolveTracingConfig } from "@tracelane/tracing";
-import { closureSource, documentedNames, interpolateWithDefaults, loadCompose, variablesReadIn, type ComposeTracelaneService } from "./support/compose-model.js";
+import {
+  closureSource,
+  documentedNames,
+  interpolateWithDefaults,
+  loadCompose,
+  variablesReadIn,
+  type ComposeTracelaneService,
+} from "./support/compose-model.js";
 
 const run = promisify(execFile);
 const compose = loadCompose();
@@ -48,9 +55,16 @@ describe("docker-compose.yml", () => {
     const base = ["--env-file", ".env.example", "-f", "docker-compose.yml"];
     const resolved = await run("docker-compose", [...base, "config"], { cwd: REPO_ROOT });
     const listed = await run("docker-compose", [...base, "config", "--services"], { cwd: REPO_ROOT });
-    expect(listed.stdout.trim().split("\n").sort()).toEqual(
-      ["analysis-worker", "api", "factcheck-worker", "jaeger", "llm-simulator", "redis", "synthesis-worker", "trace-collector"],
-    );
+    expect(listed.stdout.trim().split("\n").sort()).toEqual([
+      "analysis-worker",
+      "api",
+      "factcheck-worker",
+      "jaeger",
+      "llm-simulator",
+      "redis",
+      "synthesis-worker",
+      "trace-collector",
+    ]);
     const doc = parse(resolved.stdout) as { services: Record<string, { environment?: Record<string, string> }> };
     expect(doc.services["factcheck-worker"]?.environment?.LLM_BASE_URL).toBe("http://llm-simulator:4010/v1");
   });

@@ -22,27 +22,42 @@ function envExampleRows(): Map<string, string> {
 describe("the pipeline definition and the repository agree", () => {
   const compose = loadCompose();
 
-  it.each(RESEARCH_PIPELINE.stages.map((s) => [s.stage, s] as const))("stage %s has its worker folder with its prompt", async (_name, stage) => {
-    expect(existsSync(path.join(REPO_ROOT, stage.promptModule)), stage.promptModule).toBe(true);
-    const text = readFileSync(path.join(REPO_ROOT, stage.promptModule), "utf8");
-    expect(text, `${stage.promptModule} defines the prompt of stage "${stage.stage}"`).toMatch(new RegExp(`stage:\\s*"${stage.stage}"`));
-    expect(existsSync(path.join(REPO_ROOT, "services", stage.service, "src/index.ts"))).toBe(true);
-  });
+  it.each(RESEARCH_PIPELINE.stages.map((s) => [s.stage, s] as const))(
+    "stage %s has its worker folder with its prompt",
+    async (_name, stage) => {
+      expect(existsSync(path.join(REPO_ROOT, stage.promptModule)), stage.promptModule).toBe(true);
+      const text = readFileSync(path.join(REPO_ROOT, stage.promptModule), "utf8");
+      expect(text, `${stage.promptModule} defines the prompt of stage "${stage.stage}"`).toMatch(new RegExp(`stage:\\s*"${stage.stage}"`));
+      expect(existsSync(path.join(REPO_ROOT, "services", stage.service, "src/index.ts"))).toBe(true);
+    },
+  );
 
-  it.each(RESEARCH_PIPELINE.stages.map((s) => [s.stage, s] as const))("stage %s has a .env.example row for each of its variables, with its default model", (_name, stage) => {
-    const rows = envExampleRows();
-    const own = stageEnvNames(stage.stage).filter((n) => n.startsWith(`${stage.envPrefix}_`));
-    expect(own).toEqual([`${stage.envPrefix}_MODEL`, `${stage.envPrefix}_FALLBACK_MODEL`, `${stage.envPrefix}_LLM_BASE_URL`, `${stage.envPrefix}_LLM_API_KEY`, `${stage.envPrefix}_PROVIDER`]);
-    for (const name of own) expect(rows.has(name), `.env.example lacks "# ${name}="`).toBe(true);
-    expect(rows.get(`${stage.envPrefix}_MODEL`)).toBe(stage.defaultModel);
-  });
+  it.each(RESEARCH_PIPELINE.stages.map((s) => [s.stage, s] as const))(
+    "stage %s has a .env.example row for each of its variables, with its default model",
+    (_name, stage) => {
+      const rows = envExampleRows();
+      const own = stageEnvNames(stage.stage).filter((n) => n.startsWith(`${stage.envPrefix}_`));
+      expect(own).toEqual([
+        `${stage.envPrefix}_MODEL`,
+        `${stage.envPrefix}_FALLBACK_MODEL`,
+        `${stage.envPrefix}_LLM_BASE_URL`,
+        `${stage.envPrefix}_LLM_API_KEY`,
+        `${stage.envPrefix}_PROVIDER`,
+      ]);
+      for (const name of own) expect(rows.has(name), `.env.example lacks "# ${name}="`).toBe(true);
+      expect(rows.get(`${stage.envPrefix}_MODEL`)).toBe(stage.defaultModel);
+    },
+  );
 
-  it.each(RESEARCH_PIPELINE.stages.map((s) => [s.stage, s] as const))("stage %s has its compose service running its worker with its default model", (_name, stage) => {
-    const svc = compose.tracelane.find((s) => s.service === stage.service);
-    expect(svc, `docker-compose.yml has no service running services/${stage.service}`).toBeDefined();
-    expect(svc!.environment[`${stage.envPrefix}_MODEL`]).toBe(stage.defaultModel);
-    expect(svc!.environment.OTEL_SERVICE_NAME).toBe(stage.service);
-  });
+  it.each(RESEARCH_PIPELINE.stages.map((s) => [s.stage, s] as const))(
+    "stage %s has its compose service running its worker with its default model",
+    (_name, stage) => {
+      const svc = compose.tracelane.find((s) => s.service === stage.service);
+      expect(svc, `docker-compose.yml has no service running services/${stage.service}`).toBeDefined();
+      expect(svc!.environment[`${stage.envPrefix}_MODEL`]).toBe(stage.defaultModel);
+      expect(svc!.environment.OTEL_SERVICE_NAME).toBe(stage.service);
+    },
+  );
 
   it("gives the launcher one worker per stage, started after the api and stopped in pipeline order after it", () => {
     const workers = SERVICES.filter((s) => s.stage !== undefined);

@@ -16,7 +16,9 @@ describe("SHUTDOWN_GRACE_MS", () => {
     try {
       await sim.waitForOutput(/llm-simulator listening/, 60_000);
       const client = new OpenAI({ apiKey: "sk-simulator", baseURL: `http://127.0.0.1:${port}/v1`, maxRetries: 0 });
-      const hung = client.chat.completions.create({ model: "gpt-4.1", messages: [{ role: "user", content: "[[sim:fault=hang]]" }] }).catch((e: unknown) => e);
+      const hung = client.chat.completions
+        .create({ model: "gpt-4.1", messages: [{ role: "user", content: "[[sim:fault=hang]]" }] })
+        .catch((e: unknown) => e);
       await new Promise((r) => setTimeout(r, 200));
       expect(await sim.stop("SIGTERM")).toBe(1);
       expect(sim.output()).toMatch(/"graceMs":300,"msg":"shutdown grace period exceeded \(SHUTDOWN_GRACE_MS\), exiting"/);

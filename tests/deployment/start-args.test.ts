@@ -16,7 +16,13 @@ describe("pnpm start arguments", () => {
 
   it("scales a service named by its stage, its short name or its full name, repeatably", () => {
     const opts = parse(["--scale", "factcheck=3", "--scale=analysis-worker=2", "--scale", "collector=2", "--scale", "synthesis=0"]);
-    expect(opts.replicas).toMatchObject({ "factcheck-worker": 3, "analysis-worker": 2, "trace-collector": 2, "synthesis-worker": 0, api: 1 });
+    expect(opts.replicas).toMatchObject({
+      "factcheck-worker": 3,
+      "analysis-worker": 2,
+      "trace-collector": 2,
+      "synthesis-worker": 0,
+      api: 1,
+    });
   });
 
   it("leaves the simulator out when LLM_BASE_URL names another provider, unless asked for", () => {

@@ -26,79 +26,97 @@ const firstLineOf = (output: string, service: string, pattern: RegExp) =>
   output.split("\n").findIndex((line) => line.startsWith(`${service}#1 `) && pattern.test(line));
 
 describe("pnpm start", () => {
-  it("stops the whole stack in order, private redis-server included, when pnpm gets SIGTERM (pnpm does not pass it on)", async () => {
-    let tree: number[] = [];
-    const pnpm = spawnCollecting(process.execPath, [pnpmPath(), "start", ...ANY_PORTS], cleanEnv());
-    try {
-      await pnpm.waitFor(/^Ctrl-C .* stops everything/m, UP_MS);
-      tree = descendants(pnpm.child.pid!);
-      const commands = tree.map(commandLine);
-      for (const service of SERVICES) expect(commands.some((c) => c.includes(`services/${service.name}/src/index.ts`)), service.name).toBe(true);
-      expect(commands.some((c) => c.startsWith("redis-server"))).toBe(true);
+  it(
+    "stops the whole stack in order, private redis-server included, when pnpm gets SIGTERM (pnpm does not pass it on)",
+    async () => {
+      let tree: number[] = [];
+      const pnpm = spawnCollecting(process.execPath, [pnpmPath(), "start", ...ANY_PORTS], cleanEnv());
+      try {
+        await pnpm.waitFor(/^Ctrl-C .* stops everything/m, UP_MS);
+        tree = descendants(pnpm.child.pid!);
+        const commands = tree.map(commandLine);
+        for (const service of SERVICES)
+          expect(
+            commands.some((c) => c.includes(`services/${service.name}/src/index.ts`)),
+            service.name,
+          ).toBe(true);
+        expect(commands.some((c) => c.startsWith("redis-server"))).toBe(true);
 
-      // A person watching sees one line per completed job: stage, replica, research, latency, cost.
-      const api = /^api: (http:\/\/\S+)$/m.exec(pnpm.output())![1]!;
-      const res = await fetch(`${api}/v1/research`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ query: "Why did solar panel prices fall?" }),
-      });
-      const { id } = (await res.json()) as { id: string };
-      await pnpm.waitFor(/"msg":"synthesis job completed: /, 60_000);
-      const completed = pnpm
-        .output()
-        .split("\n")
-        .filter((line) => line.includes(" job completed"))
-        .map((line) => JSON.parse(line.slice(line.indexOf("| ") + 2)) as Record<string, unknown>);
-      expect(completed.map((l) => l.stage)).toEqual(["analysis", "factcheck", "synthesis"]);
-      for (const line of completed) {
-        expect(line).toMatchObject({ level: 30, researchId: id, replica: expect.stringMatching(/-\d+$/) });
-        expect(line.latencyMs).toBeGreaterThan(0);
-        expect(line.costUsd).toBeGreaterThan(0);
+        // A person watching sees one line per completed job: stage, replica, research, latency, cost.
+        const api = /^api: (http:\/\/\S+)$/m.exec(pnpm.output())![1]!;
+        const res = await fetch(`${api}/v1/research`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ query: "Why did solar panel prices fall?" }),
+        });
+        const { id } = (await res.json()) as { id: string };
+        await pnpm.waitFor(/"msg":"synthesis job completed: /, 60_000);
+        const completed = pnpm
+          .output()
+          .split("\n")
+          .filter((line) => line.includes(" job completed"))
+          .map((line) => JSON.parse(line.slice(line.indexOf("| ") + 2)) as Record<string, unknown>);
+        expect(completed.map((l) => l.stage)).toEqual(["analysis", "factcheck", "synthesis"]);
+        for (const line of completed) {
+          expect(line).toMatchObject({ level: 30, researchId: id, replica: expect.stringMatching(/-\d+$/) });
+          expect(line.latencyMs).toBeGreaterThan(0);
+          expect(line.costUsd).toBeGreaterThan(0);
+        }
+
+        process.kill(pnpm.child.pid!, "SIGTERM");
+        expect(await waitUntilGone(tree, GONE_MS)).toEqual([]);
+
+        const out = pnpm.output();
+        expect(out).toMatch(/the parent process \(pnpm\) exited: stopping the api, then the workers/);
+        expect(out).toMatch(/stopped everything pnpm start started/);
+        // In order: each service logged its own shutdown, the api first and the simulator last.
+        const order = STOP_ORDER.map((name) => firstLineOf(out, name, /"msg":"shutdown complete"/));
+        expect(
+          order.every((i) => i >= 0),
+          `every service logged "shutdown complete":\n${out.slice(-4000)}`,
+        ).toBe(true);
+        expect([...order].sort((a, b) => a - b)).toEqual(order);
+      } finally {
+        killAll([...tree, pnpm.child.pid!]);
       }
+    },
+    UP_MS + GONE_MS + 30_000,
+  );
 
-      process.kill(pnpm.child.pid!, "SIGTERM");
-      expect(await waitUntilGone(tree, GONE_MS)).toEqual([]);
-
-      const out = pnpm.output();
-      expect(out).toMatch(/the parent process \(pnpm\) exited: stopping the api, then the workers/);
-      expect(out).toMatch(/stopped everything pnpm start started/);
-      // In order: each service logged its own shutdown, the api first and the simulator last.
-      const order = STOP_ORDER.map((name) => firstLineOf(out, name, /"msg":"shutdown complete"/));
-      expect(order.every((i) => i >= 0), `every service logged "shutdown complete":\n${out.slice(-4000)}`).toBe(true);
-      expect([...order].sort((a, b) => a - b)).toEqual(order);
-    } finally {
-      killAll([...tree, pnpm.child.pid!]);
-    }
-  }, UP_MS + GONE_MS + 30_000);
-
-  it("stops everything on Ctrl-C (SIGINT to the terminal's process group)", async () => {
-    let tree: number[] = [];
-    const pnpm = spawnCollecting(
-      process.execPath,
-      [pnpmPath(), "start", ...ANY_PORTS, "--scale", "analysis=0", "--scale", "factcheck=0", "--scale", "synthesis=0"],
-      { ...cleanEnv(), REDIS_URL: inject("redisUrl") },
-    );
-    try {
-      await pnpm.waitFor(/tracelane is up/, UP_MS);
-      tree = descendants(pnpm.child.pid!);
-      expect(tree.map(commandLine).filter((c) => /services\/.*\/src\/index\.ts/.test(c))).toHaveLength(3);
-      // A terminal sends SIGINT to every process of its foreground group: pnpm, sh and the launcher.
-      process.kill(-pnpm.child.pid!, "SIGINT");
-      expect(await waitUntilGone(tree, GONE_MS)).toEqual([]);
-      expect(pnpm.output()).toMatch(/SIGINT: stopping the api/);
-      expect(pnpm.output()).toMatch(/stopped everything pnpm start started/);
-    } finally {
-      killAll([...tree, pnpm.child.pid!]);
-    }
-  }, UP_MS + GONE_MS + 30_000);
+  it(
+    "stops everything on Ctrl-C (SIGINT to the terminal's process group)",
+    async () => {
+      let tree: number[] = [];
+      const pnpm = spawnCollecting(
+        process.execPath,
+        [pnpmPath(), "start", ...ANY_PORTS, "--scale", "analysis=0", "--scale", "factcheck=0", "--scale", "synthesis=0"],
+        { ...cleanEnv(), REDIS_URL: inject("redisUrl") },
+      );
+      try {
+        await pnpm.waitFor(/tracelane is up/, UP_MS);
+        tree = descendants(pnpm.child.pid!);
+        expect(tree.map(commandLine).filter((c) => /services\/.*\/src\/index\.ts/.test(c))).toHaveLength(3);
+        // A terminal sends SIGINT to every process of its foreground group: pnpm, sh and the launcher.
+        process.kill(-pnpm.child.pid!, "SIGINT");
+        expect(await waitUntilGone(tree, GONE_MS)).toEqual([]);
+        expect(pnpm.output()).toMatch(/SIGINT: stopping the api/);
+        expect(pnpm.output()).toMatch(/stopped everything pnpm start started/);
+      } finally {
+        killAll([...tree, pnpm.child.pid!]);
+      }
+    },
+    UP_MS + GONE_MS + 30_000,
+  );
 
   it("fails naming an explicit REDIS_URL that does not answer, within 5 s of saying it connects, and starts no private Redis", async () => {
     // Accepts the TCP connection and never answers: the slowest way for a Redis to be missing.
     const silent = net.createServer(() => undefined);
     await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
     const url = `redis://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
-    const start = spawnCollecting(process.execPath, ["--import", "tsx", "scripts/start.ts", ...ANY_PORTS], { ...cleanEnv(), REDIS_URL: url });
+    const start = spawnCollecting(process.execPath, ["--import", "tsx", "scripts/start.ts", ...ANY_PORTS], {
+      ...cleanEnv(),
+      REDIS_URL: url,
+    });
     try {
       await start.waitFor(new RegExp(`connecting to redis at ${url}`), 60_000);
       const connecting = Date.now();

@@ -34,7 +34,11 @@ describe("pnpm test:repeat", () => {
   it("refuses a missing file or a bad count with usage and exit 2", () => {
     const missing = repeat("tests/nope.test.ts");
     expect(missing.status).toBe(2);
-    expect(missing.stderr).toMatch(/no such file: tests\/nope\.test\.ts\nusage: pnpm test:repeat <test file> \[runs, default 10\] \[--bail\]/);
-    expect(repeat("tests/deployment/fixtures/fails-on-even-runs.test.ts", "zero").stderr).toMatch(/runs must be a whole number of at least 1, got "zero"/);
+    expect(missing.stderr).toMatch(
+      /no such file: tests\/nope\.test\.ts\nusage: pnpm test:repeat <test file> \[runs, default 10\] \[--bail\]/,
+    );
+    expect(repeat("tests/deployment/fixtures/fails-on-even-runs.test.ts", "zero").stderr).toMatch(
+      /runs must be a whole number of at least 1, got "zero"/,
+    );
   });
 });

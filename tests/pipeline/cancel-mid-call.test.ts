@@ -37,10 +37,13 @@ describe("cancel while a stage runs", () => {
     });
 
     // The call in flight still finishes and is paid for: the worker records it on the cancelled stage.
-    const view = await waitFor(async () => {
-      const v = await ctx.pipeline.store.get(id);
-      return v?.stages.factcheck.usage ? v : undefined;
-    }, { what: "the factcheck call to be recorded" });
+    const view = await waitFor(
+      async () => {
+        const v = await ctx.pipeline.store.get(id);
+        return v?.stages.factcheck.usage ? v : undefined;
+      },
+      { what: "the factcheck call to be recorded" },
+    );
     const { analysis, factcheck, synthesis } = view.stages;
     expect(factcheck).toMatchObject({ status: "cancelled", model: "gemini-2.5-flash", attempts: 1 });
     expect(factcheck.latencyMs).toBeGreaterThanOrEqual(1_500);
@@ -58,7 +61,9 @@ describe("cancel while a stage runs", () => {
     const process = trace.one("process research-factcheck", SpanKind.CONSUMER);
     expect(process.status).toEqual({ code: SpanStatusCode.ERROR, message: "cancelled: research cancelled while the stage ran" });
     expect(process.attributes[ATTR_ERROR_TYPE]).toBe("cancelled");
-    expect(process.events.map((e) => [e.name, e.attributes?.[ATTR_CANCEL_REASON]])).toEqual([["cancelled", "research cancelled while the stage ran"]]);
+    expect(process.events.map((e) => [e.name, e.attributes?.[ATTR_CANCEL_REASON]])).toEqual([
+      ["cancelled", "research cancelled while the stage ran"],
+    ]);
     // The model call itself succeeded; nothing was published after it.
     const chat = trace.one("chat gemini-2.5-flash", SpanKind.CLIENT);
     expect(chat.status.code).toBe(SpanStatusCode.OK);

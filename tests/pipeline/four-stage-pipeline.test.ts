@@ -34,7 +34,10 @@ afterAll(async () => {
 describe("a pipeline with a fourth stage, from the definition alone", () => {
   it("runs a research through all four stages and shows four rows and four outputs in its view", async () => {
     // options.models takes the new stage too: the request schema follows the definition.
-    const submitted = await api.submit({ query: "What limits grid-scale battery storage?", options: { models: { review: "gpt-4.1-nano" } } });
+    const submitted = await api.submit({
+      query: "What limits grid-scale battery storage?",
+      options: { models: { review: "gpt-4.1-nano" } },
+    });
     expect(submitted.status, JSON.stringify(submitted.body)).toBe(202);
     const id = submitted.body.id;
     const view = await pipeline.waitForFinal(id);
@@ -71,7 +74,11 @@ describe("a pipeline with a fourth stage, from the definition alone", () => {
       const res = await apiClient(shipped.apiUrl).submit({ query: "q", options: { models: { review: "gpt-4.1-nano" } } });
       expect(res.status).toBe(400);
       expect(res.body).toMatchObject({
-        error: { details: [{ path: "options.models.review", message: 'unknown field "review"; allowed fields here: analysis, factcheck, synthesis' }] },
+        error: {
+          details: [
+            { path: "options.models.review", message: 'unknown field "review"; allowed fields here: analysis, factcheck, synthesis' },
+          ],
+        },
       });
     } finally {
       await shipped.close();

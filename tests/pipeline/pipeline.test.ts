@@ -48,7 +48,11 @@ describe("research pipeline", () => {
 
     let totalNano = 0;
     let previousEnd = view.createdAt;
-    for (const [stage, model] of [["analysis", "gpt-4.1"], ["factcheck", "gemini-2.5-flash"], ["synthesis", "deepseek-v3.2"]] as const) {
+    for (const [stage, model] of [
+      ["analysis", "gpt-4.1"],
+      ["factcheck", "gemini-2.5-flash"],
+      ["synthesis", "deepseek-v3.2"],
+    ] as const) {
       const s = view.stages[stage];
       expect(s.status).toBe("completed");
       expect(s.model).toBe(model);

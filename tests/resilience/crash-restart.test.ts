@@ -120,7 +120,9 @@ describe("Redis restart", () => {
 
   it("reconnects every service and completes every job in flight exactly once", async () => {
     const api = apiClient(stack.apiUrl!);
-    const ids = await Promise.all(Array.from({ length: 10 }, async (_, i) => (await api.submit({ query: `Across a restart ${i}` })).body.id));
+    const ids = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => (await api.submit({ query: `Across a restart ${i}` })).body.id),
+    );
     await new Promise((r) => setTimeout(r, 400));
     await redis.stop();
     await new Promise((r) => setTimeout(r, 1_500));

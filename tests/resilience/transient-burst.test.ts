@@ -84,7 +84,11 @@ describe("a burst of connection resets under concurrent model calls", () => {
     expect(Object.values(sim.faults).reduce((a, b) => a + b, 0)).toBe(0);
     expect(sim.requests).toBe(RESEARCHES * 3);
 
-    const health = (await (await fetch(`http://127.0.0.1:${healthPort}/healthz`)).json()) as { status: string; openCircuits: string[]; circuits: Record<string, string> };
+    const health = (await (await fetch(`http://127.0.0.1:${healthPort}/healthz`)).json()) as {
+      status: string;
+      openCircuits: string[];
+      circuits: Record<string, string>;
+    };
     expect(health.status).toBe("ok");
     expect(health.openCircuits).toEqual([]);
     expect(health.circuits).toEqual({ [`${proxy.url}/v1|gpt-4.1`]: "closed" });

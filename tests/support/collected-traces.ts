@@ -30,7 +30,15 @@ export async function waitForCollectedTrace(apiUrl: string, traceId: string, spa
     },
     { timeoutMs, intervalMs: 100, what: `trace ${traceId} with ${spanCount} spans from the collector` },
   ).catch((err: Error) => {
-    throw new Error(`${err.message}; last seen: ${last ? `${last.summary.spanCount} spans: ${flattenTree(last.tree).map((s) => s.name).join(", ")}` : "404"}`);
+    throw new Error(
+      `${err.message}; last seen: ${
+        last
+          ? `${last.summary.spanCount} spans: ${flattenTree(last.tree)
+              .map((s) => s.name)
+              .join(", ")}`
+          : "404"
+      }`,
+    );
   });
   return { ...found, spans: flattenTree(found.body.tree) };
 }
@@ -62,7 +70,13 @@ export async function readSpanStream(redis: Redis, stream: string): Promise<{ en
       const service = rs.resource.attributes.find((a) => a.key === "service.name")?.value.stringValue ?? "unknown_service";
       for (const ss of rs.scopeSpans) {
         for (const s of ss.spans) {
-          spans.push({ traceId: s.traceId, spanId: s.spanId, name: s.name, service, ...(s.parentSpanId ? { parentSpanId: s.parentSpanId } : {}) });
+          spans.push({
+            traceId: s.traceId,
+            spanId: s.spanId,
+            name: s.name,
+            service,
+            ...(s.parentSpanId ? { parentSpanId: s.parentSpanId } : {}),
+          });
         }
       }
     }
@@ -92,7 +106,7 @@ export async function spawnCollector(env: Record<string, string>): Promise<Servi
     );
   } catch (err) {
     await proc.stop("SIGTERM");
-    throw new Error(`${(err as Error).message}\n${proc.output().slice(-2000)}`);
+    throw new Error(`${(err as Error).message}\n${proc.output().slice(-2000)}`, { cause: err });
   }
   return Object.assign(proc, { url });
 }

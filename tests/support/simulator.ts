@@ -1,5 +1,7 @@
 /** The simulator's counters: requests per model (faulted ones included) and faults by kind. */
-export async function simulatorStats(base: string): Promise<{ requests: number; byModel: Record<string, number>; faults: Record<string, number> }> {
+export async function simulatorStats(
+  base: string,
+): Promise<{ requests: number; byModel: Record<string, number>; faults: Record<string, number> }> {
   const res = await fetch(`${base}/_sim/stats`);
   const body = (await res.json()) as { requests: number; faults: Record<string, number>; models: Record<string, { requests: number }> };
   return {

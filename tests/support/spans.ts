@@ -10,7 +10,9 @@ export class TraceSpans {
   one(name: string, kind?: SpanKind): ReadableSpan {
     const found = this.all(name, kind);
     if (found.length !== 1) {
-      throw new Error(`expected one span "${name}"${kind !== undefined ? ` of kind ${SpanKind[kind]}` : ""}, found ${found.length}; trace has:\n${this.describe()}`);
+      throw new Error(
+        `expected one span "${name}"${kind !== undefined ? ` of kind ${SpanKind[kind]}` : ""}, found ${found.length}; trace has:\n${this.describe()}`,
+      );
     }
     return found[0]!;
   }
@@ -52,7 +54,7 @@ export async function waitForTrace(tracing: InMemoryTracing, traceId: string, co
   try {
     await waitFor(() => ofTrace().length >= count, { timeoutMs, intervalMs: 20, what: `${count} spans of trace ${traceId}` });
   } catch (err) {
-    throw new Error(`${(err as Error).message}; have ${ofTrace().length}:\n${new TraceSpans(ofTrace()).describe()}`);
+    throw new Error(`${(err as Error).message}; have ${ofTrace().length}:\n${new TraceSpans(ofTrace()).describe()}`, { cause: err });
   }
   await new Promise((r) => setTimeout(r, 150));
   return new TraceSpans(ofTrace());

@@ -58,11 +58,21 @@ describe("anomalies: one per model call, with its stage, attempts and the advice
     const { anomalies, spans } = await anomaliesOf("Why is the sky blue? [[sim:fault=500;model=gpt-4.1;times=3]]", "failed");
     // The trace holds three HTTP attempts under the one model call...
     const chat = spans.find((s) => s.name === "chat gpt-4.1")!;
-    expect(spans.filter((s) => s.parentSpanId === chat.spanId).map((s) => s.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE])).toEqual([500, 500, 500]);
+    expect(spans.filter((s) => s.parentSpanId === chat.spanId).map((s) => s.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE])).toEqual([
+      500, 500, 500,
+    ]);
     expect(chat.durationMs).toBeGreaterThan(200); // the backoff alone makes it "slow"
     // ...and the anomalies hold one row for it.
     expect(modelCallAnomalies(anomalies)).toEqual([
-      expect.objectContaining({ type: "error", spanId: chat.spanId, stage: "analysis", model: "gpt-4.1", attempts: 3, cause: "provider_error", value: 3 }),
+      expect.objectContaining({
+        type: "error",
+        spanId: chat.spanId,
+        stage: "analysis",
+        model: "gpt-4.1",
+        attempts: 3,
+        cause: "provider_error",
+        value: 3,
+      }),
     ]);
     const [error] = modelCallAnomalies(anomalies);
     expect(error!.recommendation).toMatch(/server errors \(HTTP 5xx\)/);

@@ -15,7 +15,14 @@ let redis: Redis;
 let server: Server;
 let url: string;
 
-const stage = (over: Partial<StageSpec>): StageSpec => ({ stage: "analysis", model: "gpt-4.1", inputTokens: 1_000, outputTokens: 500, latencyMs: 100, ...over });
+const stage = (over: Partial<StageSpec>): StageSpec => ({
+  stage: "analysis",
+  model: "gpt-4.1",
+  inputTokens: 1_000,
+  outputTokens: 500,
+  latencyMs: 100,
+  ...over,
+});
 const cases = {
   cheap: [stage({})],
   failed: [stage({ model: "gpt-4.1-mini", error: "ProviderDown" })],
@@ -58,7 +65,6 @@ afterAll(async () => {
   await redis.quit();
 });
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const get = async (path: string): Promise<{ status: number; body: any; type: string | null }> => {
   const res = await fetch(`${url}${path}`);
   const type = res.headers.get("content-type");
@@ -116,7 +122,9 @@ describe("GET /v1/traces", () => {
     ] as const) {
       const res = await get(`${route}?${bad}`);
       expect(res.status, `${route}?${bad}`).toBe(400);
-      expect(res.body.error.message).toMatch(/must be an ISO 8601 time such as 2025-06-01T12:00:00Z .*or epoch milliseconds such as 1748779200000/);
+      expect(res.body.error.message).toMatch(
+        /must be an ISO 8601 time such as 2025-06-01T12:00:00Z .*or epoch milliseconds such as 1748779200000/,
+      );
     }
   });
 
@@ -140,7 +148,10 @@ describe("GET /v1/traces", () => {
     expect((await get("/v1/traces?since=yesterday")).body.error.message).toMatch(/since: must be an ISO 8601 time/);
     expect((await get("/v1/traces?since=2&until=1")).body.error.message).toMatch(/since: must not be after until/);
     expect((await get("/v1/traces?status=ok&status=error")).body.error.message).toMatch(/status: must be given once/);
-    expect((await get("/v1/traces?cursor=nonsense")).body.error).toMatchObject({ code: "invalid_query", message: expect.stringMatching(/cursor/) });
+    expect((await get("/v1/traces?cursor=nonsense")).body.error).toMatchObject({
+      code: "invalid_query",
+      message: expect.stringMatching(/cursor/),
+    });
   });
 });
 
@@ -169,8 +180,8 @@ describe("GET /v1/traces/:traceId", () => {
     const { status, type, body } = await get(`/v1/traces/${ids.cheap}/replay`);
     expect(status).toBe(200);
     expect(type).toMatch(/^text\/plain/);
-    expect(body).toMatch(/^trace [0-9a-f]{32}  POST \/v1\/research  ok/);
-    expect(body).toMatch(/\n {6}✓ chat gpt-4\.1  100 ms  \[analysis\]  gpt-4\.1  tokens in 1,000 \/ out 500  \$0\.006000\n/);
+    expect(body).toMatch(/^trace [0-9a-f]{32} {2}POST \/v1\/research {2}ok/);
+    expect(body).toMatch(/\n {6}✓ chat gpt-4\.1 {2}100 ms {2}\[analysis\] {2}gpt-4\.1 {2}tokens in 1,000 \/ out 500 {2}\$0\.006000\n/);
   });
 });
 
@@ -179,7 +190,9 @@ describe("GET /v1/anomalies and /v1/stats/costs", () => {
     const all = await get("/v1/anomalies");
     expect(all.body.anomalies.map((a: { type: string }) => a.type).sort()).toEqual(["error", "high_latency", "trace_duration_over_slo"]);
     const slow = await get("/v1/anomalies?type=trace_duration_over_slo");
-    expect(slow.body.anomalies).toEqual([expect.objectContaining({ traceId: ids.slow, links: expect.objectContaining({ self: `/v1/traces/${ids.slow}` }) })]);
+    expect(slow.body.anomalies).toEqual([
+      expect.objectContaining({ traceId: ids.slow, links: expect.objectContaining({ self: `/v1/traces/${ids.slow}` }) }),
+    ]);
     expect((await get("/v1/anomalies?type=slow")).status).toBe(400);
   });
 

@@ -43,7 +43,10 @@ describe("the Redis span path", () => {
 
     // Every process has exported its part of the trace to the stream, and nothing has read it.
     const inStream = async () => (await readSpanStream(redis, stack.prefixes.spans)).spans.filter((s) => s.traceId === traceId);
-    await waitFor(async () => (await inStream()).length >= SPANS_PER_RESEARCH, { timeoutMs: 10_000, what: "the trace's spans in the stream" });
+    await waitFor(async () => (await inStream()).length >= SPANS_PER_RESEARCH, {
+      timeoutMs: 10_000,
+      what: "the trace's spans in the stream",
+    });
     await new Promise((r) => setTimeout(r, 300)); // a span too many would arrive by now
     const written = await inStream();
     expect(written.map((s) => `${s.service}: ${s.name}`).sort()).toEqual(
@@ -78,7 +81,8 @@ describe("the Redis span path", () => {
     const assembled = await waitForCollectedTrace(stack.apiUrl!, traceId, SPANS_PER_RESEARCH);
     const { summary, tree } = assembled.body;
     expect(summary.spanCount).toBe(written.length);
-    const link = (s: { spanId: string; parentSpanId?: string | undefined; name: string }) => `${s.name} ${s.spanId} <- ${s.parentSpanId ?? "root"}`;
+    const link = (s: { spanId: string; parentSpanId?: string | undefined; name: string }) =>
+      `${s.name} ${s.spanId} <- ${s.parentSpanId ?? "root"}`;
     expect(assembled.spans.map(link).sort()).toEqual(written.map((s: StreamSpan) => link(s)).sort());
 
     expect(summary).toMatchObject({

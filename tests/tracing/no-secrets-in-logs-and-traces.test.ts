@@ -77,9 +77,14 @@ describe("API keys never reach logs or the collector's traces", () => {
 
     // ...and the key is nowhere: not in any process's stdout/stderr (debug level)...
     await new Promise((r) => setTimeout(r, 200)); // let the last lines reach the pipes
-    expect(stack.processes.map((p) => p.name).sort()).toEqual(
-      ["analysis-worker#1", "api#1", "factcheck-worker#1", "llm-simulator#1", "synthesis-worker#1", "trace-collector#1"],
-    );
+    expect(stack.processes.map((p) => p.name).sort()).toEqual([
+      "analysis-worker#1",
+      "api#1",
+      "factcheck-worker#1",
+      "llm-simulator#1",
+      "synthesis-worker#1",
+      "trace-collector#1",
+    ]);
     for (const proc of stack.processes) {
       expect(proc.output(), `${proc.name} printed the API key`).not.toContain(CANARY);
       expect(proc.output(), `${proc.name} printed part of the API key`).not.toContain(CANARY.slice("sk-canary-".length, -4));

@@ -43,7 +43,10 @@ describe("API keys never reach a span", () => {
     // Nor the secret part of it, however it might be cut or masked.
     expect(everything).not.toContain(CANARY.slice("sk-canary-".length, -4));
     for (const span of ctx.tracing.spans()) {
-      expect(Object.keys(span.attributes).filter((k) => /header|authorization|api[._-]?key/i.test(k)), span.name).toEqual([]);
+      expect(
+        Object.keys(span.attributes).filter((k) => /header|authorization|api[._-]?key/i.test(k)),
+        span.name,
+      ).toEqual([]);
     }
   });
 });

@@ -19,7 +19,14 @@ describe("a service whose OTLP endpoint does not answer", () => {
         TRACELANE_SPAN_STREAM_ENABLED: "false",
       });
       await api.waitForOutput(/"msg":"api listening"/, 60_000);
-      const port = (JSON.parse(api.output().split("\n").find((l) => l.includes('"api listening"'))!) as { port: number }).port;
+      const port = (
+        JSON.parse(
+          api
+            .output()
+            .split("\n")
+            .find((l) => l.includes('"api listening"'))!,
+        ) as { port: number }
+      ).port;
       const request = () => fetch(`http://127.0.0.1:${port}/v1/research/nope`).then((r) => r.arrayBuffer());
 
       await request();

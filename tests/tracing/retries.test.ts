@@ -4,7 +4,15 @@ import { stageJobId } from "@tracelane/queue-contract";
 import type { ReadableSpan } from "@tracelane/tracing/testing";
 import { useTracedPipeline } from "../support/traced-pipeline-fixture.js";
 import { hrMs, idOf, parentIdOf, waitForTrace } from "../support/spans.js";
-import { ATTR_ERROR_TYPE, ATTR_GEN_AI_RESPONSE_ID, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_MESSAGE_ID, ATTR_RETRY_DELAY_MS } from "@tracelane/tracing/attributes";
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_GEN_AI_RESPONSE_ID,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_RETRY_DELAY_MS,
+} from "@tracelane/tracing/attributes";
 
 const ctx = useTracedPipeline({
   stageEnv: {
@@ -59,7 +67,11 @@ describe("retries in the trace", () => {
     expect(failedChat?.status.code).toBe(SpanStatusCode.ERROR);
     const failedAttempts = trace.childrenOf(failedChat!);
     expect(failedAttempts).toHaveLength(1);
-    expect(failedAttempts[0]!.attributes).toMatchObject({ [ATTR_HTTP_RESPONSE_STATUS_CODE]: 500, [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0, [ATTR_ERROR_TYPE]: "500" });
+    expect(failedAttempts[0]!.attributes).toMatchObject({
+      [ATTR_HTTP_RESPONSE_STATUS_CODE]: 500,
+      [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0,
+      [ATTR_ERROR_TYPE]: "500",
+    });
 
     // The successful attempt carries on the ctx.pipeline.
     expect(second.status.code).toBe(SpanStatusCode.OK);
@@ -85,7 +97,11 @@ describe("retries in the trace", () => {
     const attempts = trace.childrenOf(chat);
     expect(attempts.map((a) => a.name)).toEqual(["POST", "POST"]);
     const [failed, resent] = attempts as [ReadableSpan, ReadableSpan];
-    expect(failed.attributes).toMatchObject({ [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0, [ATTR_HTTP_RESPONSE_STATUS_CODE]: 500, [ATTR_ERROR_TYPE]: "500" });
+    expect(failed.attributes).toMatchObject({
+      [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0,
+      [ATTR_HTTP_RESPONSE_STATUS_CODE]: 500,
+      [ATTR_ERROR_TYPE]: "500",
+    });
     expect(failed.status.code).toBe(SpanStatusCode.ERROR);
     expect(resent.attributes).toMatchObject({ [ATTR_HTTP_REQUEST_RESEND_COUNT]: 1, [ATTR_HTTP_RESPONSE_STATUS_CODE]: 200 });
     // LLM_RETRY_BASE_MS=20: the first backoff sleeps 10-20 ms (half plus jitter); Date.now() may show 1 ms less.
@@ -97,6 +113,10 @@ describe("retries in the trace", () => {
 
     const retries = chat.events.filter((e) => e.name === "retry");
     expect(retries).toHaveLength(1);
-    expect(retries[0]!.attributes).toMatchObject({ [ATTR_HTTP_REQUEST_RESEND_COUNT]: 1, [ATTR_HTTP_RESPONSE_STATUS_CODE]: 500, [ATTR_RETRY_DELAY_MS]: delayMs });
+    expect(retries[0]!.attributes).toMatchObject({
+      [ATTR_HTTP_REQUEST_RESEND_COUNT]: 1,
+      [ATTR_HTTP_RESPONSE_STATUS_CODE]: 500,
+      [ATTR_RETRY_DELAY_MS]: delayMs,
+    });
   });
 });

@@ -7,7 +7,30 @@ import { apiClient, type ApiClient } from "../support/api-client.js";
 import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
 import { hrMs, idOf, parentIdOf, waitForTrace, type TraceSpans } from "../support/spans.js";
 import { ATTR_RESEARCH_ID, ATTR_STAGE } from "@tracelane/pipeline";
-import { ATTR_GEN_AI_OPERATION_NAME, ATTR_GEN_AI_PROVIDER_NAME, ATTR_GEN_AI_REQUEST_MODEL, ATTR_GEN_AI_RESPONSE_FINISH_REASONS, ATTR_GEN_AI_RESPONSE_ID, ATTR_GEN_AI_RESPONSE_MODEL, ATTR_GEN_AI_USAGE_COST, ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, ATTR_MESSAGING_OPERATION_TYPE, ATTR_MESSAGING_QUEUE_WAIT_MS, ATTR_MESSAGING_SYSTEM, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL } from "@tracelane/tracing/attributes";
+import {
+  ATTR_GEN_AI_OPERATION_NAME,
+  ATTR_GEN_AI_PROVIDER_NAME,
+  ATTR_GEN_AI_REQUEST_MODEL,
+  ATTR_GEN_AI_RESPONSE_FINISH_REASONS,
+  ATTR_GEN_AI_RESPONSE_ID,
+  ATTR_GEN_AI_RESPONSE_MODEL,
+  ATTR_GEN_AI_USAGE_COST,
+  ATTR_GEN_AI_USAGE_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_QUEUE_WAIT_MS,
+  ATTR_MESSAGING_SYSTEM,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_FULL,
+} from "@tracelane/tracing/attributes";
 
 // Published list prices, USD per 1M tokens (input, output), written out by hand so the test checks
 // the cost the worker reports rather than re-using its price table.
@@ -192,7 +215,7 @@ describe("one trace per research request", () => {
     ["an all-zero trace id", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"],
     ["an unknown version ff", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
   ])("starts a fresh trace and still completes the research when traceparent is %s", async (_what, traceparent) => {
-    const { id, traceId, trace } = await runResearch("What is the lifetime of offshore wind turbines?", {
+    const { traceId, trace } = await runResearch("What is the lifetime of offshore wind turbines?", {
       traceparent,
       tracestate: "caller=ignored-with-its-traceparent",
     });

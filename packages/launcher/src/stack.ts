@@ -31,7 +31,6 @@ export interface Stack {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-
 /**
  * The whole topology as OS processes: the same wiring `docker compose` gives,
  * for the demo, `pnpm start --scale` and end-to-end tests.
@@ -113,7 +112,10 @@ async function waitUntilReady(proc: ServiceProcess, url: string, timeoutMs: numb
   void proc.exited.then(() => (exited = true));
   while (Date.now() < deadline) {
     if (exited) throw new Error(`${proc.name} exited before it was ready. Output:\n${proc.output().slice(-4000)}`);
-    const ok = await fetch(url, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false);
+    const ok = await fetch(url, { signal: AbortSignal.timeout(1_000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }

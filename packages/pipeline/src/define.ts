@@ -67,9 +67,12 @@ export function definePipeline<const L extends readonly [StageLine, ...StageLine
         `stage "${line.stage}": a stage name is lower-case letters and digits (it is part of BullMQ job ids and env names)`,
       );
     }
-    if (!OUTPUT_NAME.test(line.output)) throw new PipelineDefinitionError(`stage "${line.stage}": output "${line.output}" must be an identifier`);
-    if (!SERVICE_NAME.test(line.service)) throw new PipelineDefinitionError(`stage "${line.stage}": service "${line.service}" must be a folder name under services/`);
-    if (!line.queue || line.queue.includes(":")) throw new PipelineDefinitionError(`stage "${line.stage}": queue "${line.queue}" must be non-empty and have no ':'`);
+    if (!OUTPUT_NAME.test(line.output))
+      throw new PipelineDefinitionError(`stage "${line.stage}": output "${line.output}" must be an identifier`);
+    if (!SERVICE_NAME.test(line.service))
+      throw new PipelineDefinitionError(`stage "${line.stage}": service "${line.service}" must be a folder name under services/`);
+    if (!line.queue || line.queue.includes(":"))
+      throw new PipelineDefinitionError(`stage "${line.stage}": queue "${line.queue}" must be non-empty and have no ':'`);
     if (!line.defaultModel) throw new PipelineDefinitionError(`stage "${line.stage}": defaultModel must not be empty`);
   }
   for (const key of ["stage", "queue", "service", "output"] as const) {

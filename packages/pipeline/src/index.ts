@@ -7,5 +7,12 @@ export {
   type StageOf,
   type OutputOf,
 } from "./define.js";
-export { RESEARCH_PIPELINE, RESEARCH_STAGES, type ResearchPipeline, type Stage, type OutputKey, type WorkerService } from "./research-pipeline.js";
+export {
+  RESEARCH_PIPELINE,
+  RESEARCH_STAGES,
+  type ResearchPipeline,
+  type Stage,
+  type OutputKey,
+  type WorkerService,
+} from "./research-pipeline.js";
 export * from "./attributes.js";

@@ -18,14 +18,21 @@ describe("definePipeline", () => {
     expect(p.stages.map((s) => s.next)).toEqual(["edit", "publish", null]);
     expect(p.next("edit")).toBe("publish");
     expect(p.next("publish")).toBeUndefined();
-    expect(p.stage("edit")).toMatchObject({ index: 1, envPrefix: "EDIT", promptModule: "services/edit-worker/src/stage.ts", queue: "q-edit" });
+    expect(p.stage("edit")).toMatchObject({
+      index: 1,
+      envPrefix: "EDIT",
+      promptModule: "services/edit-worker/src/stage.ts",
+      queue: "q-edit",
+    });
     expect(p.stageOfService("publish-worker")?.stage).toBe("publish");
     expect(p.has("edit")).toBe(true);
     expect(p.has("review")).toBe(false);
   });
 
   it("names the known stages when asked for one it does not have", () => {
-    expect(() => RESEARCH_PIPELINE.stage("review" as never)).toThrow('unknown stage "review"; the pipeline\'s stages are analysis, factcheck, synthesis');
+    expect(() => RESEARCH_PIPELINE.stage("review" as never)).toThrow(
+      'unknown stage "review"; the pipeline\'s stages are analysis, factcheck, synthesis',
+    );
   });
 
   it.each([

@@ -47,13 +47,21 @@ describe("price table", () => {
   it("loads a replacement table from a file and rejects a malformed one with the field path", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "prices-"));
     const good = path.join(dir, "good.json");
-    writeFileSync(good, JSON.stringify({ models: [{ model: "house-model", provider: "me", inputPer1M: 1, outputPer1M: 2, source: "contract", asOf: "2026-01-01" }] }));
+    writeFileSync(
+      good,
+      JSON.stringify({
+        models: [{ model: "house-model", provider: "me", inputPer1M: 1, outputPer1M: 2, source: "contract", asOf: "2026-01-01" }],
+      }),
+    );
     const custom = loadPriceTable(good);
     expect(custom.cost("house-model", { inputTokens: 1_000_000, outputTokens: 1_000_000 }).costUsd).toBeCloseTo(3, 12);
     expect(custom.lookup("gpt-4.1")).toBeUndefined();
 
     const bad = path.join(dir, "bad.json");
-    writeFileSync(bad, JSON.stringify({ models: [{ model: "x", provider: "me", inputPer1M: "cheap", outputPer1M: 2, source: "s", asOf: "2026-01-01" }] }));
+    writeFileSync(
+      bad,
+      JSON.stringify({ models: [{ model: "x", provider: "me", inputPer1M: "cheap", outputPer1M: 2, source: "s", asOf: "2026-01-01" }] }),
+    );
     expect(() => loadPriceTable(bad)).toThrow(/models\.0\.inputPer1M/);
   });
 });
@@ -84,6 +92,6 @@ describe("money", () => {
   it("rounds durations to 0.1 ms", () => {
     expect(roundMs(12.3456)).toBe(12.3);
     expect(roundMs(0.05)).toBe(0.1);
-    expect(JSON.stringify(roundMs(1764000000123.4567))).toBe("1764000000123.5");
+    expect(JSON.stringify(roundMs(1764000000123.457))).toBe("1764000000123.5");
   });
 });

@@ -1,4 +1,13 @@
-export { ResearchStore, type ResearchStoreOptions, type ResearchStoreOptionsFor, type CreateResearchInput, type CreateResult, type StageCall, type StageStart, type UpdateResult } from "./store.js";
+export {
+  ResearchStore,
+  type ResearchStoreOptions,
+  type ResearchStoreOptionsFor,
+  type CreateResearchInput,
+  type CreateResult,
+  type StageCall,
+  type StageStart,
+  type UpdateResult,
+} from "./store.js";
 export {
   RESEARCH_STATUSES,
   FINAL_STATUSES,

@@ -20,7 +20,9 @@ const ModelName = z
  * What a caller may set per research request (validated at the api, re-validated by workers):
  * a model per stage of `pipeline`, and a cost cap.
  */
-export function researchOptionsSchema<S extends string = Stage>(pipeline: Pipeline<S, string> = RESEARCH_PIPELINE as unknown as Pipeline<S, string>) {
+export function researchOptionsSchema<S extends string = Stage>(
+  pipeline: Pipeline<S, string> = RESEARCH_PIPELINE as unknown as Pipeline<S, string>,
+) {
   const models = Object.fromEntries(pipeline.names.map((s) => [s, ModelName])) as Record<S, typeof ModelName>;
   return z
     .object({
@@ -110,5 +112,7 @@ export interface ResearchEvent<S extends string = Stage> {
 }
 
 /** A pending row for every stage of the pipeline, in its order. */
-export const emptyStages = <S extends string = Stage>(pipeline: Pipeline<S, string> = RESEARCH_PIPELINE as unknown as Pipeline<S, string>): Record<S, StageRecord> =>
+export const emptyStages = <S extends string = Stage>(
+  pipeline: Pipeline<S, string> = RESEARCH_PIPELINE as unknown as Pipeline<S, string>,
+): Record<S, StageRecord> =>
   Object.fromEntries(pipeline.names.map((s) => [s, { status: "pending", attempts: 0 } satisfies StageRecord])) as Record<S, StageRecord>;

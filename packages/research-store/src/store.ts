@@ -271,7 +271,11 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
 
   async completed(id: string): Promise<UpdateResult> {
     const now = new Date().toISOString();
-    return this.update(id, { event: "research.completed", fields: { status: "completed", finishedAt: now, stage: "" }, status: "completed" });
+    return this.update(id, {
+      event: "research.completed",
+      fields: { status: "completed", finishedAt: now, stage: "" },
+      status: "completed",
+    });
   }
 
   /** The research fails; the stage the error names is marked failed in the same atomic step. */

@@ -84,7 +84,14 @@ describe("ResearchStore concurrent attempts", () => {
     const id = newId();
     await store.create({ id, query: "q", options: {}, traceId: null });
     const done = (output: string) =>
-      store.stageCompleted(id, "analysis", { output, model: "m", usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, latencyMs: 1, next: "factcheck" });
+      store.stageCompleted(id, "analysis", {
+        output,
+        model: "m",
+        usage: { inputTokens: 1, outputTokens: 1 },
+        costUsd: 0,
+        latencyMs: 1,
+        next: "factcheck",
+      });
     expect(await done("first")).toBe("applied");
     expect(await done("second")).toBe("duplicate");
     expect((await store.load(id))?.outputs.analysis).toBe("first");
@@ -123,7 +130,14 @@ describe("ResearchStore concurrent attempts", () => {
     const id = newId();
     await store.create({ id, query: "q", options: {}, traceId: null });
     await store.stageStarted(id, "analysis", { model: "m", attempt: 1, queueWaitMs: 0 });
-    await store.stageCompleted(id, "analysis", { output: "A", model: "m", usage: { inputTokens: 1, outputTokens: 1 }, costUsd: 0, latencyMs: 1, next: "factcheck" });
+    await store.stageCompleted(id, "analysis", {
+      output: "A",
+      model: "m",
+      usage: { inputTokens: 1, outputTokens: 1 },
+      costUsd: 0,
+      latencyMs: 1,
+      next: "factcheck",
+    });
     const eventsBefore = (await store.events(id)).length;
 
     const again = await store.stageStarted(id, "analysis", { model: "m", attempt: 2, queueWaitMs: 0 });

@@ -38,7 +38,12 @@ async function running(): Promise<{ id: string; record: StageRecord; next: Stage
 
 /** The worker's checkpoint: with the records it holds, it is one command (no read first). */
 const checkpoint = ({ id, record, next }: { id: string; record: StageRecord; next: StageRecord }, costUsd = 0.01) =>
-  store.stageCompleted(id, "analysis", { output: "A", model: "gpt-4.1", usage, costUsd, latencyMs: 5, next: "factcheck" }, { stage: record, next });
+  store.stageCompleted(
+    id,
+    "analysis",
+    { output: "A", model: "gpt-4.1", usage, costUsd, latencyMs: 5, next: "factcheck" },
+    { stage: record, next },
+  );
 
 const eventTypes = async (id: string) => (await store.events(id)).map((e) => e.type);
 
@@ -60,7 +65,10 @@ describe("research transitions are atomic", () => {
   it("a final failure racing another attempt's checkpoint never leaves the stage failed without its usage beside an output", async () => {
     const research = await running();
     const { id } = research;
-    const [failed, saved] = await Promise.all([store.failed(id, { stage: "analysis", type: "http_500", message: "boom" }), checkpoint(research)]);
+    const [failed, saved] = await Promise.all([
+      store.failed(id, { stage: "analysis", type: "http_500", message: "boom" }),
+      checkpoint(research),
+    ]);
     expect([failed, saved]).toEqual(["applied", "final"]);
     const loaded = (await store.load(id))!;
     expect(loaded.outputs).toEqual({});
@@ -83,9 +91,18 @@ describe("research transitions are atomic", () => {
   it("stageRetrying puts the stage back to queued with the error and reports the research's status in its event", async () => {
     const { id } = await running();
     expect(await store.stageRetrying(id, "analysis", { error: { type: "http_503", message: "busy" }, attempt: 2 })).toBe("applied");
-    expect((await store.get(id))!.stages.analysis).toMatchObject({ status: "queued", attempts: 1, error: { type: "http_503", message: "busy" } });
+    expect((await store.get(id))!.stages.analysis).toMatchObject({
+      status: "queued",
+      attempts: 1,
+      error: { type: "http_503", message: "busy" },
+    });
     const retrying = (await store.events(id)).at(-1)!;
-    expect(retrying).toMatchObject({ type: "stage.retrying", status: "running", stage: "analysis", data: { attempt: 2, error: { type: "http_503" } } });
+    expect(retrying).toMatchObject({
+      type: "stage.retrying",
+      status: "running",
+      stage: "analysis",
+      data: { attempt: 2, error: { type: "http_503" } },
+    });
     await store.cancel(id);
     expect(await store.stageRetrying(id, "analysis", { error: { type: "x", message: "y" }, attempt: 3 })).toBe("final");
     expect(await store.stageRetrying(newId(), "analysis", { error: { type: "x", message: "y" }, attempt: 1 })).toBe("missing");
@@ -139,7 +156,10 @@ describe("readable numbers in the record", () => {
       { output: "A", model: "m", usage, costUsd: costs.analysis, latencyMs: 812.34567, next: "factcheck" },
       { stage: record },
     );
-    for (const [stage, next] of [["factcheck", "synthesis"], ["synthesis", undefined]] as const) {
+    for (const [stage, next] of [
+      ["factcheck", "synthesis"],
+      ["synthesis", undefined],
+    ] as const) {
       await store.stageStarted(id, stage, { model: "m", attempt: 1, queueWaitMs: 1 });
       await store.stageCompleted(id, stage, { output: stage, model: "m", usage, costUsd: costs[stage], latencyMs: 1.05, next });
     }

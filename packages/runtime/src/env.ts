@@ -146,7 +146,5 @@ export const redisEnvShape = {
   REDIS_CONNECT_TIMEOUT_MS: envInt(5_000, { min: 100, max: 600_000 }),
 } as const;
 
-const serviceEnvSchema = z.object(serviceEnvShape);
-export type ServiceEnv = z.infer<typeof serviceEnvSchema>;
-const redisEnvSchema = z.object(redisEnvShape);
-export type RedisEnv = z.infer<typeof redisEnvSchema>;
+export type ServiceEnv = z.infer<z.ZodObject<typeof serviceEnvShape>>;
+export type RedisEnv = z.infer<z.ZodObject<typeof redisEnvShape>>;

@@ -6,11 +6,11 @@ export function readJsonFile(path: string, envVar: string): unknown {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new Error(`${envVar}: cannot read ${path}: ${(err as Error).message}`);
+    throw new Error(`${envVar}: cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new Error(`${envVar}: ${path} is not valid JSON: ${(err as Error).message}`);
+    throw new Error(`${envVar}: ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
 }

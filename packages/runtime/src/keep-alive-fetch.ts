@@ -60,11 +60,17 @@ export function createKeepAliveFetch(opts: KeepAliveFetchOptions = {}): KeepAliv
     keepAliveTimeoutThreshold: HINT_MARGIN_MS,
   });
   const dispatcher: Dispatcher = agent;
-  const fallback = opts.fallback ?? (((input: string | URL | Request, init?: RequestInit) => undiciFetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch);
+  const fallback =
+    opts.fallback ??
+    (((input: string | URL | Request, init?: RequestInit) =>
+      undiciFetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch);
 
   const keepAliveFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const body = init?.body;
-    if (input instanceof Request || !(body === undefined || body === null || typeof body === "string" || body instanceof Uint8Array || body instanceof ArrayBuffer)) {
+    if (
+      input instanceof Request ||
+      !(body === undefined || body === null || typeof body === "string" || body instanceof Uint8Array || body instanceof ArrayBuffer)
+    ) {
       return fallback(input, init);
     }
     // Like fetch: a bad URL or header (a TypeError) rejects the promise (this function is async).
@@ -112,7 +118,10 @@ export function createKeepAliveFetch(opts: KeepAliveFetchOptions = {}): KeepAliv
       if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
       else responseHeaders.append(name, value);
     }
-    const response = new Response(NULL_BODY_STATUS.has(res.statusCode) ? null : payload, { status: res.statusCode, headers: responseHeaders });
+    const response = new Response(NULL_BODY_STATUS.has(res.statusCode) ? null : payload, {
+      status: res.statusCode,
+      headers: responseHeaders,
+    });
     Object.defineProperty(response, "url", { value: url.href });
     return response;
   };

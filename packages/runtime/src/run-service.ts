@@ -153,9 +153,13 @@ export async function listen(server: Server, opts: { port: number; host?: string
     const code = (err as NodeJS.ErrnoException).code;
     const where = `port ${opts.port}${opts.host ? ` on ${opts.host}` : ""}`;
     if (code === "EADDRINUSE") {
-      throw new BootError(`${opts.variable}: ${where} is already in use (got ${opts.port}); stop what uses it or choose another port (0 picks a free one)`, opts.variable);
+      throw new BootError(
+        `${opts.variable}: ${where} is already in use (got ${opts.port}); stop what uses it or choose another port (0 picks a free one)`,
+        opts.variable,
+      );
     }
-    if (code === "EACCES") throw new BootError(`${opts.variable}: no permission to listen on ${where} (got ${opts.port}); use a port above 1023`, opts.variable);
+    if (code === "EACCES")
+      throw new BootError(`${opts.variable}: no permission to listen on ${where} (got ${opts.port}); use a port above 1023`, opts.variable);
     throw err;
   }
   return (server.address() as AddressInfo).port;
@@ -167,7 +171,8 @@ const OPERATOR_ERRORS = new Set(["EnvError", "BootError", "RedisUnavailableError
 export function bootFailureLine(service: string, err: unknown): string {
   let detail: string;
   if (err instanceof EnvError) detail = err.issues.join("; ");
-  else if (err instanceof Error) detail = OPERATOR_ERRORS.has(err.name) || err.name === "Error" ? err.message : `${err.name}: ${err.message}`;
+  else if (err instanceof Error)
+    detail = OPERATOR_ERRORS.has(err.name) || err.name === "Error" ? err.message : `${err.name}: ${err.message}`;
   else detail = String(err);
   return `${service}: cannot start: ${detail.replace(/\s*\n\s*/g, " ")}`;
 }

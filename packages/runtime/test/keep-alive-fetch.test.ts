@@ -31,7 +31,13 @@ describe("createKeepAliveFetch", () => {
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
-        seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString(), remotePort: req.socket.remotePort! });
+        seen.push({
+          method: req.method!,
+          url: req.url!,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString(),
+          remotePort: req.socket.remotePort!,
+        });
         switch (req.url) {
           case "/echo":
             res.setHeader("content-type", "application/json");
@@ -70,8 +76,16 @@ describe("createKeepAliveFetch", () => {
 
   it("sends method, headers and body, returns status, headers and body, and reuses connections", async () => {
     const f = createKeepAliveFetch();
-    const first = await f(`${base}/echo`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer k" }, body: JSON.stringify({ q: "é" }) });
-    const second = await f(new URL(`${base}/echo`), { method: "POST", headers: new Headers({ "content-type": "application/json" }), body: new TextEncoder().encode('{"q":2}') });
+    const first = await f(`${base}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer k" },
+      body: JSON.stringify({ q: "é" }),
+    });
+    const second = await f(new URL(`${base}/echo`), {
+      method: "POST",
+      headers: new Headers({ "content-type": "application/json" }),
+      body: new TextEncoder().encode('{"q":2}'),
+    });
 
     expect(first.status).toBe(200);
     expect(first.ok).toBe(true);
@@ -166,7 +180,9 @@ describe("createKeepAliveFetch", () => {
       const [port] = (await once(child, "message")) as [number];
       const burst = async () => {
         const results = await Promise.allSettled(
-          Array.from({ length: 16 }, () => f(`http://127.0.0.1:${port}/v1/chat/completions`, { method: "POST", body: "{}" }).then((r) => r.json())),
+          Array.from({ length: 16 }, () =>
+            f(`http://127.0.0.1:${port}/v1/chat/completions`, { method: "POST", body: "{}" }).then((r) => r.json()),
+          ),
         );
         return results.flatMap((r) => (r.status === "rejected" ? [String((r.reason as Error).cause ?? r.reason)] : []));
       };

@@ -9,7 +9,10 @@ export const DEFAULT_LLM_BASE_URL = "http://127.0.0.1:4010/v1";
 export const DEFAULT_LLM_API_KEY = "sk-simulator";
 
 /** Each stage's model when `<STAGE>_MODEL` is unset, from the pipeline definition. */
-export const DEFAULT_STAGE_MODELS = Object.fromEntries(RESEARCH_PIPELINE.stages.map((s) => [s.stage, s.defaultModel])) as Record<Stage, string>;
+export const DEFAULT_STAGE_MODELS = Object.fromEntries(RESEARCH_PIPELINE.stages.map((s) => [s.stage, s.defaultModel])) as Record<
+  Stage,
+  string
+>;
 
 type AnyPipeline = Pipeline<string, string>;
 

@@ -36,7 +36,9 @@ export class InvalidModelRequestError extends UnrecoverableError {
   constructor(provider: ProviderRef, status: number, detail: string) {
     super(
       `The model provider at ${provider.baseURL} refused the request for model "${provider.model}" (HTTP ${status}): ${detail}. ` +
-        (status === 404 ? `Check that ${provider.modelVar} names a model this provider serves.` : "Check the model name and request options."),
+        (status === 404
+          ? `Check that ${provider.modelVar} names a model this provider serves.`
+          : "Check the model name and request options."),
     );
   }
 }
@@ -47,7 +49,9 @@ export class ContextLengthExceededError extends UnrecoverableError {
   /** The window the provider reported ("maximum context length is N tokens"), when it did. */
   readonly reportedLimit: number | undefined;
   constructor(provider: ProviderRef, detail: string) {
-    super(`The input is too long for model "${provider.model}": ${detail}. Choose a model with a larger context window via ${provider.modelVar}.`);
+    super(
+      `The input is too long for model "${provider.model}": ${detail}. Choose a model with a larger context window via ${provider.modelVar}.`,
+    );
     const reported = /maximum context length is ([\d,]+) tokens/i.exec(detail)?.[1];
     this.reportedLimit = reported ? Number(reported.replaceAll(",", "")) : undefined;
   }
@@ -59,7 +63,12 @@ export class ModelCallError extends Error {
   readonly type: string;
   /** The provider's Retry-After hint, for rate limits. */
   retryAfterMs: number | undefined;
-  constructor(provider: ProviderRef, type: string, detail: string, readonly status?: number) {
+  constructor(
+    provider: ProviderRef,
+    type: string,
+    detail: string,
+    readonly status?: number,
+  ) {
     super(`Model call to "${provider.model}" at ${provider.baseURL} failed: ${detail}`);
     this.type = type;
   }

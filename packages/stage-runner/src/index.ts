@@ -1,4 +1,10 @@
-export { runStageWorker, serveStageWorker, type RunningStageWorker, type StageWorkerOptions, type TracingLike } from "./run-stage-worker.js";
+export {
+  runStageWorker,
+  serveStageWorker,
+  type RunningStageWorker,
+  type StageWorkerOptions,
+  type TracingLike,
+} from "./run-stage-worker.js";
 export { registerWorker, type RegisterWorkerOptions, type RegisteredWorker, type WorkerMetrics } from "./register-worker.js";
 export { createStageProcessor, isFinalAttempt, type StageOutcome } from "./stage-processor.js";
 export { ChatClient, type ChatMessage, type ChatResult, type ChatClientConfig, type ChatOptions } from "./chat-client.js";

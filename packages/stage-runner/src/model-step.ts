@@ -6,7 +6,17 @@ import { ContextTooLongError, fitToBudget, type FitResult } from "./context/fit-
 import { countTokens } from "./context/tokens.js";
 import { BudgetExceededError, CircuitOpenError, ContextLengthExceededError } from "./errors.js";
 import type { StageDefinition, StageMaterial } from "./stage-definition.js";
-import { ATTR_CONTEXT_RETRY_AFTER_OVERFLOW, ATTR_CONTEXT_STRATEGY, ATTR_CONTEXT_TRIMMED_TOKENS, ATTR_FALLBACK_FROM, ATTR_FALLBACK_TO, ATTR_PURPOSE, ATTR_RESEARCH_ID, ATTR_STAGE, EVENT_FALLBACK } from "@tracelane/pipeline";
+import {
+  ATTR_CONTEXT_RETRY_AFTER_OVERFLOW,
+  ATTR_CONTEXT_STRATEGY,
+  ATTR_CONTEXT_TRIMMED_TOKENS,
+  ATTR_FALLBACK_FROM,
+  ATTR_FALLBACK_TO,
+  ATTR_PURPOSE,
+  ATTR_RESEARCH_ID,
+  ATTR_STAGE,
+  EVENT_FALLBACK,
+} from "@tracelane/pipeline";
 
 export interface ModelStepConfig {
   maxOutputTokens: number;

@@ -35,9 +35,7 @@ export interface RegisteredWorker {
  * span continuing the producer's trace, failures are logged once (here, in
  * the `failed` listener), and close() lets in-flight jobs finish.
  */
-export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number }, R>(
-  opts: RegisterWorkerOptions<T, R>,
-): RegisteredWorker {
+export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number }, R>(opts: RegisterWorkerOptions<T, R>): RegisteredWorker {
   const metrics: WorkerMetrics = { completed: 0, failed: 0, stalled: 0, active: 0 };
   const { logger } = opts;
 
@@ -81,7 +79,14 @@ export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number 
     // bullmq has already counted this attempt in attemptsMade; the rule takes the attempts before it.
     const final = isFinalAttempt(err, job.attemptsMade - 1, attempts);
     logger.warn(
-      { jobId: job.id, queue: opts.queueName, attemptsMade: job.attemptsMade, attempts, final, err: { name: err.name, message: err.message } },
+      {
+        jobId: job.id,
+        queue: opts.queueName,
+        attemptsMade: job.attemptsMade,
+        attempts,
+        final,
+        err: { name: err.name, message: err.message },
+      },
       final ? "job failed" : "job attempt failed, will retry",
     );
     if (final && opts.onFinalFailure) {

@@ -93,7 +93,12 @@ async function startStageWorker<S extends string>(
   const line = pipeline.stage(definition.stage);
   const redis = await ctx.connectRedis("worker", `tracelane-${definition.stage}-worker`);
   const store = new ResearchStore(redis, { prefix: config.researchPrefix, pipeline });
-  const queues = new StageQueues({ connection: redis, prefix: config.queuePrefix, jobOptions: jobOptionsFromEnv(ctx.env.source), pipeline });
+  const queues = new StageQueues({
+    connection: redis,
+    prefix: config.queuePrefix,
+    jobOptions: jobOptionsFromEnv(ctx.env.source),
+    pipeline,
+  });
   const policies = new ModelPolicies(config.policies);
   const client = new ChatClient(
     {
@@ -161,17 +166,21 @@ async function startStageWorker<S extends string>(
 
   await worker.worker.waitUntilReady();
   // Healthy only once the worker is connected and taking jobs.
-  health = await startHealthServer(config.healthPort, () => ({
-    stage: definition.stage,
-    worker: worker.metrics,
-    circuits: policies.states(),
-    tracing: opts.tracing?.stats?.(),
-  }), () => {
-    // Ready unless every model the stage may use (its model, its fallback) is open.
-    const openCircuits = policies.openCircuits();
-    const models = [config.llm.model, ...(config.llm.fallbackModel ? [config.llm.fallbackModel] : [])];
-    return { openCircuits, ready: !models.every((m) => openCircuits.includes(client.circuitKey(m))) };
-  });
+  health = await startHealthServer(
+    config.healthPort,
+    () => ({
+      stage: definition.stage,
+      worker: worker.metrics,
+      circuits: policies.states(),
+      tracing: opts.tracing?.stats?.(),
+    }),
+    () => {
+      // Ready unless every model the stage may use (its model, its fallback) is open.
+      const openCircuits = policies.openCircuits();
+      const models = [config.llm.model, ...(config.llm.fallbackModel ? [config.llm.fallbackModel] : [])];
+      return { openCircuits, ready: !models.every((m) => openCircuits.includes(client.circuitKey(m))) };
+    },
+  );
   logger.info(
     { queue: line.queue, model: config.llm.model, baseURL: config.llm.baseURL, concurrency: config.concurrency },
     `${definition.stage} worker ready`,

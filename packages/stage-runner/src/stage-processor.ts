@@ -1,6 +1,19 @@
 import type { Span } from "@opentelemetry/api";
 import { DelayedError, Worker, type Job } from "bullmq";
-import { ATTR_CHECKPOINT_REUSED, ATTR_CIRCUIT_DELAY_MS, ATTR_CIRCUIT_MODELS, ATTR_CIRCUIT_WAITED_MS, ATTR_RATE_LIMIT_DELAY_MS, ATTR_RESEARCH_ID, ATTR_STAGE, EVENT_CHECKPOINT_ALREADY_WRITTEN, EVENT_CIRCUIT_OPEN_DELAYED, EVENT_CIRCUIT_OPEN_WAIT_EXCEEDED, EVENT_QUEUE_RATE_LIMITED, type Stage } from "@tracelane/pipeline";
+import {
+  ATTR_CHECKPOINT_REUSED,
+  ATTR_CIRCUIT_DELAY_MS,
+  ATTR_CIRCUIT_MODELS,
+  ATTR_CIRCUIT_WAITED_MS,
+  ATTR_RATE_LIMIT_DELAY_MS,
+  ATTR_RESEARCH_ID,
+  ATTR_STAGE,
+  EVENT_CHECKPOINT_ALREADY_WRITTEN,
+  EVENT_CIRCUIT_OPEN_DELAYED,
+  EVENT_CIRCUIT_OPEN_WAIT_EXCEEDED,
+  EVENT_QUEUE_RATE_LIMITED,
+  type Stage,
+} from "@tracelane/pipeline";
 import { stageJobSchema, type StageJob, type StageQueues } from "@tracelane/queue-contract";
 import type { ResearchStore } from "@tracelane/research-store";
 import { recordCancellation } from "@tracelane/tracing";
@@ -90,7 +103,12 @@ export function createStageProcessor<S extends string = Stage>(deps: StageProces
       span.setAttribute(ATTR_CHECKPOINT_REUSED, reusedCheckpoint);
       let call: { model: string; latencyMs: number; costUsd: number | null } | undefined;
       if (started.result === "applied") {
-        const step = await runModelStep({ definition, client, config: deps.modelStep }, view, outputs, started.record.model ?? deps.defaultModel);
+        const step = await runModelStep(
+          { definition, client, config: deps.modelStep },
+          view,
+          outputs,
+          started.record.model ?? deps.defaultModel,
+        );
         const saved = await store.stageCompleted(
           researchId,
           stage,

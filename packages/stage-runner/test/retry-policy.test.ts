@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ContextLengthExceededError, InvalidModelRequestError, isFinalAttempt, ModelCallError, ProviderAuthError } from "@tracelane/stage-runner";
+import {
+  ContextLengthExceededError,
+  InvalidModelRequestError,
+  isFinalAttempt,
+  ModelCallError,
+  ProviderAuthError,
+} from "@tracelane/stage-runner";
 
 const provider = { baseURL: "http://llm.local/v1", model: "gpt-4.1", apiKeyVar: "LLM_API_KEY", modelVar: "ANALYSIS_MODEL" };
 

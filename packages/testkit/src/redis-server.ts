@@ -28,14 +28,22 @@ export async function startRedisServer(opts: { appendonly?: boolean; port?: numb
     child = spawn(
       "redis-server",
       [
-        "--port", String(port),
-        "--bind", "127.0.0.1",
-        "--dir", dir,
-        "--save", "",
-        "--appendonly", opts.appendonly ? "yes" : "no",
-        "--appendfsync", "everysec",
-        "--maxmemory-policy", "noeviction",
-        "--protected-mode", "no",
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        dir,
+        "--save",
+        "",
+        "--appendonly",
+        opts.appendonly ? "yes" : "no",
+        "--appendfsync",
+        "everysec",
+        "--maxmemory-policy",
+        "noeviction",
+        "--protected-mode",
+        "no",
       ],
       { stdio: "ignore", detached: true },
     );
@@ -46,10 +54,13 @@ export async function startRedisServer(opts: { appendonly?: boolean; port?: numb
     const probe = new Redis(port, "127.0.0.1", { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     probe.on("error", () => {});
     try {
-      await waitFor(async () => {
-        if (probe.status !== "ready") await probe.connect().catch(() => undefined);
-        return (await probe.ping()) === "PONG";
-      }, { what: `redis-server on port ${port}`, timeoutMs: 10_000 });
+      await waitFor(
+        async () => {
+          if (probe.status !== "ready") await probe.connect().catch(() => undefined);
+          return (await probe.ping()) === "PONG";
+        },
+        { what: `redis-server on port ${port}`, timeoutMs: 10_000 },
+      );
     } finally {
       probe.disconnect();
     }

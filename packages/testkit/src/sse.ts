@@ -12,7 +12,10 @@ export async function* readServerSentEvents(
   url: string,
   init: { headers?: Record<string, string>; signal?: AbortSignal } = {},
 ): AsyncGenerator<ServerSentEvent> {
-  const res = await fetch(url, { headers: { accept: "text/event-stream", ...init.headers }, ...(init.signal ? { signal: init.signal } : {}) });
+  const res = await fetch(url, {
+    headers: { accept: "text/event-stream", ...init.headers },
+    ...(init.signal ? { signal: init.signal } : {}),
+  });
   if (!res.ok || !res.body) throw new Error(`GET ${url} -> ${res.status}: ${await res.text()}`);
   const decoder = new TextDecoder();
   let buffer = "";

@@ -63,7 +63,11 @@ function decodeCursor(text: string, sort: TraceSort): Cursor {
     throw new InvalidCursorError();
   }
   const ok =
-    typeof c === "object" && c !== null && (c as Cursor).s === sort && Number.isFinite((c as Cursor).k) && typeof (c as Cursor).i === "string";
+    typeof c === "object" &&
+    c !== null &&
+    (c as Cursor).s === sort &&
+    Number.isFinite((c as Cursor).k) &&
+    typeof (c as Cursor).i === "string";
   if (!ok) throw new InvalidCursorError();
   return c as Cursor;
 }
@@ -130,7 +134,7 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
 
     // Pick the most selective index whose order matches the requested sort.
     let key = keys.idxStart;
-    let min = -Infinity;
+    let min: number;
     let max = Infinity;
     if (sort === "cost") {
       key = keys.idxCost;
@@ -164,9 +168,7 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
     const chunk = Math.min(Math.max(limit * 2, 100), 1000);
 
     walk: for await (const entries of walkDesc(key, min, max, chunk)) {
-      const fresh = entries.filter(
-        (e) => !seen.has(e.id) && !(cursor && e.score === cursor.k && e.id >= cursor.i),
-      );
+      const fresh = entries.filter((e) => !seen.has(e.id) && !(cursor && e.score === cursor.k && e.id >= cursor.i));
       if (fresh.length === 0) continue;
       const p = redis.pipeline();
       for (const e of fresh) {
@@ -202,12 +204,8 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
   }
 
   async function getTrace(traceId: string): Promise<TraceDetail | undefined> {
-    const replies = (await redis
-      .pipeline()
-      .hget(keys.summary(traceId), "json")
-      .hgetall(keys.spans(traceId))
-      .hvals(keys.anomalies(traceId))
-      .exec()) ?? [];
+    const replies =
+      (await redis.pipeline().hget(keys.summary(traceId), "json").hgetall(keys.spans(traceId)).hvals(keys.anomalies(traceId)).exec()) ?? [];
     const failed = replies.find(([err]) => err);
     if (failed) throw failed[0];
     const [json, spanMap, anomalyJson] = replies.map(([, v]) => v);

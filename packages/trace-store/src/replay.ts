@@ -1,6 +1,12 @@
 import { flattenTree } from "./tree.js";
 import type { SpanTreeNode, TraceDetail } from "./types.js";
-import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_QUEUE_WAIT_MS } from "@tracelane/tracing/attributes";
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_MESSAGING_QUEUE_WAIT_MS,
+} from "@tracelane/tracing/attributes";
 
 const ms = (v: number) => `${Math.round(v).toLocaleString("en-US")} ms`;
 const usd = (v: number) => `$${v.toFixed(6)}`;
@@ -10,7 +16,12 @@ function errorText(span: SpanTreeNode): string {
   const exception = span.events?.find((e) => e.name === "exception");
   const type = span.attributes[ATTR_ERROR_TYPE] ?? exception?.attributes?.["exception.type"];
   const message = span.statusMessage || exception?.attributes?.["exception.message"];
-  return [type, message].filter((x) => x !== undefined && x !== "").map(String).join(": ") || "error";
+  return (
+    [type, message]
+      .filter((x) => x !== undefined && x !== "")
+      .map(String)
+      .join(": ") || "error"
+  );
 }
 
 function spanLine(n: SpanTreeNode): string {

@@ -5,7 +5,14 @@ import { aggregateCostStats, percentile } from "../src/stats.js";
 import type { CallStat, TraceSummary } from "../src/types.js";
 
 const call = (stage: string, model: string, durationMs: number, costUsd: number | null, tokens: number, error = false): CallStat => ({
-  spanId: "s", stage, model, durationMs, inputTokens: tokens, outputTokens: 0, costUsd, error,
+  spanId: "s",
+  stage,
+  model,
+  durationMs,
+  inputTokens: tokens,
+  outputTokens: 0,
+  costUsd,
+  error,
 });
 const summary = (calls: CallStat[]) => ({ calls }) as unknown as TraceSummary;
 
@@ -30,7 +37,14 @@ describe("aggregateCostStats", () => {
     );
     expect(stats).toMatchObject({ traces: 2, calls: 4, unpricedCalls: 1, inputTokens: 1_000 });
     expect(stats.costUsd).toBeCloseTo(1.0, 12);
-    expect(stats.byStage.analysis).toMatchObject({ calls: 2, errors: 0, errorRate: 0, tokens: 900, tokenShare: 0.9, latencyMs: { p50: 100, p95: 200 } });
+    expect(stats.byStage.analysis).toMatchObject({
+      calls: 2,
+      errors: 0,
+      errorRate: 0,
+      tokens: 900,
+      tokenShare: 0.9,
+      latencyMs: { p50: 100, p95: 200 },
+    });
     expect(stats.byStage.analysis!.costShare).toBeCloseTo(0.9, 12);
     expect(stats.byStage.factcheck).toMatchObject({ calls: 2, errors: 1, errorRate: 0.5, unpricedCalls: 1 });
     expect(Object.keys(stats.byModel)).toEqual(["a", "b", "x"]); // most expensive first
@@ -42,7 +56,11 @@ describe("keys", () => {
     const k = traceKeys("p:");
     expect(k.spans("abc")).toBe("p:t:abc:spans");
     expect(k.idxModel("openai/gpt 4")).toBe("p:idx:model:openai%2Fgpt%204");
-    expect(parseAnomalyMember(anomalyMember("t1", "", "trace_cost_over_budget"))).toEqual({ traceId: "t1", spanId: "", type: "trace_cost_over_budget" });
+    expect(parseAnomalyMember(anomalyMember("t1", "", "trace_cost_over_budget"))).toEqual({
+      traceId: "t1",
+      spanId: "",
+      type: "trace_cost_over_budget",
+    });
   });
   it("builds Jaeger links without double slashes", () => {
     expect(jaegerTraceUrl("http://localhost:16686/", "abc")).toBe("http://localhost:16686/trace/abc");

@@ -3,7 +3,13 @@ import { buildTree, flattenTree, resolveStages } from "../src/tree.js";
 import type { SpanRecord } from "../src/types.js";
 import { ATTR_STAGE } from "@tracelane/pipeline";
 
-const span = (spanId: string, parentSpanId: string | undefined, kind: SpanRecord["kind"], startMs: number, attributes: SpanRecord["attributes"] = {}): SpanRecord => ({
+const span = (
+  spanId: string,
+  parentSpanId: string | undefined,
+  kind: SpanRecord["kind"],
+  startMs: number,
+  attributes: SpanRecord["attributes"] = {},
+): SpanRecord => ({
   traceId: "t".repeat(32),
   spanId,
   ...(parentSpanId ? { parentSpanId } : {}),
@@ -48,7 +54,14 @@ describe("buildTree", () => {
   it("nests spans under their parents in start order with depths", () => {
     const flat = flattenTree(buildTree([...trace].reverse()));
     expect(flat.map((n) => `${n.depth}:${n.spanId}`)).toEqual([
-      "0:root", "1:pub-a", "2:proc-a", "3:chat-a", "4:http-a", "3:pub-f", "4:proc-f", "5:chat-f",
+      "0:root",
+      "1:pub-a",
+      "2:proc-a",
+      "3:chat-a",
+      "4:http-a",
+      "3:pub-f",
+      "4:proc-f",
+      "5:chat-f",
     ]);
   });
 
@@ -59,6 +72,10 @@ describe("buildTree", () => {
 
   it("survives a parent cycle in malformed input", () => {
     const tree = buildTree([span("a", "b", "internal", 0), span("b", "a", "internal", 1)]);
-    expect(flattenTree(tree).map((n) => n.spanId).sort()).toEqual(["a", "b"]);
+    expect(
+      flattenTree(tree)
+        .map((n) => n.spanId)
+        .sort(),
+    ).toEqual(["a", "b"]);
   });
 });

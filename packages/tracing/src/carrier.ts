@@ -1,4 +1,4 @@
-import { context as otelContext, propagation, ROOT_CONTEXT, type Context } from "@opentelemetry/api";
+import { context as otelContext, ROOT_CONTEXT, type Context } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 
 /** W3C trace context as it travels in job data: plain, JSON-safe strings. */
@@ -44,5 +44,3 @@ export function carrierFromHeaders(headers: Record<string, string | string[] | u
   if (tracestate) carrier.tracestate = tracestate;
   return carrier;
 }
-
-export { propagation };

@@ -99,10 +99,7 @@ const REDACTIONS: Array<[RegExp, string | ((match: string, ...groups: string[]) 
   // Long hex strings (tokens, HMACs, private keys).
   [/\b[0-9a-fA-F]{32,}\b/g, "[REDACTED_SECRET]"],
   // Long base64/base64url runs that mix digits and letters (a long English word or path does not).
-  [
-    /[A-Za-z0-9+/_-]{32,}={0,2}/g,
-    (m) => (/\d/.test(m) && /[a-z]/.test(m) && /[A-Z]/.test(m) ? "[REDACTED_SECRET]" : m),
-  ],
+  [/[A-Za-z0-9+/_-]{32,}={0,2}/g, (m) => (/\d/.test(m) && /[a-z]/.test(m) && /[A-Z]/.test(m) ? "[REDACTED_SECRET]" : m)],
 ];
 
 /** Mask e-mail addresses, phone numbers and key-like strings in free text. */

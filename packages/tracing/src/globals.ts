@@ -13,7 +13,9 @@ import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } 
  */
 export function registerTracingGlobals(provider: TracerProvider): () => void {
   if (!trace.setGlobalTracerProvider(provider)) {
-    throw new Error("a global tracer provider is already registered (tracing started twice?); shut the first one down before starting again");
+    throw new Error(
+      "a global tracer provider is already registered (tracing started twice?); shut the first one down before starting again",
+    );
   }
   if (!context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())) {
     trace.disable();

@@ -1,7 +1,15 @@
 import { context, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
 import { extractContext, injectContext, type Carrier } from "./carrier.js";
 import { recordError, wasCancelled } from "./errors.js";
-import { ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, ATTR_MESSAGING_OPERATION_NAME, ATTR_MESSAGING_OPERATION_TYPE, ATTR_MESSAGING_QUEUE_WAIT_MS, ATTR_MESSAGING_SYSTEM } from "./attributes.js";
+import {
+  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_QUEUE_WAIT_MS,
+  ATTR_MESSAGING_SYSTEM,
+} from "./attributes.js";
 
 const tracer = () => trace.getTracer("@tracelane/tracing/messaging");
 

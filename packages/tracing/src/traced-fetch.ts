@@ -1,7 +1,17 @@
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
 import { injectContext, type Carrier } from "./carrier.js";
 import { errorType } from "./errors.js";
-import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_RETRY_DELAY_MS, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL, EVENT_RETRY } from "./attributes.js";
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_RETRY_DELAY_MS,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_FULL,
+  EVENT_RETRY,
+} from "./attributes.js";
 
 const tracer = () => trace.getTracer("@tracelane/tracing/http-client");
 

@@ -19,7 +19,9 @@ describe("content capture", () => {
   afterAll(() => tracing.shutdown());
 
   async function chatWith(mode: ReturnType<typeof contentCaptureMode>) {
-    await withChatSpan({ model: "m", provider: "openai" }, async (span) => captureContent(span, { input, output: "ok, jane.doe@example.com" }, mode));
+    await withChatSpan({ model: "m", provider: "openai" }, async (span) =>
+      captureContent(span, { input, output: "ok, jane.doe@example.com" }, mode),
+    );
     return tracing.spanNamed("chat m").attributes;
   }
 
@@ -76,7 +78,11 @@ describe("redactSecrets", () => {
     ["an AWS access key id", "AKIAIOSFODNN7EXAMPLE is mine", "[REDACTED_SECRET] is mine"],
     ["an AWS secret key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "[REDACTED_SECRET]"],
     ["a long hex secret", "hmac 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "hmac [REDACTED_SECRET]"],
-    ["a key=value secret", 'config api_key="abc123" and password: hunter2', 'config api_key="[REDACTED_SECRET]" and password: [REDACTED_SECRET]'],
+    [
+      "a key=value secret",
+      'config api_key="abc123" and password: hunter2',
+      'config api_key="[REDACTED_SECRET]" and password: [REDACTED_SECRET]',
+    ],
   ])("masks %s", (_what, text, expected) => {
     expect(redactSecrets(text)).toBe(expected);
   });

@@ -31,7 +31,13 @@ describe("httpServerTracing", () => {
           }
           res.statusCode = req.url === "/boom" ? 500 : 200;
           res.setHeader("content-type", "application/json");
-          res.end(JSON.stringify({ traceId: currentTraceId(), carrier: injectContext({}), activeSpanId: trace.getActiveSpan()?.spanContext().spanId }));
+          res.end(
+            JSON.stringify({
+              traceId: currentTraceId(),
+              carrier: injectContext({}),
+              activeSpanId: trace.getActiveSpan()?.spanContext().spanId,
+            }),
+          );
         });
       }),
     );

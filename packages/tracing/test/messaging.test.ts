@@ -2,7 +2,13 @@ import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { withProcessSpan, withPublishSpan, type Carrier } from "../src/index.js";
 import { useInMemoryTracing, type InMemoryTracing } from "../src/testing.js";
-import { ATTR_ERROR_TYPE, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, ATTR_MESSAGING_QUEUE_WAIT_MS } from "@tracelane/tracing/attributes";
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_QUEUE_WAIT_MS,
+} from "@tracelane/tracing/attributes";
 
 describe("withPublishSpan -> carrier -> withProcessSpan", () => {
   let tracing: InMemoryTracing;

@@ -2,7 +2,16 @@ import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recordChatResponse, startTracing, withChatSpan, type TracingHandle } from "../src/index.js";
 import { startOtlpGrpcReceiver, type OtlpGrpcReceiver } from "./helpers/otlp-grpc-receiver.js";
-import { ATTR_GEN_AI_OPERATION_NAME, ATTR_GEN_AI_PROVIDER_NAME, ATTR_GEN_AI_REQUEST_MODEL, ATTR_GEN_AI_RESPONSE_FINISH_REASONS, ATTR_GEN_AI_RESPONSE_MODEL, ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, ATTR_SERVER_PORT } from "@tracelane/tracing/attributes";
+import {
+  ATTR_GEN_AI_OPERATION_NAME,
+  ATTR_GEN_AI_PROVIDER_NAME,
+  ATTR_GEN_AI_REQUEST_MODEL,
+  ATTR_GEN_AI_RESPONSE_FINISH_REASONS,
+  ATTR_GEN_AI_RESPONSE_MODEL,
+  ATTR_GEN_AI_USAGE_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
+  ATTR_SERVER_PORT,
+} from "@tracelane/tracing/attributes";
 
 // startTracing registers OpenTelemetry globals, so this file starts it once (vitest runs each file in its own fork).
 describe("OTLP/gRPC export (Jaeger path)", () => {

@@ -61,8 +61,9 @@ describe("Redis span stream (trace-collector path)", () => {
     });
 
     const ids = await withPublishSpan({ queue: "analysis", messageId: "job-1" }, async (carrier, publish) => {
-      const consumerSpanId = await withProcessSpan({ queue: "analysis", messageId: "job-1", attempt: 1, carrier }, async (span) =>
-        span.spanContext().spanId,
+      const consumerSpanId = await withProcessSpan(
+        { queue: "analysis", messageId: "job-1", attempt: 1, carrier },
+        async (span) => span.spanContext().spanId,
       );
       return { traceId: publish.spanContext().traceId, producerSpanId: publish.spanContext().spanId, consumerSpanId };
     });

@@ -6,7 +6,16 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createTracedFetch, withChatSpan } from "../src/index.js";
 import { sanitizeUrl } from "../src/traced-fetch.js";
 import { useInMemoryTracing, type InMemoryTracing } from "../src/testing.js";
-import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_RETRY_DELAY_MS, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL } from "@tracelane/tracing/attributes";
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_RETRY_DELAY_MS,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_FULL,
+} from "@tracelane/tracing/attributes";
 
 const CANARY_KEY = "sk-canary-5f1d2c3b4a5e6f708192a3b4c5d6e7f8";
 
@@ -76,7 +85,11 @@ describe("createTracedFetch", () => {
         [ATTR_SERVER_PORT]: Number(new URL(baseURL).port),
       });
     }
-    expect(first?.attributes).toMatchObject({ [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0, [ATTR_HTTP_RESPONSE_STATUS_CODE]: 503, [ATTR_ERROR_TYPE]: "503" });
+    expect(first?.attributes).toMatchObject({
+      [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0,
+      [ATTR_HTTP_RESPONSE_STATUS_CODE]: 503,
+      [ATTR_ERROR_TYPE]: "503",
+    });
     expect(first?.attributes[ATTR_RETRY_DELAY_MS]).toBeUndefined();
     expect(first?.status.code).toBe(SpanStatusCode.ERROR);
     expect(second?.attributes).toMatchObject({ [ATTR_HTTP_REQUEST_RESEND_COUNT]: 1, [ATTR_HTTP_RESPONSE_STATUS_CODE]: 200 });
@@ -92,7 +105,9 @@ describe("createTracedFetch", () => {
     expect(requests.map((h) => h.traceparent)).toEqual(attempts.map((s) => `00-${s.spanContext().traceId}-${s.spanContext().spanId}-01`));
     // The key went to the server, but into no span.
     expect(requests[0]?.authorization).toBe(`Bearer ${CANARY_KEY}`);
-    expect(JSON.stringify(tracing.spans().map((s) => ({ a: s.attributes, e: s.events, r: s.resource.attributes })))).not.toContain("canary");
+    expect(JSON.stringify(tracing.spans().map((s) => ({ a: s.attributes, e: s.events, r: s.resource.attributes })))).not.toContain(
+      "canary",
+    );
   });
 
   it("numbers sequential answered requests under one parent as new requests, not resends", async () => {

@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { startTracing } from "../src/index.js";
 import { resolveTracingConfig } from "../src/tracing-env.js";
 
-const resolve = (env: Record<string, string>, opts: { redisUrl?: string } = {}) => resolveTracingConfig({ serviceName: "svc", ...opts }, env);
+const resolve = (env: Record<string, string>, opts: { redisUrl?: string } = {}) =>
+  resolveTracingConfig({ serviceName: "svc", ...opts }, env);
 
 describe("tracing environment", () => {
   it("defaults to parentbased_always_on, no OTLP, no stream, and batch settings sized for benchmark load", () => {
@@ -29,15 +30,19 @@ describe("tracing environment", () => {
 
   it("enables OTLP when an endpoint is set, prefers the traces endpoint, and obeys TRACELANE_OTLP_ENABLED", () => {
     expect(resolve({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://jaeger:4317" }).otlp?.url).toBe("http://jaeger:4317");
-    expect(
-      resolve({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://a:4317", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://b:4317" }).otlp?.url,
-    ).toBe("http://b:4317");
+    expect(resolve({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://a:4317", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://b:4317" }).otlp?.url).toBe(
+      "http://b:4317",
+    );
     expect(resolve({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://jaeger:4317", TRACELANE_OTLP_ENABLED: "false" }).otlp).toBeUndefined();
     expect(resolve({ TRACELANE_OTLP_ENABLED: "true" }).otlp?.url).toBe("http://localhost:4317");
   });
 
   it("enables the span stream with a Redis URL unless TRACELANE_SPAN_STREAM_ENABLED=false", () => {
-    expect(resolve({ REDIS_URL: "redis://r:6379" }).spanStream).toEqual({ redisUrl: "redis://r:6379", stream: "tracelane:spans", maxLen: 1_000_000 });
+    expect(resolve({ REDIS_URL: "redis://r:6379" }).spanStream).toEqual({
+      redisUrl: "redis://r:6379",
+      stream: "tracelane:spans",
+      maxLen: 1_000_000,
+    });
     expect(resolve({ REDIS_URL: "redis://r:6379" }, { redisUrl: "redis://opt:6379" }).spanStream?.redisUrl).toBe("redis://opt:6379");
     expect(resolve({ REDIS_URL: "redis://r:6379", TRACELANE_SPAN_STREAM_ENABLED: "false" }).spanStream).toBeUndefined();
   });
@@ -61,6 +66,8 @@ describe("tracing environment", () => {
   });
 
   it("rejects an export batch larger than the queue", () => {
-    expect(() => resolve({ OTEL_BSP_MAX_QUEUE_SIZE: "100", OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "200" })).toThrow(/OTEL_BSP_MAX_EXPORT_BATCH_SIZE: must not exceed/);
+    expect(() => resolve({ OTEL_BSP_MAX_QUEUE_SIZE: "100", OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "200" })).toThrow(
+      /OTEL_BSP_MAX_EXPORT_BATCH_SIZE: must not exceed/,
+    );
   });
 });

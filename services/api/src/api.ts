@@ -55,7 +55,11 @@ export function composeApi(opts: ComposeApiOptions): Api {
   // The api never names a stage (it serialises views and publishes the pipeline's first stage),
   // so a store and queues of any pipeline fit the shipped pipeline's types.
   const pipeline = opts.pipeline ? { pipeline: opts.pipeline } : {};
-  const store = new ResearchStore(redis, { prefix: env.TRACELANE_RESEARCH_PREFIX, ttlSeconds: env.RESEARCH_TTL_SECONDS, ...pipeline }) as unknown as ResearchStore;
+  const store = new ResearchStore(redis, {
+    prefix: env.TRACELANE_RESEARCH_PREFIX,
+    ttlSeconds: env.RESEARCH_TTL_SECONDS,
+    ...pipeline,
+  }) as unknown as ResearchStore;
   const queues = new StageQueues({
     connection: queueRedis,
     prefix: env.TRACELANE_QUEUE_PREFIX,

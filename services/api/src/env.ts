@@ -26,13 +26,7 @@ const envBytes = (defaultValue: number, opts: { min: number; max: number }) =>
       }
       return Number(m[1]) * BYTE_UNITS[(m[2]?.toLowerCase() ?? "b") as keyof typeof BYTE_UNITS];
     })
-    .pipe(
-      z
-        .number()
-        .int()
-        .min(opts.min, `must be at least ${opts.min} bytes`)
-        .max(opts.max, `must be at most ${opts.max} bytes`),
-    );
+    .pipe(z.number().int().min(opts.min, `must be at least ${opts.min} bytes`).max(opts.max, `must be at most ${opts.max} bytes`));
 
 export const EnvSchema = z.object({
   ...serviceEnvShape,

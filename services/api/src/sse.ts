@@ -2,11 +2,7 @@ import type { Request, Response } from "express";
 import { FINAL_STATUSES, type ResearchEvent, type ResearchStore } from "@tracelane/research-store";
 import type { Logger } from "@tracelane/tracing";
 
-const FINAL_EVENTS: ReadonlySet<ResearchEvent["type"]> = new Set([
-  "research.completed",
-  "research.failed",
-  "research.cancelled",
-]);
+const FINAL_EVENTS: ReadonlySet<ResearchEvent["type"]> = new Set(["research.completed", "research.failed", "research.cancelled"]);
 const PAGE = 100;
 
 /** The open event streams, so shutdown can end them instead of waiting for clients to leave. */

@@ -148,7 +148,10 @@ export function parseLastEventId(header: string | undefined): string {
   if (header === undefined || header === "") return "0";
   if (!/^\d{1,20}-\d{1,20}$/.test(header)) {
     throw invalidRequest("The Last-Event-ID header", [
-      { path: "headers.last-event-id", message: `must be an event id sent by this stream, such as 1712345678901-0 (got "${header.slice(0, 80)}")` },
+      {
+        path: "headers.last-event-id",
+        message: `must be an event id sent by this stream, such as 1712345678901-0 (got "${header.slice(0, 80)}")`,
+      },
     ]);
   }
   return header;

@@ -12,7 +12,7 @@ beforeAll(async () => {
   tracing = useInMemoryTracing();
   const traceRouter = Router();
   traceRouter.get("/v1/traces/:traceId", (req, res) => {
-    if (req.params.traceId === "missing") throw new HttpError(404, "not_found", "No trace with id \"missing\".");
+    if (req.params.traceId === "missing") throw new HttpError(404, "not_found", 'No trace with id "missing".');
     if (req.params.traceId === "boom") throw new Error("redis password is hunter2");
     res.json({ traceId: req.params.traceId });
   });

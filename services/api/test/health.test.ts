@@ -8,7 +8,11 @@ let noRedis: TestApi;
 beforeAll(async () => {
   api = await startApi();
   // A second app whose Redis is a closed port.
-  noRedis = await startApi({ storeRedisUrl: `redis://127.0.0.1:${await freePort()}`, queueRedisUrl: `redis://127.0.0.1:${await freePort()}`, waitReady: false });
+  noRedis = await startApi({
+    storeRedisUrl: `redis://127.0.0.1:${await freePort()}`,
+    queueRedisUrl: `redis://127.0.0.1:${await freePort()}`,
+    waitReady: false,
+  });
 });
 afterAll(async () => {
   await api.close();

@@ -150,7 +150,9 @@ describe("GET /v1/research/:id/events", () => {
     const { body } = await postResearch(api, { query: "bad cursor" });
     const bad = await openEvents(body.id, { "last-event-id": "yesterday" });
     expect(bad.status).toBe(400);
-    expect(((await bad.json()) as any).error.details).toEqual([{ path: "headers.last-event-id", message: expect.stringMatching(/such as 1712345678901-0/) }]);
+    expect(((await bad.json()) as any).error.details).toEqual([
+      { path: "headers.last-event-id", message: expect.stringMatching(/such as 1712345678901-0/) },
+    ]);
     await api.store.cancel(body.id);
   });
 });

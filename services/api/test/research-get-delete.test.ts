@@ -23,7 +23,14 @@ async function completeResearch(id: string) {
   ] as const;
   for (const [stage, next] of stages) {
     await api.store.stageStarted(id, stage, { model: "gpt-4.1-mini", attempt: 1, queueWaitMs: 4 });
-    await api.store.stageCompleted(id, stage, { output: `${stage} out`, model: "gpt-4.1-mini", usage, costUsd: 0.001, latencyMs: 12, next });
+    await api.store.stageCompleted(id, stage, {
+      output: `${stage} out`,
+      model: "gpt-4.1-mini",
+      usage,
+      costUsd: 0.001,
+      latencyMs: 12,
+      next,
+    });
   }
   await api.store.completed(id);
 }
@@ -55,7 +62,16 @@ describe("GET /v1/research/:id", () => {
       status: "completed",
       stage: null,
       result: { analysis: "analysis out", factCheck: "factcheck out", finalReport: "synthesis out" },
-      stages: { synthesis: { status: "completed", model: "gpt-4.1-mini", latencyMs: 12, queueWaitMs: 4, attempts: 1, usage: { inputTokens: 10, outputTokens: 20 } } },
+      stages: {
+        synthesis: {
+          status: "completed",
+          model: "gpt-4.1-mini",
+          latencyMs: 12,
+          queueWaitMs: 4,
+          attempts: 1,
+          usage: { inputTokens: 10, outputTokens: 20 },
+        },
+      },
       totals: { inputTokens: 30, outputTokens: 60 },
     });
     expect(res.body.totals.costUsd).toBeCloseTo(0.003);

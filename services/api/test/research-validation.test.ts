@@ -145,7 +145,9 @@ describe("POST /v1/research rejects bad input and creates nothing", () => {
     await expectNothingCreated(async () => {
       const res = await postResearch(api, [{ query: "q" }]);
       expect(res.status).toBe(400);
-      expect(res.body.error.details).toEqual([{ path: "body", message: expect.stringMatching(/must be a JSON object .* \(got an array\)/) }]);
+      expect(res.body.error.details).toEqual([
+        { path: "body", message: expect.stringMatching(/must be a JSON object .* \(got an array\)/) },
+      ]);
     });
   });
 });

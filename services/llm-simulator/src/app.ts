@@ -3,13 +3,20 @@ import { listen } from "@tracelane/runtime";
 import express, { type ErrorRequestHandler, type Express } from "express";
 import { authenticate } from "./auth.js";
 import { chatCompletionsHandler } from "./chat.js";
-import { bodyTooLarge, invalidJsonBody, invalidRequest, modelNotFound, notFound, sendError, serverError, SimulatorHttpError } from "./errors.js";
+import {
+  bodyTooLarge,
+  invalidJsonBody,
+  invalidRequest,
+  modelNotFound,
+  notFound,
+  sendError,
+  serverError,
+  SimulatorHttpError,
+} from "./errors.js";
 import { KNOWN_MODELS } from "./models.js";
 import { ConfigPatchSchema, DEFAULT_SIMULATOR_CONFIG, SimulatorState, type SimulatorConfig } from "./state.js";
 
-export { DEFAULT_SIMULATOR_CONFIG, type SimulatorConfig, type SimulatorStats } from "./state.js";
-export { FAULT_KINDS, FAULT_HEADER, type FaultKind } from "./faults.js";
-export { KNOWN_MODELS } from "./models.js";
+export { type SimulatorConfig, type SimulatorStats } from "./state.js";
 
 /** A fixed `created` for /v1/models entries. */
 const MODELS_CREATED = 1_735_689_600;
@@ -85,11 +92,6 @@ export function createSimulatorApp(config: Partial<SimulatorConfig> = {}): Expre
   };
   app.use(onError);
   return app;
-}
-
-/** The live state of an app made by createSimulatorApp. */
-export function simulatorState(app: Express): SimulatorState {
-  return app.locals.simulator as SimulatorState;
 }
 
 export interface RunningSimulator {

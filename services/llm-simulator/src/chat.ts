@@ -2,15 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Request, RequestHandler, Response } from "express";
 import { authenticate, bearerKey } from "./auth.js";
 import { completionId, generateContent, requestDigest } from "./content.js";
-import {
-  contextLengthExceeded,
-  invalidApiKey,
-  overloaded,
-  rateLimited,
-  sendError,
-  serverError,
-  SimulatorHttpError,
-} from "./errors.js";
+import { contextLengthExceeded, invalidApiKey, overloaded, rateLimited, sendError, serverError, SimulatorHttpError } from "./errors.js";
 import { FAULT_HEADER, parseDirectives, rateFault, requestedFault, type SelectedFault } from "./faults.js";
 import { latencyFor, sleep } from "./latency.js";
 import { contextWindow } from "./models.js";
@@ -87,7 +79,17 @@ async function complete(state: SimulatorState, req: Request, res: Response, requ
   const delayMs = latencyFor(config.latency, model, () => state.random());
 
   if (request.stream) {
-    await writeCompletionStream(res, { id, created, model, content, finishReason, usage, includeUsage: request.includeUsage, delayMs, signal });
+    await writeCompletionStream(res, {
+      id,
+      created,
+      model,
+      content,
+      finishReason,
+      usage,
+      includeUsage: request.includeUsage,
+      delayMs,
+      signal,
+    });
   } else {
     if (!(await sleep(delayMs, signal))) return;
     res.json({
@@ -137,7 +139,12 @@ function injectFault(
     }
     case "malformed":
       if (request.stream) return writeMalformedStream(res, ctx.id);
-      res.status(200).type("application/json").end(`{"id":"${ctx.id}","object":"chat.completion","model":${JSON.stringify(model)},"choices":[{"index":0,"message":{"role":"assistant","content":"The ev`);
+      res
+        .status(200)
+        .type("application/json")
+        .end(
+          `{"id":"${ctx.id}","object":"chat.completion","model":${JSON.stringify(model)},"choices":[{"index":0,"message":{"role":"assistant","content":"The ev`,
+        );
       return;
     case "hang":
       // Hold the connection without a timer: it ends when the client gives up or the server closes it.

@@ -158,10 +158,7 @@ const REASONS: Record<(typeof VERDICTS)[number], readonly string[]> = {
     "The direction holds, but the magnitude for {b} is overstated by about {pct}.",
     "Sources agree only when {c} is held constant.",
   ],
-  Unsupported: [
-    "The cited work on {a} reports the opposite direction for {b}.",
-    "No source located links {a} to {b} at the stated size.",
-  ],
+  Unsupported: ["The cited work on {a} reports the opposite direction for {b}.", "No source located links {a} to {b} at the stated size."],
   Unverifiable: [
     "The original data on {a} are not public, so the claim cannot be checked.",
     "Only a single unreplicated study from {year} addresses it.",

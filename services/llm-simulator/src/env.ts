@@ -34,7 +34,10 @@ const envFaultKinds = (fallback: string) =>
         .filter((k) => k !== "");
       const unknown = kinds.filter((k) => !isFaultKind(k));
       if (unknown.length > 0) {
-        ctx.addIssue({ code: "custom", message: `unknown fault kind ${unknown.join(", ")}; expected a comma list of ${FAULT_KINDS.join(", ")}` });
+        ctx.addIssue({
+          code: "custom",
+          message: `unknown fault kind ${unknown.join(", ")}; expected a comma list of ${FAULT_KINDS.join(", ")}`,
+        });
         return z.NEVER;
       }
       return kinds.filter(isFaultKind);
@@ -77,10 +80,18 @@ export const EnvSchema = z
   })
   .superRefine((env, ctx) => {
     if (env.LLM_SIM_MAX_TOKENS < env.LLM_SIM_MIN_TOKENS) {
-      ctx.addIssue({ code: "custom", path: ["LLM_SIM_MAX_TOKENS"], message: `must be at least LLM_SIM_MIN_TOKENS (${env.LLM_SIM_MIN_TOKENS})` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["LLM_SIM_MAX_TOKENS"],
+        message: `must be at least LLM_SIM_MIN_TOKENS (${env.LLM_SIM_MIN_TOKENS})`,
+      });
     }
     if (env.LLM_SIM_FAULT_RATE > 0 && env.LLM_SIM_FAULT_KINDS.length === 0) {
-      ctx.addIssue({ code: "custom", path: ["LLM_SIM_FAULT_KINDS"], message: "must list at least one fault kind when LLM_SIM_FAULT_RATE > 0" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["LLM_SIM_FAULT_KINDS"],
+        message: "must list at least one fault kind when LLM_SIM_FAULT_RATE > 0",
+      });
     }
   });
 

@@ -64,7 +64,9 @@ function parseDirective(text: string, body: string): FaultDirective {
     } else if (key === "times" && /^\d+$/.test(value) && Number(value) >= 1) {
       times = Number(value);
     } else {
-      throw invalidRequest(`Invalid simulator directive ${text}: cannot use '${option}'. Syntax: [[sim:fault=<kind>;model=<model>;times=<n>]].`);
+      throw invalidRequest(
+        `Invalid simulator directive ${text}: cannot use '${option}'. Syntax: [[sim:fault=<kind>;model=<model>;times=<n>]].`,
+      );
     }
   }
   if (kind === undefined) throw invalidRequest(`Invalid simulator directive ${text}: 'fault=<kind>' is required.`);

@@ -35,10 +35,5 @@ export const DEFAULT_CONTEXT_WINDOW = 128_000;
  * override for "*" (every model), then the built-in table, then the default.
  */
 export function contextWindow(model: string, overrides: Readonly<Record<string, number>>): number {
-  return (
-    overrides[model] ??
-    overrides["*"] ??
-    KNOWN_MODELS.find((m) => m.id === model)?.contextWindow ??
-    DEFAULT_CONTEXT_WINDOW
-  );
+  return overrides[model] ?? overrides["*"] ?? KNOWN_MODELS.find((m) => m.id === model)?.contextWindow ?? DEFAULT_CONTEXT_WINDOW;
 }

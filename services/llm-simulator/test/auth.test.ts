@@ -36,11 +36,15 @@ describe("API key", () => {
       body: JSON.stringify({ model: "gpt-4.1", messages: userMessage("hello") }),
     });
     expect(res.status).toBe(401);
-    expect(await res.json()).toMatchObject({ error: { type: "invalid_request_error", message: expect.stringMatching(/didn't provide an API key/) } });
+    expect(await res.json()).toMatchObject({
+      error: { type: "invalid_request_error", message: expect.stringMatching(/didn't provide an API key/) },
+    });
   });
 
   it("guards /v1/models too", async () => {
-    const err = await clientFor(sim, { apiKey: "sk-nope" }).models.list().catch((e: unknown) => e);
+    const err = await clientFor(sim, { apiKey: "sk-nope" })
+      .models.list()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
   });
 

@@ -158,9 +158,7 @@ describe("POST /v1/chat/completions", () => {
   });
 
   it("rejects an invalid body with an OpenAI-style 400", async () => {
-    const err = await client.chat.completions
-      .create({ model: "gpt-4.1", messages: [] })
-      .catch((e: unknown) => e);
+    const err = await client.chat.completions.create({ model: "gpt-4.1", messages: [] }).catch((e: unknown) => e);
 
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err).toMatchObject({ status: 400, type: "invalid_request_error", param: "messages" });
@@ -191,7 +189,9 @@ describe("POST /v1/chat/completions", () => {
 
     const notJson = await post("{not json");
     expect(notJson.status).toBe(400);
-    expect(await notJson.json()).toMatchObject({ error: { type: "invalid_request_error", message: expect.stringMatching(/could not parse the JSON body/) } });
+    expect(await notJson.json()).toMatchObject({
+      error: { type: "invalid_request_error", message: expect.stringMatching(/could not parse the JSON body/) },
+    });
   });
 
   it("rejects stream_options without stream, as OpenAI does", async () => {

@@ -79,6 +79,8 @@ describe("environment", () => {
   });
 
   it("checks the completion length range", () => {
-    expect(failure({ LLM_SIM_MIN_TOKENS: "50", LLM_SIM_MAX_TOKENS: "10" })).toMatch(/LLM_SIM_MAX_TOKENS: must be at least LLM_SIM_MIN_TOKENS/);
+    expect(failure({ LLM_SIM_MIN_TOKENS: "50", LLM_SIM_MAX_TOKENS: "10" })).toMatch(
+      /LLM_SIM_MAX_TOKENS: must be at least LLM_SIM_MIN_TOKENS/,
+    );
   });
 });

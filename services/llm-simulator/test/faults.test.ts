@@ -101,7 +101,10 @@ describe("faults chosen per request", () => {
 
     expect(err).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
-    await waitFor(async () => (await admin<SimulatorStats>(sim, "stats")).hanging === 0, { what: "hung request released", timeoutMs: 5_000 });
+    await waitFor(async () => (await admin<SimulatorStats>(sim, "stats")).hanging === 0, {
+      what: "hung request released",
+      timeoutMs: 5_000,
+    });
     expect((await admin<SimulatorStats>(sim, "stats")).faults.hang).toBe(1);
   });
 
@@ -225,14 +228,14 @@ describe("context window", () => {
 
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err).toMatchObject({ code: "context_length_exceeded", param: "messages" });
-    expect((err as Error).message).toMatch(/^400 This model's maximum context length is 60 tokens\. However, your messages resulted in \d+ tokens/);
+    expect((err as Error).message).toMatch(
+      /^400 This model's maximum context length is 60 tokens\. However, your messages resulted in \d+ tokens/,
+    );
   });
 
   it("counts max_tokens against the window", async () => {
     await expect(ask("short", { model: "tiny-model" })).resolves.toBeTruthy();
-    const err = await failure(
-      client.chat.completions.create({ model: "tiny-model", messages: userMessage("short"), max_tokens: 100 }),
-    );
+    const err = await failure(client.chat.completions.create({ model: "tiny-model", messages: userMessage("short"), max_tokens: 100 }));
     expect(err).toMatchObject({ code: "context_length_exceeded" });
     expect((err as Error).message).toMatch(/in the completion/);
   });

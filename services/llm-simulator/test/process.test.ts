@@ -12,7 +12,11 @@ describe("llm-simulator process", () => {
     });
     try {
       await service.waitForOutput(/"msg":"llm-simulator listening"/);
-      const line = service.output().split("\n").find((l) => l.includes("llm-simulator listening")) ?? "";
+      const line =
+        service
+          .output()
+          .split("\n")
+          .find((l) => l.includes("llm-simulator listening")) ?? "";
       expect(JSON.parse(line)).toMatchObject({ msg: "llm-simulator listening", port });
 
       const client = new OpenAI({ apiKey: "sk-process-test", baseURL: `http://127.0.0.1:${port}/v1`, maxRetries: 0 });

@@ -8,9 +8,10 @@ import { z } from "zod";
 const blankIsUnset = <S extends z.ZodType>(schema: S) =>
   z.preprocess((v) => (typeof v === "string" && v.trim() === "" ? undefined : v), schema);
 
-
 const optionalUrl = () =>
-  envOptionalString().refine((v) => v === undefined || /^https?:\/\/[^/\s]+/.test(v), { message: "must be a URL such as http://host:port/path" });
+  envOptionalString().refine((v) => v === undefined || /^https?:\/\/[^/\s]+/.test(v), {
+    message: "must be a URL such as http://host:port/path",
+  });
 
 const schema = z
   .object({
@@ -57,7 +58,11 @@ const schema = z
     // Keys under the trace prefix belong to the store's layout (e.g. {prefix}:anomalies is a zset).
     for (const name of ["TRACELANE_SPAN_STREAM", "TRACELANE_ANOMALY_STREAM"] as const) {
       if (env[name].startsWith(`${env.TRACELANE_TRACE_PREFIX}:`)) {
-        ctx.addIssue({ code: "custom", path: [name], message: `must not live under TRACELANE_TRACE_PREFIX ("${env.TRACELANE_TRACE_PREFIX}:")` });
+        ctx.addIssue({
+          code: "custom",
+          path: [name],
+          message: `must not live under TRACELANE_TRACE_PREFIX ("${env.TRACELANE_TRACE_PREFIX}:")`,
+        });
       }
     }
   })

@@ -59,12 +59,14 @@ await runService({
     const server = createServer(collector.app);
     // runService flushes spans and disconnects Redis after these.
     shutdown
-      .add("stop accepting HTTP", () =>
-        new Promise<void>((resolve) => {
-          if (!server.listening) return resolve();
-          server.close(() => resolve());
-          server.closeIdleConnections();
-        }),
+      .add(
+        "stop accepting HTTP",
+        () =>
+          new Promise<void>((resolve) => {
+            if (!server.listening) return resolve();
+            server.close(() => resolve());
+            server.closeIdleConnections();
+          }),
       )
       .add("stop the stream consumer after its current batch", () => collector.consumer.stop())
       .add("stop the expiry sweeper", () => collector.sweeper.stop())

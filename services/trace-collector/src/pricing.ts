@@ -1,6 +1,16 @@
 import { roundUsd, type PriceTable } from "@tracelane/pricing";
 import type { ModelCall, SpanRecord } from "@tracelane/trace-store";
-import { ATTR_GEN_AI_OPERATION_NAME, ATTR_GEN_AI_PROVIDER_NAME, ATTR_GEN_AI_REQUEST_MODEL, ATTR_GEN_AI_RESPONSE_MODEL, ATTR_GEN_AI_SYSTEM, ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, ATTR_GEN_AI_USAGE_COST, ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS } from "@tracelane/tracing/attributes";
+import {
+  ATTR_GEN_AI_OPERATION_NAME,
+  ATTR_GEN_AI_PROVIDER_NAME,
+  ATTR_GEN_AI_REQUEST_MODEL,
+  ATTR_GEN_AI_RESPONSE_MODEL,
+  ATTR_GEN_AI_SYSTEM,
+  ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_COST,
+  ATTR_GEN_AI_USAGE_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
+} from "@tracelane/tracing/attributes";
 
 const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
 const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);
@@ -35,10 +45,4 @@ export function modelCallOf(span: SpanRecord, prices: PriceTable): ModelCall | u
     costUsd: cost.costUsd,
     ...(typeof reported === "number" ? { reportedCostUsd: roundUsd(reported) } : {}),
   };
-}
-
-/** The span with its `call` filled in (or unchanged when it is not a model call). */
-export function priceSpan(span: SpanRecord, prices: PriceTable): SpanRecord {
-  const call = modelCallOf(span, prices);
-  return call ? { ...span, call } : span;
 }

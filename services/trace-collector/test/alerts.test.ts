@@ -37,7 +37,9 @@ async function webhookServer(respond: (n: number) => number) {
 }
 
 const slowTrace = () =>
-  decodeOtlpJson(toOtlpJson(pipelineTrace({ stages: [{ stage: "analysis", model: "gpt-4.1", inputTokens: 10, outputTokens: 10, latencyMs: 2_500 }] }))).spans;
+  decodeOtlpJson(
+    toOtlpJson(pipelineTrace({ stages: [{ stage: "analysis", model: "gpt-4.1", inputTokens: 10, outputTokens: 10, latencyMs: 2_500 }] })),
+  ).spans;
 
 describe("alerts", () => {
   it("POSTs each new anomaly to the webhook once, retrying a failing endpoint, and records it on the anomaly stream", async () => {
@@ -54,7 +56,14 @@ describe("alerts", () => {
       expect(hook.received).toEqual([
         {
           kind: "tracelane.anomaly",
-          anomaly: expect.objectContaining({ type: "high_latency", traceId: spans[0]!.traceId, stage: "analysis", model: "gpt-4.1", value: 2_500, threshold: 2_000 }),
+          anomaly: expect.objectContaining({
+            type: "high_latency",
+            traceId: spans[0]!.traceId,
+            stage: "analysis",
+            model: "gpt-4.1",
+            value: 2_500,
+            threshold: 2_000,
+          }),
           links: { jaeger: `http://jaeger:16686/trace/${spans[0]!.traceId}` },
         },
       ]);
@@ -71,8 +80,15 @@ describe("alerts", () => {
     const hook = await webhookServer(() => 400);
     const alerter = new WebhookAlerter({ url: hook.url, baseDelayMs: 20, maxQueue: 2, concurrency: 1 });
     const anomaly = {
-      type: "error" as const, traceId: "t", spanId: "s", value: 1, threshold: 1, unit: "count" as const,
-      message: "m", recommendation: "r", detectedAt: new Date().toISOString(),
+      type: "error" as const,
+      traceId: "t",
+      spanId: "s",
+      value: 1,
+      threshold: 1,
+      unit: "count" as const,
+      message: "m",
+      recommendation: "r",
+      detectedAt: new Date().toISOString(),
     };
     try {
       alerter.enqueue([anomaly, anomaly, anomaly, anomaly]); // 1 in flight, 2 queued, 1 over the bound

@@ -22,10 +22,12 @@ afterAll(async () => {
 
 describe("assembly", () => {
   it("assembles the same trace from out-of-order and duplicated delivery", async () => {
-    const synthetic = pipelineTrace({ stages: [
-      { stage: "analysis", model: "gpt-4.1", inputTokens: 1_000, outputTokens: 500, latencyMs: 700, resends: 1 },
-      { stage: "factcheck", model: "gpt-4.1-mini", inputTokens: 2_000, outputTokens: 100, latencyMs: 400, attempts: 2 },
-    ] });
+    const synthetic = pipelineTrace({
+      stages: [
+        { stage: "analysis", model: "gpt-4.1", inputTokens: 1_000, outputTokens: 500, latencyMs: 700, resends: 1 },
+        { stage: "factcheck", model: "gpt-4.1-mini", inputTokens: 2_000, outputTokens: 100, latencyMs: 400, attempts: 2 },
+      ],
+    });
     const spans = decode(synthetic);
 
     const inOrder = prefix("inorder");
@@ -45,15 +47,19 @@ describe("assembly", () => {
     expect(two!.summary).toEqual(one!.summary);
     expect(two!.spans).toEqual(one!.spans);
     expect(one!.summary).toMatchObject({ spanCount: spans.length, hasRoot: true, rootName: "POST /v1/research", status: "ok", retries: 2 });
-    expect(new Set(two!.anomalies.map((x) => `${x.type}|${x.spanId}`))).toEqual(new Set(one!.anomalies.map((x) => `${x.type}|${x.spanId}`)));
+    expect(new Set(two!.anomalies.map((x) => `${x.type}|${x.spanId}`))).toEqual(
+      new Set(one!.anomalies.map((x) => `${x.type}|${x.spanId}`)),
+    );
   });
 
   it("assembles a trace whose batches alternate between two collector replicas, each keeping recent traces in memory", async () => {
-    const synthetic = pipelineTrace({ stages: [
-      { stage: "analysis", model: "gpt-4.1", inputTokens: 1_000, outputTokens: 500, latencyMs: 700 },
-      { stage: "factcheck", model: "gemini-2.5-flash", inputTokens: 2_000, outputTokens: 100, latencyMs: 400 },
-      { stage: "synthesis", model: "deepseek-v3.2", inputTokens: 3_000, outputTokens: 800, latencyMs: 900 },
-    ] });
+    const synthetic = pipelineTrace({
+      stages: [
+        { stage: "analysis", model: "gpt-4.1", inputTokens: 1_000, outputTokens: 500, latencyMs: 700 },
+        { stage: "factcheck", model: "gemini-2.5-flash", inputTokens: 2_000, outputTokens: 100, latencyMs: 400 },
+        { stage: "synthesis", model: "deepseek-v3.2", inputTokens: 3_000, outputTokens: 800, latencyMs: 900 },
+      ],
+    });
     const spans = decode(synthetic);
     const whole = prefix("whole");
     await testAssembler(redis, whole, { recentTraces: 0 }).ingest(spans);
@@ -74,10 +80,14 @@ describe("assembly", () => {
 
   it("prices calls from tokens with the price table: gpt-4.1 1,000 in / 500 out = $0.006", async () => {
     const p = prefix("cost");
-    const spans = decode(pipelineTrace({ stages: [
-      { stage: "analysis", model: "gpt-4.1", inputTokens: 1_000, outputTokens: 500, latencyMs: 100 },
-      { stage: "factcheck", model: "gpt-4.1-mini", inputTokens: 10_000, outputTokens: 2_000, cachedInputTokens: 4_000, latencyMs: 100 },
-    ] }));
+    const spans = decode(
+      pipelineTrace({
+        stages: [
+          { stage: "analysis", model: "gpt-4.1", inputTokens: 1_000, outputTokens: 500, latencyMs: 100 },
+          { stage: "factcheck", model: "gpt-4.1-mini", inputTokens: 10_000, outputTokens: 2_000, cachedInputTokens: 4_000, latencyMs: 100 },
+        ],
+      }),
+    );
     await testAssembler(redis, p).ingest(spans);
     const t = await createTraceReader(redis, { prefix: p }).getTrace(spans[0]!.traceId);
     // gpt-4.1: 1000 x $2/M + 500 x $8/M; gpt-4.1-mini: 6000 x $0.4/M + 4000 x $0.1/M (cached) + 2000 x $1.6/M
@@ -90,7 +100,9 @@ describe("assembly", () => {
 
   it("leaves an unknown model's cost null (never $0) and flags unpriced_model", async () => {
     const p = prefix("unpriced");
-    const spans = decode(pipelineTrace({ stages: [{ stage: "analysis", model: "acme-llm-9", inputTokens: 100, outputTokens: 50, latencyMs: 100 }] }));
+    const spans = decode(
+      pipelineTrace({ stages: [{ stage: "analysis", model: "acme-llm-9", inputTokens: 100, outputTokens: 50, latencyMs: 100 }] }),
+    );
     await testAssembler(redis, p).ingest(spans);
     const t = await createTraceReader(redis, { prefix: p }).getTrace(spans[0]!.traceId);
     const chat = t!.spans.find((s) => s.call)!;
@@ -131,7 +143,9 @@ describe("assembly", () => {
 
   it("expires a trace after its TTL and removes it from every index", async () => {
     const p = prefix("ttl");
-    const spans = decode(pipelineTrace({ stages: [{ stage: "analysis", model: "gpt-4.1", inputTokens: 9_000, outputTokens: 10, latencyMs: 2_500 }] }));
+    const spans = decode(
+      pipelineTrace({ stages: [{ stage: "analysis", model: "gpt-4.1", inputTokens: 9_000, outputTokens: 10, latencyMs: 2_500 }] }),
+    );
     const traceId = spans[0]!.traceId;
     await testAssembler(redis, p, { ttlSeconds: 1 }).ingest(spans);
     const reader = createTraceReader(redis, { prefix: p, pruneOnRead: false });

@@ -9,7 +9,14 @@ const prefix = uniquePrefix("queries");
 const reader = createTraceReader(redis, { prefix });
 const base = Date.parse("2025-06-01T12:00:00Z");
 
-const stage = (over: Partial<StageSpec>): StageSpec => ({ stage: "analysis", model: "gpt-4.1", inputTokens: 100, outputTokens: 100, latencyMs: 100, ...over });
+const stage = (over: Partial<StageSpec>): StageSpec => ({
+  stage: "analysis",
+  model: "gpt-4.1",
+  inputTokens: 100,
+  outputTokens: 100,
+  latencyMs: 100,
+  ...over,
+});
 
 /** Six traces, one property each, started one second apart. */
 const cases = {
@@ -139,10 +146,12 @@ describe("anomalies and costs", () => {
     const text = reader.renderReplay(detail!);
     const lines = text.trimEnd().split("\n");
     expect(lines[0]).toMatch(new RegExp(`^trace ${ids.failed}  POST /v1/research  error`));
-    expect(lines[1]).toMatch(/^✓ POST \/v1\/research  6 ms/);
+    expect(lines[1]).toMatch(/^✓ POST \/v1\/research {2}6 ms/);
     expect(lines[2]).toMatch(/^ {2}✓ publish research-analysis/);
     expect(lines[3]).toMatch(/^ {4}✗ process research-analysis .*\[analysis\].*queue wait 20 ms/);
-    expect(lines).toContainEqual(expect.stringMatching(/^ {6}✗ chat gpt-4\.1-mini  100 ms  \[analysis\]  gpt-4\.1-mini  tokens in 0 \/ out 0  \$0\.000000/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^ {6}✗ chat gpt-4\.1-mini {2}100 ms {2}\[analysis\] {2}gpt-4\.1-mini {2}tokens in 0 \/ out 0 {2}\$0\.000000/),
+    );
     expect(lines).toContainEqual(expect.stringMatching(/^ {10}! ProviderDown: ProviderDown from provider/));
   });
 });

@@ -42,7 +42,11 @@ describe("trace JSON a person can read", () => {
     expect(toNanoUsd(summary.costUsd)).toBe(callCosts.reduce((n, c) => n + toNanoUsd(c), 0));
     expect(summary.byModel["gpt-4.1"]!.costUsd).toBe(0.300674); // the breakdown adds nano-dollars too
 
-    const json = JSON.stringify({ trace, list: await reader.listTraces({}), stats: await reader.costStats({ since: 0, until: Date.now() }) });
+    const json = JSON.stringify({
+      trace,
+      list: await reader.listTraces({}),
+      stats: await reader.costStats({ since: 0, until: Date.now() }),
+    });
     const costs = numbersOf(json, "costUsd");
     expect(costs.length).toBeGreaterThan(10);
     for (const text of costs) expect(decimals(text), `costUsd ${text}`).toBeLessThanOrEqual(9);

@@ -42,7 +42,8 @@ describe("the rule registry", () => {
 
   it("has every rule variable in .env.example with its default", () => {
     const example = readFileSync(path.join(REPO_ROOT, ".env.example"), "utf8");
-    for (const { setting } of RULE_SETTINGS) expect(example, setting.env).toMatch(new RegExp(`^# ${setting.env}=${setting.schema.parse(undefined)}$`, "m"));
+    for (const { setting } of RULE_SETTINGS)
+      expect(example, setting.env).toMatch(new RegExp(`^# ${setting.env}=${setting.schema.parse(undefined)}$`, "m"));
     expect(example).toMatch(/^# TRACELANE_RULES_DISABLED=$/m);
   });
 });
@@ -67,7 +68,11 @@ describe("rules configuration", () => {
   it("names each bad env variable, with what it takes and what it got", () => {
     let err: unknown;
     try {
-      loadRules(undefined, { TRACELANE_RULE_CALL_LATENCY_MS: "fast", TRACELANE_RULE_BASELINE_MIN_SAMPLES: "2.5", TRACELANE_RULES_DISABLED: "high_tokens,slow" });
+      loadRules(undefined, {
+        TRACELANE_RULE_CALL_LATENCY_MS: "fast",
+        TRACELANE_RULE_BASELINE_MIN_SAMPLES: "2.5",
+        TRACELANE_RULES_DISABLED: "high_tokens,slow",
+      });
     } catch (e) {
       err = e;
     }
@@ -83,9 +88,22 @@ describe("evaluating a trace", () => {
   it("gives one anomaly per model call, with its stage and attempts, not one per HTTP attempt", () => {
     const failed = callSpans({ stage: "factcheck", attempts: [{ status: 500 }, { status: 500 }, { status: 500 }], backoffMs: 1_000 });
     const summary = summarizeTrace("a".repeat(32), failed, 0);
-    const { anomalies } = evaluateTrace(failed, summary, new Map(failed.map((s) => [s.spanId, "factcheck"])), withSettings(DEFAULT_RULES, { high_latency: { latencyMs: 500 } }), detectedAt);
+    const { anomalies } = evaluateTrace(
+      failed,
+      summary,
+      new Map(failed.map((s) => [s.spanId, "factcheck"])),
+      withSettings(DEFAULT_RULES, { high_latency: { latencyMs: 500 } }),
+      detectedAt,
+    );
     expect(anomalies).toEqual([
-      expect.objectContaining({ type: "error", stage: "factcheck", attempts: 3, cause: "provider_error", spanName: "chat gpt-4.1", value: 3 }),
+      expect.objectContaining({
+        type: "error",
+        stage: "factcheck",
+        attempts: 3,
+        cause: "provider_error",
+        spanName: "chat gpt-4.1",
+        value: 3,
+      }),
     ]);
   });
 
@@ -106,9 +124,25 @@ describe("evaluating a trace", () => {
 });
 
 describe("trace status", () => {
-  const span = (id: string, parent: string | undefined, kind: SpanRecord["kind"], status: SpanRecord["status"], attrs: SpanRecord["attributes"] = {}, startMs = 0): SpanRecord => ({
-    traceId: "t".repeat(32), spanId: id, ...(parent ? { parentSpanId: parent } : {}), name: id, kind, service: "s",
-    startMs, endMs: startMs + 1, durationMs: 1, status, attributes: attrs,
+  const span = (
+    id: string,
+    parent: string | undefined,
+    kind: SpanRecord["kind"],
+    status: SpanRecord["status"],
+    attrs: SpanRecord["attributes"] = {},
+    startMs = 0,
+  ): SpanRecord => ({
+    traceId: "t".repeat(32),
+    spanId: id,
+    ...(parent ? { parentSpanId: parent } : {}),
+    name: id,
+    kind,
+    service: "s",
+    startMs,
+    endMs: startMs + 1,
+    durationMs: 1,
+    status,
+    attributes: attrs,
   });
   it("is ok when a failed HTTP attempt was recovered by its caller", () => {
     expect(traceStatus([span("chat", undefined, "client", "ok"), span("post", "chat", "client", "error")])).toBe("ok");
@@ -125,13 +159,25 @@ describe("trace status", () => {
     ).toBe("ok");
   });
   it("is error when the last job attempt failed", () => {
-    expect(traceStatus([span("pub", undefined, "producer", "ok"), span("c1", "pub", "consumer", "error", { [ATTR_MESSAGING_MESSAGE_ID]: "j1" })])).toBe("error");
+    expect(
+      traceStatus([
+        span("pub", undefined, "producer", "ok"),
+        span("c1", "pub", "consumer", "error", { [ATTR_MESSAGING_MESSAGE_ID]: "j1" }),
+      ]),
+    ).toBe("error");
   });
 });
 
 describe("summary", () => {
   it("splits queue wait from model time", () => {
-    const consumer: SpanRecord = { ...call(), spanId: "p", name: "process q", kind: "consumer", attributes: { [ATTR_MESSAGING_QUEUE_WAIT_MS]: 25 }, durationMs: 450 };
+    const consumer: SpanRecord = {
+      ...call(),
+      spanId: "p",
+      name: "process q",
+      kind: "consumer",
+      attributes: { [ATTR_MESSAGING_QUEUE_WAIT_MS]: 25 },
+      durationMs: 450,
+    };
     delete consumer.call;
     const chat: SpanRecord = { ...call({ durationMs: 400 }), spanId: "c", parentSpanId: "p" };
     const s = summarizeTrace("t", [consumer, chat], 0);

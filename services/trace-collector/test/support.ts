@@ -6,7 +6,23 @@ import { loadPriceTable } from "@tracelane/pricing";
 import { Redis } from "ioredis";
 import { createAssembler, DEFAULT_RULES, withSettings, type AnomalyRules, type AssemblerOptions } from "../src/collector.js";
 import { ATTR_RESEARCH_ID, ATTR_STAGE } from "@tracelane/pipeline";
-import { ATTR_GEN_AI_OPERATION_NAME, ATTR_GEN_AI_PROVIDER_NAME, ATTR_GEN_AI_REQUEST_MODEL, ATTR_GEN_AI_RESPONSE_MODEL, ATTR_GEN_AI_USAGE_COST, ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, ATTR_MESSAGING_QUEUE_WAIT_MS, ATTR_MESSAGING_SYSTEM } from "@tracelane/tracing/attributes";
+import {
+  ATTR_GEN_AI_OPERATION_NAME,
+  ATTR_GEN_AI_PROVIDER_NAME,
+  ATTR_GEN_AI_REQUEST_MODEL,
+  ATTR_GEN_AI_RESPONSE_MODEL,
+  ATTR_GEN_AI_USAGE_COST,
+  ATTR_GEN_AI_USAGE_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_QUEUE_WAIT_MS,
+  ATTR_MESSAGING_SYSTEM,
+} from "@tracelane/tracing/attributes";
 
 /** A unique key prefix per test, so tests share the run's redis-server without seeing each other. */
 export const uniquePrefix = (name: string) => `test:${name}:${randomUUID().slice(0, 8)}`;
@@ -65,7 +81,15 @@ export function recordSdkTrace(opts: { service?: string; model?: string; startMs
   const inRoot = trace.setSpan(ROOT_CONTEXT, root);
   const publish = tracer.startSpan(
     "publish research-analysis",
-    { kind: SpanKind.PRODUCER, startTime: hr(t0 + 1), attributes: { [ATTR_MESSAGING_SYSTEM]: "bullmq", [ATTR_MESSAGING_DESTINATION_NAME]: "research-analysis", [ATTR_MESSAGING_MESSAGE_ID]: "r1-analysis" } },
+    {
+      kind: SpanKind.PRODUCER,
+      startTime: hr(t0 + 1),
+      attributes: {
+        [ATTR_MESSAGING_SYSTEM]: "bullmq",
+        [ATTR_MESSAGING_DESTINATION_NAME]: "research-analysis",
+        [ATTR_MESSAGING_MESSAGE_ID]: "r1-analysis",
+      },
+    },
     inRoot,
   );
   publish.end(hr(t0 + 2));
@@ -100,7 +124,11 @@ export function recordSdkTrace(opts: { service?: string; model?: string; startMs
     },
     trace.setSpan(ROOT_CONTEXT, consumer),
   );
-  const post = tracer.startSpan("POST", { kind: SpanKind.CLIENT, startTime: hr(t0 + 14), attributes: { [ATTR_HTTP_REQUEST_METHOD]: "POST" } }, trace.setSpan(ROOT_CONTEXT, chat));
+  const post = tracer.startSpan(
+    "POST",
+    { kind: SpanKind.CLIENT, startTime: hr(t0 + 14), attributes: { [ATTR_HTTP_REQUEST_METHOD]: "POST" } },
+    trace.setSpan(ROOT_CONTEXT, chat),
+  );
   post.setAttributes({ [ATTR_HTTP_RESPONSE_STATUS_CODE]: 200, [ATTR_HTTP_REQUEST_RESEND_COUNT]: 0 });
   post.end(hr(t0 + 810));
   chat.setAttributes({

@@ -22,12 +22,15 @@ export interface ComposeFile {
 }
 
 /** Compose interpolation with nothing set: `${A:-x}` and `${A-x}` give x, `${A}` and `$A` give "", `$$` gives `$`. */
+// `$$` is a literal dollar: hold it aside as a character no compose file contains.
+const DOLLAR = "\u0000";
+
 export function interpolateWithDefaults(value: string): string {
   return value
-    .replace(/\$\$/g, "\u0000")
+    .replace(/\$\$/g, DOLLAR)
     .replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}/g, (_m, _name: string, fallback?: string) => fallback ?? "")
     .replace(/\$([A-Za-z_][A-Za-z0-9_]*)/g, "")
-    .replace(/\u0000/g, "$");
+    .replaceAll(DOLLAR, "$");
 }
 
 function environmentOf(raw: unknown): Record<string, string> {
@@ -49,9 +52,15 @@ export function loadCompose(file = path.join(REPO_ROOT, "docker-compose.yml")): 
   for (const [composeName, svc] of Object.entries(doc.services)) {
     const command = svc.command;
     if (!Array.isArray(command)) continue;
-    const entry = command.find((part: unknown) => typeof part === "string" && /^services\/[^/]+\/dist\/index\.js$/.test(part)) as string | undefined;
+    const entry = command.find((part: unknown) => typeof part === "string" && /^services\/[^/]+\/dist\/index\.js$/.test(part)) as
+      string | undefined;
     if (!entry) continue;
-    tracelane.push({ composeName, service: entry.split("/")[1]!, command: command as string[], environment: environmentOf(svc.environment) });
+    tracelane.push({
+      composeName,
+      service: entry.split("/")[1]!,
+      command: command as string[],
+      environment: environmentOf(svc.environment),
+    });
   }
   // Comments may show the syntax (`${VAR:-default}`); only values count.
   const values = text.replace(/(^|\s)#.*$/gm, "");
@@ -81,7 +90,10 @@ function workspacePackages(): Map<string, WorkspacePackage> {
     for (const entry of readdirSync(path.join(REPO_ROOT, group))) {
       const dir = path.join(REPO_ROOT, group, entry);
       try {
-        const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { name: string; dependencies?: Record<string, string> };
+        const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as {
+          name: string;
+          dependencies?: Record<string, string>;
+        };
         out.set(pkg.name, { name: pkg.name, dir, dependencies: pkg.dependencies ?? {} });
       } catch {
         // not a package

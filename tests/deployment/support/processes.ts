@@ -68,7 +68,10 @@ export function pnpmPath(): string {
   if (fromEnv && /pnpm\.c?js$/.test(fromEnv)) return (pnpmCli = fromEnv);
   const version = (JSON.parse(readFileSync(`${REPO_ROOT}/package.json`, "utf8")) as { packageManager: string }).packageManager;
   // The bin npx puts on PATH is a symlink to the CLI's JS entry.
-  const out = execFileSync("npx", ["-y", "-p", version, "sh", "-c", 'readlink -f "$(command -v pnpm)"'], { cwd: REPO_ROOT, encoding: "utf8" });
+  const out = execFileSync("npx", ["-y", "-p", version, "sh", "-c", 'readlink -f "$(command -v pnpm)"'], {
+    cwd: REPO_ROOT,
+    encoding: "utf8",
+  });
   return (pnpmCli = out.trim());
 }
 
@@ -98,7 +101,10 @@ export function spawnCollecting(command: string, args: string[], env: Record<str
     exited,
     waitFor(pattern, timeoutMs) {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => finish(new Error(`no output matching ${pattern} within ${timeoutMs} ms:\n${out.slice(-3000)}`)), timeoutMs);
+        const timer = setTimeout(
+          () => finish(new Error(`no output matching ${pattern} within ${timeoutMs} ms:\n${out.slice(-3000)}`)),
+          timeoutMs,
+        );
         const check = () => {
           if (pattern.test(out)) finish();
         };

@@ -13,7 +13,10 @@ export interface FitResult {
 /** The question and the system prompt alone do not fit: nothing left to trim. */
 export class ContextTooLongError extends Error {
   override readonly name = "ContextTooLongError";
-  constructor(readonly needed: number, readonly budget: number) {
+  constructor(
+    readonly needed: number,
+    readonly budget: number,
+  ) {
     super(`the question and instructions alone need ${needed} tokens but the budget is ${budget}`);
   }
 }
@@ -48,7 +51,13 @@ export function fitToBudget(definition: StageDefinition<string>, query: string, 
   const full = countMessageTokens(messages);
   if (full <= budget) return { messages, inputTokens: full, trimmedTokens: 0 };
 
-  const fixed = countMessageTokens(composeMessages(definition, query, material.map((m) => ({ ...m, text: "" }))));
+  const fixed = countMessageTokens(
+    composeMessages(
+      definition,
+      query,
+      material.map((m) => ({ ...m, text: "" })),
+    ),
+  );
   if (fixed + countTokens(TRIM_MARK) > budget) throw new ContextTooLongError(fixed, budget);
 
   const items = material.map((m) => ({ ...m, tokens: countTokens(m.text) }));

@@ -15,8 +15,6 @@ export function isTransient(err: unknown): boolean {
   return false;
 }
 
-export const isRateLimit = (err: unknown): boolean => err instanceof APIError && err.status === 429;
-
 /** The server's own wait hint, from `retry-after-ms` or `retry-after` (seconds or an HTTP date). */
 export function retryAfterMs(err: unknown, now = Date.now()): number | undefined {
   if (!(err instanceof APIError) || !err.headers) return undefined;

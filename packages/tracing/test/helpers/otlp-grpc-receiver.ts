@@ -25,7 +25,10 @@ export interface DecodedExport {
   spans: DecodedSpan[];
 }
 
-interface RawKeyValue { key: string; value?: RawAnyValue }
+interface RawKeyValue {
+  key: string;
+  value?: RawAnyValue;
+}
 interface RawAnyValue {
   /** protobufjs' virtual oneof field: the name of the member that is set. */
   value?: "string_value" | "bool_value" | "int_value" | "double_value" | "array_value" | "kvlist_value" | "bytes_value";

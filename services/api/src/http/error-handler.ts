@@ -65,9 +65,17 @@ export function fromBodyParserError(err: BodyParserError, maxBodyBytes: number):
         { limitBytes: maxBodyBytes, ...(err.length !== undefined ? { receivedBytes: err.length } : {}) },
       );
     case "charset.unsupported":
-      return new HttpError(415, "unsupported_media_type", `Charset "${err.charset}" is not supported. Send the body as UTF-8 JSON (Content-Type: application/json).`);
+      return new HttpError(
+        415,
+        "unsupported_media_type",
+        `Charset "${err.charset}" is not supported. Send the body as UTF-8 JSON (Content-Type: application/json).`,
+      );
     case "encoding.unsupported":
-      return new HttpError(415, "unsupported_media_type", `Content-Encoding "${err.encoding}" is not supported. Send gzip, deflate, br or identity.`);
+      return new HttpError(
+        415,
+        "unsupported_media_type",
+        `Content-Encoding "${err.encoding}" is not supported. Send gzip, deflate, br or identity.`,
+      );
     case "request.aborted":
       return new HttpError(400, "request_aborted", "The request body was not received completely (the client aborted it).");
     case "request.size.invalid":

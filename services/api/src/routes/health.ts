@@ -17,7 +17,10 @@ export function createHealthRouter(deps: { redis: Redis; timeoutMs?: number }): 
       res.json({ status: "ready", checks: { redis: "ok" } });
     } catch (err) {
       const reason = `redis: ${err instanceof Error ? err.message : String(err)}`;
-      res.status(503).set("Retry-After", "5").json({ status: "unavailable", reason, checks: { redis: "unavailable" } });
+      res
+        .status(503)
+        .set("Retry-After", "5")
+        .json({ status: "unavailable", reason, checks: { redis: "unavailable" } });
     }
   });
   return router;

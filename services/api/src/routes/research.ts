@@ -87,7 +87,9 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
           await publishAnalysis(view.id);
         } catch (err) {
           if (!isConnectionError(err)) throw err;
-          throw new UnavailableError("The job queue is unreachable right now. Retry the same request (same Idempotency-Key) in a few seconds.");
+          throw new UnavailableError(
+            "The job queue is unreachable right now. Retry the same request (same Idempotency-Key) in a few seconds.",
+          );
         }
       }
       res
@@ -134,7 +136,9 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
 
   router.get("/v1/research/:id/events", async (req: Request<{ id: string }>, res: Response) => {
     const id = parseResearchId(req.params.id);
-    const afterId = parseLastEventId(req.get("Last-Event-ID") ?? (typeof req.query.lastEventId === "string" ? req.query.lastEventId : undefined));
+    const afterId = parseLastEventId(
+      req.get("Last-Event-ID") ?? (typeof req.query.lastEventId === "string" ? req.query.lastEventId : undefined),
+    );
     if ((await store.status(id)) === undefined) throw notFound("research", id);
     await streamResearchEvents(req, res, {
       store,
@@ -153,10 +157,15 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     if (outcome === "missing") throw notFound("research", id);
     if (outcome === "final") {
       const status = await store.status(id);
-      throw new HttpError(409, "already_finished", `Research ${id} has already finished with status "${status}"; only queued or running research can be cancelled.`, {
-        id,
-        status,
-      });
+      throw new HttpError(
+        409,
+        "already_finished",
+        `Research ${id} has already finished with status "${status}"; only queued or running research can be cancelled.`,
+        {
+          id,
+          status,
+        },
+      );
     }
     // Cancel first, then drop the waiting jobs: a job that starts in between sees the cancelled status.
     await queues.removeWaiting(id);

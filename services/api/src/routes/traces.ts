@@ -25,18 +25,21 @@ const DAY_MS = 24 * 3600 * 1000;
  * which reports problems on `ctx` and returns z.NEVER.
  */
 const param = <T>(parse: (v: string, ctx: z.RefinementCtx) => T) =>
-  z.unknown().transform((v, ctx): T | undefined => {
-    if (v === undefined || v === "") return undefined;
-    if (Array.isArray(v)) {
-      ctx.addIssue({ code: "custom", message: `must be given once (got ${v.length} values)` });
-      return z.NEVER;
-    }
-    if (typeof v !== "string") {
-      ctx.addIssue({ code: "custom", message: "must be a single plain value" });
-      return z.NEVER;
-    }
-    return parse(v, ctx);
-  }).optional();
+  z
+    .unknown()
+    .transform((v, ctx): T | undefined => {
+      if (v === undefined || v === "") return undefined;
+      if (Array.isArray(v)) {
+        ctx.addIssue({ code: "custom", message: `must be given once (got ${v.length} values)` });
+        return z.NEVER;
+      }
+      if (typeof v !== "string") {
+        ctx.addIssue({ code: "custom", message: "must be a single plain value" });
+        return z.NEVER;
+      }
+      return parse(v, ctx);
+    })
+    .optional();
 
 const shown = (v: string) => JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
 
@@ -160,9 +163,14 @@ const COSTS_PARAMS = Object.keys(costsShape);
 function parseTraceId(raw: string): string {
   const id = raw.toLowerCase();
   if (!TRACE_ID_RE.test(id)) {
-    throw new HttpError(400, "invalid_trace_id", `"${raw.slice(0, 80)}" is not a trace id: expected 32 hexadecimal characters (W3C trace id).`, {
-      parameter: "traceId",
-    });
+    throw new HttpError(
+      400,
+      "invalid_trace_id",
+      `"${raw.slice(0, 80)}" is not a trace id: expected 32 hexadecimal characters (W3C trace id).`,
+      {
+        parameter: "traceId",
+      },
+    );
   }
   return id;
 }
@@ -195,7 +203,9 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
       page = await reader.listTraces(filter);
     } catch (err) {
       if (err instanceof InvalidCursorError) {
-        throw new HttpError(400, "invalid_query", `Invalid query parameters: cursor: ${err.message}`, [{ parameter: "cursor", message: err.message }]);
+        throw new HttpError(400, "invalid_query", `Invalid query parameters: cursor: ${err.message}`, [
+          { parameter: "cursor", message: err.message },
+        ]);
       }
       throw err;
     }
@@ -238,7 +248,13 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
     const until = q.until ?? Date.now();
     const since = q.since ?? until - DAY_MS;
     const stats = await reader.costStats({ since, until });
-    res.json({ ...stats, since: new Date(stats.since).toISOString(), until: new Date(stats.until).toISOString(), sinceMs: stats.since, untilMs: stats.until });
+    res.json({
+      ...stats,
+      since: new Date(stats.since).toISOString(),
+      until: new Date(stats.until).toISOString(),
+      sinceMs: stats.since,
+      untilMs: stats.until,
+    });
   });
 
   return router;

@@ -56,15 +56,22 @@ export function loadRules(path: string | undefined, env: Record<string, string |
     if (blank(raw)) continue;
     const parsed = setting.schema.safeParse(Number(raw!.trim()));
     if (parsed.success && Number.isFinite(parsed.data)) settings[rule.type][name] = parsed.data;
-    else issues.push(`${setting.env}: ${parsed.error?.issues[0]?.message ?? "must be a number"} (${setting.doc}; got ${JSON.stringify(raw)})`);
+    else
+      issues.push(`${setting.env}: ${parsed.error?.issues[0]?.message ?? "must be a number"} (${setting.doc}; got ${JSON.stringify(raw)})`);
   }
 
   let disabled: AnomalyType[] = file.disabled ?? DEFAULT_RULES.disabled;
   const rawDisabled = env[RULES_DISABLED_ENV];
   if (!blank(rawDisabled)) {
-    const names = rawDisabled!.split(",").map((s) => s.trim()).filter(Boolean);
+    const names = rawDisabled!
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
     const unknown = names.filter((n) => !(ANOMALY_TYPES as readonly string[]).includes(n));
-    if (unknown.length > 0) issues.push(`${RULES_DISABLED_ENV}: unknown anomaly type "${unknown.join('", "')}"; known: ${ANOMALY_TYPES.join(", ")} (got ${JSON.stringify(rawDisabled)})`);
+    if (unknown.length > 0)
+      issues.push(
+        `${RULES_DISABLED_ENV}: unknown anomaly type "${unknown.join('", "')}"; known: ${ANOMALY_TYPES.join(", ")} (got ${JSON.stringify(rawDisabled)})`,
+      );
     else disabled = names as AnomalyType[];
   }
   if (issues.length > 0) throw new EnvError(issues);

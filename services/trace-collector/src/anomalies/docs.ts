@@ -14,5 +14,7 @@ export function rulesDocTable(): string {
       .join("; ");
     return `| \`${rule.type}\` | ${rule.scope === "call" ? "model call" : "trace"} | ${cell(rule.fires)} | ${cell(settings || "—")} | ${cell(rule.recommendation)} |`;
   });
-  return ["| Type | Scope | Fires when | Threshold: default (env, file key) | Recommendation |", "|---|---|---|---|---|", ...rows].join("\n");
+  return ["| Type | Scope | Fires when | Threshold: default (env, file key) | Recommendation |", "|---|---|---|---|---|", ...rows].join(
+    "\n",
+  );
 }

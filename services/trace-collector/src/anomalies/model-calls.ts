@@ -44,7 +44,8 @@ const str = (s: SpanRecord, key: string): string | undefined => {
 };
 
 /** An HTTP attempt span under a call (the traced fetch writes one per attempt). */
-const isHttpAttempt = (s: SpanRecord) => s.kind === "client" && (str(s, ATTR_HTTP_REQUEST_METHOD) !== undefined || num(s, ATTR_HTTP_REQUEST_RESEND_COUNT) !== undefined);
+const isHttpAttempt = (s: SpanRecord) =>
+  s.kind === "client" && (str(s, ATTR_HTTP_REQUEST_METHOD) !== undefined || num(s, ATTR_HTTP_REQUEST_RESEND_COUNT) !== undefined);
 
 const TIMEOUT = /timed? ?out|timeout|AbortError|ETIMEDOUT|UND_ERR_(HEADERS|BODY|CONNECT)_TIMEOUT/i;
 const CONNECTION = /ECONNRESET|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EPIPE|UND_ERR_SOCKET|connection/i;
@@ -89,9 +90,10 @@ export function modelCalls(spans: readonly SpanRecord[], stages: ReadonlyMap<str
     let cause: FailureCause | undefined;
     if (failed) {
       // The last attempt decided the call; without attempt spans, the call's own error says it.
-      cause = last && failedAttempt(last)
-        ? causeOf(num(last, ATTR_HTTP_RESPONSE_STATUS_CODE), str(last, ATTR_ERROR_TYPE), last.statusMessage, span.statusMessage)
-        : causeOf(undefined, str(span, ATTR_ERROR_TYPE), span.statusMessage);
+      cause =
+        last && failedAttempt(last)
+          ? causeOf(num(last, ATTR_HTTP_RESPONSE_STATUS_CODE), str(last, ATTR_ERROR_TYPE), last.statusMessage, span.statusMessage)
+          : causeOf(undefined, str(span, ATTR_ERROR_TYPE), span.statusMessage);
     } else if (attempts > 1) {
       // Recovered: the earlier attempts say why it had to retry (the last failed one speaks for them).
       const failedOnes = http.filter(failedAttempt);

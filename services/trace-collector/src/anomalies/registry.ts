@@ -52,9 +52,14 @@ export const DEFAULT_RULES: AnomalyRules = {
 };
 
 /** A copy of `base` with some settings changed, e.g. `withSettings(DEFAULT_RULES, { high_latency: { latencyMs: 500 } })`. */
-export function withSettings(base: AnomalyRules, changes: Partial<Record<AnomalyType, Record<string, number>>>, disabled = base.disabled): AnomalyRules {
+export function withSettings(
+  base: AnomalyRules,
+  changes: Partial<Record<AnomalyType, Record<string, number>>>,
+  disabled = base.disabled,
+): AnomalyRules {
   const settings = { ...base.settings };
-  for (const [type, values] of Object.entries(changes) as [AnomalyType, Record<string, number>][]) settings[type] = { ...settings[type], ...values };
+  for (const [type, values] of Object.entries(changes) as [AnomalyType, Record<string, number>][])
+    settings[type] = { ...settings[type], ...values };
   return { settings, disabled };
 }
 
@@ -62,7 +67,9 @@ export function withSettings(base: AnomalyRules, changes: Partial<Record<Anomaly
 const missing = ANOMALY_TYPES.filter((t) => !RULES.some((r) => r.type === t));
 const extra = RULES.filter((r) => !(ANOMALY_TYPES as readonly string[]).includes(r.type));
 if (missing.length > 0 || extra.length > 0) {
-  throw new Error(`anomaly rule registry and ANOMALY_TYPES disagree: no rule for ${missing.join(", ") || "-"}; not a type: ${extra.map((r) => r.type).join(", ") || "-"}`);
+  throw new Error(
+    `anomaly rule registry and ANOMALY_TYPES disagree: no rule for ${missing.join(", ") || "-"}; not a type: ${extra.map((r) => r.type).join(", ") || "-"}`,
+  );
 }
 
 /** A rule's default settings, typed as its evaluate takes them (for tests and tools). */

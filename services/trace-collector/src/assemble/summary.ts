@@ -18,8 +18,7 @@ import {
 
 export const UNKNOWN_STAGE = "unknown";
 
-const byStartThenId = (a: SpanRecord, b: SpanRecord) =>
-  a.startMs - b.startMs || (a.spanId < b.spanId ? -1 : a.spanId > b.spanId ? 1 : 0);
+const byStartThenId = (a: SpanRecord, b: SpanRecord) => a.startMs - b.startMs || (a.spanId < b.spanId ? -1 : a.spanId > b.spanId ? 1 : 0);
 
 const numAttr = (s: SpanRecord, key: string): number | undefined => {
   const v = s.attributes[key];
@@ -35,7 +34,9 @@ function sameMessage(a: SpanRecord, b: SpanRecord): boolean {
   const idA = a.attributes[ATTR_MESSAGING_MESSAGE_ID];
   const idB = b.attributes[ATTR_MESSAGING_MESSAGE_ID];
   if (idA !== undefined && idB !== undefined) return idA === idB;
-  return a.parentSpanId === b.parentSpanId && a.attributes[ATTR_MESSAGING_DESTINATION_NAME] === b.attributes[ATTR_MESSAGING_DESTINATION_NAME];
+  return (
+    a.parentSpanId === b.parentSpanId && a.attributes[ATTR_MESSAGING_DESTINATION_NAME] === b.attributes[ATTR_MESSAGING_DESTINATION_NAME]
+  );
 }
 
 /**

@@ -89,7 +89,10 @@ export function anyValue(v: unknown, depth = 0): AttributeValue {
     return Number.isFinite(n) ? n : String(v.intValue);
   }
   if ("doubleValue" in v) return Number(v.doubleValue);
-  if ("arrayValue" in v) return arr(isObj(v.arrayValue) ? v.arrayValue.values : undefined).slice(0, 128).map((x) => anyValue(x, depth + 1));
+  if ("arrayValue" in v)
+    return arr(isObj(v.arrayValue) ? v.arrayValue.values : undefined)
+      .slice(0, 128)
+      .map((x) => anyValue(x, depth + 1));
   if ("kvlistValue" in v) return attributes(isObj(v.kvlistValue) ? v.kvlistValue.values : undefined, depth + 1);
   if ("bytesValue" in v) {
     const b = v.bytesValue;

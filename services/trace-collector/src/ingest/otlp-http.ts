@@ -25,7 +25,10 @@ export interface OtlpHttpDeps {
 
 function reply(res: Response, encoding: Encoding, status: number, code: number, message: string): void {
   if (encoding === "protobuf") {
-    res.status(status).type("application/x-protobuf").send(Buffer.from(encodeRpcStatus(code, message)));
+    res
+      .status(status)
+      .type("application/x-protobuf")
+      .send(Buffer.from(encodeRpcStatus(code, message)));
   } else {
     res.status(status).json({ code, message });
   }
@@ -79,7 +82,10 @@ export function otlpHttpRouter(deps: OtlpHttpDeps): express.Router {
             }
           : undefined;
       if (encoding === "protobuf") {
-        res.status(200).type("application/x-protobuf").send(Buffer.from(encodeExportResponse(partial)));
+        res
+          .status(200)
+          .type("application/x-protobuf")
+          .send(Buffer.from(encodeExportResponse(partial)));
       } else {
         res.status(200).json(partial ? { partialSuccess: partial } : {});
       }

@@ -1,7 +1,26 @@
 import { randomBytes } from "node:crypto";
 import type { SpanKindName, SpanRecord, SpanStatusName } from "@tracelane/trace-store";
 import { ATTR_RESEARCH_ID, ATTR_STAGE } from "@tracelane/pipeline";
-import { ATTR_ERROR_TYPE, ATTR_GEN_AI_OPERATION_NAME, ATTR_GEN_AI_PROVIDER_NAME, ATTR_GEN_AI_REQUEST_MODEL, ATTR_GEN_AI_RESPONSE_MODEL, ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, ATTR_MESSAGING_OPERATION_TYPE, ATTR_MESSAGING_QUEUE_WAIT_MS, ATTR_MESSAGING_SYSTEM } from "@tracelane/tracing/attributes";
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_GEN_AI_OPERATION_NAME,
+  ATTR_GEN_AI_PROVIDER_NAME,
+  ATTR_GEN_AI_REQUEST_MODEL,
+  ATTR_GEN_AI_RESPONSE_MODEL,
+  ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_QUEUE_WAIT_MS,
+  ATTR_MESSAGING_SYSTEM,
+} from "@tracelane/tracing/attributes";
 
 /**
  * Synthetic pipeline traces in the exact OTLP/JSON shape the SDK's JsonTraceSerializer writes
@@ -12,8 +31,10 @@ import { ATTR_ERROR_TYPE, ATTR_GEN_AI_OPERATION_NAME, ATTR_GEN_AI_PROVIDER_NAME,
 export type SimpleAttr = string | number | boolean | string[];
 
 /** The identity and timing a stored span will have; status, attributes and events optional and simpler. */
-export interface SyntheticSpan
-  extends Pick<SpanRecord, "traceId" | "spanId" | "parentSpanId" | "name" | "kind" | "service" | "startMs" | "endMs" | "statusMessage"> {
+export interface SyntheticSpan extends Pick<
+  SpanRecord,
+  "traceId" | "spanId" | "parentSpanId" | "name" | "kind" | "service" | "startMs" | "endMs" | "statusMessage"
+> {
   status?: SpanStatusName;
   attributes?: Record<string, SimpleAttr>;
   events?: { name: string; timeMs: number; attributes?: Record<string, SimpleAttr> }[];
@@ -72,7 +93,12 @@ export function pipelineTrace(spec: PipelineSpec = {}): SyntheticSpan[] {
     startMs: t,
     endMs: t + 6,
     status: "unset",
-    attributes: { [ATTR_HTTP_REQUEST_METHOD]: "POST", [ATTR_HTTP_ROUTE]: "/v1/research", [ATTR_HTTP_RESPONSE_STATUS_CODE]: 202, [ATTR_RESEARCH_ID]: researchId },
+    attributes: {
+      [ATTR_HTTP_REQUEST_METHOD]: "POST",
+      [ATTR_HTTP_ROUTE]: "/v1/research",
+      [ATTR_HTTP_RESPONSE_STATUS_CODE]: 202,
+      [ATTR_RESEARCH_ID]: researchId,
+    },
   };
   spans.push(root);
   let publisher = root;
@@ -210,7 +236,8 @@ function anyValue(v: SimpleAttr): Record<string, unknown> {
   return { arrayValue: { values: v.map((x) => ({ stringValue: x })) } };
 }
 
-const keyValues = (attrs: Record<string, SimpleAttr> = {}) => Object.entries(attrs).map(([key, value]) => ({ key, value: anyValue(value) }));
+const keyValues = (attrs: Record<string, SimpleAttr> = {}) =>
+  Object.entries(attrs).map(([key, value]) => ({ key, value: anyValue(value) }));
 
 /** Epoch ms to a unix-nano decimal string, exact to the microsecond. */
 export function msToNanos(ms: number): string {
@@ -230,7 +257,12 @@ function otlpSpan(s: SyntheticSpan) {
     endTimeUnixNano: msToNanos(s.endMs),
     attributes: keyValues(s.attributes),
     droppedAttributesCount: 0,
-    events: (s.events ?? []).map((e) => ({ attributes: keyValues(e.attributes), name: e.name, timeUnixNano: msToNanos(e.timeMs), droppedAttributesCount: 0 })),
+    events: (s.events ?? []).map((e) => ({
+      attributes: keyValues(e.attributes),
+      name: e.name,
+      timeUnixNano: msToNanos(e.timeMs),
+      droppedAttributesCount: 0,
+    })),
     droppedEventsCount: 0,
     status: { code: STATUS_CODE[s.status ?? "unset"], ...(s.statusMessage ? { message: s.statusMessage } : {}) },
     links: [],

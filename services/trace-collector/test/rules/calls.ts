@@ -1,7 +1,12 @@
 import type { SpanRecord } from "@tracelane/trace-store";
 import { modelCalls, type ModelCall } from "../../src/anomalies/model-calls.js";
 import { ATTR_LLM_ATTEMPTS, ATTR_STAGE } from "@tracelane/pipeline";
-import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE } from "@tracelane/tracing/attributes";
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+} from "@tracelane/tracing/attributes";
 
 /** One HTTP attempt of a call: its status code, or an error type when it got no answer. */
 type Attempt = { status: number; ms?: number } | { error: string; ms?: number };

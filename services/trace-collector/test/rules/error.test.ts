@@ -10,7 +10,11 @@ describe("error", () => {
   it("is one finding for a call that failed after three attempts, with the attempts as its value", () => {
     const c = call({ attempts: [{ status: 500 }, { status: 500 }, { status: 500 }] });
     expect(c).toMatchObject({ attempts: 3, failed: true, cause: "provider_error", lastStatus: 500 });
-    expect(judge(c)).toMatchObject({ value: 3, unit: "count", message: expect.stringMatching(/failed after 3 attempts.*last attempt: 500/) });
+    expect(judge(c)).toMatchObject({
+      value: 3,
+      unit: "count",
+      message: expect.stringMatching(/failed after 3 attempts.*last attempt: 500/),
+    });
   });
 
   it("advises by cause: provider errors, rate limits, timeouts, unreachable provider, refused request", () => {

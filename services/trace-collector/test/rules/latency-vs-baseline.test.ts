@@ -11,7 +11,10 @@ describe("latency_vs_baseline", () => {
     expect(latencyVsBaseline.evaluate(call({ latencyMs: 10_000 }), settings, {})).toBeUndefined();
   });
   it("flags a call at k x p95 and not just below it", () => {
-    expect(latencyVsBaseline.evaluate(call({ latencyMs: 300 }), settings, { baseline: { p95: 100, samples: 20 } })).toMatchObject({ threshold: 300, value: 300 });
+    expect(latencyVsBaseline.evaluate(call({ latencyMs: 300 }), settings, { baseline: { p95: 100, samples: 20 } })).toMatchObject({
+      threshold: 300,
+      value: 300,
+    });
     expect(latencyVsBaseline.evaluate(call({ latencyMs: 299 }), settings, { baseline: { p95: 100, samples: 20 } })).toBeUndefined();
   });
   it("does not judge a failed call against the model's answers", () => {

@@ -6,7 +6,10 @@ const judge = (c: ReturnType<typeof call>) => retries.evaluate(c, {}, {});
 
 describe("retries", () => {
   it("is one finding for a call that succeeded on its third attempt, valued at its two retries", () => {
-    expect(judge(call({ attempts: [{ status: 503 }, { status: 503 }, { status: 200 }] }))).toMatchObject({ value: 2, message: expect.stringMatching(/after 2 retries \(provider error\)/) });
+    expect(judge(call({ attempts: [{ status: 503 }, { status: 503 }, { status: 200 }] }))).toMatchObject({
+      value: 2,
+      message: expect.stringMatching(/after 2 retries \(provider error\)/),
+    });
     expect(judge(call({ attempts: [{ status: 200 }] }))).toBeUndefined();
   });
 

@@ -16,7 +16,10 @@ const summary = (costUsd: number, durationMs: number) =>
 
 describe("trace_cost_over_budget", () => {
   it("flags a trace at the $0.50 budget and not at $0.4999, naming the costliest stage", () => {
-    expect(traceCostOverBudget.evaluate(summary(0.5, 10), defaultsOf(traceCostOverBudget))).toMatchObject({ stage: "synthesis", value: 0.5 });
+    expect(traceCostOverBudget.evaluate(summary(0.5, 10), defaultsOf(traceCostOverBudget))).toMatchObject({
+      stage: "synthesis",
+      value: 0.5,
+    });
     expect(traceCostOverBudget.evaluate(summary(0.4999, 10), defaultsOf(traceCostOverBudget))).toBeUndefined();
   });
 });

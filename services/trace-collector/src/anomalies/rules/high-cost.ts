@@ -11,6 +11,11 @@ export const highCost = defineCallRule({
   evaluate(call, { costUsd }) {
     const cost = call.span.call.costUsd;
     if (cost === null || !reaches(cost, costUsd)) return undefined;
-    return { value: cost, threshold: costUsd, unit: "usd", message: `${callName(call)} cost ${fmtUsd(cost)} (threshold ${fmtUsd(costUsd)})` };
+    return {
+      value: cost,
+      threshold: costUsd,
+      unit: "usd",
+      message: `${callName(call)} cost ${fmtUsd(cost)} (threshold ${fmtUsd(costUsd)})`,
+    };
   },
 });

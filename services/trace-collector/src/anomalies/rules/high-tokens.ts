@@ -6,7 +6,12 @@ export const highTokens = defineCallRule({
   fires: "input + output tokens of a call ≥ threshold",
   recommendation: "Truncate the context or summarise it before the call (trim retrieved documents and chat history).",
   settings: {
-    tokens: { schema: z.number().int().positive().default(8_000), env: "TRACELANE_RULE_CALL_TOKENS", file: "call.tokens", doc: "tokens in + out" },
+    tokens: {
+      schema: z.number().int().positive().default(8_000),
+      env: "TRACELANE_RULE_CALL_TOKENS",
+      file: "call.tokens",
+      doc: "tokens in + out",
+    },
   },
   evaluate(call, { tokens }) {
     const { inputTokens, outputTokens } = call.span.call;

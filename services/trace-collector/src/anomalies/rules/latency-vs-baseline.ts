@@ -9,8 +9,18 @@ export const latencyVsBaseline = defineCallRule({
     "Much slower than this model usually is: check the provider's status; consider a smaller model, caching, or a timeout with a fallback model.",
   settings: {
     factor: { schema: z.number().positive().default(3), env: "TRACELANE_RULE_BASELINE_FACTOR", file: "baseline.factor", doc: "× p95" },
-    minSamples: { schema: z.number().int().min(1).default(20), env: "TRACELANE_RULE_BASELINE_MIN_SAMPLES", file: "baseline.minSamples", doc: "latencies before it fires" },
-    window: { schema: z.number().int().min(1).max(10_000).default(200), env: "TRACELANE_RULE_BASELINE_WINDOW", file: "baseline.window", doc: "latencies kept per model" },
+    minSamples: {
+      schema: z.number().int().min(1).default(20),
+      env: "TRACELANE_RULE_BASELINE_MIN_SAMPLES",
+      file: "baseline.minSamples",
+      doc: "latencies before it fires",
+    },
+    window: {
+      schema: z.number().int().min(1).max(10_000).default(200),
+      env: "TRACELANE_RULE_BASELINE_WINDOW",
+      file: "baseline.window",
+      doc: "latencies kept per model",
+    },
   },
   evaluate(call, { factor, minSamples }, { baseline }) {
     if (call.failed || !baseline || baseline.p95 === null || baseline.p95 <= 0 || baseline.samples < minSamples) return undefined;

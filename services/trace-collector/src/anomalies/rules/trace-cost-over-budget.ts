@@ -6,7 +6,12 @@ export const traceCostOverBudget = defineTraceRule({
   fires: "the cost of the whole trace ≥ budget (stage: the costliest)",
   recommendation: "Move the costliest stage to a cheaper model or cut its tokens (see byStage in the trace summary).",
   settings: {
-    costUsd: { schema: z.number().positive().default(0.5), env: "TRACELANE_RULE_TRACE_COST_USD", file: "trace.costUsd", doc: "USD per trace" },
+    costUsd: {
+      schema: z.number().positive().default(0.5),
+      env: "TRACELANE_RULE_TRACE_COST_USD",
+      file: "trace.costUsd",
+      doc: "USD per trace",
+    },
   },
   evaluate(summary, { costUsd }) {
     if (!reaches(summary.costUsd, costUsd)) return undefined;

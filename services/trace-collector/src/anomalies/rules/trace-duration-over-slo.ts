@@ -6,7 +6,12 @@ export const traceDurationOverSlo = defineTraceRule({
   fires: "the duration of the whole trace ≥ SLO (stage: the one with the most model time)",
   recommendation: "Find the slowest stage (queue wait vs model time); use faster models, cache, or add workers.",
   settings: {
-    durationMs: { schema: z.number().positive().default(30_000), env: "TRACELANE_RULE_TRACE_DURATION_MS", file: "trace.durationMs", doc: "ms per trace" },
+    durationMs: {
+      schema: z.number().positive().default(30_000),
+      env: "TRACELANE_RULE_TRACE_DURATION_MS",
+      file: "trace.durationMs",
+      doc: "ms per trace",
+    },
   },
   evaluate(summary, { durationMs }) {
     if (!reaches(summary.durationMs, durationMs)) return undefined;

@@ -9,6 +9,11 @@ export const unpricedModel = defineCallRule({
     const { model, costUsd, inputTokens, outputTokens } = call.span.call;
     if (costUsd !== null) return undefined;
     const tokens = inputTokens + outputTokens;
-    return { value: tokens, threshold: 0, unit: "tokens", message: `model "${model}" is not in the price table; ${tokens} tokens are not costed` };
+    return {
+      value: tokens,
+      threshold: 0,
+      unit: "tokens",
+      message: `model "${model}" is not in the price table; ${tokens} tokens are not costed`,
+    };
   },
 });

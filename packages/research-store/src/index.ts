@@ -7,6 +7,10 @@ export {
   type StageCall,
   type StageStart,
   type UpdateResult,
+  type ResearchListQuery,
+  type ResearchListPage,
+  type ResearchSummary,
+  InvalidCursorError,
 } from "./store.js";
 export {
   RESEARCH_STATUSES,

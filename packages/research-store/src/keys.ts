@@ -1,3 +1,5 @@
+import { RESEARCH_STATUSES, type ResearchStatus } from "./schemas.js";
+
 export const DEFAULT_RESEARCH_PREFIX = "tracelane:research";
 
 export function researchKeys(prefix: string, id: string) {
@@ -9,5 +11,20 @@ export function researchKeys(prefix: string, id: string) {
 
 export const idempotencyKey = (prefix: string, key: string) => `${prefix}:idem:${key}`;
 
-/** Sorted set of researches still `queued` (score: created at), for recovering lost enqueues. */
-export const queuedIndexKey = (prefix: string) => `${prefix}:queued`;
+/**
+ * The research indexes, sorted sets of research ids scored by createdAt (epoch ms), kept by the
+ * same Lua step as every status change:
+ *   {p}:index            every research (the score source for the others)
+ *   {p}:index:{status}   the researches in that status now (`queued` also drives the lost-enqueue recovery)
+ * Entries older than the record TTL are trimmed on create, and a reader drops those whose record expired.
+ */
+export function researchIndexKeys(prefix: string): { all: string; byStatus: Record<ResearchStatus, string> } {
+  const byStatus = Object.fromEntries(RESEARCH_STATUSES.map((s) => [s, `${prefix}:index:${s}`])) as Record<ResearchStatus, string>;
+  return { all: `${prefix}:index`, byStatus };
+}
+
+/** The index keys as the Lua scripts take them: every research, then one per status in RESEARCH_STATUSES order. */
+export const indexKeyList = (prefix: string): string[] => {
+  const keys = researchIndexKeys(prefix);
+  return [keys.all, ...RESEARCH_STATUSES.map((s) => keys.byStatus[s])];
+};

@@ -1,5 +1,25 @@
-// Lua keeps each state change and its event atomic: a reader never sees a
-// status without its event, and nothing moves a research out of a final state.
+import { RESEARCH_STATUSES } from "./schemas.js";
+
+// Lua keeps each state change, its event and the indexes atomic: a reader never sees a status
+// without its event or a list without the change, and nothing moves a research out of a final state.
+
+/**
+ * `reindex(id)`: the research goes into the index of the status it has now and out of the others,
+ * scored by its createdAt in the all-researches index at KEYS[first] (the status indexes follow it,
+ * in RESEARCH_STATUSES order; see researchIndexKeys). A research missing from that index (created
+ * before it existed) is left alone.
+ */
+const reindexAt = (first: number) => `local INDEX_STATUSES = { ${RESEARCH_STATUSES.map((s) => `'${s}'`).join(", ")} }
+local function reindex(id)
+  local score = redis.call('ZSCORE', KEYS[${first}], id)
+  if not score then return end
+  local current = redis.call('HGET', KEYS[1], 'status')
+  for i, s in ipairs(INDEX_STATUSES) do
+    if s == current then redis.call('ZADD', KEYS[${first} + i], score, id) else redis.call('ZREM', KEYS[${first} + i], id) end
+  end
+end`;
+/** The transitions take the index keys after record and events. */
+const REINDEX = reindexAt(3);
 
 /** Every transition's opening: -1 when the research is missing, 0 (nothing written) once it is final. */
 const UNLESS_FINAL = `local status = redis.call('HGET', KEYS[1], 'status')
@@ -7,10 +27,13 @@ if not status then return -1 end
 if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end`;
 
 /**
- * KEYS: record, events, idem (== record when no key), queued index.
+ * KEYS: record, events, idem (== record when no key), index keys (all, then one per status).
  * ARGV: ttl, id, fingerprint, eventJson, createdAtMs, field/value pairs...
+ * Index entries created more than the TTL ago are trimmed here: their records, untouched for that
+ * long or longer, are gone or about to go.
  */
 export const CREATE_SCRIPT = `
+${reindexAt(4)}
 if KEYS[3] ~= KEYS[1] then
   local existing = redis.call('GET', KEYS[3])
   if existing then return existing end
@@ -18,23 +41,27 @@ if KEYS[3] ~= KEYS[1] then
 end
 for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', 'research.queued', 'data', ARGV[4])
+local cutoff = tonumber(ARGV[5]) - tonumber(ARGV[1]) * 1000
+for i = 4, #KEYS do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. cutoff) end
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[2])
+reindex(ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return 'created'
 `;
 
 /**
- * KEYS: record, events, queued index. ARGV: ttl, eventType ('' for none), eventJson, id,
+ * KEYS: record, events, index keys. ARGV: ttl, eventType ('' for none), eventJson, id,
  * guardField ('' for none), field/value pairs...
  * Returns 1 when applied, 0 when the research is already final, -1 when it does not exist,
  * 2 when guardField is already set (someone else did this first: first writer wins).
  */
 export const UPDATE_SCRIPT = `
+${REINDEX}
 ${UNLESS_FINAL}
 if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[5]) == 1 then return 2 end
 for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then redis.call('ZREM', KEYS[3], ARGV[4]) end
+reindex(ARGV[4])
 if ARGV[2] ~= '' then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', ARGV[2], 'data', ARGV[3])
 end
@@ -49,13 +76,14 @@ return 1
  * stage record keeps the first attempt's start and queue wait, counts attempts and drops the
  * last attempt's error.
  *
- * KEYS: record, events, queued index. ARGV: ttl, stage, worker's model, attempt, queueWaitMs,
+ * KEYS: record, events, index keys. ARGV: ttl, stage, worker's model, attempt, queueWaitMs,
  * now (ISO), id.
  * Returns {-1} when the research does not exist; otherwise {code, hash field/value pairs}: 0 it
  * is final (nothing written), 3 the stage's output is already checkpointed (nothing written),
  * 1 started.
  */
 export const START_STAGE_SCRIPT = `
+${REINDEX}
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return { -1 } end
 if status == 'completed' or status == 'failed' or status == 'cancelled' then
@@ -83,7 +111,7 @@ rec.attempts = attempt
 if rec.startedAt == nil or rec.startedAt == cjson.null then rec.startedAt = now end
 if rec.queueWaitMs == nil or rec.queueWaitMs == cjson.null then rec.queueWaitMs = tonumber(ARGV[5]) end
 redis.call('HSET', KEYS[1], 'stage.' .. stage, cjson.encode(rec), 'status', 'running', 'stage', stage, 'updatedAt', now)
-redis.call('ZREM', KEYS[3], ARGV[7])
+reindex(ARGV[7])
 local event = cjson.encode({ status = 'running', stage = stage, at = now, attempt = attempt, model = model })
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', 'stage.started', 'data', event)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -95,11 +123,12 @@ return { 1, redis.call('HGETALL', KEYS[1]) }
  * An attempt failed and BullMQ will retry the stage: the stage goes back to queued with the
  * attempt's error, and the event carries the research's status as this script reads it.
  *
- * KEYS: record, events, queued index. ARGV: ttl, id, stage, errorJson, attempt, now (ISO).
+ * KEYS: record, events, index keys. ARGV: ttl, id, stage, errorJson, attempt, now (ISO).
  * Returns 1 applied, 0 final (nothing written), -1 missing, 2 another attempt already checkpointed
  * the stage (nothing written: its record stands).
  */
 export const STAGE_RETRYING_SCRIPT = `
+${REINDEX}
 ${UNLESS_FINAL}
 local stage, now = ARGV[3], ARGV[6]
 if redis.call('HEXISTS', KEYS[1], 'output.' .. stage) == 1 then return 2 end
@@ -110,7 +139,7 @@ if rawRec then rec = cjson.decode(rawRec) end
 rec.status = 'queued'
 rec['error'] = err
 redis.call('HSET', KEYS[1], 'stage.' .. stage, cjson.encode(rec), 'updatedAt', now)
-if status ~= 'queued' then redis.call('ZREM', KEYS[3], ARGV[2]) end
+reindex(ARGV[2])
 local event = cjson.encode({ status = status, stage = stage, at = now, attempt = tonumber(ARGV[5]), ['error'] = err })
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', 'stage.retrying', 'data', event)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -121,11 +150,12 @@ return 1
 /**
  * The research fails: status, error and (when the error names one) the stage's record, in one step.
  *
- * KEYS: record, events, queued index. ARGV: ttl, id, errorJson ({stage, type, message}), now (ISO).
+ * KEYS: record, events, index keys. ARGV: ttl, id, errorJson ({stage, type, message}), now (ISO).
  * Returns 1 applied, 0 final (nothing written), -1 missing, 2 another attempt already checkpointed
  * the failing stage (nothing written: the research carries on from that checkpoint).
  */
 export const FAIL_SCRIPT = `
+${REINDEX}
 ${UNLESS_FINAL}
 local now = ARGV[4]
 local err = cjson.decode(ARGV[3])
@@ -142,7 +172,7 @@ if stage then
   rec['error'] = { type = err.type, message = err.message }
   redis.call('HSET', KEYS[1], 'stage.' .. stage, cjson.encode(rec))
 end
-redis.call('ZREM', KEYS[3], ARGV[2])
+reindex(ARGV[2])
 local event = cjson.encode({ status = 'failed', stage = stage, at = now, ['error'] = err })
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', 'research.failed', 'data', event)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -155,10 +185,11 @@ return 1
  * the call it was making, see STAGE_CALL_AFTER_CANCEL_SCRIPT); stages not started or waiting for a
  * retry become skipped; completed and failed stages stay.
  *
- * KEYS: record, events, queued index. ARGV: ttl, id, now (ISO), stage names...
+ * KEYS: record, events, index keys. ARGV: ttl, id, now (ISO), stage names...
  * Returns 1 applied, 0 final (nothing written), -1 missing.
  */
 export const CANCEL_SCRIPT = `
+${REINDEX}
 ${UNLESS_FINAL}
 local now = ARGV[3]
 for i = 4, #ARGV do
@@ -177,7 +208,7 @@ for i = 4, #ARGV do
   end
 end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finishedAt', now, 'updatedAt', now)
-redis.call('ZREM', KEYS[3], ARGV[2])
+reindex(ARGV[2])
 local event = cjson.encode({ status = 'cancelled', at = now })
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', 'research.cancelled', 'data', event)
 redis.call('EXPIRE', KEYS[1], ARGV[1])

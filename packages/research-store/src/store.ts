@@ -11,7 +11,7 @@ import {
   START_STAGE_SCRIPT,
   UPDATE_SCRIPT,
 } from "./lua.js";
-import { DEFAULT_RESEARCH_PREFIX, idempotencyKey, queuedIndexKey, researchKeys } from "./keys.js";
+import { DEFAULT_RESEARCH_PREFIX, idempotencyKey, indexKeyList, researchIndexKeys, researchKeys } from "./keys.js";
 import {
   type ResearchError,
   type ResearchEvent,
@@ -96,11 +96,65 @@ const readableCall = (call: StageCall): StageCall => ({
   latencyMs: roundMs(call.latencyMs),
 });
 
+/** What ResearchStore.list filters by. */
+export interface ResearchListQuery {
+  status?: ResearchStatus;
+  /** createdAt, epoch ms, inclusive. */
+  since?: number;
+  /** createdAt, epoch ms, inclusive. */
+  until?: number;
+  limit?: number;
+  /** nextCursor of the previous page. */
+  cursor?: string;
+}
+
+/** A research as a list shows it: the view without its stage outputs. */
+export type ResearchSummary<S extends string = Stage> = Omit<ResearchView<S, string>, "result" | "partialResult">;
+
+export interface ResearchListPage<S extends string = Stage> {
+  researches: ResearchSummary<S>[];
+  /** Present when more researches may follow. */
+  nextCursor?: string;
+}
+
+/** A list cursor that cannot be decoded (the api answers 400 naming `cursor`). */
+export class InvalidCursorError extends Error {
+  override readonly name = "InvalidCursorError";
+  constructor(message = "cursor is not valid; pass back nextCursor unchanged") {
+    super(message);
+  }
+}
+
+/** Most index entries one list call examines (a page may be short, with a cursor, past it). */
+const LIST_MAX_SCAN = 5_000;
+
+/** The position after which the next page starts: createdAt score and id of its last entry. */
+interface ListCursor {
+  k: number;
+  i: string;
+}
+
+const encodeListCursor = (c: ListCursor) => Buffer.from(JSON.stringify(c)).toString("base64url");
+
+function decodeListCursor(text: string): ListCursor {
+  let c: unknown;
+  try {
+    c = JSON.parse(Buffer.from(text, "base64url").toString("utf8"));
+  } catch {
+    throw new InvalidCursorError();
+  }
+  const ok = typeof c === "object" && c !== null && Number.isFinite((c as ListCursor).k) && typeof (c as ListCursor).i === "string";
+  if (!ok) throw new InvalidCursorError();
+  return c as ListCursor;
+}
+
 /** Everything the api and the stage workers do to a research record goes through here. */
 export class ResearchStore<S extends string = Stage, O extends string = OutputKey> {
   readonly prefix: string;
   readonly pipeline: Pipeline<S, O>;
   private readonly ttl: number;
+  /** The index keys every transition keeps (indexKeyList). */
+  private readonly indexKeys: string[];
 
   constructor(
     private readonly redis: Redis,
@@ -110,12 +164,14 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     this.pipeline = opts.pipeline ?? (RESEARCH_PIPELINE as unknown as Pipeline<S, O>);
     this.ttl = opts.ttlSeconds ?? 7 * 24 * 3600;
     // EVALSHA with a fallback to EVAL: the script text is not resent on every update.
-    redis.defineCommand("tracelaneResearchCreate", { numberOfKeys: 4, lua: CREATE_SCRIPT });
-    redis.defineCommand("tracelaneResearchUpdate", { numberOfKeys: 3, lua: UPDATE_SCRIPT });
-    redis.defineCommand("tracelaneResearchStartStage", { numberOfKeys: 3, lua: START_STAGE_SCRIPT });
-    redis.defineCommand("tracelaneResearchStageRetrying", { numberOfKeys: 3, lua: STAGE_RETRYING_SCRIPT });
-    redis.defineCommand("tracelaneResearchFail", { numberOfKeys: 3, lua: FAIL_SCRIPT });
-    redis.defineCommand("tracelaneResearchCancel", { numberOfKeys: 3, lua: CANCEL_SCRIPT });
+    this.indexKeys = indexKeyList(this.prefix);
+    const withIndexes = 2 + this.indexKeys.length; // record, events, indexes
+    redis.defineCommand("tracelaneResearchCreate", { numberOfKeys: withIndexes + 1, lua: CREATE_SCRIPT });
+    redis.defineCommand("tracelaneResearchUpdate", { numberOfKeys: withIndexes, lua: UPDATE_SCRIPT });
+    redis.defineCommand("tracelaneResearchStartStage", { numberOfKeys: withIndexes, lua: START_STAGE_SCRIPT });
+    redis.defineCommand("tracelaneResearchStageRetrying", { numberOfKeys: withIndexes, lua: STAGE_RETRYING_SCRIPT });
+    redis.defineCommand("tracelaneResearchFail", { numberOfKeys: withIndexes, lua: FAIL_SCRIPT });
+    redis.defineCommand("tracelaneResearchCancel", { numberOfKeys: withIndexes, lua: CANCEL_SCRIPT });
     redis.defineCommand("tracelaneResearchStageCallAfterCancel", { numberOfKeys: 1, lua: STAGE_CALL_AFTER_CANCEL_SCRIPT });
   }
 
@@ -158,7 +214,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       keys.record,
       keys.events,
       idem,
-      queuedIndexKey(this.prefix),
+      ...this.indexKeys,
       this.ttl,
       input.id,
       fingerprint,
@@ -203,7 +259,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const [code, pairs] = await this.scripts.tracelaneResearchStartStage(
       keys.record,
       keys.events,
-      queuedIndexKey(this.prefix),
+      ...this.indexKeys,
       this.ttl,
       stage,
       info.model,
@@ -258,7 +314,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const res = await this.scripts.tracelaneResearchStageRetrying(
       keys.record,
       keys.events,
-      queuedIndexKey(this.prefix),
+      ...this.indexKeys,
       this.ttl,
       id,
       stage,
@@ -284,7 +340,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const res = await this.scripts.tracelaneResearchFail(
       keys.record,
       keys.events,
-      queuedIndexKey(this.prefix),
+      ...this.indexKeys,
       this.ttl,
       id,
       JSON.stringify(error),
@@ -302,7 +358,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const res = await this.scripts.tracelaneResearchCancel(
       keys.record,
       keys.events,
-      queuedIndexKey(this.prefix),
+      ...this.indexKeys,
       this.ttl,
       id,
       new Date().toISOString(),
@@ -329,18 +385,93 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
 
   /**
    * Researches still `queued` that were created before `olderThanMs` ago: their first job may
-   * have been lost (a crash between create and enqueue). Expired records are dropped from the index.
+   * have been lost (a crash between create and enqueue). Expired records are dropped from the indexes.
    */
   async queuedOlderThan(olderThanMs: number, limit = 100): Promise<string[]> {
-    const key = queuedIndexKey(this.prefix);
+    const key = researchIndexKeys(this.prefix).byStatus.queued;
     const ids = await this.redis.zrangebyscore(key, 0, Date.now() - olderThanMs, "LIMIT", 0, limit);
     const out: string[] = [];
     for (const id of ids) {
       const status = await this.status(id);
       if (status === "queued") out.push(id);
-      else await this.redis.zrem(key, id); // expired, or moved on without this index hearing of it
+      else if (status === undefined) await this.forget([id]);
+      else await this.redis.zrem(key, id); // moved on without this index hearing of it
     }
     return out;
+  }
+
+  /**
+   * Researches newest first (by createdAt), optionally in one status and a createdAt window
+   * (epoch ms, inclusive), `limit` (1-500, default 50) per page; pass `nextCursor` back as `cursor`
+   * for the next page. Entries whose record expired are dropped from the indexes as they are met.
+   */
+  async list(query: ResearchListQuery = {}): Promise<ResearchListPage<S>> {
+    const limit = Math.min(Math.max(Math.trunc(query.limit ?? 50), 1), 500);
+    const cursor = query.cursor === undefined ? undefined : decodeListCursor(query.cursor);
+    const indexes = researchIndexKeys(this.prefix);
+    const key = query.status ? indexes.byStatus[query.status] : indexes.all;
+    const max = Math.min(query.until ?? Infinity, cursor?.k ?? Infinity);
+    const min = query.since ?? -Infinity;
+    const bound = (n: number) => (n === Infinity ? "+inf" : n === -Infinity ? "-inf" : String(n));
+    const fields = ["status", "id", "stage", "query", "options", "createdAt", "updatedAt", "finishedAt", "traceId", "error"];
+    fields.push(...this.pipeline.names.map((stage) => `stage.${stage}`));
+
+    const items: { summary: ResearchSummary<S>; score: number }[] = [];
+    const gone: string[] = [];
+    const chunk = Math.min(limit + 1, 200);
+    let offset = 0;
+    let scanned = 0;
+    let lastScanned: ListCursor | undefined;
+    scan: for (;;) {
+      const raw = await this.redis.zrevrangebyscore(key, bound(max), bound(min), "WITHSCORES", "LIMIT", offset, chunk);
+      if (raw.length === 0) break;
+      offset += raw.length / 2;
+      const entries: { id: string; score: number }[] = [];
+      for (let i = 0; i < raw.length; i += 2) {
+        const id = raw[i]!;
+        const score = Number(raw[i + 1]);
+        // Equal scores come in descending id order: the cursor's entry and those before it were on earlier pages.
+        if (!(cursor && score === cursor.k && id >= cursor.i)) entries.push({ id, score });
+      }
+      const p = this.redis.pipeline();
+      for (const e of entries) p.hmget(researchKeys(this.prefix, e.id).record, ...fields);
+      const replies = (await p.exec()) ?? [];
+      for (let i = 0; i < entries.length; i++) {
+        const [err, values] = replies[i]!;
+        if (err) throw err;
+        const hash: Record<string, string> = {};
+        (values as (string | null)[]).forEach((v, j) => {
+          if (v !== null) hash[fields[j]!] = v;
+        });
+        scanned++;
+        lastScanned = { k: entries[i]!.score, i: entries[i]!.id };
+        if (!hash.status) gone.push(entries[i]!.id);
+        else if (!query.status || hash.status === query.status) {
+          const { result: _r, partialResult: _p, ...summary } = toView(hash, {}, this.pipeline);
+          items.push({ summary, score: entries[i]!.score });
+          if (items.length > limit) break scan;
+        }
+        if (scanned >= LIST_MAX_SCAN) break scan;
+      }
+      if (raw.length / 2 < chunk) break;
+    }
+    await this.forget(gone);
+    if (items.length > limit) {
+      const page = items.slice(0, limit);
+      const last = page.at(-1)!;
+      return { researches: page.map((it) => it.summary), nextCursor: encodeListCursor({ k: last.score, i: last.summary.id }) };
+    }
+    const researches = items.map((it) => it.summary);
+    // Stopped at the scan bound: the next page resumes below the last entry examined.
+    return scanned >= LIST_MAX_SCAN && lastScanned ? { researches, nextCursor: encodeListCursor(lastScanned) } : { researches };
+  }
+
+  /** Drop researches whose record expired from every index. */
+  private async forget(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const p = this.redis.pipeline();
+    for (const key of this.indexKeys) p.zrem(key, ...ids);
+    await p.exec();
   }
 
   /** Events after `afterId` (exclusive; "0" for all), oldest first. */
@@ -374,7 +505,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const res = await this.scripts.tracelaneResearchUpdate(
       keys.record,
       keys.events,
-      queuedIndexKey(this.prefix),
+      ...this.indexKeys,
       this.ttl,
       change.event,
       event,

@@ -37,6 +37,8 @@ export interface TraceReader {
   renderReplay(trace: TraceDetail): string;
   listAnomalies(query?: AnomalyQuery): Promise<Anomaly[]>;
   costStats(window?: { since?: number; until?: number }): Promise<CostStats>;
+  /** Per trace id: how many anomalies the collector found so far and their types (0 and [] for a trace it has not seen). */
+  anomalyCounts(traceIds: string[]): Promise<{ count: number; types: AnomalyType[] }[]>;
 }
 
 /** A listTraces cursor that cannot be decoded or belongs to another sort order. */
@@ -93,15 +95,16 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
     if (pruneOnRead && ids.length > 0) await pruneTraces(redis, ids, { prefix: keys.prefix, force: true });
   };
 
-  const anomalyTypesOf = async (ids: string[]): Promise<AnomalyType[][]> => {
+  const anomalyCounts = async (ids: string[]): Promise<{ count: number; types: AnomalyType[] }[]> => {
     if (ids.length === 0) return [];
     const p = redis.pipeline();
     for (const id of ids) p.hkeys(keys.anomalies(id));
     const replies = (await p.exec()) ?? [];
     return replies.map(([err, fields]) => {
       if (err) throw err;
-      const types = new Set((fields as string[]).map((f) => f.slice(0, f.indexOf("|")) as AnomalyType));
-      return [...types].sort((a, b) => typeOrder(a) - typeOrder(b));
+      const found = fields as string[];
+      const types = new Set(found.map((f) => f.slice(0, f.indexOf("|")) as AnomalyType));
+      return { count: found.length, types: [...types].sort((a, b) => typeOrder(a) - typeOrder(b)) };
     });
   };
 
@@ -198,8 +201,8 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
       }
     }
     await prune(gone);
-    const types = await anomalyTypesOf(found.map((s) => s.traceId));
-    const traces: TraceListItem[] = found.map((s, i) => ({ ...withTimes(s), anomalyTypes: types[i] ?? [] }));
+    const anomalies = await anomalyCounts(found.map((s) => s.traceId));
+    const traces: TraceListItem[] = found.map((s, i) => ({ ...withTimes(s), anomalyTypes: anomalies[i]?.types ?? [] }));
     return nextCursor ? { traces, nextCursor } : { traces };
   }
 
@@ -273,5 +276,5 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
     return aggregateCostStats(summaries, { since, until, truncated });
   }
 
-  return { keys, listTraces, getTrace, renderReplay, listAnomalies, costStats };
+  return { keys, listTraces, getTrace, renderReplay, listAnomalies, costStats, anomalyCounts };
 }

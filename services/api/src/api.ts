@@ -67,13 +67,14 @@ export function composeApi(opts: ComposeApiOptions): Api {
     ...pipeline,
   }) as unknown as StageQueues;
   const streams = new SseStreams();
+  const traceReader = createTraceReader(redis, { prefix: env.TRACELANE_TRACE_PREFIX });
   const traceRouter =
     opts.traceRouter ??
     createTracesRouter({
-      reader: createTraceReader(redis, { prefix: env.TRACELANE_TRACE_PREFIX }),
+      reader: traceReader,
       ...(env.JAEGER_UI_URL ? { jaegerUiUrl: env.JAEGER_UI_URL } : {}),
     });
-  const app = createApp({ store, queues, redis, config: appConfig(env), logger, streams, traceRouter });
+  const app = createApp({ store, queues, redis, config: appConfig(env), logger, streams, traceRouter, traceReader });
 
   let server: Server | undefined;
   let recovery: { stop(): void | Promise<void> } | undefined;

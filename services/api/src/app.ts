@@ -2,6 +2,7 @@ import express, { type Express, type Router } from "express";
 import type { Redis } from "ioredis";
 import type { StageQueues } from "@tracelane/queue-contract";
 import type { ResearchStore } from "@tracelane/research-store";
+import type { TraceReader } from "@tracelane/trace-store";
 import { httpServerTracing, type Logger } from "@tracelane/tracing";
 import type { AppConfig } from "./env.js";
 import { errorHandler, notFoundRoute } from "./http/error-handler.js";
@@ -18,6 +19,8 @@ export interface AppDeps {
   logger: Logger;
   /** GET /v1/traces... (from routes/traces.ts), mounted when given. */
   traceRouter?: Router;
+  /** The trace-collector's store, for the anomaly counts of GET /v1/research rows. */
+  traceReader?: Pick<TraceReader, "anomalyCounts">;
   /** Open SSE streams; pass one to end them on shutdown (`streams.closeAll()`). */
   streams?: SseStreams;
 }
@@ -39,6 +42,7 @@ export function createApp(deps: AppDeps): Express {
       config: deps.config,
       logger: deps.logger,
       streams: deps.streams ?? new SseStreams(),
+      traces: deps.traceReader,
     }),
   );
   if (deps.traceRouter) app.use(deps.traceRouter);

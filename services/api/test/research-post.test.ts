@@ -42,6 +42,7 @@ describe("POST /v1/research", () => {
     // Tracing is on (in-memory exporter), so the request has a trace and the research links to it.
     expect(res.body.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(res.body.links.trace).toBe(`/v1/traces/${res.body.traceId}`);
+    expect(res.body.links.ui).toBe(`/ui/traces/${res.body.traceId}`); // the console's deep link
     expect(res.headers.get("location")).toBe(`/v1/research/${id}`);
 
     const after = await analysisCounts(api);

@@ -33,5 +33,6 @@ describe("POST /v1/research with the tracing SDK disabled", () => {
     expect(res.status).toBe(202);
     expect(res.body.traceId).toBeNull();
     expect(res.body.links).not.toHaveProperty("trace");
+    expect(res.body.links).not.toHaveProperty("ui");
   });
 });

@@ -1,10 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { Router, type Request, type Response } from "express";
 import type { StageQueues } from "@tracelane/queue-contract";
-import { type ResearchStore, type ResearchView } from "@tracelane/research-store";
+import { RESEARCH_STATUSES, type ResearchStore, type ResearchView } from "@tracelane/research-store";
+import type { TraceReader } from "@tracelane/trace-store";
 import { currentTraceId, type Logger } from "@tracelane/tracing";
 import type { AppConfig } from "../env.js";
 import { HttpError, isConnectionError, notFound, UnavailableError, withTimeout } from "../http/errors.js";
+import { defineQuery, enumParam, given, nextPageLink, pageParams, windowParams, withCursor } from "../http/query.js";
+import { listResearch } from "../research-list.js";
 import { streamResearchEvents, type SseStreams } from "../sse.js";
 import { parseIdempotencyKey, parseLastEventId, parseResearchId, parseResearchRequest } from "../validation.js";
 
@@ -14,7 +17,16 @@ export interface ResearchRouterDeps {
   config: AppConfig;
   logger: Logger;
   streams: SseStreams;
+  /** For the anomaly counts of GET /v1/research rows (0 without it). */
+  traces?: Pick<TraceReader, "anomalyCounts"> | undefined;
 }
+
+/** GET /v1/research */
+export const ResearchListQuery = defineQuery({
+  status: enumParam("only researches in this status", RESEARCH_STATUSES),
+  ...windowParams("createdAt"),
+  ...pageParams(200, 50),
+});
 
 /** 32 URL-safe characters; no ':' since the id is part of BullMQ job ids. */
 export const newResearchId = () => randomUUID().replaceAll("-", "");
@@ -25,7 +37,7 @@ export function researchLinks(id: string, traceId: string | null) {
   return {
     self: `/v1/research/${id}`,
     events: `/v1/research/${id}/events`,
-    ...(traceId ? { trace: `/v1/traces/${traceId}` } : {}),
+    ...(traceId ? { trace: `/v1/traces/${traceId}`, ui: `/ui/traces/${traceId}` } : {}),
   };
 }
 
@@ -127,6 +139,16 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
       .status(202)
       .location(`/v1/research/${id}`)
       .json({ id, status, traceId, links: researchLinks(id, traceId) });
+  });
+
+  router.get("/v1/research", async (req: Request, res: Response) => {
+    const q = ResearchListQuery.parse(req.query);
+    const page = await withCursor(() => listResearch({ store, traces: deps.traces }, given(q)));
+    res.json({
+      researches: page.researches.map((r) => ({ ...r, links: researchLinks(r.id, r.traceId) })),
+      nextCursor: page.nextCursor ?? null,
+      links: { next: nextPageLink("/v1/research", req.query, page.nextCursor) },
+    });
   });
 
   router.get("/v1/research/:id", async (req: Request<{ id: string }>, res: Response) => {

@@ -1,16 +1,25 @@
 import { Router, type Request, type Response } from "express";
-import { z } from "zod";
 import {
   AnomalyTypeSchema,
-  InvalidCursorError,
   jaegerTraceUrl,
   TRACE_ID_RE,
   TRACE_STATUSES,
-  type TraceFilter,
   type TraceListItem,
   type TraceReader,
 } from "@tracelane/trace-store";
 import { HttpError, notFound } from "../http/errors.js";
+import {
+  defineQuery,
+  enumParam,
+  given,
+  nextPageLink,
+  numberParam,
+  pageParams,
+  stringParam,
+  timeParam,
+  windowParams,
+  withCursor,
+} from "../http/query.js";
 
 export interface TracesRouterDeps {
   reader: TraceReader;
@@ -20,145 +29,28 @@ export interface TracesRouterDeps {
 
 const DAY_MS = 24 * 3600 * 1000;
 
-/**
- * One query parameter: a string given at most once ("" counts as absent), then parsed by `parse`,
- * which reports problems on `ctx` and returns z.NEVER.
- */
-const param = <T>(parse: (v: string, ctx: z.RefinementCtx) => T) =>
-  z
-    .unknown()
-    .transform((v, ctx): T | undefined => {
-      if (v === undefined || v === "") return undefined;
-      if (Array.isArray(v)) {
-        ctx.addIssue({ code: "custom", message: `must be given once (got ${v.length} values)` });
-        return z.NEVER;
-      }
-      if (typeof v !== "string") {
-        ctx.addIssue({ code: "custom", message: "must be a single plain value" });
-        return z.NEVER;
-      }
-      return parse(v, ctx);
-    })
-    .optional();
+const TracesQuery = defineQuery({
+  ...windowParams("trace start"),
+  minCostUsd: numberParam("only traces that cost at least this (USD)", "a number of USD >= 0", { min: 0 }),
+  minDurationMs: numberParam("only traces that lasted at least this long (ms)", "a number of milliseconds >= 0", { min: 0 }),
+  anomaly: enumParam("only traces with an anomaly of this type", AnomalyTypeSchema.options),
+  status: enumParam("only traces with this status", TRACE_STATUSES),
+  model: stringParam("only traces that called this model", 200),
+  sort: enumParam(
+    "order: newest first (start), most expensive (cost) or slowest (duration) first",
+    ["start", "cost", "duration"] as const,
+    "start",
+  ),
+  ...pageParams(500, 50),
+});
 
-const shown = (v: string) => JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+const AnomaliesQuery = defineQuery({
+  since: timeParam("earliest detection, inclusive"),
+  type: enumParam("only anomalies of this type", AnomalyTypeSchema.options),
+  limit: numberParam("most anomalies returned (default 100)", "an integer from 1 to 1000", { int: true, min: 1, max: 1_000, default: 100 }),
+});
 
-/**
- * ISO 8601 as people write it: a date (UTC midnight) or a date-time with Z or an offset. A time
- * without an offset is refused: the server's time zone is not the caller's. Date.parse alone would
- * also take "June 1" or "1/2/3".
- */
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/i;
-const EPOCH_MS = /^\d{1,16}$/;
-
-/** A `since`/`until`: ISO 8601 or epoch milliseconds, as epoch milliseconds. */
-function parseTime(v: string): number | undefined {
-  if (EPOCH_MS.test(v)) return Number(v);
-  if (!ISO_TIME.test(v)) return undefined;
-  const ms = Date.parse(v);
-  // V8 rolls 2025-02-30 over to March 2; a date that does not exist is a typo.
-  const day = v.slice(0, 10);
-  return Number.isNaN(ms) || new Date(Date.parse(day)).toISOString().slice(0, 10) !== day ? undefined : ms;
-}
-
-const timeParam = () =>
-  param((v, ctx) => {
-    const ms = parseTime(v);
-    if (ms === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        message: `must be an ISO 8601 time such as 2025-06-01T12:00:00Z (or 2025-06-01) or epoch milliseconds such as 1748779200000 (got ${shown(v)})`,
-      });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
-const numberParam = (what: string, opts: { int?: boolean; min?: number; max?: number } = {}) =>
-  param((v, ctx) => {
-    const n = Number(v);
-    const ok =
-      v.trim() !== "" &&
-      Number.isFinite(n) &&
-      (!opts.int || Number.isInteger(n)) &&
-      (opts.min === undefined || n >= opts.min) &&
-      (opts.max === undefined || n <= opts.max);
-    if (!ok) {
-      ctx.addIssue({ code: "custom", message: `must be ${what} (got ${shown(v)})` });
-      return z.NEVER;
-    }
-    return n;
-  });
-
-const enumParam = <T extends string>(values: readonly T[]) =>
-  param((v, ctx) => {
-    if ((values as readonly string[]).includes(v)) return v as T;
-    ctx.addIssue({ code: "custom", message: `must be one of ${values.join(", ")} (got ${shown(v)})` });
-    return z.NEVER;
-  });
-
-const stringParam = (max: number) =>
-  param((v, ctx) => {
-    if (v.length <= max) return v;
-    ctx.addIssue({ code: "custom", message: `must be at most ${max} characters` });
-    return z.NEVER;
-  });
-
-const windowCheck = (q: { since?: number | undefined; until?: number | undefined }, ctx: z.RefinementCtx) => {
-  if (q.since !== undefined && q.until !== undefined && q.since > q.until) {
-    ctx.addIssue({ code: "custom", path: ["since"], message: "must not be after until" });
-  }
-};
-
-const tracesShape = {
-  since: timeParam(),
-  until: timeParam(),
-  minCostUsd: numberParam("a number of USD >= 0", { min: 0 }),
-  minDurationMs: numberParam("a number of milliseconds >= 0", { min: 0 }),
-  anomaly: enumParam(AnomalyTypeSchema.options),
-  status: enumParam(TRACE_STATUSES),
-  model: stringParam(200),
-  sort: enumParam(["start", "cost", "duration"] as const),
-  limit: numberParam("an integer from 1 to 500", { int: true, min: 1, max: 500 }),
-  cursor: stringParam(1_000),
-};
-const TracesQuery = z.object(tracesShape).strict().superRefine(windowCheck);
-
-const anomaliesShape = {
-  since: timeParam(),
-  type: enumParam(AnomalyTypeSchema.options),
-  limit: numberParam("an integer from 1 to 1000", { int: true, min: 1, max: 1_000 }),
-};
-const AnomaliesQuery = z.object(anomaliesShape).strict();
-
-const costsShape = { since: timeParam(), until: timeParam() };
-const CostsQuery = z.object(costsShape).strict().superRefine(windowCheck);
-
-/** zod issues -> 400 invalid_query whose message names each bad parameter. */
-function invalidQuery(error: z.ZodError, allowed: readonly string[]): HttpError {
-  const problems: { parameter: string; message: string }[] = [];
-  for (const issue of error.issues) {
-    if (issue.code === "unrecognized_keys") {
-      for (const key of issue.keys) {
-        problems.push({ parameter: key, message: `unknown query parameter; allowed: ${allowed.join(", ")}` });
-      }
-    } else {
-      problems.push({ parameter: issue.path.map(String).join(".") || "query", message: issue.message });
-    }
-  }
-  const summary = problems.map((p) => `${p.parameter}: ${p.message}`).join("; ");
-  return new HttpError(400, "invalid_query", `Invalid query parameters: ${summary}`, problems);
-}
-
-function parseQuery<S extends z.ZodType>(schema: S, query: unknown, allowed: readonly string[]): z.infer<S> {
-  const result = schema.safeParse(query ?? {});
-  if (!result.success) throw invalidQuery(result.error, allowed);
-  return result.data;
-}
-
-const TRACES_PARAMS = Object.keys(tracesShape);
-const ANOMALIES_PARAMS = Object.keys(anomaliesShape);
-const COSTS_PARAMS = Object.keys(costsShape);
+const CostsQuery = defineQuery(windowParams("trace start (default: the 24 hours before until)"));
 
 function parseTraceId(raw: string): string {
   const id = raw.toLowerCase();
@@ -196,27 +88,13 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
   const listItem = ({ calls: _calls, ...summary }: TraceListItem) => ({ ...summary, links: links(summary.traceId) });
 
   router.get("/v1/traces", async (req: Request, res: Response) => {
-    const q = parseQuery(TracesQuery, req.query, TRACES_PARAMS);
-    const filter = Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined)) as TraceFilter;
-    let page;
-    try {
-      page = await reader.listTraces(filter);
-    } catch (err) {
-      if (err instanceof InvalidCursorError) {
-        throw new HttpError(400, "invalid_query", `Invalid query parameters: cursor: ${err.message}`, [
-          { parameter: "cursor", message: err.message },
-        ]);
-      }
-      throw err;
-    }
-    let next: string | null = null;
-    if (page.nextCursor) {
-      const params = new URLSearchParams();
-      for (const [k, v] of Object.entries(req.query)) if (k !== "cursor" && typeof v === "string") params.set(k, v);
-      params.set("cursor", page.nextCursor);
-      next = `/v1/traces?${params.toString()}`;
-    }
-    res.json({ traces: page.traces.map(listItem), nextCursor: page.nextCursor ?? null, links: { next } });
+    const q = TracesQuery.parse(req.query);
+    const page = await withCursor(() => reader.listTraces(given(q)));
+    res.json({
+      traces: page.traces.map(listItem),
+      nextCursor: page.nextCursor ?? null,
+      links: { next: nextPageLink("/v1/traces", req.query, page.nextCursor) },
+    });
   });
 
   router.get("/v1/traces/:traceId", async (req: Request<{ traceId: string }>, res: Response) => {
@@ -234,17 +112,12 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
   });
 
   router.get("/v1/anomalies", async (req: Request, res: Response) => {
-    const q = parseQuery(AnomaliesQuery, req.query, ANOMALIES_PARAMS);
-    const anomalies = await reader.listAnomalies({
-      ...(q.since !== undefined ? { since: q.since } : {}),
-      ...(q.type !== undefined ? { type: q.type } : {}),
-      ...(q.limit !== undefined ? { limit: q.limit } : {}),
-    });
+    const anomalies = await reader.listAnomalies(given(AnomaliesQuery.parse(req.query)));
     res.json({ anomalies: anomalies.map((a) => ({ ...a, links: links(a.traceId) })) });
   });
 
   router.get("/v1/stats/costs", async (req: Request, res: Response) => {
-    const q = parseQuery(CostsQuery, req.query, COSTS_PARAMS);
+    const q = CostsQuery.parse(req.query);
     const until = q.until ?? Date.now();
     const since = q.since ?? until - DAY_MS;
     const stats = await reader.costStats({ since, until });

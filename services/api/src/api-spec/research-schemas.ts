@@ -1,0 +1,111 @@
+import { z } from "zod";
+import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
+import {
+  RESEARCH_STATUSES,
+  ResearchOptionsSchema,
+  STAGE_STATUSES,
+  type ResearchSummary,
+  type ResearchView,
+} from "@tracelane/research-store";
+import { AnomalyTypeSchema } from "@tracelane/trace-store";
+
+/**
+ * What the research routes answer, as zod schemas: the OpenAPI document is generated from them
+ * and the api's tests validate real responses against that document. The assignments at the end
+ * of the file stop the build when these schemas and the store's types drift apart.
+ */
+
+const Iso = z.string().meta({ description: "ISO 8601 time (UTC)", format: "date-time" });
+const Usd = z.number().meta({ description: "USD, rounded to 1e-9 (totals are exact sums of their parts)" });
+const Stage = z.enum(RESEARCH_PIPELINE.names);
+
+const StageRecordSchema = z
+  .object({
+    status: z.enum(STAGE_STATUSES),
+    model: z.string().optional(),
+    startedAt: Iso.optional(),
+    finishedAt: Iso.optional(),
+    latencyMs: z.number().optional(),
+    queueWaitMs: z.number().optional(),
+    usage: z.object({ inputTokens: z.number().int(), outputTokens: z.number().int() }).optional(),
+    costUsd: Usd.nullable().optional().meta({ description: "null when the model is not in the price table" }),
+    attempts: z.number().int(),
+    error: z.object({ type: z.string(), message: z.string() }).optional(),
+  })
+  .meta({ id: "StageRecord", description: "One stage of a research: model, timing, usage, cost, attempts" });
+
+const ResearchErrorSchema = z.object({ stage: Stage.nullable(), type: z.string(), message: z.string() }).meta({ id: "ResearchError" });
+
+/** links of every research answer: all relative to the api. */
+export const ResearchLinksSchema = z
+  .object({
+    self: z.string(),
+    events: z.string(),
+    trace: z.string().optional().meta({ description: "the research's trace (GET /v1/traces/{traceId}); absent without a trace" }),
+    ui: z.string().optional().meta({ description: "the trace in the web console (/ui/traces/{traceId}); absent without a trace" }),
+  })
+  .meta({ id: "ResearchLinks" });
+
+const summaryFields = {
+  id: z.string(),
+  status: z.enum(RESEARCH_STATUSES),
+  stage: Stage.nullable().meta({ description: "the stage running or next; null once finished" }),
+  query: z.string(),
+  options: ResearchOptionsSchema,
+  createdAt: Iso,
+  updatedAt: Iso,
+  finishedAt: Iso.optional(),
+  traceId: z.string().nullable(),
+  stages: z.object(
+    Object.fromEntries(RESEARCH_PIPELINE.names.map((s) => [s, StageRecordSchema])) as Record<
+      (typeof RESEARCH_PIPELINE.names)[number],
+      typeof StageRecordSchema
+    >,
+  ),
+  totals: z.object({
+    inputTokens: z.number().int(),
+    outputTokens: z.number().int(),
+    costUsd: Usd,
+    unpricedModels: z.array(z.string()),
+    latencyMs: z.number().meta({ description: "createdAt to finishedAt (or to now while unfinished)" }),
+  }),
+  error: ResearchErrorSchema.optional(),
+};
+
+/** GET/DELETE /v1/research/:id */
+export const ResearchViewSchema = z
+  .object({
+    ...summaryFields,
+    result: z.record(z.string(), z.string()).optional().meta({ description: "every stage's output by output name, once completed" }),
+    partialResult: z.record(z.string(), z.string()).optional(),
+    links: ResearchLinksSchema,
+  })
+  .meta({ id: "Research" });
+
+/** POST /v1/research (202, or 200 for an idempotent replay) */
+export const ResearchCreatedSchema = z
+  .object({ id: z.string(), status: z.enum(RESEARCH_STATUSES), traceId: z.string().nullable(), links: ResearchLinksSchema })
+  .meta({ id: "ResearchCreated" });
+
+/** One row of GET /v1/research: the research without its outputs, with its trace's anomalies. */
+export const ResearchListItemSchema = z
+  .object({
+    ...summaryFields,
+    anomalyCount: z.number().int().meta({ description: "anomalies the trace-collector found in the research's trace so far" }),
+    anomalyTypes: z.array(AnomalyTypeSchema),
+    links: ResearchLinksSchema,
+  })
+  .meta({ id: "ResearchListItem" });
+
+/** GET /v1/research */
+export const ResearchListSchema = z
+  .object({
+    researches: z.array(ResearchListItemSchema).meta({ description: "newest first (createdAt)" }),
+    nextCursor: z.string().nullable().meta({ description: "pass as cursor for the next page; null on the last page" }),
+    links: z.object({ next: z.string().nullable() }),
+  })
+  .meta({ id: "ResearchList" });
+
+// Drift checks: the store's types must fit these schemas (a compile error names the field).
+const _view: Omit<z.input<typeof ResearchViewSchema>, "links"> = {} as ResearchView;
+const _summary: Omit<z.input<typeof ResearchListItemSchema>, "links" | "anomalyCount" | "anomalyTypes"> = {} as ResearchSummary;

@@ -13,6 +13,7 @@ export const ATTR_ERROR_TYPE = "error.type";
 export const ATTR_SERVER_ADDRESS = "server.address";
 export const ATTR_SERVER_PORT = "server.port";
 export const ATTR_URL_FULL = "url.full";
+export const ATTR_URL_PATH = "url.path";
 
 // HTTP (stable semconv).
 export const ATTR_HTTP_REQUEST_METHOD = "http.request.method";

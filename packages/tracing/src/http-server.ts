@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { carrierFromHeaders, extractContext } from "./carrier.js";
-import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from "./attributes.js";
+import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_PATH } from "./attributes.js";
 
 const tracer = () => trace.getTracer("@tracelane/tracing/http-server");
 
@@ -35,7 +35,7 @@ export function httpServerTracing() {
         kind: SpanKind.SERVER,
         attributes: {
           [ATTR_HTTP_REQUEST_METHOD]: method,
-          "url.path": target.split("?", 1)[0] ?? "/",
+          [ATTR_URL_PATH]: target.split("?", 1)[0] ?? "/",
           "url.scheme": "encrypted" in req.socket && req.socket.encrypted ? "https" : "http",
           ...(userAgent ? { "user_agent.original": userAgent } : {}),
         },

@@ -26,6 +26,7 @@ export {
 } from "./content.js";
 export { createTracedFetch, type TracedFetchOptions } from "./traced-fetch.js";
 export { httpServerTracing } from "./http-server.js";
+export { UntracedHttpRootsSampler, type HttpRequestInfo, type UntracedRootRule } from "./sampler.js";
 export { currentTraceId } from "./current-trace.js";
 export { OTLP_TRACE_PROTO_FILES } from "./otlp-proto.js";
 export * from "./attributes.js";

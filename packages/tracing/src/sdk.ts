@@ -12,7 +12,7 @@ import { CountedBatchSpanProcessor, type ExportStats } from "./counted-batch-pro
 import { registerContextManagerOnly, registerTracingGlobals } from "./globals.js";
 import { createLogger } from "./logger.js";
 import { RedisStreamSpanExporter } from "./redis-stream-exporter.js";
-import { samplerFromConfig } from "./sampler.js";
+import { samplerFromConfig, UntracedHttpRootsSampler, type UntracedRootRule } from "./sampler.js";
 import { resolveTracingConfig, type TracingConfig } from "./tracing-env.js";
 
 export interface StartTracingOptions {
@@ -23,6 +23,11 @@ export interface StartTracingOptions {
   redisUrl?: string;
   /** Environment to configure from; default process.env. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Incoming HTTP requests that start no trace of their own (a sampled traceparent is still
+   * continued); see UntracedHttpRootsSampler. Default: every request may start one.
+   */
+  untracedRoots?: UntracedRootRule;
 }
 
 export type DestinationName = "otlp" | "redis";
@@ -76,7 +81,9 @@ export function startTracing(opts: StartTracingOptions): TracingHandle {
         "service.instance.id": randomUUID(),
       }),
     ),
-    sampler: samplerFromConfig(config.sampler.name, config.sampler.ratio),
+    sampler: opts.untracedRoots
+      ? new UntracedHttpRootsSampler(samplerFromConfig(config.sampler.name, config.sampler.ratio), opts.untracedRoots)
+      : samplerFromConfig(config.sampler.name, config.sampler.ratio),
     spanProcessors: destinations.map((d) => d.processor),
   });
   let unregister: () => void;

@@ -7,6 +7,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { registerTracingGlobals } from "./globals.js";
+import { UntracedHttpRootsSampler, type UntracedRootRule } from "./sampler.js";
 
 export type { ReadableSpan };
 
@@ -29,11 +30,13 @@ export interface InMemoryTracing {
  * `spans()` (ids, `parentSpanContext`, kinds, attributes); call `shutdown()` in
  * afterAll/afterEach.
  */
-export function useInMemoryTracing(): InMemoryTracing {
+export function useInMemoryTracing(opts: { untracedRoots?: UntracedRootRule } = {}): InMemoryTracing {
   const exporter = new InMemorySpanExporter();
+  // Explicit, so an OTEL_TRACES_SAMPLER in the developer's shell cannot change test results.
+  const sampler = new ParentBasedSampler({ root: new AlwaysOnSampler() });
   const provider = new NodeTracerProvider({
-    // Explicit, so an OTEL_TRACES_SAMPLER in the developer's shell cannot change test results.
-    sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+    // With untracedRoots, wrapped as startTracing wraps the configured sampler.
+    sampler: opts.untracedRoots ? new UntracedHttpRootsSampler(sampler, opts.untracedRoots) : sampler,
     spanProcessors: [new SimpleSpanProcessor(exporter)],
   });
   const unregister = registerTracingGlobals(provider);

@@ -3,6 +3,7 @@ import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
 import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
 import { TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
 import { envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape, type EnvSource } from "@tracelane/runtime";
+import { TRACE_READS_ENV } from "./trace-reads.js";
 
 const prefix = (defaultValue: string) =>
   z
@@ -52,6 +53,8 @@ export const EnvSchema = z.object({
   LOST_ENQUEUE_MIN_AGE_MS: envInt(60_000, { min: 1_000 }),
   /** How long POST /v1/research waits for the enqueue before answering 503. */
   ENQUEUE_TIMEOUT_MS: envInt(5_000, { min: 100, max: 60_000 }),
+  /** Read and health requests (GET/HEAD) start traces of their own; off by default (see trace-reads.ts). */
+  TRACELANE_TRACE_READS: TRACE_READS_ENV,
 });
 
 export type Env = z.infer<typeof EnvSchema>;

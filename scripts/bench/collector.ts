@@ -19,6 +19,7 @@ import { startRedisServer } from "@tracelane/testkit";
 import {
   CollectorStats,
   createAssembler,
+  createCollectorMetrics,
   createStreamHandler,
   decodeOtlpJson,
   DEFAULT_RULES,
@@ -154,8 +155,9 @@ export async function benchCollector(opts: BenchCollectorOptions): Promise<Recor
     });
     const decodeMs = performance.now() - t0;
 
-    // The collector: consumer group read, assembly, pricing, rules, indexes, ack + delete.
+    // The collector: consumer group read, assembly, pricing, rules, indexes, metrics, ack + delete.
     const stats = new CollectorStats();
+    const metrics = createCollectorMetrics(stats);
     const assembler = createAssembler({
       redis,
       prefix,
@@ -165,6 +167,9 @@ export async function benchCollector(opts: BenchCollectorOptions): Promise<Recor
       rules: DEFAULT_RULES,
       anomalyStream: `${prefix}-anomaly-stream`,
       stats,
+      // As createCollector wires them: /metrics derived from every stored span and new anomaly.
+      onStored: (fresh, stages, nowMs) => metrics.recordStored(fresh, stages, nowMs),
+      onNewAnomalies: (a) => metrics.recordAnomalies(a),
     });
     const consumer = new StreamConsumer({
       redis: consumerRedis,

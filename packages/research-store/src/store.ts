@@ -21,6 +21,7 @@ import {
   type ResearchView,
   type StageRecord,
   emptyStages,
+  RESEARCH_STATUSES,
 } from "./schemas.js";
 import { stageOutputs, toView } from "./view.js";
 
@@ -464,6 +465,25 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const researches = items.map((it) => it.summary);
     // Stopped at the scan bound: the next page resumes below the last entry examined.
     return scanned >= LIST_MAX_SCAN && lastScanned ? { researches, nextCursor: encodeListCursor(lastScanned) } : { researches };
+  }
+
+  /**
+   * How many researches are in each status now (the api's /metrics gauge), from the status indexes:
+   * one ZCOUNT per status of the entries created within the record TTL (older ones have expired).
+   */
+  async countByStatus(): Promise<Record<ResearchStatus, number>> {
+    const indexes = researchIndexKeys(this.prefix);
+    const p = this.redis.pipeline();
+    const since = Date.now() - this.ttl * 1000;
+    for (const status of RESEARCH_STATUSES) p.zcount(indexes.byStatus[status], since, "+inf");
+    const replies = (await p.exec()) ?? [];
+    return Object.fromEntries(
+      RESEARCH_STATUSES.map((status, i) => {
+        const [err, n] = replies[i]!;
+        if (err) throw err;
+        return [status, Number(n)];
+      }),
+    ) as Record<ResearchStatus, number>;
   }
 
   /** Drop researches whose record expired from every index. */

@@ -4,7 +4,7 @@ import { createKeepAliveFetch } from "@tracelane/runtime";
 import { ATTR_GEN_AI_REQUEST_MAX_TOKENS, captureContent, createTracedFetch, recordChatResponse, withChatSpan } from "@tracelane/tracing";
 import { CircuitOpenError, classifyModelError, ModelCallError, type ProviderRef } from "./errors.js";
 import { inferProvider } from "./provider.js";
-import { BrokenCircuitError, RetryBudgetExceededError, type ModelPolicies } from "./resilience/model-policies.js";
+import { BrokenCircuitError, RetryBudgetExceededError, type CircuitStateName, type ModelPolicies } from "./resilience/model-policies.js";
 import { retryAfterMs } from "./resilience/transient.js";
 import { ATTR_CIRCUIT_STATE, ATTR_LLM_ATTEMPTS } from "@tracelane/pipeline";
 
@@ -35,6 +35,8 @@ export interface ChatClientConfig {
   timeoutMs: number;
   maxOutputTokens: number;
   fetch?: typeof fetch;
+  /** Called before each resend inside a call (metrics). */
+  onRetry?: (call: { model: string; provider: string }) => void;
 }
 
 export interface ChatOptions {
@@ -75,6 +77,22 @@ export class ChatClient {
     return `${this.config.baseURL}|${model}`;
   }
 
+  /** gen_ai.provider.name of a call to `model`. */
+  providerOf(model: string): string {
+    return this.config.provider ?? inferProvider(model);
+  }
+
+  /** The circuit of every model this client has called, with its state now. */
+  circuits(): Array<{ model: string; provider: string; serverAddress: string; state: CircuitStateName }> {
+    const prefix = this.circuitKey("");
+    return Object.entries(this.policies.states())
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, state]) => {
+        const model = key.slice(prefix.length);
+        return { model, provider: this.providerOf(model), serverAddress: this.server.address, state };
+      });
+  }
+
   async chat(model: string, messages: ChatMessage[], opts: ChatOptions = {}): Promise<ChatResult> {
     const maxTokens = opts.maxOutputTokens ?? this.config.maxOutputTokens;
     const provider: ProviderRef = {
@@ -86,7 +104,7 @@ export class ChatClient {
     return withChatSpan(
       {
         model,
-        provider: this.config.provider ?? inferProvider(model),
+        provider: this.providerOf(model),
         serverAddress: this.server.address,
         ...(this.server.port ? { serverPort: this.server.port } : {}),
         attributes: { ...opts.attributes, [ATTR_GEN_AI_REQUEST_MAX_TOKENS]: maxTokens },
@@ -108,6 +126,7 @@ export class ChatClient {
             },
             () => {
               attempts++;
+              this.config.onRetry?.({ model, provider: this.providerOf(model) });
             },
           );
         } catch (err) {

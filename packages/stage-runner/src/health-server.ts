@@ -18,6 +18,7 @@ const HEALTHY: WorkerHealth = { openCircuits: [], ready: true };
  *   circuit is open. Restarting a worker does not mend a provider outage, so
  *   even a worker whose every model is open stays live here (the image's and
  *   compose's healthcheck use this path).
+ * - `GET /metrics`: Prometheus text format (createStageWorkerMetrics).
  * - `GET /readyz` (readiness): 200 `{"status":"ready"}`, or 503
  *   `{"status":"unavailable"}` while every model of the stage is open: route
  *   work elsewhere (another region's workers), not a reason to kill this one.
@@ -26,11 +27,16 @@ export async function startHealthServer(
   port: number,
   snapshot: () => Record<string, unknown>,
   health: () => WorkerHealth = () => HEALTHY,
+  metrics?: http.RequestListener,
 ): Promise<http.Server | undefined> {
   if (port === 0) return undefined;
   const server = http.createServer((req, res) => {
     const path = req.url?.split("?")[0];
-    if (path === "/healthz" || path === "/metrics") {
+    if (path === "/metrics" && metrics) {
+      metrics(req, res);
+      return;
+    }
+    if (path === "/healthz") {
       const { openCircuits } = health();
       send(res, 200, { status: openCircuits.length > 0 ? "degraded" : "ok", openCircuits, ...snapshot() });
       return;
@@ -47,7 +53,7 @@ export async function startHealthServer(
       }
       return;
     }
-    send(res, 404, { error: { code: "not_found", message: "try GET /healthz or GET /readyz" } });
+    send(res, 404, { error: { code: "not_found", message: `try GET /healthz, GET /readyz${metrics ? " or GET /metrics" : ""}` } });
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

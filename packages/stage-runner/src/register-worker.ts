@@ -10,6 +10,14 @@ export interface WorkerMetrics {
   active: number;
 }
 
+/** How one job attempt ended: completed, failed for good, failed and will be retried, or stalled (lock lost). */
+export interface AttemptEnd {
+  outcome: "completed" | "failed" | "retried" | "stalled";
+  /** From BullMQ's processedOn (the attempt's start) to its end; absent for stalled attempts. */
+  durationMs?: number;
+  error?: Error;
+}
+
 export interface RegisterWorkerOptions<T, R> {
   queueName: string;
   prefix: string;
@@ -20,6 +28,8 @@ export interface RegisterWorkerOptions<T, R> {
   processor: (job: Job<T>, span: Span, token?: string) => Promise<R>;
   /** Called when a job has failed for good (no attempts left, unrecoverable, or stalled too often). */
   onFinalFailure?: (job: Job<T>, err: Error) => Promise<void>;
+  /** Called as each attempt ends (metrics); must not throw. */
+  onAttemptEnd?: (end: AttemptEnd) => void;
   workerOptions?: Partial<WorkerOptions>;
 }
 
@@ -69,8 +79,19 @@ export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number 
     },
   );
 
-  worker.on("completed", () => {
+  const durationOf = (job: Job) => (job.processedOn ? Math.max(0, (job.finishedOn ?? Date.now()) - job.processedOn) : undefined);
+  const attemptEnded = (end: AttemptEnd) => {
+    try {
+      opts.onAttemptEnd?.(end);
+    } catch (err) {
+      logger.error({ err, queue: opts.queueName }, "recording a job attempt's end failed");
+    }
+  };
+
+  worker.on("completed", (job) => {
     metrics.completed++;
+    const durationMs = durationOf(job);
+    attemptEnded({ outcome: "completed", ...(durationMs !== undefined ? { durationMs } : {}) });
   });
   worker.on("failed", (job, err) => {
     metrics.failed++;
@@ -89,12 +110,15 @@ export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number 
       },
       final ? "job failed" : "job attempt failed, will retry",
     );
+    const durationMs = durationOf(job);
+    attemptEnded({ outcome: final ? "failed" : "retried", error: err, ...(durationMs !== undefined ? { durationMs } : {}) });
     if (final && opts.onFinalFailure) {
       opts.onFinalFailure(job, err).catch((e: unknown) => logger.error({ err: e, jobId: job.id }, "recording final failure failed"));
     }
   });
   worker.on("stalled", (jobId) => {
     metrics.stalled++;
+    attemptEnded({ outcome: "stalled" });
     logger.warn({ jobId, queue: opts.queueName }, "job stalled; it will be retried by a live worker");
   });
   worker.on("error", (err) => {

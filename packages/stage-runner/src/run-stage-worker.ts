@@ -5,6 +5,7 @@ import { jobOptionsFromEnv, StageQueues, type StageJob } from "@tracelane/queue-
 import { loadPriceTable } from "@tracelane/pricing";
 import { ResearchStore } from "@tracelane/research-store";
 import { bootService, runService, type ServiceContext, type ServiceDefinition, type Shutdown } from "@tracelane/runtime";
+import type { TracingStatsLike } from "@tracelane/metrics";
 import { createLogger, type Logger } from "@tracelane/tracing";
 import { ChatClient } from "./chat-client.js";
 import { loadStageConfig, type StageWorkerConfig } from "./env.js";
@@ -14,10 +15,11 @@ import { registerWorker, type RegisteredWorker } from "./register-worker.js";
 import { ModelPolicies } from "./resilience/model-policies.js";
 import type { StageDefinition } from "./stage-definition.js";
 import { createStageProcessor, type StageOutcome } from "./stage-processor.js";
+import { createStageWorkerMetrics } from "./worker-metrics.js";
 
 export interface TracingLike {
   shutdown(): Promise<void>;
-  stats?(): unknown;
+  stats?(): TracingStatsLike;
 }
 
 export interface RunningStageWorker {
@@ -100,11 +102,19 @@ async function startStageWorker<S extends string>(
     pipeline,
   });
   const policies = new ModelPolicies(config.policies);
-  const client = new ChatClient(
+  const tracingStats = opts.tracing?.stats?.bind(opts.tracing);
+  const metrics = createStageWorkerMetrics({
+    stage: definition.stage,
+    queue: line.queue,
+    circuits: () => client.circuits(),
+    ...(tracingStats ? { tracingStats } : {}),
+  });
+  const client: ChatClient = new ChatClient(
     {
       ...config.llm,
       modelVar: `${line.envPrefix}_MODEL`,
       ...(opts.fetch ? { fetch: opts.fetch } : {}),
+      onRetry: (call) => metrics.modelRetry(call),
     },
     loadPriceTable(config.priceTablePath),
     policies,
@@ -145,6 +155,7 @@ async function startStageWorker<S extends string>(
       lockDuration: config.lockDurationMs,
       stalledInterval: config.stalledIntervalMs,
     },
+    onAttemptEnd: (end) => metrics.attemptEnded(end),
     onFinalFailure: async (job, err) => {
       if (!job.data?.researchId) return;
       await store.failed(job.data.researchId, { stage: definition.stage, type: errorTypeOf(err), message: err.message });
@@ -180,6 +191,7 @@ async function startStageWorker<S extends string>(
       const models = [config.llm.model, ...(config.llm.fallbackModel ? [config.llm.fallbackModel] : [])];
       return { openCircuits, ready: !models.every((m) => openCircuits.includes(client.circuitKey(m))) };
     },
+    metrics.service.handler,
   );
   logger.info(
     { queue: line.queue, model: config.llm.model, baseURL: config.llm.baseURL, concurrency: config.concurrency },

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { PriceTable } from "@tracelane/pricing";
+import type { TracingStatsLike } from "@tracelane/metrics";
 import type { SpanRecord } from "@tracelane/trace-store";
 import { WebhookAlerter, type WebhookOptions } from "./alerts/webhook.js";
 import type { AnomalyRules } from "./anomalies/registry.js";
@@ -8,6 +9,7 @@ import { createHttpApp } from "./http/app.js";
 import { OtlpDecodeError } from "./ingest/otlp-common.js";
 import { decodeOtlpJson } from "./ingest/otlp-json.js";
 import { StreamConsumer, type StreamEntry } from "./ingest/stream-consumer.js";
+import { createCollectorMetrics, type CollectorMetrics } from "./metrics.js";
 import { CollectorStats } from "./stats.js";
 import { Sweeper } from "./sweeper.js";
 
@@ -70,6 +72,8 @@ export interface CollectorOptions {
   sweepIntervalMs: number;
   webhook?: WebhookOptions;
   logger?: Log;
+  /** This process's span export counts, for GET /metrics. */
+  tracingStats?: () => TracingStatsLike;
 }
 
 export interface Collector {
@@ -78,6 +82,8 @@ export interface Collector {
   consumer: StreamConsumer;
   alerter: WebhookAlerter | undefined;
   sweeper: Sweeper;
+  /** GET /metrics: LLM metrics derived from the stored spans, ingest counters, process metrics. */
+  metrics: CollectorMetrics;
   app: ReturnType<typeof createHttpApp>;
   /** Create the consumer group, start the consumer loop and the expiry sweeper. */
   start(): Promise<void>;
@@ -88,6 +94,7 @@ export function createCollector(o: CollectorOptions): Collector {
   const stats = new CollectorStats();
   const logger = o.logger;
   const alerter = o.webhook ? new WebhookAlerter({ ...o.webhook, ...(logger ? { logger } : {}) }) : undefined;
+  const metrics = createCollectorMetrics(stats, o.tracingStats);
   const assembler = createAssembler({
     redis: o.redis,
     prefix: o.prefix,
@@ -99,7 +106,11 @@ export function createCollector(o: CollectorOptions): Collector {
     anomalyStreamMaxLen: o.anomalyStreamMaxLen,
     ...(o.recentTraces !== undefined ? { recentTraces: o.recentTraces } : {}),
     stats,
-    ...(alerter ? { onNewAnomalies: (a) => alerter.enqueue(a) } : {}),
+    onNewAnomalies: (a) => {
+      metrics.recordAnomalies(a);
+      alerter?.enqueue(a);
+    },
+    onStored: (fresh, stages, nowMs) => metrics.recordStored(fresh, stages, nowMs),
   });
   const consumer = new StreamConsumer({
     redis: o.consumerRedis,
@@ -122,6 +133,7 @@ export function createCollector(o: CollectorOptions): Collector {
     group: consumer.group,
     tracesIndexKey: assembler.keys.idxStart,
     ingest: (spans) => assembler.ingest(spans),
+    metricsHandler: metrics.service.handler,
     ...(alerter ? { webhookStats: () => alerter.stats() } : {}),
     ...(logger ? { logger } : {}),
   });
@@ -131,6 +143,7 @@ export function createCollector(o: CollectorOptions): Collector {
     consumer,
     alerter,
     sweeper,
+    metrics,
     app,
     async start() {
       await consumer.ensureGroup();
@@ -152,4 +165,5 @@ export { rulesDocTable } from "./anomalies/docs.js";
 export { loadRules } from "./anomalies/config.js";
 export { WebhookAlerter, type WebhookOptions, type AlertPayload } from "./alerts/webhook.js";
 export { CollectorStats } from "./stats.js";
+export { createCollectorMetrics, type CollectorMetrics } from "./metrics.js";
 export { Sweeper } from "./sweeper.js";

@@ -54,6 +54,7 @@ await runService({
           }
         : {}),
       logger,
+      tracingStats: () => tracing.stats(),
     });
 
     const server = createServer(collector.app);

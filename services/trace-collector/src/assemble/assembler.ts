@@ -36,6 +36,11 @@ export interface AssemblerOptions {
   anomalyStreamMaxLen?: number;
   /** Called with anomalies seen for the first time, right after they are stored (once per chunk of a batch); must not block. */
   onNewAnomalies?: (anomalies: Anomaly[]) => void;
+  /**
+   * Called once per trace of a batch with the spans it stored for the first time (never with a
+   * duplicate) and the stage of every span of the trace; must not block (metrics).
+   */
+  onStored?: (fresh: readonly SpanRecord[], stages: ReadonlyMap<string, string | undefined>, nowMs: number) => void;
   stats?: CollectorStats;
   /** Traces per pipelined chunk of a batch (default 256). */
   chunkSize?: number;
@@ -157,6 +162,7 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
       recent.set(id, Number(version), spans);
 
       const stages = resolveStages(spans);
+      if (fresh.length > 0) opts.onStored?.(fresh, stages, detectedAtMs);
       const summary = summarizeTrace(id, spans, Number(droppedCount), stages);
       // A call is judged against its model's baseline once, when it first arrives, and then joins it.
       const freshIds = new Set(fresh.map((s) => s.spanId));
@@ -171,6 +177,8 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
         else newLatencies.set(c.span.call.model, [c.latencyMs]);
       }
 
+      // The start-scored "tag" indexes the trace belongs to: one per model, and research traces.
+      const tagIndexes = [...summary.models.map((m) => keys.idxModel(m)), ...(summary.researchId !== undefined ? [keys.idxResearch] : [])];
       const writeKeys = [
         keys.summary(id),
         keys.anomalies(id),
@@ -185,7 +193,7 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
         keys.idxStatus("error"),
         keys.anomalyLog,
         anomalyStream,
-        ...summary.models.map((m) => keys.idxModel(m)),
+        ...tagIndexes,
       ];
       const args: (string | number)[] = [
         id,
@@ -196,7 +204,7 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
         summary.costUsd,
         summary.durationMs,
         summary.status,
-        summary.models.length,
+        tagIndexes.length,
         anomalies.length,
         streamMaxLen,
       ];

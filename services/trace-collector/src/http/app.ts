@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Redis } from "ioredis";
 import type { Logger } from "@tracelane/tracing";
@@ -14,11 +15,13 @@ export interface HttpAppDeps {
   group: string;
   tracesIndexKey: string;
   ingest: (spans: readonly SpanRecord[]) => Promise<unknown>;
+  /** GET /metrics (Prometheus text format). */
+  metricsHandler: (req: IncomingMessage, res: ServerResponse) => void;
   webhookStats?: () => WebhookStats;
   logger?: Pick<Logger, "warn" | "error">;
 }
 
-/** /healthz (process up), /readyz (Redis answers), /stats (counters and stream lag), POST /v1/traces. */
+/** /healthz (process up), /readyz (Redis answers), /stats (counters and stream lag), /metrics (Prometheus), POST /v1/traces. */
 export function createHttpApp(deps: HttpAppDeps): express.Express {
   const app = express();
   app.disable("x-powered-by");
@@ -53,10 +56,14 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     }
   });
 
+  app.get("/metrics", deps.metricsHandler);
+
   app.use(otlpHttpRouter({ ingest: deps.ingest, stats: deps.stats, ...(deps.logger ? { logger: deps.logger } : {}) }));
 
   app.use((_req, res) => {
-    res.status(404).json({ error: { code: "not_found", message: "Unknown path. Try /healthz, /readyz, /stats or POST /v1/traces." } });
+    res
+      .status(404)
+      .json({ error: { code: "not_found", message: "Unknown path. Try /healthz, /readyz, /stats, /metrics or POST /v1/traces." } });
   });
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     deps.logger?.error({ err }, "request failed");

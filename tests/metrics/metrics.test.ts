@@ -1,0 +1,139 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { GEN_AI_DURATION_BUCKETS, GEN_AI_TOKEN_BUCKETS } from "@tracelane/metrics";
+import { bucketOf, scrapeMetrics, type Scrape } from "@tracelane/metrics/testing";
+import { apiClient } from "../support/api-client.js";
+import { waitForCollectedTrace } from "../support/collected-traces.js";
+import { startPipeline } from "../support/pipeline-stack.js";
+
+const STAGES = [
+  { stage: "analysis", service: "analysis-worker", queue: "research-analysis", model: "gpt-4.1", provider: "openai" },
+  { stage: "factcheck", service: "factcheck-worker", queue: "research-factcheck", model: "gemini-2.5-flash", provider: "gcp.gemini" },
+  { stage: "synthesis", service: "synthesis-worker", queue: "research-synthesis", model: "deepseek-v3.2", provider: "deepseek" },
+] as const;
+
+let stack: Awaited<ReturnType<typeof startPipeline>>;
+
+beforeAll(async () => {
+  stack = await startPipeline(inject("redisUrl"), {
+    replicas: { "llm-simulator": 1, "trace-collector": 1, api: 1, "analysis-worker": 1, "factcheck-worker": 1, "synthesis-worker": 1 },
+    env: { COLLECTOR_BLOCK_MS: "100" },
+  });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/** The non-cumulative count of the bucket `le` (the cumulative counts of Prometheus, differenced). */
+function inBucket(buckets: Record<string, number>, bounds: readonly number[], le: string): number {
+  const i = le === "+Inf" ? bounds.length : bounds.indexOf(Number(le));
+  const below = i === 0 ? 0 : (buckets[String(bounds[i - 1])] ?? 0);
+  return (buckets[le] ?? 0) - below;
+}
+
+describe("/metrics after a real research", () => {
+  it("collector, api and every worker expose Prometheus metrics that match the research's trace and the api's figures", async () => {
+    const api = apiClient(stack.apiUrl!);
+    const submitted = await api.submit({ query: "What limits the energy density of solid-state batteries?" });
+    expect(submitted.status).toBe(202);
+    const view = await api.waitForFinal(submitted.body.id);
+    expect(view.status).toBe("completed");
+    // SERVER, then per stage PRODUCER, CONSUMER, chat, HTTP attempt (13 spans).
+    const trace = await waitForCollectedTrace(stack.apiUrl!, submitted.body.traceId, 13);
+    const chats = trace.spans.filter((s) => s.call);
+    expect(chats).toHaveLength(3);
+
+    // trace-collector: GenAI metrics derived from the spans, equal to the trace and the api's view.
+    const collector = await scrapeMetrics(`${stack.collectorUrl!}/metrics`);
+    const tokenSum = (type: string) => collector.histogram("gen_ai_client_token_usage", { gen_ai_token_type: type }).sum;
+    expect(tokenSum("input")).toBe(trace.body.summary.inputTokens);
+    expect(tokenSum("output")).toBe(trace.body.summary.outputTokens);
+    expect(tokenSum("input")).toBe(view.totals.inputTokens);
+    expect(collector.value("tracelane_gen_ai_client_cost_usd_total")).toBeCloseTo(view.totals.costUsd, 9);
+    const durations = collector.histogram("gen_ai_client_operation_duration_seconds");
+    expect(durations.count).toBe(3);
+    for (const st of STAGES) {
+      const chat = chats.find((s) => s.stage === st.stage)!;
+      const labels = {
+        gen_ai_request_model: st.model,
+        gen_ai_provider_name: st.provider,
+        gen_ai_operation_name: "chat",
+        tracelane_stage: st.stage,
+      };
+      const d = collector.histogram("gen_ai_client_operation_duration_seconds", labels);
+      expect(d.count, st.stage).toBe(1);
+      expect(inBucket(d.buckets, GEN_AI_DURATION_BUCKETS, bucketOf(chat.durationMs / 1000, GEN_AI_DURATION_BUCKETS))).toBe(1);
+      const usage = view.stages[st.stage].usage!;
+      for (const [type, n] of [
+        ["input", usage.inputTokens],
+        ["output", usage.outputTokens],
+      ] as const) {
+        const t = collector.histogram("gen_ai_client_token_usage", { ...labels, gen_ai_token_type: type });
+        expect(t).toMatchObject({ count: 1, sum: n });
+        expect(inBucket(t.buckets, GEN_AI_TOKEN_BUCKETS, bucketOf(n, GEN_AI_TOKEN_BUCKETS))).toBe(1);
+      }
+      expect(
+        collector.value("tracelane_gen_ai_client_cost_usd_total", { gen_ai_request_model: st.model, tracelane_stage: st.stage }),
+      ).toBeCloseTo(view.stages[st.stage].costUsd!, 9);
+    }
+    expect(collector.value("tracelane_collector_spans_total", { tracelane_span_outcome: "stored" })).toBeGreaterThanOrEqual(13);
+    expect(collector.histogram("tracelane_collector_ingest_lag_seconds").count).toBeGreaterThanOrEqual(13);
+    expect(collector.type("process_cpu_seconds_total")).toBe("counter");
+
+    // api: empty queues afterwards, one completed research, request durations by route pattern.
+    const apiMetrics = await scrapeMetrics(`${stack.apiUrl!}/metrics`);
+    for (const st of STAGES) {
+      for (const state of ["waiting", "active", "delayed", "failed"]) {
+        const depth = apiMetrics
+          .series("tracelane_queue_depth")
+          .filter((s) => s.labels.tracelane_stage === st.stage && s.labels.tracelane_queue_state === state);
+        expect(depth, `${st.stage} ${state}`).toEqual([
+          { labels: { messaging_destination_name: st.queue, tracelane_stage: st.stage, tracelane_queue_state: state }, value: 0 },
+        ]);
+      }
+    }
+    expect(apiMetrics.value("tracelane_researches", { tracelane_research_status: "completed" })).toBe(1);
+    expect(apiMetrics.value("tracelane_researches", { tracelane_research_status: "failed" })).toBe(0);
+    const posted = apiMetrics.histogram("http_server_request_duration_seconds", {
+      http_request_method: "POST",
+      http_route: "/v1/research",
+      http_response_status_code: "202",
+    });
+    expect(posted.count).toBe(1);
+    expect(apiMetrics.histogram("http_server_request_duration_seconds", { http_route: "/v1/research/:id" }).count).toBeGreaterThan(0);
+    expect(routesOf(apiMetrics).some((r) => r.includes(submitted.body.id))).toBe(false);
+
+    // workers: one job per stage, its duration, no retries, the model's circuit closed, spans exported.
+    for (const st of STAGES) {
+      const proc = stack.byService(st.service)[0]!;
+      const w = await scrapeMetrics(`http://127.0.0.1:${proc.port}/metrics`);
+      expect(w.value("tracelane_worker_jobs_total", { tracelane_stage: st.stage, tracelane_job_outcome: "completed" }), st.stage).toBe(1);
+      expect(w.value("tracelane_worker_jobs_total", { tracelane_job_outcome: "failed" })).toBe(0);
+      expect(w.value("tracelane_worker_jobs_total", { tracelane_job_outcome: "retried" })).toBe(0);
+      expect(
+        w.histogram("messaging_process_duration_seconds", { messaging_destination_name: st.queue, tracelane_stage: st.stage }).count,
+      ).toBe(1);
+      expect(w.value("tracelane_gen_ai_client_retries_total")).toBe(0);
+      expect(w.series("tracelane_gen_ai_client_circuit_state")).toEqual([
+        {
+          labels: {
+            gen_ai_provider_name: st.provider,
+            gen_ai_request_model: st.model,
+            server_address: "127.0.0.1",
+            tracelane_stage: st.stage,
+          },
+          value: 0,
+        },
+      ]);
+      expect(
+        w.value("tracelane_tracing_spans_total", { tracelane_export_destination: "redis", tracelane_span_outcome: "exported" }),
+      ).toBeGreaterThan(0);
+      expect(w.value("tracelane_tracing_spans_total", { tracelane_span_outcome: "dropped" })).toBe(0);
+    }
+  });
+});
+
+function routesOf(scrape: Scrape): string[] {
+  const family = scrape.families["http_server_request_duration_seconds"];
+  return (family?.data ?? []).map((s) => s.labels.http_route ?? "");
+}

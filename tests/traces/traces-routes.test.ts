@@ -5,7 +5,7 @@ import express, { type ErrorRequestHandler } from "express";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAssembler, decodeOtlpJson } from "@tracelane/trace-collector";
-import { pipelineTrace, toOtlpJson, type StageSpec } from "@tracelane/trace-collector/testing";
+import { pipelineTrace, toOtlpJson, type StageSpec, type SyntheticSpan } from "@tracelane/trace-collector/testing";
 import { createTraceReader } from "@tracelane/trace-store";
 import { createTracesRouter, HttpError } from "@tracelane/api/testing";
 
@@ -29,6 +29,8 @@ const cases = {
   slow: [stage({ model: "gemini-2.5-flash", latencyMs: 31_000 })],
 };
 const ids = {} as Record<keyof typeof cases, string>;
+/** A trace some other OTLP client sent: no research id on any span. */
+const foreignTraceId = randomUUID().replaceAll("-", "");
 
 /** The minimal error handler the api's real one is a superset of. */
 const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
@@ -49,6 +51,17 @@ beforeAll(async () => {
     ids[name] = spans[0]!.traceId;
     await assembler.ingest(decodeOtlpJson(toOtlpJson(spans)).spans);
   }
+  const foreign: SyntheticSpan = {
+    traceId: foreignTraceId,
+    spanId: randomUUID().replaceAll("-", "").slice(0, 16),
+    name: "GET /inventory",
+    kind: "server",
+    service: "someone-elses-service",
+    startMs: base + 10_000,
+    endMs: base + 10_020,
+    attributes: { "http.request.method": "GET" },
+  };
+  await assembler.ingest(decodeOtlpJson(toOtlpJson([foreign])).spans);
   const app = express();
   app.use(createTracesRouter({ reader: createTraceReader(redis, { prefix }), jaegerUiUrl: "http://localhost:16686/" }));
   app.use(errorHandler);
@@ -87,6 +100,21 @@ describe("GET /v1/traces", () => {
       jaeger: `http://localhost:16686/trace/${ids.slow}`,
     });
     expect(body.nextCursor).toBeNull();
+  });
+
+  it("lists research traces unless kind=all, which adds traces without a research id", async () => {
+    expect(await listed("")).not.toContain(undefined);
+    const all = await get("/v1/traces?kind=all");
+    expect(all.body.traces.map((t: { traceId: string }) => t.traceId)).toEqual([foreignTraceId, ids.slow, ids.failed, ids.cheap]);
+    expect((await get("/v1/traces?kind=research")).body.traces).toHaveLength(3);
+    expect((await get("/v1/traces?kind=all&sort=cost")).body.traces).toHaveLength(4);
+    expect((await get("/v1/traces?sort=duration")).body.traces.map((t: { traceId: string }) => t.traceId)).not.toContain(foreignTraceId);
+    const bad = await get("/v1/traces?kind=foreign");
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({
+      code: "invalid_query",
+      details: [{ parameter: "kind", message: 'must be one of research, all (got "foreign")' }],
+    });
   });
 
   it("applies every filter end to end", async () => {
@@ -144,7 +172,7 @@ describe("GET /v1/traces", () => {
     expect(bad.body.error.message).toMatch(/status: must be one of ok, error/);
     expect(bad.body.error.message).toMatch(/foo: unknown query parameter/);
     expect(bad.body.error.message).toMatch(/limit: must be an integer from 1 to 500/);
-    expect(bad.body.error.details).toContainEqual({ parameter: "foo", message: expect.stringMatching(/allowed: since, until/) });
+    expect(bad.body.error.details).toContainEqual({ parameter: "foo", message: expect.stringMatching(/allowed: kind, since, until/) });
     expect((await get("/v1/traces?since=yesterday")).body.error.message).toMatch(/since: must be an ISO 8601 time/);
     expect((await get("/v1/traces?since=2&until=1")).body.error.message).toMatch(/since: must not be after until/);
     expect((await get("/v1/traces?status=ok&status=error")).body.error.message).toMatch(/status: must be given once/);
@@ -205,5 +233,13 @@ describe("GET /v1/anomalies and /v1/stats/costs", () => {
     expect(body.byModel["gpt-4.1-mini"]).toMatchObject({ calls: 1, errors: 1, errorRate: 1 });
     expect(body.byStage.analysis).toMatchObject({ calls: 3, costShare: 1 });
     expect(body.traces).toBe(3);
+    expect(body.kind).toBe("research");
+    // kind=all counts the foreign trace too (it made no model call).
+    const all = await get(`/v1/stats/costs?since=${base}&until=${base + 20_000}&kind=all`);
+    expect(all.body).toMatchObject({ kind: "all", traces: 4, calls: body.calls });
+    expect((await get(`/v1/stats/costs?since=${base}&until=${base + 20_000}`)).body.traces).toBe(3);
+    expect((await get("/v1/stats/costs?kind=mine")).body.error.details).toEqual([
+      { parameter: "kind", message: 'must be one of research, all (got "mine")' },
+    ]);
   });
 });

@@ -1,5 +1,5 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from "bullmq";
-import { RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
+import { ATTR_RESEARCH_ID, RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
 // The messaging entry only: the queue contract must not load the OpenTelemetry SDK into every producer.
 import { withPublishSpan } from "@tracelane/tracing/messaging";
 import { stageJobSchema, type StageJob } from "./payloads.js";
@@ -59,7 +59,9 @@ export class StageQueues<S extends string = Stage> {
   async publish(researchId: string, stage: S): Promise<{ jobId: string }> {
     const queue = this.queue(stage);
     const jobId = stageJobId(researchId, stage);
-    return withPublishSpan({ queue: queue.name, messageId: jobId }, async (carrier) => {
+    return withPublishSpan({ queue: queue.name, messageId: jobId }, async (carrier, span) => {
+      // So a research's trace is known as one from its first span on (GET /v1/traces lists research traces).
+      span.setAttribute(ATTR_RESEARCH_ID, researchId);
       const data = this.jobSchema.parse({ researchId, stage, trace: carrier, enqueuedAt: Date.now() }) as StageJob<S>;
       await queue.add(stage, data, { jobId });
       return { jobId };

@@ -17,9 +17,10 @@ export const ANOMALY_STREAM_DEFAULT = "tracelane:anomalies";
  *   {p}:idx:start / :cost / :duration      ZSET traceId, score = start ms / cost USD / duration ms
  *   {p}:idx:status:{ok|error}              ZSET traceId, score = start ms
  *   {p}:idx:model:{model}                  ZSET traceId, score = start ms
+ *   {p}:idx:research                       ZSET traceId, score = start ms: traces of a research (a span has research.id)
  *   {p}:idx:anomaly:{type}                 ZSET traceId, score = start ms
  *   {p}:idx:expiry                         ZSET traceId, score = expiry epoch ms (drives pruning)
- *   {p}:idx:members:{traceId}              SET  "{zsetKey}\t{member}" for the trace's model/anomaly index entries
+ *   {p}:idx:members:{traceId}              SET  "{zsetKey}\t{member}" for the trace's model/research/anomaly index entries
  *   {p}:anomalies / {p}:anomalies:{type}   ZSET "{traceId}|{spanId}|{type}", score = detectedAt ms
  *
  * Adaptive baseline:
@@ -39,6 +40,8 @@ export interface TraceKeys {
   readonly idxExpiry: string;
   idxStatus(status: TraceStatus): string;
   idxModel(model: string): string;
+  /** Traces that belong to a research (their summary has a researchId). */
+  readonly idxResearch: string;
   idxAnomaly(type: AnomalyType): string;
   members(traceId: string): string;
   readonly anomalyLog: string;
@@ -65,6 +68,7 @@ export function traceKeys(prefix: string = TRACE_PREFIX_DEFAULT): TraceKeys {
     idxExpiry: `${p}:idx:expiry`,
     idxStatus: (s) => `${p}:idx:status:${s}`,
     idxModel: (m) => `${p}:idx:model:${seg(m)}`,
+    idxResearch: `${p}:idx:research`,
     idxAnomaly: (type) => `${p}:idx:anomaly:${type}`,
     members: (id) => `${p}:idx:members:${id}`,
     anomalyLog: `${p}:anomalies`,

@@ -10,6 +10,7 @@ import {
   type AnomalyQuery,
   type AnomalyType,
   type CostStats,
+  type CostStatsQuery,
   type SpanRecord,
   type TraceDetail,
   type TraceFilter,
@@ -36,7 +37,7 @@ export interface TraceReader {
   getTrace(traceId: string): Promise<TraceDetail | undefined>;
   renderReplay(trace: TraceDetail): string;
   listAnomalies(query?: AnomalyQuery): Promise<Anomaly[]>;
-  costStats(window?: { since?: number; until?: number }): Promise<CostStats>;
+  costStats(query?: CostStatsQuery): Promise<CostStats>;
   /** Per trace id: how many anomalies the collector found so far and their types (0 and [] for a trace it has not seen). */
   anomalyCounts(traceIds: string[]): Promise<{ count: number; types: AnomalyType[] }[]>;
 }
@@ -134,6 +135,7 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
     const limit = Math.min(Math.max(Math.trunc(filter.limit ?? 50), 1), 500);
     const sort = filter.sort ?? "start";
     const cursor = filter.cursor ? decodeCursor(filter.cursor, sort) : undefined;
+    const researchOnly = filter.kind === "research";
 
     // Pick the most selective index whose order matches the requested sort.
     let key = keys.idxStart;
@@ -148,6 +150,7 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
     } else {
       if (filter.anomaly) key = keys.idxAnomaly(filter.anomaly);
       else if (filter.model) key = keys.idxModel(filter.model);
+      else if (researchOnly) key = keys.idxResearch;
       else if (filter.status) key = keys.idxStatus(filter.status);
       min = filter.since ?? -Infinity;
       max = filter.until ?? Infinity;
@@ -161,7 +164,8 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
       (filter.minCostUsd === undefined || s.costUsd >= filter.minCostUsd) &&
       (filter.minDurationMs === undefined || s.durationMs >= filter.minDurationMs) &&
       (filter.status === undefined || s.status === filter.status) &&
-      (filter.model === undefined || s.models.includes(filter.model));
+      (filter.model === undefined || s.models.includes(filter.model)) &&
+      (!researchOnly || s.researchId !== undefined);
 
     const found: TraceSummary[] = [];
     const gone: string[] = [];
@@ -251,13 +255,14 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
     return out;
   }
 
-  async function costStats(window: { since?: number; until?: number } = {}): Promise<CostStats> {
-    const until = window.until ?? Date.now();
-    const since = window.since ?? until - DAY_MS;
+  async function costStats(query: CostStatsQuery = {}): Promise<CostStats> {
+    const until = query.until ?? Date.now();
+    const since = query.since ?? until - DAY_MS;
+    const kind = query.kind ?? "all";
     const summaries: TraceSummary[] = [];
     const gone: string[] = [];
     let truncated = false;
-    walk: for await (const entries of walkDesc(keys.idxStart, since, until, 500)) {
+    walk: for await (const entries of walkDesc(kind === "research" ? keys.idxResearch : keys.idxStart, since, until, 500)) {
       const p = redis.pipeline();
       for (const e of entries) p.hget(keys.summary(e.id), "json");
       const replies = (await p.exec()) ?? [];
@@ -273,7 +278,7 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
       }
     }
     await prune(gone);
-    return aggregateCostStats(summaries, { since, until, truncated });
+    return aggregateCostStats(summaries, { since, until, kind, truncated });
   }
 
   return { keys, listTraces, getTrace, renderReplay, listAnomalies, costStats, anomalyCounts };

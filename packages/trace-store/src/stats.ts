@@ -1,5 +1,5 @@
 import { addUsd } from "@tracelane/pricing";
-import type { CostStats, GroupCostStats, TraceSummary } from "./types.js";
+import type { CostStats, GroupCostStats, TraceKind, TraceSummary } from "./types.js";
 
 /** Nearest-rank percentile of unsorted values; null for none. */
 export function percentile(values: readonly number[], p: number): number | null {
@@ -24,7 +24,7 @@ const newAcc = (): Acc => ({ calls: 0, errors: 0, unpriced: 0, cost: 0, input: 0
 /** Per stage and per model statistics over the model calls of `summaries`. */
 export function aggregateCostStats(
   summaries: readonly TraceSummary[],
-  window: { since: number; until: number; truncated?: boolean },
+  window: { since: number; until: number; kind?: TraceKind; truncated?: boolean },
 ): CostStats {
   const stages = new Map<string, Acc>();
   const models = new Map<string, Acc>();
@@ -65,6 +65,7 @@ export function aggregateCostStats(
   return {
     since: window.since,
     until: window.until,
+    kind: window.kind ?? "all",
     traces: summaries.length,
     calls: total.calls,
     costUsd: total.cost,

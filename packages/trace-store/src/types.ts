@@ -180,6 +180,10 @@ export interface TraceDetail {
 
 export type TraceSort = "start" | "cost" | "duration";
 
+/** "research": traces of a research (a span carries research.id); "all": also any other trace sent to the collector. */
+export const TRACE_KINDS = ["research", "all"] as const;
+export type TraceKind = (typeof TRACE_KINDS)[number];
+
 export interface TraceFilter {
   /** Trace start, epoch ms, inclusive. */
   since?: number;
@@ -192,6 +196,8 @@ export interface TraceFilter {
   model?: string;
   /** Newest first by default; "cost"/"duration" list the most expensive/slowest first. */
   sort?: TraceSort;
+  /** Default "all". */
+  kind?: TraceKind;
   limit?: number;
   cursor?: string;
 }
@@ -223,9 +229,17 @@ export interface GroupCostStats {
   latencyMs: { p50: number | null; p95: number | null };
 }
 
+/** The window (trace start, epoch ms, inclusive; default the 24 h before `until`, which defaults to now) and kind (default "all") costStats aggregates. */
+export interface CostStatsQuery {
+  since?: number;
+  until?: number;
+  kind?: TraceKind;
+}
+
 export interface CostStats {
   since: number;
   until: number;
+  kind: TraceKind;
   traces: number;
   calls: number;
   costUsd: number;

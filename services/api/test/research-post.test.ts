@@ -1,5 +1,6 @@
 import { SpanKind } from "@opentelemetry/api";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ATTR_RESEARCH_ID } from "@tracelane/pipeline";
 import { stageJobId } from "@tracelane/queue-contract";
 import { startRedisServer, type EphemeralRedis } from "@tracelane/testkit";
 import { useInMemoryTracing, type InMemoryTracing } from "@tracelane/tracing/testing";
@@ -69,6 +70,8 @@ describe("POST /v1/research", () => {
     expect(producer.spanContext().traceId).toBe(server.spanContext().traceId);
     expect(producer.parentSpanContext?.spanId).toBe(server.spanContext().spanId);
     expect(producer.attributes[ATTR_MESSAGING_MESSAGE_ID]).toBe(stageJobId(res.body.id, "analysis"));
+    // The research id is on the trace from its first publish: the trace lists as a research's before a worker starts.
+    expect(producer.attributes[ATTR_RESEARCH_ID]).toBe(res.body.id);
 
     expect(res.body.traceId).toBe(server.spanContext().traceId);
     const job = await api.queues.queue("analysis").getJob(stageJobId(res.body.id, "analysis"));

@@ -3,6 +3,7 @@ import {
   AnomalyTypeSchema,
   jaegerTraceUrl,
   TRACE_ID_RE,
+  TRACE_KINDS,
   TRACE_STATUSES,
   type TraceListItem,
   type TraceReader,
@@ -29,7 +30,12 @@ export interface TracesRouterDeps {
 
 const DAY_MS = 24 * 3600 * 1000;
 
+/** research (default): traces of a research; all: also the api's own traced requests and foreign OTLP traces. */
+const kindParam = () =>
+  enumParam("which traces: those of a research (default), or all (also foreign OTLP traces with no research id)", TRACE_KINDS, "research");
+
 const TracesQuery = defineQuery({
+  kind: kindParam(),
   ...windowParams("trace start"),
   minCostUsd: numberParam("only traces that cost at least this (USD)", "a number of USD >= 0", { min: 0 }),
   minDurationMs: numberParam("only traces that lasted at least this long (ms)", "a number of milliseconds >= 0", { min: 0 }),
@@ -50,7 +56,7 @@ const AnomaliesQuery = defineQuery({
   limit: numberParam("most anomalies returned (default 100)", "an integer from 1 to 1000", { int: true, min: 1, max: 1_000, default: 100 }),
 });
 
-const CostsQuery = defineQuery(windowParams("trace start (default: the 24 hours before until)"));
+const CostsQuery = defineQuery({ kind: kindParam(), ...windowParams("trace start (default: the 24 hours before until)") });
 
 function parseTraceId(raw: string): string {
   const id = raw.toLowerCase();
@@ -69,11 +75,12 @@ function parseTraceId(raw: string): string {
 
 /**
  * Read-only trace API over the trace-collector's store:
- *   GET /v1/traces                   list + filters (since, until, minCostUsd, minDurationMs, anomaly, status, model, sort, limit, cursor)
+ *   GET /v1/traces                   list + filters (kind, since, until, minCostUsd, minDurationMs, anomaly, status, model, sort, limit, cursor)
  *   GET /v1/traces/:traceId          summary, span tree, anomalies, links (Jaeger when configured)
  *   GET /v1/traces/:traceId/replay   plain-text replay
  *   GET /v1/anomalies                newest first (since, type, limit)
- *   GET /v1/stats/costs              per stage and per model cost, tokens, latency, error rate (since, until; default last 24 h)
+ *   GET /v1/stats/costs              per stage and per model cost, tokens, latency, error rate (kind, since, until; default last 24 h)
+ * The list and the stats count research traces unless kind=all.
  */
 export function createTracesRouter(deps: TracesRouterDeps): Router {
   const { reader } = deps;
@@ -89,7 +96,7 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
 
   router.get("/v1/traces", async (req: Request, res: Response) => {
     const q = TracesQuery.parse(req.query);
-    const page = await withCursor(() => reader.listTraces(given(q)));
+    const page = await withCursor(() => reader.listTraces({ ...given(q), kind: q.kind ?? "research" }));
     res.json({
       traces: page.traces.map(listItem),
       nextCursor: page.nextCursor ?? null,
@@ -120,7 +127,7 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
     const q = CostsQuery.parse(req.query);
     const until = q.until ?? Date.now();
     const since = q.since ?? until - DAY_MS;
-    const stats = await reader.costStats({ since, until });
+    const stats = await reader.costStats({ since, until, kind: q.kind ?? "research" });
     res.json({
       ...stats,
       since: new Date(stats.since).toISOString(),

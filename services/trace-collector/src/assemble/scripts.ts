@@ -56,10 +56,11 @@ return out
  *
  * KEYS: 1 summary, 2 anomalies hash, 3 spans, 4 dropped, 5 idx:expiry, 6 members set,
  *       7 idx:start, 8 idx:cost, 9 idx:duration, 10 idx:status:ok, 11 idx:status:error,
- *       12 anomaly log, 13 anomaly stream, then nModels model zsets, then per anomaly
+ *       12 anomaly log, 13 anomaly stream, then nTags start-scored tag zsets the trace belongs to
+ *       (idx:model:{model} per model, idx:research when it is a research's trace), then per anomaly
  *       (idx:anomaly:{type}, anomaly log by type)
  * ARGV: 1 traceId, 2 version, 3 summary json, 4 ttlSeconds, 5 startMs, 6 costUsd, 7 durationMs,
- *       8 status, 9 nModels, 10 nAnomalies, 11 anomaly stream MAXLEN, then per anomaly
+ *       8 status, 9 nTags, 10 nAnomalies, 11 anomaly stream MAXLEN, then per anomaly
  *       (field, json, member, type, detectedAtMs)
  * Returns: { summaryWritten (0/1), index of each NEW anomaly... }
  *
@@ -72,12 +73,12 @@ export const writeTraceScript = new RedisScript(
 local id = ARGV[1]
 local ttl = tonumber(ARGV[4])
 local start = ARGV[5]
-local nModels = tonumber(ARGV[9])
+local nTags = tonumber(ARGV[9])
 local nAnomalies = tonumber(ARGV[10])
 local members = KEYS[6]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- Model/anomaly index entries are listed in the trace's members set (when first added) so pruning
+-- Tag (model, research) and anomaly index entries are listed in the trace's members set (when first added) so pruning
 -- can find them; the fixed indexes (start, cost, duration, status) are known to the pruner.
 local function index(key, flag, score, member)
   member = member or id
@@ -101,11 +102,11 @@ if tonumber(ARGV[2]) >= current then
     redis.call('ZADD', KEYS[10], start, id)
   end
 end
-for i = 1, nModels do index(KEYS[13 + i], 'LT', start) end
+for i = 1, nTags do index(KEYS[13 + i], 'LT', start) end
 local out = { written }
 for j = 0, nAnomalies - 1 do
   local a = 12 + j * 5
-  local typeTraces, typeLog = KEYS[14 + nModels + j * 2], KEYS[15 + nModels + j * 2]
+  local typeTraces, typeLog = KEYS[14 + nTags + j * 2], KEYS[15 + nTags + j * 2]
   index(typeTraces, 'LT', start)
   if redis.call('HSETNX', KEYS[2], ARGV[a], ARGV[a + 1]) == 1 then
     out[#out + 1] = j

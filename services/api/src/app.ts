@@ -7,6 +7,7 @@ import { httpServerTracing, type Logger } from "@tracelane/tracing";
 import type { AppConfig } from "./env.js";
 import { errorHandler, notFoundRoute } from "./http/error-handler.js";
 import { createHealthRouter } from "./routes/health.js";
+import { createQueueBoardRouter, QUEUE_BOARD_PATH } from "./routes/queue-board.js";
 import { createResearchRouter } from "./routes/research.js";
 import { SseStreams } from "./sse.js";
 
@@ -46,6 +47,8 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   if (deps.traceRouter) app.use(deps.traceRouter);
+  // Bull Board (read-write). The one place it is mounted: an auth middleware goes here.
+  app.use(QUEUE_BOARD_PATH, createQueueBoardRouter(deps.queues));
 
   app.use(notFoundRoute);
   app.use(errorHandler({ logger: deps.logger, maxBodyBytes: deps.config.maxBodyBytes }));

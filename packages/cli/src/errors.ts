@@ -1,0 +1,60 @@
+/** What `tracelane` exits with; scripts can branch on these (documented in the README and `--help`). */
+export const EXIT = {
+  ok: 0,
+  /** The research failed or was cancelled (`research --wait`, `status`). */
+  failed: 1,
+  /** Bad command line (unknown command or flag, bad value) or a request the api refused as invalid (400). */
+  usage: 2,
+  /** Nothing answers at TRACELANE_URL, or it did not answer in time. */
+  unreachable: 3,
+  /** No research or trace with that id (404). */
+  notFound: 4,
+  /** The api answered with an error of its own (5xx; 503 while its Redis is down): try again later. */
+  apiError: 5,
+  /** Interrupted (Ctrl-C) while waiting. */
+  interrupted: 130,
+} as const;
+
+/** An error that ends the command with `exitCode`, printed as one plain message (no stack). */
+export class CliError extends Error {
+  override readonly name: string = "CliError";
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+export class UsageError extends CliError {
+  override readonly name = "UsageError";
+  /** `usage`: the help of the command concerned, printed after the message. */
+  constructor(
+    message: string,
+    readonly usage?: string,
+  ) {
+    super(message, EXIT.usage);
+  }
+}
+
+export class ApiUnreachableError extends CliError {
+  override readonly name = "ApiUnreachableError";
+  constructor(message: string) {
+    super(message, EXIT.unreachable);
+  }
+}
+
+/** The api answered with an error: its own `{ error: { code, message } }`, shown as it is. */
+export class ApiError extends CliError {
+  override readonly name = "ApiError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly apiMessage: string,
+  ) {
+    super(
+      `the api answered ${status} ${code}: ${apiMessage}`,
+      status === 404 ? EXIT.notFound : status >= 400 && status < 500 ? EXIT.usage : EXIT.apiError,
+    );
+  }
+}

@@ -1,0 +1,78 @@
+import type { ApiClient } from "./client.js";
+import { EXIT } from "./errors.js";
+import { duration, percent, table, time, usd } from "./format.js";
+import type { Output } from "./research.js";
+import { CostStatsSchema, TraceListSchema, type GroupCost } from "./schemas.js";
+
+/** `tracelane trace <traceId>`: the replay as the api renders it; --json the trace itself. */
+export async function showTrace(api: ApiClient, traceId: string, json: boolean, io: Output): Promise<number> {
+  const id = encodeURIComponent(traceId);
+  const raw = await api.request(json ? `v1/traces/${id}` : `v1/traces/${id}/replay`);
+  io.out(raw.text.trimEnd());
+  return EXIT.ok;
+}
+
+/** `tracelane traces [filters]`: one row per trace. */
+export async function listTraces(api: ApiClient, params: URLSearchParams, json: boolean, io: Output): Promise<number> {
+  const query = params.size > 0 ? `?${params.toString()}` : "";
+  const { raw, data } = await api.getJson(`v1/traces${query}`, TraceListSchema);
+  if (json) {
+    io.out(raw.text);
+    return EXIT.ok;
+  }
+  if (data.traces.length === 0) {
+    io.out(`no traces match${params.size > 0 ? ` ${[...params].map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`);
+    return EXIT.ok;
+  }
+  const rows = data.traces.map((t) => [
+    time(t.startedAt),
+    t.traceId,
+    t.rootName,
+    t.status,
+    duration(t.durationMs),
+    t.callCount === 0 ? "-" : t.unpricedCalls > 0 ? `${usd(t.costUsd)}+unpriced` : usd(t.costUsd),
+    t.callCount,
+    t.anomalyTypes.join(",") || "-",
+  ]);
+  io.out(table(["started (UTC)", "trace id", "root span", "status", "duration", "cost", "calls", "anomalies"], rows, [0, 1, 2, 3, 7]));
+  const more = data.nextCursor ? `\nmore: the same command with --cursor ${data.nextCursor}` : "";
+  io.out(`${data.traces.length} trace${data.traces.length === 1 ? "" : "s"}${more}\nreplay one: tracelane trace <trace id>`);
+  return EXIT.ok;
+}
+
+/** `tracelane costs [--since 24h]`: by stage, then by model. */
+export async function showCosts(api: ApiClient, params: URLSearchParams, json: boolean, io: Output): Promise<number> {
+  const query = params.size > 0 ? `?${params.toString()}` : "";
+  const { raw, data } = await api.getJson(`v1/stats/costs${query}`, CostStatsSchema);
+  if (json) {
+    io.out(raw.text);
+    return EXIT.ok;
+  }
+  const lines = [
+    `costs from ${time(data.since)} to ${time(data.until)}: ${data.traces} traces, ${data.calls} model calls, ${usd(data.costUsd)}, ${data.inputTokens} in / ${data.outputTokens} out tokens`,
+  ];
+  if (data.unpricedCalls > 0) lines.push(`(${data.unpricedCalls} calls to unpriced models are not in the cost)`);
+  if (data.truncated) lines.push("(more traces matched than one query reads: the figures cover the newest; narrow the window)");
+  if (data.calls === 0) {
+    lines.push("no model calls in this window");
+  } else {
+    lines.push("", groupTable("stage", data.byStage), "", groupTable("model", data.byModel));
+  }
+  io.out(lines.join("\n"));
+  return EXIT.ok;
+}
+
+function groupTable(key: string, groups: Record<string, GroupCost>): string {
+  const rows = Object.entries(groups).map(([name, g]) => [
+    name,
+    g.calls,
+    g.errors > 0 ? `${g.errors} (${percent(g.errorRate)})` : "0",
+    g.inputTokens,
+    g.outputTokens,
+    g.unpricedCalls === g.calls ? "unpriced" : usd(g.costUsd),
+    percent(g.costShare),
+    duration(g.latencyMs.p50),
+    duration(g.latencyMs.p95),
+  ]);
+  return table([key, "calls", "errors", "tokens in", "tokens out", "cost", "share", "p50", "p95"], rows);
+}

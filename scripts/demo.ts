@@ -3,6 +3,7 @@
  * end to end, print what happened, stop everything. Ctrl-C or SIGTERM (also to the pnpm
  * that runs it) stops the services in order and removes the private Redis.
  */
+import { buildConsole } from "@tracelane/console/build";
 import { ONE_OF_EACH, startStack, type Stack } from "@tracelane/launcher";
 import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
 import type { ResearchView } from "@tracelane/research-store";
@@ -42,6 +43,8 @@ async function main(): Promise<number> {
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => interrupt(signal));
   watchParent(() => interrupt("the parent process (pnpm) exited"));
 
+  // The api serves the web console from packages/console/dist (rebuilt when its sources changed).
+  await buildConsole({ ifStale: true });
   redis = await redisForRun(log);
   log(external ? `model provider: ${process.env.LLM_BASE_URL}` : "model provider: the built-in LLM simulator (no real model is called)");
 

@@ -10,6 +10,7 @@
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { buildConsole } from "@tracelane/console/build";
 import { REPO_ROOT, SERVICES, startStack, WORKER_SERVICES, type ServiceName, type Stack } from "@tracelane/launcher";
 import { watchParent } from "@tracelane/runtime";
 import { endpointAnswers, otlpEndpoint } from "./lib/jaeger-status.js";
@@ -39,6 +40,7 @@ async function printSummary(stack: Stack, redisUrl: string): Promise<void> {
   const rows: string[] = [];
   const count = (name: ServiceName) => stack.byService(name).length;
   if (stack.apiUrl) rows.push(`api              ${stack.apiUrl}   POST /v1/research, GET /v1/research/:id, GET /v1/traces/:traceId`);
+  if (stack.apiUrl) rows.push(`console          ${stack.apiUrl}/ui/   researches, trace waterfalls, costs, anomalies`);
   if (count("api") > 1)
     rows.push(
       `                 + ${count("api") - 1} more api replica(s) on ${stack
@@ -113,6 +115,8 @@ async function main(): Promise<number> {
   // Before Redis: a --port that is taken fails the start at once, naming it.
   const ports = await resolvePorts(opts.ports, { explicit: opts.explicitPorts, started: (name) => opts.replicas[name] > 0, log });
 
+  // The api serves the web console from packages/console/dist (rebuilt when its sources changed).
+  await buildConsole({ ifStale: true });
   const redis = await redisForRun(log);
   const running = await startStack({
     redisUrl: redis.url,

@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -28,6 +28,15 @@ const compose = loadCompose();
 const byName = new Map(compose.tracelane.map((s) => [s.service, s]));
 const stageOf = (service: string): Stage | undefined => STAGES.find((s) => service === `${s}-worker`);
 const hasDockerCompose = spawnSync("docker-compose", ["version"], { stdio: "ignore" }).status === 0;
+
+interface PrometheusConfig {
+  scrape_configs: Array<{
+    job_name: string;
+    metrics_path?: string;
+    static_configs?: unknown;
+    dns_sd_configs?: Array<{ names: string[]; type: string; port: number }>;
+  }>;
+}
 
 /** Each service's own config loader, fed the environment compose gives its container. */
 function loadServiceConfig(svc: ComposeTracelaneService, env: Record<string, string | undefined>): void {
@@ -61,6 +70,7 @@ describe("docker-compose.yml", () => {
       "factcheck-worker",
       "jaeger",
       "llm-simulator",
+      "prometheus",
       "redis",
       "synthesis-worker",
       "trace-collector",
@@ -105,6 +115,28 @@ describe("docker-compose.yml", () => {
       expect(Object.keys(svc.depends_on as object).sort()).toEqual(["jaeger", "llm-simulator", "redis"]);
       expect(byName.get(`${stage}-worker`)!.environment.HEALTH_PORT).toMatch(/^[1-9]\d*$/);
     }
+  });
+
+  it("has Prometheus scrape /metrics of every service that serves it (each replica, by DNS), at the port compose gives it", () => {
+    const prom = compose.services.prometheus!;
+    expect(prom.image).toMatch(/^prom\/prometheus:v3\.\d+\.\d+$/);
+    expect(prom.volumes).toContain("./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro");
+    expect(prom.command).toContain("--config.file=/etc/prometheus/prometheus.yml");
+    const config = parse(readFileSync(path.join(REPO_ROOT, "deploy/prometheus.yml"), "utf8")) as PrometheusConfig;
+    const jobs = config.scrape_configs.map((job) => {
+      expect(job.metrics_path ?? "/metrics", job.job_name).toBe("/metrics");
+      expect(job.static_configs, `${job.job_name}: a static target would reach one replica per scrape`).toBeUndefined();
+      expect(job.dns_sd_configs, job.job_name).toHaveLength(1);
+      const [sd] = job.dns_sd_configs!;
+      expect(sd!.type).toBe("A");
+      return { job: job.job_name, names: sd!.names, port: sd!.port };
+    });
+    // Every service of the launcher's catalog but the simulator has /metrics: the api and collector on PORT, workers on HEALTH_PORT.
+    const expected = SERVICES.filter((s) => s.name !== "llm-simulator").map((s) => {
+      const env = byName.get(s.name)!.environment;
+      return { job: s.name, names: [s.name], port: Number(env[s.portVar]) };
+    });
+    expect(jobs.sort((a, b) => a.job.localeCompare(b.job))).toEqual(expected.sort((a, b) => a.job.localeCompare(b.job)));
   });
 
   it("wires Redis, Jaeger, the simulator and the Jaeger UI link the way the services expect", () => {

@@ -18,10 +18,13 @@ function labelsOf(m: Pick<Metric, "labelOf">, attrs: Attributes<string>): Labels
 /** A histogram of the catalog, observed with OpenTelemetry attribute names. */
 export interface HistogramInstrument<A extends string> {
   observe(attrs: Attributes<A>, value: number): void;
+  /** The series of one attribute set, its labels translated once (for hot paths that cache it). */
+  bind(attrs: Attributes<A>): (value: number) => void;
 }
 
 export interface CounterInstrument<A extends string> {
   add(attrs: Attributes<A>, value?: number): void;
+  bind(attrs: Attributes<A>): (value?: number) => void;
 }
 
 /** What a scrape-time read returns: one value per attribute set. */
@@ -78,11 +81,23 @@ export function createServiceMetrics(opts: ServiceMetricsOptions = {}): ServiceM
         buckets: [...(m.buckets ?? [])],
         registers: [registry],
       });
-      return { observe: (attrs, value) => h.observe(labelsOf(m, attrs), value) };
+      return {
+        observe: (attrs, value) => h.observe(labelsOf(m, attrs), value),
+        bind(attrs) {
+          const labels = labelsOf(m, attrs);
+          return (value) => h.observe(labels, value);
+        },
+      };
     },
     counter<A extends string>(m: Metric<A>) {
       const c = new Counter({ name: m.prometheus, help: m.description, labelNames: labelNames(m), registers: [registry] });
-      return { add: (attrs, value = 1) => c.inc(labelsOf(m, attrs), value) };
+      return {
+        add: (attrs, value = 1) => c.inc(labelsOf(m, attrs), value),
+        bind(attrs) {
+          const labels = labelsOf(m, attrs);
+          return (value = 1) => c.inc(labels, value);
+        },
+      };
     },
     counterFrom<A extends string>(m: Metric<A>, read: () => Readings<A>) {
       new Counter({

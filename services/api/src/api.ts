@@ -8,9 +8,11 @@ import { ResearchStore } from "@tracelane/research-store";
 import { listen } from "@tracelane/runtime";
 import { createTraceReader } from "@tracelane/trace-store";
 import type { Logger } from "@tracelane/tracing";
+import type { TracingStatsLike } from "@tracelane/metrics";
 import { createApp } from "./app.js";
 import { appConfig, type Env } from "./env.js";
 import { startLostEnqueueRecovery } from "./lost-enqueue-recovery.js";
+import { createApiMetrics } from "./metrics.js";
 import { createTracesRouter } from "./routes/traces.js";
 import { SseStreams } from "./sse.js";
 
@@ -30,6 +32,8 @@ export interface ComposeApiOptions {
   pipeline?: Pipeline<string, string>;
   /** GET /v1/traces...; default: read the trace-collector's store under TRACELANE_TRACE_PREFIX. */
   traceRouter?: Router;
+  /** This process's span export counts, for GET /metrics. */
+  tracingStats?: () => TracingStatsLike;
 }
 
 export interface Api {
@@ -74,7 +78,8 @@ export function composeApi(opts: ComposeApiOptions): Api {
       reader: traceReader,
       ...(env.JAEGER_UI_URL ? { jaegerUiUrl: env.JAEGER_UI_URL } : {}),
     });
-  const app = createApp({ store, queues, redis, config: appConfig(env), logger, streams, traceRouter, traceReader });
+  const metrics = createApiMetrics({ queues, store, ...(opts.tracingStats ? { tracingStats: opts.tracingStats } : {}) });
+  const app = createApp({ store, queues, redis, config: appConfig(env), logger, streams, traceRouter, traceReader, metrics });
 
   let server: Server | undefined;
   let recovery: { stop(): void | Promise<void> } | undefined;

@@ -1,4 +1,5 @@
 import express, { type Express, type Router } from "express";
+import { CONSOLE_BASE, createConsoleRouter } from "@tracelane/console";
 import type { Redis } from "ioredis";
 import type { StageQueues } from "@tracelane/queue-contract";
 import type { ResearchStore } from "@tracelane/research-store";
@@ -6,6 +7,7 @@ import type { TraceReader } from "@tracelane/trace-store";
 import { httpServerTracing, type Logger } from "@tracelane/tracing";
 import type { AppConfig } from "./env.js";
 import { errorHandler, notFoundRoute } from "./http/error-handler.js";
+import type { ApiMetrics } from "./metrics.js";
 import { createHealthRouter } from "./routes/health.js";
 import { createQueueBoardRouter, QUEUE_BOARD_PATH } from "./routes/queue-board.js";
 import { createResearchRouter } from "./routes/research.js";
@@ -24,6 +26,8 @@ export interface AppDeps {
   traceReader?: Pick<TraceReader, "anomalyCounts">;
   /** Open SSE streams; pass one to end them on shutdown (`streams.closeAll()`). */
   streams?: SseStreams;
+  /** Request timing and GET /metrics (createApiMetrics), mounted when given. */
+  metrics?: ApiMetrics;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -33,9 +37,11 @@ export function createApp(deps: AppDeps): Express {
 
   // First, so every request (and every error answer) is inside its SERVER span.
   app.use(httpServerTracing());
+  if (deps.metrics) app.use(deps.metrics.middleware);
   app.use(express.json({ limit: deps.config.maxBodyBytes, type: ["application/json", "application/*+json"] }));
 
   app.use(createHealthRouter({ redis: deps.redis }));
+  if (deps.metrics) app.get("/metrics", deps.metrics.handler);
   app.use(
     createResearchRouter({
       store: deps.store,
@@ -49,6 +55,10 @@ export function createApp(deps: AppDeps): Express {
   if (deps.traceRouter) app.use(deps.traceRouter);
   // Bull Board (read-write). The one place it is mounted: an auth middleware goes here.
   app.use(QUEUE_BOARD_PATH, createQueueBoardRouter(deps.queues));
+
+  // The web console (static assets; client-side routes fall back to its index.html). `/` leads there.
+  app.use(CONSOLE_BASE, createConsoleRouter());
+  app.get("/", (_req, res) => res.redirect(302, `${CONSOLE_BASE}/`));
 
   app.use(notFoundRoute);
   app.use(errorHandler({ logger: deps.logger, maxBodyBytes: deps.config.maxBodyBytes }));

@@ -17,7 +17,14 @@ await runService({
       connectRedis("producer", "tracelane-api"),
       connectRedis("producer", "tracelane-api-queues"),
     ]);
-    const api = composeApi({ env, redis, queueRedis, logger, jobOptions: jobOptionsFromEnv() });
+    const api = composeApi({
+      env,
+      redis,
+      queueRedis,
+      logger,
+      jobOptions: jobOptionsFromEnv(),
+      tracingStats: () => tracing.stats(),
+    });
     shutdown.add("http, lost-enqueue recovery, queues", () => api.close());
     const port = await api.start();
     logger.info({ host: env.HOST, port, tracing: tracing.enabled }, "api listening");

@@ -41,7 +41,7 @@ export function createCollectorMetrics(stats: CollectorStats, tracingStats?: () 
   const duration = service.histogram(METRICS.operationDuration);
   const cost = service.counter(METRICS.cost);
   const anomalies = service.counter(METRICS.anomalies);
-  const lag = service.histogram(METRICS.ingestLag);
+  const observeLag = service.histogram(METRICS.ingestLag).bind({});
   // The span counts already live in CollectorStats (GET /stats): read them at scrape time.
   service.counterFrom(METRICS.collectorSpans, () => [
     [{ [ATTR_SPAN_OUTCOME]: "stored" }, stats.spansStored],
@@ -50,36 +50,50 @@ export function createCollectorMetrics(stats: CollectorStats, tracingStats?: () 
     [{ [ATTR_SPAN_OUTCOME]: "rejected" }, stats.rejectedSpans],
   ]);
 
+  /** The series of one kind of call (operation, provider, model, stage, error), labels translated once. */
+  interface CallSeries {
+    duration: (seconds: number) => void;
+    input: (tokens: number) => void;
+    output: (tokens: number) => void;
+    cost: (usd?: number) => void;
+  }
+  const series = new Map<string, CallSeries>();
+  const seriesOf = (call: NonNullable<SpanRecord["call"]>, stage: string | undefined, errorType: string | undefined): CallSeries => {
+    const key = `${call.operation}\u0000${call.provider}\u0000${call.model}\u0000${stage}\u0000${errorType}`;
+    let found = series.get(key);
+    if (!found) {
+      const labels = {
+        [ATTR_GEN_AI_OPERATION_NAME]: call.operation,
+        [ATTR_GEN_AI_PROVIDER_NAME]: call.provider,
+        [ATTR_GEN_AI_REQUEST_MODEL]: call.model,
+        [ATTR_STAGE]: stage,
+      };
+      found = {
+        duration: duration.bind({ ...labels, [ATTR_ERROR_TYPE]: errorType }),
+        input: tokens.bind({ ...labels, [ATTR_GEN_AI_TOKEN_TYPE]: "input" }),
+        output: tokens.bind({ ...labels, [ATTR_GEN_AI_TOKEN_TYPE]: "output" }),
+        cost: cost.bind({ [ATTR_GEN_AI_REQUEST_MODEL]: call.model, [ATTR_GEN_AI_PROVIDER_NAME]: call.provider, [ATTR_STAGE]: stage }),
+      };
+      series.set(key, found);
+    }
+    return found;
+  };
+
   return {
     service,
     recordStored(fresh, stages, nowMs) {
       for (const s of fresh) {
-        lag.observe({}, Math.max(0, nowMs - s.endMs) / 1000);
+        observeLag(Math.max(0, nowMs - s.endMs) / 1000);
         const call = s.call;
         if (!call) continue;
         const a = s.attributes;
-        const labels = {
-          [ATTR_GEN_AI_OPERATION_NAME]: call.operation,
-          [ATTR_GEN_AI_PROVIDER_NAME]: call.provider,
-          [ATTR_GEN_AI_REQUEST_MODEL]: call.model,
-          [ATTR_STAGE]: stages.get(s.spanId),
-        };
-        duration.observe(
-          s.status === "error" ? { ...labels, [ATTR_ERROR_TYPE]: str(a[ATTR_ERROR_TYPE]) ?? "_OTHER" } : labels,
-          s.durationMs / 1000,
-        );
+        const errorType = s.status === "error" ? (str(a[ATTR_ERROR_TYPE]) ?? "_OTHER") : undefined;
+        const calls = seriesOf(call, stages.get(s.spanId), errorType);
+        calls.duration(s.durationMs / 1000);
         // Only what the provider reported: a call that failed before its usage has no token counts.
-        if (typeof a[ATTR_GEN_AI_USAGE_INPUT_TOKENS] === "number")
-          tokens.observe({ ...labels, [ATTR_GEN_AI_TOKEN_TYPE]: "input" }, call.inputTokens);
-        if (typeof a[ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] === "number") {
-          tokens.observe({ ...labels, [ATTR_GEN_AI_TOKEN_TYPE]: "output" }, call.outputTokens);
-        }
-        if (call.costUsd !== null && call.costUsd > 0) {
-          cost.add(
-            { [ATTR_GEN_AI_REQUEST_MODEL]: call.model, [ATTR_GEN_AI_PROVIDER_NAME]: call.provider, [ATTR_STAGE]: labels[ATTR_STAGE] },
-            call.costUsd,
-          );
-        }
+        if (typeof a[ATTR_GEN_AI_USAGE_INPUT_TOKENS] === "number") calls.input(call.inputTokens);
+        if (typeof a[ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] === "number") calls.output(call.outputTokens);
+        if (call.costUsd !== null && call.costUsd > 0) calls.cost(call.costUsd);
       }
     },
     recordAnomalies(list) {

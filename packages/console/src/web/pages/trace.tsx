@@ -1,0 +1,300 @@
+import type { ComponentChildren } from "preact";
+import { useEffect, useMemo } from "preact/hooks";
+import { getJson } from "../api.js";
+import { AnomalyBadge, Empty, ErrorBox, Loading, Stat, StatusBadge, Usd, useApi } from "../components.js";
+import { formatCount, formatMs, formatTime } from "../format.js";
+import { href } from "../router.js";
+import { TraceDetailSchema, type Anomaly, type TraceDetail } from "../schemas.js";
+import { stageColor } from "../stage-colors.js";
+import { layoutWaterfall, type Segment, type Waterfall, type WaterfallRow } from "../waterfall.js";
+
+export function TracePage(props: { traceId: string; hash: string }) {
+  const { traceId } = props;
+  const loaded = useApi(`trace:${traceId}`, () => getJson(`/v1/traces/${encodeURIComponent(traceId)}`, TraceDetailSchema));
+
+  if (loaded.state === "loading") return <Loading what={`trace ${traceId}`} />;
+  if (loaded.state === "error") {
+    if (loaded.error.status === 404) {
+      return (
+        <NoSuchTrace traceId={traceId} onRetry={loaded.reload}>
+          <p>
+            The trace-collector has no trace with this id. It may still be arriving (a trace is stored a moment after its spans are
+            exported), it may have expired (<code>TRACELANE_TRACE_TTL_SECONDS</code>, one day by default), or the id is from another
+            deployment.
+          </p>
+        </NoSuchTrace>
+      );
+    }
+    // A malformed id is the api's 400, whose message says what a trace id looks like.
+    return <ErrorBox error={loaded.error} what={`trace ${traceId}`} onRetry={loaded.reload} />;
+  }
+  return <TraceView detail={loaded.data} hash={props.hash} onReload={loaded.reload} />;
+}
+
+function NoSuchTrace(props: { traceId: string; children: ComponentChildren; onRetry?: () => void }) {
+  return (
+    <section data-testid="no-such-trace">
+      <h1>No such trace</h1>
+      <Empty title={`Nothing is stored for trace ${props.traceId}.`}>
+        {props.children}
+        <p>
+          {props.onRetry && (
+            <button type="button" onClick={props.onRetry}>
+              Look again
+            </button>
+          )}{" "}
+          <a href={href.researches()}>See recent researches</a> · <a href={href.anomalies()}>Anomalies</a>
+        </p>
+      </Empty>
+    </section>
+  );
+}
+
+function TraceView(props: { detail: TraceDetail; hash: string; onReload: () => void }) {
+  const { summary, links } = props.detail;
+  const wf = useMemo(() => layoutWaterfall(props.detail.tree, props.detail.anomalies), [props.detail]);
+  const target = props.hash.startsWith("#span-") ? props.hash.slice("#span-".length) : undefined;
+
+  useEffect(() => {
+    if (!target) return;
+    document.querySelector(`[data-span-id="${CSS.escape(target)}"]`)?.scrollIntoView({ block: "center" });
+  }, [target, props.detail]);
+
+  return (
+    <section class="trace-page">
+      <div class="page-head">
+        <div>
+          <h1>
+            {summary.rootName} <StatusBadge status={summary.status} />
+          </h1>
+          <p class="muted">
+            trace <code data-testid="trace-id">{summary.traceId}</code> · started{" "}
+            <span title={summary.startedAt}>{formatTime(summary.startedAt)}</span>
+            {summary.researchId && (
+              <>
+                {" "}
+                · research <code>{summary.researchId}</code>
+              </>
+            )}
+          </p>
+        </div>
+        <div class="head-actions">
+          {links.jaeger ? (
+            <a class="button" href={links.jaeger} target="_blank" rel="noreferrer" data-testid="jaeger-link">
+              Open in Jaeger ↗
+            </a>
+          ) : (
+            <span class="muted" title="Set JAEGER_UI_URL on the api to link traces to Jaeger">
+              no Jaeger link (JAEGER_UI_URL unset)
+            </span>
+          )}
+          <button type="button" onClick={props.onReload}>
+            Refresh
+          </button>
+        </div>
+      </div>
+
+      <div class="stats" data-testid="trace-totals">
+        <Stat label="Total cost" hint={summary.unpricedCalls ? `${summary.unpricedCalls} call(s) unpriced, not counted` : undefined}>
+          <Usd value={summary.costUsd} testid="trace-cost" />
+          {summary.unpricedCalls > 0 && <span class="muted small"> + {summary.unpricedCalls} unpriced</span>}
+        </Stat>
+        <Stat label="Tokens (in → out)">
+          <span data-testid="trace-tokens">
+            {formatCount(summary.inputTokens)} → {formatCount(summary.outputTokens)}
+          </span>
+        </Stat>
+        <Stat label="Duration">
+          <span data-testid="trace-duration">{formatMs(summary.durationMs)}</span>
+        </Stat>
+        <Stat label="Model time">{formatMs(summary.modelTimeMs)}</Stat>
+        <Stat label="Queue wait">{formatMs(summary.queueWaitMs)}</Stat>
+        <Stat label="Calls · retries">
+          {summary.callCount} · {summary.retries}
+        </Stat>
+        <Stat label="Spans">
+          <span data-testid="trace-span-count">{summary.spanCount}</span>
+          {summary.droppedSpans > 0 && <span class="bad small"> ({summary.droppedSpans} dropped)</span>}
+        </Stat>
+      </div>
+
+      {!summary.hasRoot && (
+        <p class="notice">The root span has not arrived yet: this trace is still being assembled. Refresh in a moment.</p>
+      )}
+      {wf.traceAnomalies.length > 0 && (
+        <div class="trace-anomalies">
+          {wf.traceAnomalies.map((a) => (
+            <AnomalyNote anomaly={a} key={`${a.type}`} />
+          ))}
+        </div>
+      )}
+
+      <WaterfallView wf={wf} target={target} />
+    </section>
+  );
+}
+
+function AnomalyNote(props: { anomaly: Anomaly }) {
+  const a = props.anomaly;
+  return (
+    <div class={`anomaly-note anomaly-${a.type}`} data-testid="anomaly-note" data-anomaly={a.type}>
+      <AnomalyBadge type={a.type} />
+      <span class="anomaly-message">{a.message}</span>
+      <div class="recommendation">
+        <span class="rec-label">What to do:</span> {a.recommendation}
+      </div>
+    </div>
+  );
+}
+
+const SEGMENT_LABEL: Record<Segment["kind"], string> = {
+  queue: "queue wait",
+  processing: "processing",
+  model: "model call",
+  attempt: "HTTP attempt",
+  "attempt-failed": "failed HTTP attempt",
+  span: "span",
+};
+
+function WaterfallView(props: { wf: Waterfall; target: string | undefined }) {
+  const { wf } = props;
+  const pct = (ms: number) => `${Math.max(0, Math.min(100, (ms / wf.spanMs) * 100))}%`;
+  return (
+    <div class="waterfall" data-testid="waterfall">
+      <div class="legend">
+        {wf.stages.map((s) => (
+          <span class="legend-item" key={s}>
+            <i class="swatch" style={{ background: stageColor(s, wf.stages) }} /> {s}
+          </span>
+        ))}
+        <span class="legend-item">
+          <i class="swatch seg-queue" /> queue wait
+        </span>
+        <span class="legend-item">
+          <i class="swatch seg-processing-sample" /> processing (pale)
+        </span>
+        <span class="legend-item">
+          <i class="swatch seg-model-sample" /> model call (solid)
+        </span>
+        <span class="legend-item">
+          <i class="swatch seg-attempt-failed" /> failed attempt
+        </span>
+      </div>
+      <div class="wf-row wf-axis" aria-hidden="true">
+        <div class="wf-name">span</div>
+        <div class="wf-track">
+          {wf.ticks.map((t) => (
+            <span class="tick" style={{ left: pct(t) }} key={t}>
+              {formatMs(t)}
+            </span>
+          ))}
+        </div>
+        <div class="wf-details">details</div>
+      </div>
+      {wf.rows.map((row) => (
+        <WaterfallRowView row={row} wf={wf} pct={pct} highlighted={row.spanId === props.target} key={row.spanId} />
+      ))}
+    </div>
+  );
+}
+
+function WaterfallRowView(props: { row: WaterfallRow; wf: Waterfall; pct: (ms: number) => string; highlighted: boolean }) {
+  const { row, wf, pct } = props;
+  const color = row.stage ? stageColor(row.stage, wf.stages) : "var(--neutral)";
+  const classes = [
+    "wf-row",
+    `role-${row.role}`,
+    row.status === "error" ? "is-error" : "",
+    row.inRetryGroup ? "in-retry-group" : "",
+    row.retryGroup ? "has-retries" : "",
+    row.anomalies.length > 0 ? "has-anomaly" : "",
+    props.highlighted ? "highlight" : "",
+  ].join(" ");
+  return (
+    <div class={classes} data-span-id={row.spanId} id={`span-${row.spanId}`} style={{ "--stage": color }}>
+      <div class="wf-name" style={{ paddingLeft: `${0.5 + Math.min(row.depth, 12) * 0.9}rem` }} title={`${row.name} (${row.service})`}>
+        <span class="span-name">{row.name}</span>
+        <span class="span-service">
+          {row.service}
+          {row.stage ? ` · ${row.stage}` : ""}
+        </span>
+      </div>
+      <div class="wf-track">
+        {wf.ticks.map((t) => (
+          <i class="gridline" style={{ left: pct(t) }} key={t} />
+        ))}
+        {row.segments.map((s, i) => (
+          <i
+            key={i}
+            class={`seg seg-${s.kind}`}
+            style={{ left: pct(s.fromMs), width: `max(2px, ${pct(s.toMs - s.fromMs)})` }}
+            title={`${SEGMENT_LABEL[s.kind]}: ${formatMs(s.toMs - s.fromMs)}`}
+          />
+        ))}
+        <span class="seg-label" style={{ left: `calc(${pct(row.startMs + row.durationMs)} + 4px)` }}>
+          {formatMs(row.durationMs)}
+        </span>
+      </div>
+      <div class="wf-details">
+        <RowDetails row={row} />
+      </div>
+      {row.anomalies.length > 0 && (
+        <div class="wf-anomalies">
+          {row.anomalies.map((a) => (
+            <AnomalyNote anomaly={a} key={a.type} />
+          ))}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function RowDetails(props: { row: WaterfallRow }) {
+  const r = props.row;
+  const parts: ComponentChildren[] = [];
+  if (r.role === "queue") {
+    if (r.queueWaitMs !== undefined) parts.push(<span class="d-queue">queued {formatMs(r.queueWaitMs)}</span>);
+    if (r.jobAttempt !== undefined && r.jobAttempt > 1) parts.push(<span class="warn">job attempt {r.jobAttempt}</span>);
+  }
+  if (r.model) parts.push(<span class="d-model">{r.model}</span>);
+  if (r.inputTokens !== undefined)
+    parts.push(
+      <span class="d-tokens" title="input → output tokens">
+        {formatCount(r.inputTokens)} → {formatCount(r.outputTokens)} tok
+      </span>,
+    );
+  if (r.costUsd !== undefined) parts.push(<Usd value={r.costUsd} class="d-cost" />);
+  if (r.finishReasons.length > 0) parts.push(<span class="d-finish">finish: {r.finishReasons.join(", ")}</span>);
+  if (r.role === "http-attempt" && r.resendCount !== undefined && r.resendCount > 0)
+    parts.push(
+      <span class="d-retry">
+        retry {r.resendCount}
+        {r.retryDelayMs !== undefined ? ` after ${formatMs(r.retryDelayMs)}` : ""}
+      </span>,
+    );
+  if (r.httpStatus !== undefined) parts.push(<span class={`d-http ${r.httpStatus >= 400 ? "bad" : ""}`}>HTTP {r.httpStatus}</span>);
+  if (r.retryGroup)
+    parts.push(
+      <span class="d-retries warn" data-testid="retry-group">
+        {r.retryGroup.attempts} attempts, {r.retryGroup.failed} failed
+        {r.retryGroup.statuses.length > 0 ? ` (${r.retryGroup.statuses.join(" → ")})` : ""}
+      </span>,
+    );
+  for (const a of r.anomalies) parts.push(<AnomalyBadge type={a.type} title={a.message} />);
+  return (
+    <>
+      <span class="d-line">
+        {parts.map((p, i) => (
+          <span class="d-part" key={i}>
+            {p}
+          </span>
+        ))}
+      </span>
+      {r.error && (
+        <span class="d-error" title={r.error}>
+          ✗ {r.error}
+        </span>
+      )}
+    </>
+  );
+}

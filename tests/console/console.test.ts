@@ -1,0 +1,224 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { ONE_OF_EACH } from "@tracelane/launcher";
+import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
+import { flattenTree } from "@tracelane/trace-store";
+import { REPO_ROOT, waitFor } from "@tracelane/testkit";
+import { apiClient } from "../support/api-client.js";
+import { fetchTrace, type TraceResponse } from "../support/collected-traces.js";
+import { startPipeline } from "../support/pipeline-stack.js";
+
+// The web console in Debian's Chromium, against the whole stack as OS processes: the api serving
+// /ui, the workers, the collector and the simulator on the run's Redis.
+const SCREENSHOTS = path.join(REPO_ROOT, ".tmp/screenshots");
+const JAEGER_UI = "http://localhost:16686";
+const STAGES = RESEARCH_PIPELINE.stages.map((s) => s.stage);
+const LAST_QUEUE = RESEARCH_PIPELINE.stages[RESEARCH_PIPELINE.stages.length - 1]!.queue;
+// One rate-limited attempt on the factcheck model: a retry group and a `retries` anomaly to show.
+const QUERY = "Why do heat pumps lose efficiency in cold weather? [[sim:fault=429;model=gemini-2.5-flash;times=1]]";
+
+let stack: Awaited<ReturnType<typeof startPipeline>>;
+let browser: Browser;
+let base: string;
+
+beforeAll(async () => {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  [stack, browser] = await Promise.all([
+    startPipeline(inject("redisUrl"), {
+      replicas: ONE_OF_EACH,
+      serviceEnv: { api: { JAEGER_UI_URL: JAEGER_UI } },
+    }),
+    chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    }),
+  ]);
+  base = stack.apiUrl!;
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+/** A page that fails the test on any script error, and remembers what the console logged. */
+async function open(path: string, width = 1280): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width, height: 900 } });
+  const errors: string[] = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+  (page as Page & { scriptErrors: string[] }).scriptErrors = errors;
+  await page.goto(`${base}${path}`);
+  return page;
+}
+const scriptErrors = (page: Page) => (page as Page & { scriptErrors: string[] }).scriptErrors;
+
+const screenshot = (page: Page, name: string) => page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+
+/** Nothing wider than the window: no sideways scrolling. */
+// (Functions passed to evaluate() run in the page; the tests' tsconfig has no DOM types.)
+const horizontalOverflow = (page: Page) =>
+  page.evaluate(() => {
+    const w = globalThis as any;
+    return w.document.documentElement.scrollWidth - w.innerWidth;
+  });
+
+/** Wait until the collector has the whole trace: the last stage's queue span (the last to end) is in it. */
+async function completeTrace(traceId: string): Promise<TraceResponse> {
+  return waitFor(
+    async () => {
+      const got = await fetchTrace(base, traceId);
+      const spans = got ? flattenTree(got.body.tree) : [];
+      const done = got && got.body.summary.callCount >= STAGES.length && spans.some((s) => s.name === `process ${LAST_QUEUE}`);
+      return done && got.body.summary.spanCount === spans.length ? got.body : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 100, what: `trace ${traceId} complete at the collector` },
+  );
+}
+
+describe("the web console at /ui", () => {
+  it("says what to do when the store is empty, and answers / and deep links", async () => {
+    const root = await fetch(`${base}/`, { redirect: "manual" });
+    expect(root.status).toBe(302);
+    expect(root.headers.get("location")).toBe("/ui/");
+
+    const page = await open("/ui/");
+    await page.getByTestId("empty").waitFor();
+    expect(await page.getByTestId("empty").innerText()).toContain("No researches yet");
+
+    await page.getByRole("link", { name: "Costs" }).click();
+    await page.waitForURL("**/ui/costs");
+    await page.getByText("No model calls in the last 24 hours").waitFor();
+
+    await page.getByRole("link", { name: "Anomalies" }).click();
+    await page.getByText("No anomalies found").waitFor();
+    expect(scriptErrors(page)).toEqual([]);
+    await page.close();
+  });
+
+  it("shows a clear page for an unknown trace and the api's message for a malformed id", async () => {
+    const unknown = randomBytes(16).toString("hex");
+    const page = await open(`/ui/traces/${unknown}`);
+    await page.getByTestId("no-such-trace").waitFor();
+    expect(await page.getByRole("heading", { level: 1 }).innerText()).toBe("No such trace");
+    expect(await page.getByTestId("no-such-trace").innerText()).toContain(unknown);
+
+    await page.goto(`${base}/ui/traces/not-a-trace-id`);
+    const error = page.getByTestId("api-error");
+    await error.waitFor();
+    // The api's own 400 message, as it wrote it.
+    expect(await error.innerText()).toContain("is not a trace id: expected 32 hexadecimal characters");
+    expect(await error.innerText()).toContain("HTTP 400");
+    await page.close();
+  });
+
+  it("shows an error from the api as its message when a submit is refused", async () => {
+    const page = await open("/ui/");
+    await page.locator("textarea[name=query]").fill("A question with an impossible budget");
+    await page.locator("input[name=maxCostUsd]").fill("0");
+    await page.getByRole("button", { name: "Run research" }).click();
+    const error = page.getByTestId("api-error");
+    await error.waitFor();
+    expect(await error.innerText()).toContain("maxCostUsd must be greater than 0");
+    await page.close();
+  });
+
+  it("runs a research from the form with live stages, then shows its trace, costs and anomalies", async () => {
+    const page = await open("/ui/");
+    await page.locator("textarea[name=query]").fill(QUERY);
+    await page.getByRole("button", { name: "Run research" }).click();
+
+    // Live progress over SSE: every stage reaches completed, then the research does.
+    const live = page.getByTestId("live-research");
+    await live.waitFor();
+    for (const stage of STAGES) {
+      await page.locator(`[data-testid=live-stage][data-stage=${stage}][data-status=completed]`).waitFor({ timeout: 30_000 });
+    }
+    await page.getByTestId("live-final").waitFor();
+    expect(await live.getAttribute("data-status")).toBe("completed");
+    const researchId = (await live.getAttribute("data-research-id"))!;
+    const view = await apiClient(base).get(researchId);
+    expect(view.status).toBe("completed");
+    // The list below reloads when the research finishes: it is there, with its models.
+    const listed = page.locator(`tr[data-research-id="${researchId}"]`);
+    await listed.waitFor();
+    for (const stage of STAGES) expect(await listed.innerText()).toContain(view.stages[stage].model!);
+    await screenshot(page, "console-researches");
+
+    // The trace page: one row per span of the api's trace, the same total cost.
+    const trace = await completeTrace(view.traceId!);
+    const spans = flattenTree(trace.tree);
+    await page.getByTestId("open-trace").click();
+    await page.waitForURL(`**/ui/traces/${view.traceId}`);
+    await page.getByTestId("waterfall").waitFor();
+    const rowIds = await page.locator("[data-span-id]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-span-id")));
+    expect(rowIds.sort()).toEqual(spans.map((s) => s.spanId).sort());
+
+    const cost = page.getByTestId("trace-cost");
+    expect(Number(await cost.getAttribute("data-usd"))).toBe(trace.summary.costUsd);
+    const shownCost = Number((await cost.innerText()).replace(/[$,]/g, ""));
+    expect(Math.abs(shownCost - trace.summary.costUsd) / trace.summary.costUsd).toBeLessThan(0.01);
+    expect(await page.getByTestId("trace-span-count").innerText()).toBe(String(spans.length));
+    expect(await page.getByTestId("jaeger-link").getAttribute("href")).toBe(`${JAEGER_UI}/trace/${view.traceId}`);
+
+    // The retried call: its attempts grouped under it, the anomaly with its recommendation on its row.
+    const retried = trace.anomalies.find((a: any) => a.type === "retries") as { spanId: string; recommendation: string } | undefined;
+    expect(retried).toBeDefined();
+    const callRow = page.locator(`[data-span-id="${retried!.spanId}"]`);
+    expect(await callRow.getByTestId("retry-group").innerText()).toContain("2 attempts, 1 failed (429 → 200)");
+    expect(await callRow.getByTestId("anomaly-note").innerText()).toContain(retried!.recommendation);
+    const attempts = spans.filter((s) => s.parentSpanId === retried!.spanId);
+    expect(await page.locator(".wf-row.in-retry-group").count()).toBe(attempts.length);
+    expect(await horizontalOverflow(page)).toBeLessThanOrEqual(0);
+    await screenshot(page, "console-trace");
+
+    // Costs: four charts drawn on canvases with data, and the per-model latency table.
+    await page.getByRole("link", { name: "Costs" }).click();
+    await page.getByTestId("model-table").waitFor();
+    const charts = page.locator("figure.chart");
+    expect(await charts.count()).toBe(4);
+    for (const chart of await charts.all()) {
+      expect(Number(await chart.getAttribute("data-points"))).toBeGreaterThan(0);
+      const inked = await chart.locator("canvas").evaluate((c: any) => {
+        const data: Uint8ClampedArray = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++;
+        return n;
+      });
+      expect(inked).toBeGreaterThan(500);
+    }
+    const modelTable = await page.getByTestId("model-table").innerText();
+    for (const stage of STAGES) expect(modelTable).toContain(view.stages[stage].model!);
+    expect(await horizontalOverflow(page)).toBeLessThanOrEqual(0);
+    await screenshot(page, "console-costs");
+
+    // Anomalies: the feed links to the span, whose row is highlighted.
+    await page.getByRole("link", { name: "Anomalies" }).click();
+    const item = page.locator(`.feed-item[data-anomaly=retries]`);
+    await item.first().waitFor();
+    await screenshot(page, "console-anomalies");
+    await item.first().getByTestId("anomaly-link").click();
+    await page.locator(`.wf-row.highlight[data-span-id="${retried!.spanId}"]`).waitFor();
+    expect(page.url()).toContain(`#span-${retried!.spanId}`);
+    expect(scriptErrors(page)).toEqual([]);
+    await page.close();
+
+    // Usable at 800 px: no sideways scrolling on any page.
+    const pages = {
+      "/ui/": "research-list",
+      [`/ui/traces/${view.traceId}`]: "waterfall",
+      "/ui/costs": "model-table",
+      "/ui/anomalies": "anomaly-feed",
+    };
+    for (const [p, loaded] of Object.entries(pages)) {
+      const narrow = await open(p, 800);
+      await narrow.getByTestId(loaded).waitFor();
+      expect(await horizontalOverflow(narrow), `${p} at 800 px`).toBeLessThanOrEqual(0);
+      if (loaded === "waterfall") await screenshot(narrow, "console-trace-800");
+      await narrow.close();
+    }
+  });
+});

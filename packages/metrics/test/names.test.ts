@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   createServiceMetrics,
@@ -5,6 +6,7 @@ import {
   GEN_AI_TOKEN_BUCKETS,
   HTTP_DURATION_BUCKETS,
   METRICS,
+  metricsDocTable,
   prometheusLabel,
   prometheusName,
 } from "@tracelane/metrics";
@@ -146,5 +148,19 @@ describe("createServiceMetrics", () => {
     fail = false;
     scrape = await parseMetricsText(await metrics.registry.metrics());
     expect(scrape.value("tracelane_researches", { tracelane_research_status: "completed" })).toBe(2);
+  });
+});
+
+describe("README", () => {
+  it("lists exactly the catalog's metrics, and its example queries use their names", () => {
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
+    expect(readme).toContain(metricsDocTable());
+    for (const name of [
+      "tracelane_gen_ai_client_cost_usd_total",
+      "gen_ai_client_operation_duration_seconds_bucket",
+      "tracelane_queue_depth",
+    ]) {
+      expect(readme).toMatch(new RegExp(`\\(${name}\\b`));
+    }
   });
 });

@@ -14,12 +14,14 @@ interface Acc {
   errors: number;
   unpriced: number;
   cost: number;
+  /** Part of cost spent on calls whose result was not used. */
+  retryCost: number;
   input: number;
   output: number;
   latencies: number[];
 }
 
-const newAcc = (): Acc => ({ calls: 0, errors: 0, unpriced: 0, cost: 0, input: 0, output: 0, latencies: [] });
+const newAcc = (): Acc => ({ calls: 0, errors: 0, unpriced: 0, cost: 0, retryCost: 0, input: 0, output: 0, latencies: [] });
 
 /** Per stage and per model statistics over the model calls of `summaries`. */
 export function aggregateCostStats(
@@ -39,7 +41,10 @@ export function aggregateCostStats(
         acc.calls++;
         if (c.error) acc.errors++;
         if (c.costUsd === null) acc.unpriced++;
-        else acc.cost = addUsd(acc.cost, c.costUsd);
+        else {
+          acc.cost = addUsd(acc.cost, c.costUsd);
+          if (c.failedAttempt ?? c.error) acc.retryCost = addUsd(acc.retryCost, c.costUsd);
+        }
         acc.input += c.inputTokens;
         acc.output += c.outputTokens;
         acc.latencies.push(c.durationMs);
@@ -53,6 +58,8 @@ export function aggregateCostStats(
     errorRate: a.calls === 0 ? 0 : a.errors / a.calls,
     unpricedCalls: a.unpriced,
     costUsd: a.cost,
+    retryCostUsd: a.retryCost,
+    usefulCostUsd: addUsd(a.cost, -a.retryCost),
     costShare: total.cost === 0 ? 0 : a.cost / total.cost,
     inputTokens: a.input,
     outputTokens: a.output,
@@ -69,6 +76,8 @@ export function aggregateCostStats(
     traces: summaries.length,
     calls: total.calls,
     costUsd: total.cost,
+    retryCostUsd: total.retryCost,
+    usefulCostUsd: addUsd(total.cost, -total.retryCost),
     unpricedCalls: total.unpriced,
     inputTokens: total.input,
     outputTokens: total.output,

@@ -119,6 +119,12 @@ export interface CallStat {
   outputTokens: number;
   costUsd: number | null;
   error: boolean;
+  /**
+   * The call's result was not used: the call failed, or the job attempt it ran in (its CONSUMER
+   * span) failed — BullMQ retried the stage, or the research failed or was cancelled there. Its cost
+   * is retry spend. Absent in summaries stored before this field: read as `error`.
+   */
+  failedAttempt?: boolean;
 }
 
 export interface TraceSummary {
@@ -220,6 +226,10 @@ export interface GroupCostStats {
   errorRate: number;
   unpricedCalls: number;
   costUsd: number;
+  /** Spent on calls whose result was not used (CallStat.failedAttempt): the cost of retries. */
+  retryCostUsd: number;
+  /** costUsd - retryCostUsd: spent on the calls whose answers the research used. */
+  usefulCostUsd: number;
   /** costUsd / total cost of the window (0 when the total is 0). */
   costShare: number;
   inputTokens: number;
@@ -243,6 +253,9 @@ export interface CostStats {
   traces: number;
   calls: number;
   costUsd: number;
+  /** As per group: retry spend and useful spend, which add up to costUsd exactly. */
+  retryCostUsd: number;
+  usefulCostUsd: number;
   unpricedCalls: number;
   inputTokens: number;
   outputTokens: number;

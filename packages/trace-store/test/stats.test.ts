@@ -49,6 +49,27 @@ describe("aggregateCostStats", () => {
     expect(stats.byStage.factcheck).toMatchObject({ calls: 2, errors: 1, errorRate: 0.5, unpricedCalls: 1 });
     expect(Object.keys(stats.byModel)).toEqual(["a", "b", "x"]); // most expensive first
   });
+
+  it("splits each group's cost into retry spend (calls of failed attempts) and useful spend, adding up exactly", () => {
+    const wasted = { ...call("analysis", "a", 100, 0.1, 10), failedAttempt: true };
+    const stats = aggregateCostStats(
+      [
+        summary([
+          wasted,
+          call("analysis", "a", 100, 0.2, 10),
+          call("factcheck", "b", 50, 0.3, 10),
+          call("factcheck", "b", 50, null, 0, true),
+        ]),
+      ],
+      { since: 0, until: 1 },
+    );
+    expect(stats).toMatchObject({ costUsd: 0.6, retryCostUsd: 0.1, usefulCostUsd: 0.5 });
+    expect(stats.byStage.analysis).toMatchObject({ costUsd: 0.3, retryCostUsd: 0.1, usefulCostUsd: 0.2 });
+    expect(stats.byModel.b).toMatchObject({ costUsd: 0.3, retryCostUsd: 0, usefulCostUsd: 0.3 });
+    // A summary stored before failedAttempt existed: a failed call counts as retry spend.
+    const old = aggregateCostStats([summary([call("analysis", "a", 1, 0.25, 1, true)])], { since: 0, until: 1 });
+    expect(old).toMatchObject({ retryCostUsd: 0.25, usefulCostUsd: 0 });
+  });
 });
 
 describe("keys", () => {

@@ -124,6 +124,15 @@ export function summarizeTrace(
   const total = emptyBreakdown();
 
   const byId = new Map(spans.map((s) => [s.spanId, s]));
+  /** The job attempt (nearest CONSUMER ancestor) a span ran in; undefined when none has arrived. */
+  const attemptOf = (span: SpanRecord): SpanRecord | undefined => {
+    let cur = span.parentSpanId ? byId.get(span.parentSpanId) : undefined;
+    for (let hops = 0; cur && hops < 256; hops++) {
+      if (cur.kind === "consumer") return cur;
+      cur = cur.parentSpanId ? byId.get(cur.parentSpanId) : undefined;
+    }
+    return undefined;
+  };
   for (const s of spans) {
     startMs = Math.min(startMs, s.startMs);
     endMs = Math.max(endMs, s.endMs);
@@ -155,6 +164,7 @@ export function summarizeTrace(
         outputTokens: s.call.outputTokens,
         costUsd: s.call.costUsd,
         error: s.status === "error",
+        failedAttempt: s.status === "error" || attemptOf(s)?.status === "error",
       });
     }
   }

@@ -8,6 +8,8 @@ import {
   ATTR_MESSAGING_QUEUE_WAIT_MS,
 } from "@tracelane/tracing/attributes";
 
+const MAX_INDENT = 40;
+
 const ms = (v: number) => `${Math.round(v).toLocaleString("en-US")} ms`;
 const usd = (v: number) => `$${v.toFixed(6)}`;
 const int = (v: number) => v.toLocaleString("en-US");
@@ -55,7 +57,9 @@ export function renderReplay(trace: TraceDetail): string {
       `${s.spanCount} spans${s.droppedSpans > 0 ? ` (+${s.droppedSpans} dropped)` : ""}`,
   ];
   for (const n of flattenTree(trace.tree)) {
-    const indent = "  ".repeat(n.depth);
+    // Indentation stops growing past MAX_INDENT levels (the depth is printed instead): a chain
+    // thousands deep would otherwise make the replay quadratic in size.
+    const indent = n.depth > MAX_INDENT ? `${"  ".repeat(MAX_INDENT)}[depth ${n.depth}] ` : "  ".repeat(n.depth);
     lines.push(indent + spanLine(n));
     if (n.status === "error") lines.push(`${indent}    ! ${errorText(n)}`);
   }

@@ -11,48 +11,95 @@ const ownStage = (s: SpanRecord): string | undefined => {
 /**
  * The pipeline stage of every span: its own `tracelane.stage`; for a queue span
  * (producer/consumer) without one, the stage found nearest below it (the
- * `process research-analysis` span takes the stage of its model call); otherwise
- * the stage of its nearest ancestor (an HTTP attempt under a model call).
+ * `process research-analysis` span takes the stage of its model call) when that
+ * nearest level names exactly one stage; otherwise the stage of its nearest ancestor
+ * (an HTTP attempt under a model call).
+ *
+ * Linear in spans and free of recursion: traces arrive from anyone over OTLP, and a
+ * parent chain thousands of spans deep must not blow the stack or go quadratic.
  */
 export function resolveStages(spans: readonly SpanRecord[]): Map<string, string | undefined> {
   const byId = new Map(spans.map((s) => [s.spanId, s]));
   const children = childrenOf(spans, byId);
+  const below = nearestStagesBelow(spans, children);
   const stage = new Map<string, string | undefined>();
-  for (const s of spans) stage.set(s.spanId, ownStage(s));
-
   for (const s of spans) {
-    if (stage.get(s.spanId) !== undefined || (s.kind !== "producer" && s.kind !== "consumer")) continue;
-    let level = children.get(s.spanId) ?? [];
-    const seen = new Set<string>([s.spanId]);
-    while (level.length > 0) {
-      const found = new Set(level.map(ownStage).filter((x): x is string => x !== undefined));
-      if (found.size > 0) {
-        if (found.size === 1) stage.set(s.spanId, [...found][0]);
-        break;
-      }
-      const next: SpanRecord[] = [];
-      for (const c of level) {
-        if (seen.has(c.spanId)) continue;
-        seen.add(c.spanId);
-        next.push(...(children.get(c.spanId) ?? []));
-      }
-      level = next;
+    let own = ownStage(s);
+    if (own === undefined && (s.kind === "producer" || s.kind === "consumer")) {
+      const found = below.get(s.spanId);
+      if (found?.size === 1) own = [...found][0];
     }
+    stage.set(s.spanId, own);
   }
 
+  // Inherit from the nearest ancestor that has one: walk up once per unresolved chain.
   const resolved = new Map<string, string | undefined>();
-  const resolve = (s: SpanRecord, depth: number): string | undefined => {
-    if (resolved.has(s.spanId)) return resolved.get(s.spanId);
-    let value = stage.get(s.spanId);
-    if (value === undefined && s.parentSpanId && depth < 256) {
-      const parent = byId.get(s.parentSpanId);
-      if (parent) value = resolve(parent, depth + 1);
+  for (const s of spans) {
+    if (resolved.has(s.spanId)) continue;
+    const chain: SpanRecord[] = [];
+    const onChain = new Set<string>();
+    let cur: SpanRecord | undefined = s;
+    let value: string | undefined;
+    while (cur && !onChain.has(cur.spanId)) {
+      if (resolved.has(cur.spanId)) {
+        value = resolved.get(cur.spanId);
+        break;
+      }
+      value = stage.get(cur.spanId);
+      if (value !== undefined) break;
+      chain.push(cur);
+      onChain.add(cur.spanId);
+      cur = cur.parentSpanId && cur.parentSpanId !== cur.spanId ? byId.get(cur.parentSpanId) : undefined;
     }
-    resolved.set(s.spanId, value);
-    return value;
-  };
-  for (const s of spans) resolve(s, 0);
+    if (cur && value !== undefined && !resolved.has(cur.spanId)) resolved.set(cur.spanId, value);
+    for (const c of chain) resolved.set(c.spanId, value);
+  }
   return resolved;
+}
+
+/**
+ * For every span, the own stages of its descendants at the nearest level that has any
+ * (at most two kept: only "exactly one" matters). One post-order pass over the forest.
+ */
+function nearestStagesBelow(spans: readonly SpanRecord[], children: Map<string, SpanRecord[]>): Map<string, Set<string>> {
+  const level = new Map<string, number>();
+  const found = new Map<string, Set<string>>();
+  const done = new Set<string>();
+  const entered = new Set<string>();
+  for (const start of spans) {
+    if (entered.has(start.spanId)) continue;
+    const stack: SpanRecord[] = [start];
+    while (stack.length > 0) {
+      const s = stack[stack.length - 1]!;
+      const kids = children.get(s.spanId) ?? [];
+      if (!entered.has(s.spanId)) {
+        entered.add(s.spanId);
+        for (const k of kids) if (!entered.has(k.spanId)) stack.push(k);
+        continue;
+      }
+      stack.pop();
+      if (done.has(s.spanId)) continue;
+      done.add(s.spanId);
+      let best = Infinity;
+      let set = new Set<string>();
+      for (const k of kids) {
+        const own = ownStage(k);
+        const kLevel = own !== undefined ? 1 : (level.get(k.spanId) ?? Infinity) + 1;
+        if (kLevel > best || kLevel === Infinity) continue;
+        if (kLevel < best) {
+          best = kLevel;
+          set = new Set();
+        }
+        if (own !== undefined) set.add(own);
+        else for (const v of found.get(k.spanId) ?? []) if (set.size < 2) set.add(v);
+      }
+      if (best !== Infinity) {
+        level.set(s.spanId, best);
+        found.set(s.spanId, set);
+      }
+    }
+  }
+  return found;
 }
 
 const byStart = (a: SpanRecord, b: SpanRecord) => a.startMs - b.startMs || (a.spanId < b.spanId ? -1 : a.spanId > b.spanId ? 1 : 0);
@@ -71,32 +118,52 @@ function childrenOf(spans: readonly SpanRecord[], byId: Map<string, SpanRecord>)
 
 /**
  * Spans as a forest ordered by start time: roots are spans without a parent or whose
- * parent has not arrived (or was dropped over the cap).
+ * parent has not arrived (or was dropped over the cap). Built without recursion.
  */
 export function buildTree(spans: readonly SpanRecord[], stages = resolveStages(spans)): SpanTreeNode[] {
   const byId = new Map(spans.map((s) => [s.spanId, s]));
   const children = childrenOf(spans, byId);
   const placed = new Set<string>();
-  const node = (s: SpanRecord, depth: number): SpanTreeNode => {
-    placed.add(s.spanId);
-    const kids = (children.get(s.spanId) ?? []).filter((c) => !placed.has(c.spanId));
-    const stage = stages.get(s.spanId);
-    return { ...s, depth, ...(stage ? { stage } : {}), children: kids.map((c) => node(c, depth + 1)) };
+  const forest: SpanTreeNode[] = [];
+  const plant = (root: SpanRecord) => {
+    const make = (s: SpanRecord, depth: number): SpanTreeNode => {
+      placed.add(s.spanId);
+      const stage = stages.get(s.spanId);
+      return { ...s, depth, ...(stage ? { stage } : {}), children: [] };
+    };
+    const top = make(root, 0);
+    forest.push(top);
+    const stack: Array<{ node: SpanTreeNode; kids: SpanRecord[]; next: number }> = [
+      { node: top, kids: children.get(root.spanId) ?? [], next: 0 },
+    ];
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1]!;
+      if (frame.next >= frame.kids.length) {
+        stack.pop();
+        continue;
+      }
+      const kid = frame.kids[frame.next++]!;
+      if (placed.has(kid.spanId)) continue;
+      const child = make(kid, frame.node.depth + 1);
+      frame.node.children.push(child);
+      stack.push({ node: child, kids: children.get(kid.spanId) ?? [], next: 0 });
+    }
   };
   const roots = spans.filter((s) => !s.parentSpanId || !byId.has(s.parentSpanId) || s.parentSpanId === s.spanId).sort(byStart);
-  const forest = roots.map((r) => node(r, 0));
+  for (const r of roots) plant(r);
   // Spans caught in a parent cycle (malformed input) are shown as roots rather than lost.
-  for (const s of [...spans].sort(byStart)) if (!placed.has(s.spanId)) forest.push(node(s, 0));
+  for (const s of [...spans].sort(byStart)) if (!placed.has(s.spanId)) plant(s);
   return forest;
 }
 
-/** Depth-first, in display order. */
+/** Depth-first, in display order (iterative: a tree may be thousands of levels deep). */
 export function flattenTree(tree: readonly SpanTreeNode[]): SpanTreeNode[] {
   const out: SpanTreeNode[] = [];
-  const walk = (n: SpanTreeNode) => {
+  const stack: SpanTreeNode[] = [...tree].reverse();
+  while (stack.length > 0) {
+    const n = stack.pop()!;
     out.push(n);
-    n.children.forEach(walk);
-  };
-  tree.forEach(walk);
+    for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]!);
+  }
   return out;
 }

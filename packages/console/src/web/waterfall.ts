@@ -147,7 +147,7 @@ export function layoutWaterfall(tree: SpanNode[], anomalies: Anomaly[]): Waterfa
       segments.push({ kind, fromMs: rel(n.startMs), toMs: rel(n.endMs) });
     }
 
-    const attemptChildren = n.call ? n.children.filter((c) => isHttpAttempt(c, n)) : [];
+    const attemptChildren = n.call ? n.children.filter((c) => isHttpAttempt(c, n)).sort((a, b) => a.startMs - b.startMs) : [];
     const statuses = attemptChildren.map((c) => num(c.attributes[A.httpStatus])).filter((s): s is number => s !== undefined);
     const retryGroup =
       attemptChildren.length > 1

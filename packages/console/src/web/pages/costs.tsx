@@ -103,7 +103,7 @@ function CostsView(props: { stats: CostStats; windowLabel: string }) {
   return (
     <>
       <p class="muted">
-        {formatTime(stats.since)} – {formatTime(stats.until)} · {formatCount(stats.traces)} traces
+        {formatTime(stats.since)} – {formatTime(stats.until)} · {formatCount(stats.traces)} trace{stats.traces === 1 ? "" : "s"}
         {stats.truncated && <span class="warn"> · more traces matched than one read scans: figures cover the newest ones</span>}
       </p>
       <div class="stats">

@@ -211,7 +211,12 @@ function WaterfallRowView(props: { row: WaterfallRow; wf: Waterfall; pct: (ms: n
     props.highlighted ? "highlight" : "",
   ].join(" ");
   return (
-    <div class={classes} data-span-id={row.spanId} id={`span-${row.spanId}`} style={{ "--stage": color }}>
+    <div
+      class={classes}
+      data-span-id={row.spanId}
+      id={`span-${row.spanId}`}
+      style={{ "--stage": color, "--depth": String(Math.min(row.depth, 12)) }}
+    >
       <div class="wf-name" style={{ paddingLeft: `${0.5 + Math.min(row.depth, 12) * 0.9}rem` }} title={`${row.name} (${row.service})`}>
         <span class="span-name">{row.name}</span>
         <span class="span-service">

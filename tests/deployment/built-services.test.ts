@@ -82,6 +82,12 @@ describe("services run from their bundles with plain node", () => {
       { timeoutMs: 15_000, intervalMs: 200, what: "the assembled trace" },
     );
     expect(trace.links.jaeger).toBe(`http://localhost:16686/trace/${body.traceId}`);
+
+    // The bundled api serves the web console that pnpm build copied beside it: a deep link and its script.
+    const page = await fetch(`${stack.apiUrl}/ui/traces/${body.traceId}`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('src="/ui/assets/app.js"');
+    expect((await fetch(`${stack.apiUrl}/ui/assets/app.js`)).status).toBe(200);
   }, 90_000);
 });
 

@@ -18,6 +18,7 @@ const EVENT_TYPES = [
 const FINAL_EVENTS = new Set(["research.completed", "research.failed", "research.cancelled"]);
 const FINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
 const LIST_LIMIT = 100;
+const ACTIVE_REFRESH_MS = 3_000;
 
 /** One line of the list, from a research (GET /v1/research) or, on an api without it, from its trace. */
 interface Row {
@@ -100,6 +101,16 @@ export function ResearchesPage(props: { search: URLSearchParams }) {
   const anomaly = props.search.get("anomaly") ?? "";
   const model = props.search.get("model") ?? "";
   const list = useApi(`researches:${status}`, () => loadRows(status));
+  // While something is queued or running, keep its row current.
+  const shownData = list.state === "ok" ? list.data : undefined;
+  const active = shownData?.rows.some((r) => !FINAL_STATUSES.has(r.status)) ?? false;
+  const { reload } = list;
+  useEffect(() => {
+    if (!active) return;
+    // One timer per answer: the next reload starts when this one's data is shown.
+    const timer = setTimeout(reload, ACTIVE_REFRESH_MS);
+    return () => clearTimeout(timer);
+  }, [active, reload, shownData]);
 
   const setFilter = (name: string, value: string) => {
     const next = new URLSearchParams(props.search);

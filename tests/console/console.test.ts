@@ -146,7 +146,19 @@ describe("the web console at /ui", () => {
     const listed = page.locator(`tr[data-research-id="${researchId}"]`);
     await listed.waitFor();
     for (const stage of STAGES) expect(await listed.innerText()).toContain(view.stages[stage].model!);
+    await listed.locator("[data-anomaly=retries]").waitFor();
     await screenshot(page, "console-researches");
+
+    // Filters: anomaly and model keep it, a status it does not have leaves a message saying so.
+    const filters = page.getByRole("form", { name: "filters" });
+    await filters.locator("select[name=anomaly]").selectOption("retries");
+    await filters.locator("select[name=model]").selectOption(view.stages[STAGES[0]!].model!);
+    await listed.waitFor();
+    expect(page.url()).toContain("anomaly=retries");
+    await filters.locator("select[name=status]").selectOption("failed");
+    await page.getByText("No research matches these filters").waitFor();
+    await filters.locator("select[name=status]").selectOption("");
+    await listed.waitFor();
 
     // The trace page: one row per span of the api's trace, the same total cost.
     const trace = await completeTrace(view.traceId!);
@@ -190,6 +202,9 @@ describe("the web console at /ui", () => {
       });
       expect(inked).toBeGreaterThan(500);
     }
+    const stats = (await (await fetch(`${base}/v1/stats/costs`)).json()) as { costUsd: number; retryCostUsd: number };
+    expect(Number(await page.getByTestId("costs-total").getAttribute("data-usd"))).toBe(stats.costUsd);
+    expect(Number(await page.getByTestId("costs-retry").getAttribute("data-usd"))).toBe(stats.retryCostUsd);
     const modelTable = await page.getByTestId("model-table").innerText();
     for (const stage of STAGES) expect(modelTable).toContain(view.stages[stage].model!);
     expect(await horizontalOverflow(page)).toBeLessThanOrEqual(0);
@@ -220,5 +235,9 @@ describe("the web console at /ui", () => {
       if (loaded === "waterfall") await screenshot(narrow, "console-trace-800");
       await narrow.close();
     }
+
+    // The console's own requests (pages, assets, api reads) left no trace in the list: only researches.
+    const all = (await (await fetch(`${base}/v1/traces?kind=all&limit=500`)).json()) as { traces: { rootName: string }[] };
+    expect(all.traces.map((t) => t.rootName).filter((n) => !n.startsWith("POST "))).toEqual([]);
   });
 });

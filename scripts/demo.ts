@@ -65,7 +65,10 @@ async function main(): Promise<number> {
       return 130;
     }
     log(`services up: ${stack.processes.map((p) => p.name).join(", ")}`);
-    return await runResearch(stack.apiUrl!, query);
+    const code = await runResearch(stack.apiUrl!, query);
+    // On a terminal, keep the services up so the console link and the CLI lines above work.
+    if (process.stdin.isTTY && !interrupted) await untilEnter();
+    return code;
   } finally {
     await stopAll(redis);
   }
@@ -99,7 +102,7 @@ async function runResearch(api: string, query: string): Promise<number> {
     else if (ev.event.startsWith("research.") && ev.event !== "research.queued") log(`${t} ${ev.event}`);
   }
 
-  const view = (await (await fetch(`${api}/v1/research/${created.id}`)).json()) as ResearchView;
+  const view = (await (await fetch(`${api}/v1/research/${created.id}`)).json()) as ResearchView & { links?: { ui?: string } };
   if (view.status !== "completed") {
     console.error(`\nresearch ended ${view.status}: ${view.error?.type} at ${view.error?.stage}: ${view.error?.message}`);
     return 1;
@@ -129,7 +132,33 @@ async function runResearch(api: string, query: string): Promise<number> {
   console.log(table(["stage", "model", "tokens in", "tokens out", "cost", "latency", "queue wait"], rows));
   console.log(`\ntrace id: ${view.traceId}`);
   await printReplay(api, view.traceId);
+  printLinks(api, view);
   return 0;
+}
+
+/** Where to look next: the console page of the research's trace, and the same research from the CLI. */
+function printLinks(api: string, view: { id: string; traceId: string | null; links?: { ui?: string } }): void {
+  const ui = view.links?.ui ?? (view.traceId ? `/ui/traces/${view.traceId}` : undefined);
+  console.log("");
+  if (ui) console.log(`console: ${new URL(ui, api).toString()}`);
+  console.log(`queues:  ${api}/admin/queues (Bull Board)`);
+  console.log(`CLI:     TRACELANE_URL=${api} pnpm tracelane status ${view.id}`);
+  console.log(`         (also tracelane trace <traceId>, tracelane traces --since 1h, tracelane costs; pnpm tracelane --help)`);
+  if (!process.stdin.isTTY) {
+    console.log("(not run on a terminal, so the demo stops its services now and these stop answering; pnpm start keeps them up)");
+  }
+}
+
+/** Resolves when the user presses Enter (Ctrl-C goes to the signal handler, which stops everything). */
+function untilEnter(): Promise<void> {
+  log("the services stay up so you can open the console and try the CLI: press Enter to stop everything");
+  return new Promise((resolve) => {
+    process.stdin.resume();
+    process.stdin.once("data", () => {
+      process.stdin.pause();
+      resolve();
+    });
+  });
 }
 
 /** The collector assembles spans asynchronously; wait until the whole pipeline is in, then show it. */

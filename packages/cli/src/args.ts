@@ -21,6 +21,7 @@ export type Command = GlobalFlags &
         idempotencyKey?: string;
       }
     | { name: "status"; id: string }
+    | { name: "researches"; params: URLSearchParams }
     | { name: "trace"; traceId: string }
     | { name: "traces"; params: URLSearchParams }
     | { name: "costs"; params: URLSearchParams }
@@ -234,6 +235,46 @@ ${GLOBAL_HELP}`,
     },
   };
 
+  const researches: CommandSpec = {
+    summary: "list researches, newest first, by status and time",
+    usage: `Usage: tracelane researches [options]
+
+Lists researches (GET /v1/research), newest first: status, stage, duration, cost, anomalies, query.
+  e.g. tracelane researches --status failed --since 1h
+
+Options:
+  --status <status>       queued, running, completed, failed or cancelled
+  --since <when>          created at or after: 30m, 1h, 7d (back from now), or an ISO time
+  --until <when>          created at or before (same forms)
+  --limit <n>             at most n researches (the api's default otherwise)
+  --cursor <c>            the next page (printed under a full page)
+${GLOBAL_HELP}`,
+    options: {
+      status: { type: "string" },
+      since: { type: "string" },
+      until: { type: "string" },
+      limit: { type: "string" },
+      cursor: { type: "string" },
+    },
+    build(values, positionals, flags) {
+      positionalsOf(positionals, [], this.usage);
+      const v = check(
+        z
+          .object({
+            status: nonEmpty.optional(),
+            since: pointInTime(now).optional(),
+            until: pointInTime(now).optional(),
+            limit: positiveInt.optional(),
+            cursor: nonEmpty.optional(),
+          })
+          .strict(),
+        camelCase(values),
+        this.usage,
+      );
+      return { ...flags, name: "researches", params: queryParams(v) };
+    },
+  };
+
   const trace: CommandSpec = {
     summary: "replay a trace: one line per span, with models, tokens, cost and anomalies",
     usage: `Usage: tracelane trace <traceId>
@@ -345,7 +386,7 @@ ${GLOBAL_HELP}`,
     },
   };
 
-  return { research, status, trace, traces, costs };
+  return { research, status, researches, trace, traces, costs };
 }
 
 export function generalUsage(now = Date.now()): string {

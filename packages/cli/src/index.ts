@@ -1,7 +1,7 @@
 import { parseCommand } from "./args.js";
 import { ApiClient, parseBaseUrl } from "./client.js";
 import { CliError, EXIT, UsageError } from "./errors.js";
-import { listTraces, showCosts, showTrace } from "./reads.js";
+import { listResearches, listTraces, showCosts, showTrace } from "./reads.js";
 import { showStatus, submitResearch, type Output } from "./research.js";
 
 export { EXIT } from "./errors.js";
@@ -25,6 +25,8 @@ export async function run(argv: string[], env: Record<string, string | undefined
         return await submitResearch(api, cmd, io);
       case "status":
         return await showStatus(api, cmd.id, cmd.json, io);
+      case "researches":
+        return await listResearches(api, cmd.params, cmd.json, io);
       case "trace":
         return await showTrace(api, cmd.traceId, cmd.json, io);
       case "traces":

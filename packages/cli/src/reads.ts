@@ -2,13 +2,50 @@ import type { ApiClient } from "./client.js";
 import { EXIT } from "./errors.js";
 import { duration, percent, table, time, usd } from "./format.js";
 import type { Output } from "./research.js";
-import { CostStatsSchema, TraceListSchema, type GroupCost } from "./schemas.js";
+import { CostStatsSchema, ResearchListSchema, TraceListSchema, type GroupCost } from "./schemas.js";
 
 /** `tracelane trace <traceId>`: the replay as the api renders it; --json the trace itself. */
 export async function showTrace(api: ApiClient, traceId: string, json: boolean, io: Output): Promise<number> {
   const id = encodeURIComponent(traceId);
   const raw = await api.request(json ? `v1/traces/${id}` : `v1/traces/${id}/replay`);
   io.out(raw.text.trimEnd());
+  return EXIT.ok;
+}
+
+const shorten = (text: string, max: number) => {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+};
+
+const filtersText = (params: URLSearchParams) => (params.size > 0 ? ` ${[...params].map(([k, v]) => `${k}=${v}`).join(" ")}` : "");
+
+/** `tracelane researches [filters]`: one row per research. */
+export async function listResearches(api: ApiClient, params: URLSearchParams, json: boolean, io: Output): Promise<number> {
+  const query = params.size > 0 ? `?${params.toString()}` : "";
+  const { raw, data } = await api.getJson(`v1/research${query}`, ResearchListSchema);
+  if (json) {
+    io.out(raw.text);
+    return EXIT.ok;
+  }
+  if (data.researches.length === 0) {
+    io.out(`no researches match${filtersText(params)}`);
+    return EXIT.ok;
+  }
+  const rows = data.researches.map((r) => [
+    time(r.createdAt),
+    r.id,
+    r.status,
+    r.stage ?? (r.error?.stage ? `${r.error.stage} (${r.error.type})` : "-"),
+    duration(r.totals.latencyMs),
+    usd(r.totals.costUsd),
+    r.anomalyTypes.join(",") || "-",
+    shorten(r.query, 50),
+  ]);
+  io.out(table(["created (UTC)", "research id", "status", "stage", "duration", "cost", "anomalies", "query"], rows, [0, 1, 2, 3, 6, 7]));
+  const more = data.nextCursor ? `\nmore: the same command with --cursor ${data.nextCursor}` : "";
+  io.out(
+    `${data.researches.length} research${data.researches.length === 1 ? "" : "es"}${more}\none of them: tracelane status <research id>`,
+  );
   return EXIT.ok;
 }
 
@@ -21,7 +58,7 @@ export async function listTraces(api: ApiClient, params: URLSearchParams, json: 
     return EXIT.ok;
   }
   if (data.traces.length === 0) {
-    io.out(`no traces match${params.size > 0 ? ` ${[...params].map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`);
+    io.out(`no traces match${filtersText(params)}`);
     return EXIT.ok;
   }
   const rows = data.traces.map((t) => [

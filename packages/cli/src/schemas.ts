@@ -53,6 +53,16 @@ export const ResearchViewSchema = z.looseObject({
 });
 export type ResearchView = z.infer<typeof ResearchViewSchema>;
 
+export const ResearchListSchema = z.looseObject({
+  researches: z.array(
+    ResearchViewSchema.omit({ result: true, partialResult: true }).extend({
+      anomalyCount: z.number(),
+      anomalyTypes: z.array(z.string()),
+    }),
+  ),
+  nextCursor: z.string().nullable(),
+});
+
 export const SubmittedSchema = z.looseObject({
   id: z.string(),
   status: z.string(),

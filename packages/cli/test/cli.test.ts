@@ -1,4 +1,6 @@
 import { execFile } from "node:child_process";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -39,6 +41,8 @@ let stack: Stack;
 let apiUrl: string;
 /** The research the first test runs; later tests read it back. */
 let done: { id: string; traceId: string };
+/** The research that fails with a 401. */
+let failedId: string;
 
 beforeAll(async () => {
   const { env } = isolatedRun("cli");
@@ -111,15 +115,44 @@ describe("tracelane research", () => {
   });
 
   it("--wait --poll follows the research by polling and exits 0", async () => {
-    const run = await tracelane(["research", "How do tides work?", "--wait", "--poll"]);
+    const run = await tracelane(["research", "How do glaciers move?", "--wait", "--poll"]);
     expect(run.code).toBe(0);
     for (const [stage, model] of STAGES) expect(run.stdout).toMatch(new RegExp(`${stage} +completed in \\d+ ms on ${model}`));
     expect(run.stdout).toContain("research completed");
   });
 
+  it("--wait falls back to polling when a proxy in front of the api refuses the event stream", async () => {
+    // A reverse proxy that forwards every request to the api but answers 502 for the SSE stream.
+    const proxy = createServer((req, res) => {
+      if (req.url?.endsWith("/events")) {
+        res.writeHead(502, { "content-type": "text/html" }).end("<h1>502 Bad Gateway</h1>");
+        return;
+      }
+      const upstream = request(`${apiUrl}${req.url}`, { method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    const port = await new Promise<number>((resolve) => proxy.listen(0, "127.0.0.1", () => resolve((proxy.address() as AddressInfo).port)));
+    try {
+      const run = await tracelane(["research", "How do tides work?", "--wait"], { TRACELANE_URL: `http://127.0.0.1:${port}` });
+      expect(run.code).toBe(0);
+      expect(run.stderr).toMatch(
+        /^\(event stream unavailable \(HTTP 502, text\/html\); polling GET \/v1\/research\/[0-9a-f]{32} instead\)\n$/,
+      );
+      for (const [stage, model] of STAGES) expect(run.stdout).toMatch(new RegExp(`${stage} +completed in \\d+ ms on ${model}`));
+      expect(run.stdout).toContain("research completed");
+      expect(run.stdout).toContain("=== report ===");
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
   it("exits 1 and says where and why when the research fails", async () => {
     const run = await tracelane(["research", "Why do batteries age? [[sim:fault=401;model=gpt-4.1;times=1]]", "--wait"]);
     expect(run.code).toBe(1);
+    failedId = /^research ([0-9a-f]{32}) submitted/.exec(run.stdout)![1]!;
     expect(run.stdout).toContain("research failed at analysis (provider_auth)");
     expect(run.stdout).toMatch(/^failed at analysis \(provider_auth\): The model provider at .* rejected the API key \(HTTP 401\)/m);
   });
@@ -136,6 +169,23 @@ describe("tracelane status, trace, traces, costs", () => {
     const json = await tracelane(["status", done.id, "--json"]);
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toEqual(await getJson(`/v1/research/${done.id}`));
+  });
+
+  it("researches lists them newest first, --status failed only the failed one; --json is the api's body", async () => {
+    const run = await tracelane(["researches", "--since", "1h"]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^created \(UTC\) +research id +status +stage +duration +cost +anomalies +query$/m);
+    const ids = [...run.stdout.matchAll(/^\S+ \S+ +([0-9a-f]{32}) /gm)].map((m) => m[1]);
+    const api = await getJson("/v1/research");
+    expect(ids).toEqual(api.researches.map((r: { id: string }) => r.id));
+    expect(ids).toContain(done.id);
+    expect(run.stdout).toMatch(new RegExp(`^\\S+ \\S+ +${done.id} +completed +- +.*How do heat pumps work in cold climates\\?$`, "m"));
+
+    const failed = await tracelane(["researches", "--status", "failed", "--json"]);
+    expect(failed.code).toBe(0);
+    const body = JSON.parse(failed.stdout) as { researches: Array<{ id: string }> };
+    expect(body.researches.map((r) => r.id)).toEqual([failedId]);
+    expect(body).toEqual(await getJson("/v1/research?status=failed"));
   });
 
   it("trace prints the api's replay of the research's trace; --json is the trace", async () => {

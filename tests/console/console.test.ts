@@ -88,6 +88,7 @@ describe("the web console at /ui", () => {
     const page = await open("/ui/");
     await page.getByTestId("empty").waitFor();
     expect(await page.getByTestId("empty").innerText()).toContain("No researches yet");
+    await screenshot(page, "console-empty");
 
     await page.getByRole("link", { name: "Costs" }).click();
     await page.waitForURL("**/ui/costs");
@@ -105,6 +106,7 @@ describe("the web console at /ui", () => {
     await page.getByTestId("no-such-trace").waitFor();
     expect(await page.getByRole("heading", { level: 1 }).innerText()).toBe("No such trace");
     expect(await page.getByTestId("no-such-trace").innerText()).toContain(unknown);
+    await screenshot(page, "console-no-such-trace");
 
     await page.goto(`${base}/ui/traces/not-a-trace-id`);
     const error = page.getByTestId("api-error");
@@ -123,6 +125,7 @@ describe("the web console at /ui", () => {
     const error = page.getByTestId("api-error");
     await error.waitFor();
     expect(await error.innerText()).toContain("maxCostUsd must be greater than 0");
+    await screenshot(page, "console-submit-refused");
     await page.close();
   });
 

@@ -295,7 +295,8 @@ function RowDetails(props: { row: WaterfallRow }) {
           </span>
         ))}
       </span>
-      {r.error && (
+      {/* A failed HTTP attempt's error is its status, already shown. */}
+      {r.error && !(r.role === "http-attempt" && (r.httpStatus ?? 0) >= 400) && (
         <span class="d-error" title={r.error}>
           ✗ {r.error}
         </span>

@@ -78,6 +78,19 @@ describe("redactSecrets", () => {
     ["an AWS access key id", "AKIAIOSFODNN7EXAMPLE is mine", "[REDACTED_SECRET] is mine"],
     ["an AWS secret key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "[REDACTED_SECRET]"],
     ["a long hex secret", "hmac 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "hmac [REDACTED_SECRET]"],
+    ["a short key (the canary: 15 characters after sk-)", "use sk-canary-7f3e9a1c here", "use [REDACTED_SECRET] here"],
+    ["an Anthropic key", "ANTHROPIC sk-ant-api03-Xy9_abcdefghijklmnop-QRS", "ANTHROPIC [REDACTED_SECRET]"],
+    ["a service-account key", "(sk-svcacct-0aB1cD2eF3gH4iJ5)", "([REDACTED_SECRET])"],
+    ["a Google API key", "maps key AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW.", "maps key [REDACTED_SECRET]."],
+    ["a Stripe secret key", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "[REDACTED_SECRET]"],
+    [
+      "a JWT",
+      "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U end",
+      "token [REDACTED_SECRET] end",
+    ],
+    ["a card number in groups", "card 4111 1111 1111 1111 exp 12/29", "card [REDACTED_CARD] exp 12/29"],
+    ["a card number with dashes", "paid with 5555-5555-5555-4444.", "paid with [REDACTED_CARD]."],
+    ["a bare card number", "pan=4012888888881881", "pan=[REDACTED_CARD]"],
     [
       "a key=value secret",
       'config api_key="abc123" and password: hunter2',
@@ -92,7 +105,27 @@ describe("redactSecrets", () => {
     ["counts and years", "In 2023 the model saw 1,234,567 tokens and 42 tools"],
     ["ordinary prose and paths", "See docs/gen-ai/gen-ai-spans.md for the semantic conventions of GenAI"],
     ["a version string", "node v20.19.2 and openai 6.49.0"],
+    ["a 16-digit number that fails Luhn (an order id)", "order 4111111111111112 shipped"],
+    ["an epoch-ms timestamp", "at 1764666000000 it finished"],
+    ["a word starting with sk-", "the sk-learn and sk-hynix-chips names"],
   ])("leaves %s alone", (_what, text) => {
     expect(redactSecrets(text)).toBe(text);
+  });
+
+  // Quadratic rules took 64-117 s on 200,000 characters of one letter or digit; linear ones take milliseconds,
+  // so a regression fails here on the test timeout, not on a timing assertion.
+  it.each([
+    ["letters (all hex: one secret)", "a".repeat(1_000_000), "[REDACTED_SECRET]"],
+    ["hex ending in a non-hex letter", `${"a".repeat(1_000_000)}g`, null],
+    ["digits (a long number: one secret)", "1".repeat(1_000_000), "[REDACTED_SECRET]"],
+    ["letter-at pairs", "a@".repeat(500_000), null],
+    ["digit-dash pairs", "1-".repeat(500_000), null],
+    ["a secret key name followed by spaces", `token${" ".repeat(1_000_000)}`, null],
+  ])("redacts a million characters of %s in linear time", (_what, text, expected) => {
+    expect(redactSecrets(text)).toBe(expected ?? text);
+  });
+
+  it("still finds a secret at the end of a million-character run", () => {
+    expect(redactSecrets(`${"x".repeat(1_000_000)} sk-canary-7f3e9a1c`)).toBe(`${"x".repeat(1_000_000)} [REDACTED_SECRET]`);
   });
 });

@@ -138,13 +138,27 @@ const modelAssignments = z
 const camelCase = (values: Record<string, unknown>) =>
   Object.fromEntries(Object.entries(values).map(([k, v]) => [k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()), v]));
 
-/** Validate parsed flags with a zod schema; an issue becomes a usage error naming the flag. */
-function check<S extends z.ZodType>(schema: S, values: unknown, usage: string): z.infer<S> {
+/**
+ * Validate parsed flags with a zod schema; an issue becomes a usage error naming the flag, or
+ * `<name>` for a positional (the `positionals` keys) and for a bare value (`bare`).
+ */
+function check<S extends z.ZodType>(
+  schema: S,
+  values: unknown,
+  usage: string,
+  names: { bare?: string; positionals?: string[] } = {},
+): z.infer<S> {
   const result = schema.safeParse(values);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  const flag = issue.path.length > 0 ? `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : "arguments";
-  throw new UsageError(`${flag}: ${issue.message}`, usage);
+  const key = issue.path.length > 0 ? String(issue.path[0]) : undefined;
+  const what =
+    key === undefined
+      ? (names.bare ?? "arguments")
+      : names.positionals?.includes(key)
+        ? `<${key}>`
+        : `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  throw new UsageError(`${what}: ${issue.message}`, usage);
 }
 
 /** Exactly `names.length` positionals. */
@@ -204,6 +218,7 @@ ${GLOBAL_HELP}`,
         }),
         { query, ...camelCase(values) },
         this.usage,
+        { positionals: ["query"] },
       );
       if (v.poll && !v.wait) throw new UsageError("--poll: only with --wait", this.usage);
       return {
@@ -231,7 +246,7 @@ ${GLOBAL_HELP}`,
     options: {},
     build(_values, positionals, flags) {
       const [id] = positionalsOf(positionals, ["<researchId>"], this.usage);
-      return { ...flags, name: "status", id: check(nonEmpty, id, this.usage) };
+      return { ...flags, name: "status", id: check(nonEmpty, id, this.usage, { bare: "<researchId>" }) };
     },
   };
 
@@ -287,7 +302,7 @@ ${GLOBAL_HELP}`,
     options: {},
     build(_values, positionals, flags) {
       const [traceId] = positionalsOf(positionals, ["<traceId>"], this.usage);
-      return { ...flags, name: "trace", traceId: check(nonEmpty, traceId, this.usage) };
+      return { ...flags, name: "trace", traceId: check(nonEmpty, traceId, this.usage, { bare: "<traceId>" }) };
     },
   };
 

@@ -37,7 +37,7 @@ const NETWORK_CAUSES: Record<string, string> = {
 };
 
 /** Why a fetch did not get an answer, in words ("connection refused"). */
-function networkCause(err: unknown): string {
+export function networkCause(err: unknown): string {
   if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) {
     return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
   }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseBody, type ApiClient } from "./client.js";
+import { networkCause, parseBody, type ApiClient } from "./client.js";
 import { EXIT } from "./errors.js";
 import { duration, usd } from "./format.js";
 import { renderResearch } from "./render.js";
@@ -14,6 +14,8 @@ import {
 import { serverSentEvents } from "./sse.js";
 
 const POLL_MS = 500;
+/** The api sends a heartbeat every SSE_HEARTBEAT_MS (15 s by default): a stream quiet for longer is stuck (a buffering proxy). */
+const STREAM_IDLE_MS = 45_000;
 
 export interface ResearchRequest {
   query: string;
@@ -105,17 +107,25 @@ async function followEvents(api: ApiClient, id: string, progress: Progress): Pro
     try {
       res = await fetch(api.url(`v1/research/${id}/events`), { headers: { accept: "text/event-stream" }, signal: controller.signal });
     } catch (err) {
-      return `unavailable: ${api
-        .unreachable(err)
-        .message.replace(/^cannot reach the tracelane api at \S+: /, "")
-        .replace(/ — .*$/, "")}`;
+      return `unavailable: ${networkCause(err)}`;
     }
     if (!res.ok || !res.body || !(res.headers.get("content-type") ?? "").includes("text/event-stream")) {
       await res.body?.cancel().catch(() => undefined);
-      return `unavailable (HTTP ${res.status}, ${res.headers.get("content-type") ?? "no content type"})`;
+      return `unavailable (HTTP ${res.status}, ${res.headers.get("content-type")?.split(";")[0] || "no content type"})`;
+    }
+    let quiet = false;
+    const idle = setTimeout(() => {
+      quiet = true;
+      controller.abort();
+    }, STREAM_IDLE_MS);
+    async function* watched(body: AsyncIterable<Uint8Array>) {
+      for await (const chunk of body) {
+        idle.refresh();
+        yield chunk;
+      }
     }
     try {
-      for await (const sse of serverSentEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
+      for await (const sse of serverSentEvents(watched(res.body as unknown as AsyncIterable<Uint8Array>))) {
         let json: unknown;
         try {
           json = JSON.parse(sse.data);
@@ -128,7 +138,9 @@ async function followEvents(api: ApiClient, id: string, progress: Progress): Pro
         if (isFinal(event.data.status) && event.data.type.startsWith("research.")) return undefined;
       }
     } catch {
-      return "broke off";
+      return quiet ? `went quiet for ${STREAM_IDLE_MS / 1000} s` : "broke off";
+    } finally {
+      clearTimeout(idle);
     }
     return "ended before the research finished";
   } finally {

@@ -145,15 +145,21 @@ describe("the web console at /ui", () => {
     const researchId = (await live.getAttribute("data-research-id"))!;
     const view = await apiClient(base).get(researchId);
     expect(view.status).toBe("completed");
-    // The list below reloads when the research finishes: it is there, with its models.
+    // The collector has the whole trace (and so its anomalies) once the last stage's queue span is in.
+    const trace = await completeTrace(view.traceId!);
+    const spans = flattenTree(trace.tree);
+
+    // The list below reloads when the research finishes: it is there with its models; once refreshed
+    // (after the collector found the retry), with its anomaly badge.
     const listed = page.locator(`tr[data-research-id="${researchId}"]`);
     await listed.waitFor();
     for (const stage of STAGES) expect(await listed.innerText()).toContain(view.stages[stage].model!);
+    const filters = page.getByRole("form", { name: "filters" });
+    await filters.getByRole("button", { name: "Refresh" }).click();
     await listed.locator("[data-anomaly=retries]").waitFor();
     await screenshot(page, "console-researches");
 
     // Filters: anomaly and model keep it, a status it does not have leaves a message saying so.
-    const filters = page.getByRole("form", { name: "filters" });
     await filters.locator("select[name=anomaly]").selectOption("retries");
     await filters.locator("select[name=model]").selectOption(view.stages[STAGES[0]!].model!);
     await listed.waitFor();
@@ -164,8 +170,6 @@ describe("the web console at /ui", () => {
     await listed.waitFor();
 
     // The trace page: one row per span of the api's trace, the same total cost.
-    const trace = await completeTrace(view.traceId!);
-    const spans = flattenTree(trace.tree);
     await page.getByTestId("open-trace").click();
     await page.waitForURL(`**/ui/traces/${view.traceId}`);
     await page.getByTestId("waterfall").waitFor();

@@ -11,7 +11,7 @@ const asApiError = (err: unknown) => (err instanceof ApiError ? err : new ApiErr
  * Load something from the api whenever `key` changes; `reload()` loads it again (keeping what is
  * shown until the new answer arrives). Answers to a superseded key are dropped.
  */
-export function useApi<T>(key: string, load: () => Promise<T>): Loaded<T> & { reload: () => void } {
+export function useApi<T>(key: string, load: () => Promise<T>, opts: { keepPrevious?: boolean } = {}): Loaded<T> & { reload: () => void } {
   const [loaded, setLoaded] = useState<Loaded<T>>({ state: "loading" });
   const [round, setRound] = useState(0);
   const current = useRef(0);
@@ -21,7 +21,8 @@ export function useApi<T>(key: string, load: () => Promise<T>): Loaded<T> & { re
     // Another thing to load: say so instead of showing the previous one's data.
     if (shownKey.current !== key) {
       shownKey.current = key;
-      setLoaded({ state: "loading" });
+      // (keepPrevious: a list whose filter changed keeps its rows and filters on screen meanwhile.)
+      if (!opts.keepPrevious) setLoaded({ state: "loading" });
     }
     load().then(
       (data) => mine === current.current && setLoaded({ state: "ok", data }),

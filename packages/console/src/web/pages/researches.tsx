@@ -19,6 +19,8 @@ const FINAL_EVENTS = new Set(["research.completed", "research.failed", "research
 const FINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
 const LIST_LIMIT = 100;
 const ACTIVE_REFRESH_MS = 3_000;
+/** How long after a research finished its row keeps refreshing. */
+const RECENT_MS = 15_000;
 
 /** One line of the list, from a research (GET /v1/research) or, on an api without it, from its trace. */
 interface Row {
@@ -29,6 +31,7 @@ interface Row {
   stage: string | null;
   query: string | undefined;
   createdAt: string;
+  finishedAt: string | undefined;
   durationMs: number | undefined;
   costUsd: number;
   models: { stage: string; model: string; status?: string }[];
@@ -48,6 +51,7 @@ function researchRow(r: Research, anomalies: Map<string, string[]>): Row {
     stage: r.stage,
     query: r.query,
     createdAt: r.createdAt,
+    finishedAt: r.finishedAt,
     durationMs: wallMs(r),
     costUsd: r.totals.costUsd,
     models: Object.entries(r.stages).flatMap(([stage, s]) => (s.model ? [{ stage, model: s.model, status: s.status }] : [])),
@@ -79,6 +83,7 @@ async function loadRows(status: string): Promise<{ rows: Row[]; source: "researc
         stage: null,
         query: undefined,
         createdAt: x.startedAt,
+        finishedAt: undefined,
         durationMs: x.durationMs,
         costUsd: x.costUsd,
         // A trace lists its models, not which stage ran which.
@@ -100,10 +105,14 @@ export function ResearchesPage(props: { search: URLSearchParams }) {
   const minCost = props.search.get("minCost") ?? "";
   const anomaly = props.search.get("anomaly") ?? "";
   const model = props.search.get("model") ?? "";
-  const list = useApi(`researches:${status}`, () => loadRows(status));
-  // While something is queued or running, keep its row current.
+  const list = useApi(`researches:${status}`, () => loadRows(status), { keepPrevious: true });
+  // While something is queued or running, or has just finished (its trace's anomalies arrive a moment
+  // later), keep its row current.
   const shownData = list.state === "ok" ? list.data : undefined;
-  const active = shownData?.rows.some((r) => !FINAL_STATUSES.has(r.status)) ?? false;
+  const active =
+    shownData?.rows.some(
+      (r) => !FINAL_STATUSES.has(r.status) || (r.finishedAt !== undefined && Date.now() - Date.parse(r.finishedAt) < RECENT_MS),
+    ) ?? false;
   const { reload } = list;
   useEffect(() => {
     if (!active) return;
@@ -154,7 +163,11 @@ function ResearchTable(props: {
   onReload: () => void;
 }) {
   const { rows, filters } = props;
-  const models = useMemo(() => [...new Set(rows.flatMap((r) => r.models.map((m) => m.model)))].sort(), [rows]);
+  // The options are what the loaded rows have, plus the current choice (so it stays selected).
+  const models = useMemo(
+    () => [...new Set([...rows.flatMap((r) => r.models.map((m) => m.model)), ...(filters.model ? [filters.model] : [])])].sort(),
+    [rows, filters.model],
+  );
   const anomalyTypes = useMemo(
     () => [...new Set([...rows.flatMap((r) => r.anomalyTypes), ...(filters.anomaly ? [filters.anomaly] : [])])].sort(),
     [rows, filters.anomaly],

@@ -10,6 +10,7 @@ import { errorHandler, notFoundRoute } from "./http/error-handler.js";
 import type { ApiMetrics } from "./metrics.js";
 import { createHealthRouter } from "./routes/health.js";
 import { createQueueBoardRouter, QUEUE_BOARD_PATH } from "./routes/queue-board.js";
+import { createOpenApiRouter } from "./routes/openapi.js";
 import { createResearchRouter } from "./routes/research.js";
 import { SseStreams } from "./sse.js";
 
@@ -53,6 +54,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   if (deps.traceRouter) app.use(deps.traceRouter);
+  app.use(createOpenApiRouter({ maxQueryChars: deps.config.maxQueryChars, pipeline: deps.queues.pipeline }));
   // Bull Board (read-write). The one place it is mounted: an auth middleware goes here.
   app.use(QUEUE_BOARD_PATH, createQueueBoardRouter(deps.queues));
 

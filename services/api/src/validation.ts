@@ -34,7 +34,7 @@ type AnyPipeline = Pipeline<string, string>;
  * The body of `POST /v1/research`. Strict: unknown fields are rejected by name. `options.models`
  * takes one model per stage of `pipeline`.
  */
-function researchRequestSchema(maxQueryChars: number, pipeline: AnyPipeline = RESEARCH_PIPELINE) {
+export function researchRequestSchema(maxQueryChars: number, pipeline: AnyPipeline = RESEARCH_PIPELINE) {
   return z
     .object(
       {
@@ -55,7 +55,8 @@ function researchRequestSchema(maxQueryChars: number, pipeline: AnyPipeline = RE
                 message: `query is ${n} characters long; the limit is ${maxQueryChars}. Shorten it.`,
               });
             }
-          }),
+          })
+          .meta({ description: "the research question; trimmed, 1 to MAX_QUERY_CHARS characters", maxLength: maxQueryChars }),
         options: researchOptionsSchema(pipeline).optional(),
       },
       { error: (iss) => `the body must be a JSON object like {"query": "..."} (got ${describe(iss.input)})` },
@@ -115,7 +116,7 @@ export function parseResearchRequest(body: unknown, maxQueryChars: number, pipel
 }
 
 /** `Idempotency-Key`: 1-200 printable ASCII characters. */
-const IdempotencyKeySchema = z
+export const IdempotencyKeySchema = z
   .string()
   .min(1, "Idempotency-Key must not be empty")
   .max(200, "Idempotency-Key must be at most 200 characters")
@@ -144,9 +145,11 @@ export function parseResearchId(id: string): string {
 }
 
 /** SSE `Last-Event-ID`: a Redis stream id such as `1712345678901-0`. */
+export const LastEventIdSchema = z.string().regex(/^\d{1,20}-\d{1,20}$/);
+
 export function parseLastEventId(header: string | undefined): string {
   if (header === undefined || header === "") return "0";
-  if (!/^\d{1,20}-\d{1,20}$/.test(header)) {
+  if (!LastEventIdSchema.safeParse(header).success) {
     throw invalidRequest("The Last-Event-ID header", [
       {
         path: "headers.last-event-id",

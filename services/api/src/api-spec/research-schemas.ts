@@ -4,10 +4,13 @@ import {
   RESEARCH_STATUSES,
   ResearchOptionsSchema,
   STAGE_STATUSES,
+  type ResearchEvent,
+  type ResearchEventType,
   type ResearchSummary,
   type ResearchView,
 } from "@tracelane/research-store";
 import { AnomalyTypeSchema } from "@tracelane/trace-store";
+import { apiSchemas } from "./registry.js";
 
 /**
  * What the research routes answer, as zod schemas: the OpenAPI document is generated from them
@@ -32,19 +35,20 @@ const StageRecordSchema = z
     attempts: z.number().int(),
     error: z.object({ type: z.string(), message: z.string() }).optional(),
   })
-  .meta({ id: "StageRecord", description: "One stage of a research: model, timing, usage, cost, attempts" });
+  .meta({ description: "One stage of a research: model, timing, usage, cost, attempts" });
+apiSchemas.add(StageRecordSchema, { id: "StageRecord" });
 
-const ResearchErrorSchema = z.object({ stage: Stage.nullable(), type: z.string(), message: z.string() }).meta({ id: "ResearchError" });
+const ResearchErrorSchema = z.object({ stage: Stage.nullable(), type: z.string(), message: z.string() });
+apiSchemas.add(ResearchErrorSchema, { id: "ResearchError" });
 
 /** links of every research answer: all relative to the api. */
-export const ResearchLinksSchema = z
-  .object({
-    self: z.string(),
-    events: z.string(),
-    trace: z.string().optional().meta({ description: "the research's trace (GET /v1/traces/{traceId}); absent without a trace" }),
-    ui: z.string().optional().meta({ description: "the trace in the web console (/ui/traces/{traceId}); absent without a trace" }),
-  })
-  .meta({ id: "ResearchLinks" });
+export const ResearchLinksSchema = z.object({
+  self: z.string(),
+  events: z.string(),
+  trace: z.string().optional().meta({ description: "the research's trace (GET /v1/traces/{traceId}); absent without a trace" }),
+  ui: z.string().optional().meta({ description: "the trace in the web console (/ui/traces/{traceId}); absent without a trace" }),
+});
+apiSchemas.add(ResearchLinksSchema, { id: "ResearchLinks" });
 
 const summaryFields = {
   id: z.string(),
@@ -73,39 +77,67 @@ const summaryFields = {
 };
 
 /** GET/DELETE /v1/research/:id */
-export const ResearchViewSchema = z
-  .object({
-    ...summaryFields,
-    result: z.record(z.string(), z.string()).optional().meta({ description: "every stage's output by output name, once completed" }),
-    partialResult: z.record(z.string(), z.string()).optional(),
-    links: ResearchLinksSchema,
-  })
-  .meta({ id: "Research" });
+export const ResearchViewSchema = z.object({
+  ...summaryFields,
+  result: z.record(z.string(), z.string()).optional().meta({ description: "every stage's output by output name, once completed" }),
+  partialResult: z.record(z.string(), z.string()).optional(),
+  links: ResearchLinksSchema,
+});
+apiSchemas.add(ResearchViewSchema, { id: "Research" });
 
 /** POST /v1/research (202, or 200 for an idempotent replay) */
-export const ResearchCreatedSchema = z
-  .object({ id: z.string(), status: z.enum(RESEARCH_STATUSES), traceId: z.string().nullable(), links: ResearchLinksSchema })
-  .meta({ id: "ResearchCreated" });
+export const ResearchCreatedSchema = z.object({
+  id: z.string(),
+  status: z.enum(RESEARCH_STATUSES),
+  traceId: z.string().nullable(),
+  links: ResearchLinksSchema,
+});
+apiSchemas.add(ResearchCreatedSchema, { id: "ResearchCreated" });
 
 /** One row of GET /v1/research: the research without its outputs, with its trace's anomalies. */
-export const ResearchListItemSchema = z
-  .object({
-    ...summaryFields,
-    anomalyCount: z.number().int().meta({ description: "anomalies the trace-collector found in the research's trace so far" }),
-    anomalyTypes: z.array(AnomalyTypeSchema),
-    links: ResearchLinksSchema,
-  })
-  .meta({ id: "ResearchListItem" });
+export const ResearchListItemSchema = z.object({
+  ...summaryFields,
+  anomalyCount: z.number().int().meta({ description: "anomalies the trace-collector found in the research's trace so far" }),
+  anomalyTypes: z.array(AnomalyTypeSchema),
+  links: ResearchLinksSchema,
+});
+apiSchemas.add(ResearchListItemSchema, { id: "ResearchListItem" });
 
 /** GET /v1/research */
-export const ResearchListSchema = z
-  .object({
-    researches: z.array(ResearchListItemSchema).meta({ description: "newest first (createdAt)" }),
-    nextCursor: z.string().nullable().meta({ description: "pass as cursor for the next page; null on the last page" }),
-    links: z.object({ next: z.string().nullable() }),
-  })
-  .meta({ id: "ResearchList" });
+export const ResearchListSchema = z.object({
+  researches: z.array(ResearchListItemSchema).meta({ description: "newest first (createdAt)" }),
+  nextCursor: z.string().nullable().meta({ description: "pass as cursor for the next page; null on the last page" }),
+  links: z.object({ next: z.string().nullable() }),
+});
+apiSchemas.add(ResearchListSchema, { id: "ResearchList" });
+
+const RESEARCH_EVENT_TYPES = [
+  "research.queued",
+  "stage.started",
+  "stage.completed",
+  "stage.retrying",
+  "research.completed",
+  "research.failed",
+  "research.cancelled",
+] as const satisfies readonly ResearchEventType[];
+
+/** The `data:` of each server-sent event of GET /v1/research/:id/events (its `id:` is `id`, its `event:` is `type`). */
+export const ResearchEventSchema = z.object({
+  id: z.string().meta({ description: "Redis stream id; send it back as Last-Event-ID to resume" }),
+  type: z.enum(RESEARCH_EVENT_TYPES),
+  researchId: z.string(),
+  status: z.enum(RESEARCH_STATUSES),
+  stage: Stage.nullable(),
+  at: Iso,
+  data: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .meta({ description: "model, usage, costUsd, attempt, error... as the event has them" }),
+});
+apiSchemas.add(ResearchEventSchema, { id: "ResearchEvent" });
 
 // Drift checks: the store's types must fit these schemas (a compile error names the field).
 const _view: Omit<z.input<typeof ResearchViewSchema>, "links"> = {} as ResearchView;
+const _event: z.input<typeof ResearchEventSchema> = {} as ResearchEvent;
+const _eventTypes: (typeof RESEARCH_EVENT_TYPES)[number] = "" as ResearchEventType;
 const _summary: Omit<z.input<typeof ResearchListItemSchema>, "links" | "anomalyCount" | "anomalyTypes"> = {} as ResearchSummary;

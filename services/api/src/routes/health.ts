@@ -1,5 +1,6 @@
 import { Router } from "express";
 import type { Redis } from "ioredis";
+import { ROUTES } from "../api-spec/routes.js";
 import { withTimeout } from "../http/errors.js";
 
 export const READY_TIMEOUT_MS = 1_000;
@@ -8,10 +9,10 @@ export const READY_TIMEOUT_MS = 1_000;
 export function createHealthRouter(deps: { redis: Redis; timeoutMs?: number }): Router {
   const timeoutMs = deps.timeoutMs ?? READY_TIMEOUT_MS;
   const router = Router();
-  router.get("/healthz", (_req, res) => {
+  router.get(ROUTES.healthz.path, (_req, res) => {
     res.json({ status: "ok" });
   });
-  router.get("/readyz", async (_req, res) => {
+  router.get(ROUTES.readyz.path, async (_req, res) => {
     try {
       await withTimeout(deps.redis.ping(), timeoutMs, "Redis PING");
       res.json({ status: "ready", checks: { redis: "ok" } });

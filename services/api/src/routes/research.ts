@@ -1,12 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { Router, type Request, type Response } from "express";
 import type { StageQueues } from "@tracelane/queue-contract";
-import { RESEARCH_STATUSES, type ResearchStore, type ResearchView } from "@tracelane/research-store";
+import type { ResearchStore, ResearchView } from "@tracelane/research-store";
 import type { TraceReader } from "@tracelane/trace-store";
 import { currentTraceId, type Logger } from "@tracelane/tracing";
 import type { AppConfig } from "../env.js";
 import { HttpError, isConnectionError, notFound, UnavailableError, withTimeout } from "../http/errors.js";
-import { defineQuery, enumParam, given, nextPageLink, pageParams, windowParams, withCursor } from "../http/query.js";
+import { given, nextPageLink, withCursor } from "../http/query.js";
+import { ResearchListQuery, ROUTES } from "../api-spec/routes.js";
 import { listResearch } from "../research-list.js";
 import { streamResearchEvents, type SseStreams } from "../sse.js";
 import { parseIdempotencyKey, parseLastEventId, parseResearchId, parseResearchRequest } from "../validation.js";
@@ -20,13 +21,6 @@ export interface ResearchRouterDeps {
   /** For the anomaly counts of GET /v1/research rows (0 without it). */
   traces?: Pick<TraceReader, "anomalyCounts"> | undefined;
 }
-
-/** GET /v1/research */
-export const ResearchListQuery = defineQuery({
-  status: enumParam("only researches in this status", RESEARCH_STATUSES),
-  ...windowParams("createdAt"),
-  ...pageParams(200, 50),
-});
 
 /** 32 URL-safe characters; no ':' since the id is part of BullMQ job ids. */
 export const newResearchId = () => randomUUID().replaceAll("-", "");
@@ -57,7 +51,7 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     return view;
   };
 
-  router.post("/v1/research", async (req: Request, res: Response) => {
+  router.post(ROUTES.createResearch.path, async (req: Request, res: Response) => {
     if (!req.is(JSON_TYPES)) {
       const sent = req.get("Content-Type");
       throw new HttpError(
@@ -141,22 +135,22 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
       .json({ id, status, traceId, links: researchLinks(id, traceId) });
   });
 
-  router.get("/v1/research", async (req: Request, res: Response) => {
+  router.get(ROUTES.listResearch.path, async (req: Request, res: Response) => {
     const q = ResearchListQuery.parse(req.query);
     const page = await withCursor(() => listResearch({ store, traces: deps.traces }, given(q)));
     res.json({
       researches: page.researches.map((r) => ({ ...r, links: researchLinks(r.id, r.traceId) })),
       nextCursor: page.nextCursor ?? null,
-      links: { next: nextPageLink("/v1/research", req.query, page.nextCursor) },
+      links: { next: nextPageLink(ROUTES.listResearch.path, req.query, page.nextCursor) },
     });
   });
 
-  router.get("/v1/research/:id", async (req: Request<{ id: string }>, res: Response) => {
+  router.get(ROUTES.getResearch.path, async (req: Request<{ id: string }>, res: Response) => {
     const id = parseResearchId(req.params.id);
     res.json(withLinks(await loadView(id)));
   });
 
-  router.get("/v1/research/:id/events", async (req: Request<{ id: string }>, res: Response) => {
+  router.get(ROUTES.researchEvents.path, async (req: Request<{ id: string }>, res: Response) => {
     const id = parseResearchId(req.params.id);
     const afterId = parseLastEventId(
       req.get("Last-Event-ID") ?? (typeof req.query.lastEventId === "string" ? req.query.lastEventId : undefined),
@@ -173,7 +167,7 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     });
   });
 
-  router.delete("/v1/research/:id", async (req: Request<{ id: string }>, res: Response) => {
+  router.delete(ROUTES.cancelResearch.path, async (req: Request<{ id: string }>, res: Response) => {
     const id = parseResearchId(req.params.id);
     const outcome = await store.cancel(id);
     if (outcome === "missing") throw notFound("research", id);

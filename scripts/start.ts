@@ -41,6 +41,7 @@ async function printSummary(stack: Stack, redisUrl: string): Promise<void> {
   const count = (name: ServiceName) => stack.byService(name).length;
   if (stack.apiUrl) rows.push(`api              ${stack.apiUrl}   POST /v1/research, GET /v1/research/:id, GET /v1/traces/:traceId`);
   if (stack.apiUrl) rows.push(`console          ${stack.apiUrl}/ui/   researches, trace waterfalls, costs, anomalies`);
+  if (stack.apiUrl) rows.push(`queues           ${stack.apiUrl}/admin/queues   Bull Board: jobs per stage queue, retry, remove`);
   if (count("api") > 1)
     rows.push(
       `                 + ${count("api") - 1} more api replica(s) on ${stack
@@ -68,8 +69,10 @@ async function printSummary(stack: Stack, redisUrl: string): Promise<void> {
   console.log(`\ntracelane is up\n${rows.map((r) => `  ${r}`).join("\n")}\n`);
   if (stack.apiUrl) {
     console.log(
-      `  try: curl -s ${stack.apiUrl}/v1/research -H 'content-type: application/json' -d '{"query":"Why did solar panel prices fall?"}'\n`,
+      `  try: curl -s ${stack.apiUrl}/v1/research -H 'content-type: application/json' -d '{"query":"Why did solar panel prices fall?"}'`,
     );
+    const cliUrl = stack.apiUrl === "http://127.0.0.1:3000" ? "" : `TRACELANE_URL=${stack.apiUrl} `;
+    console.log(`   or: ${cliUrl}pnpm tracelane research "Why did solar panel prices fall?" --wait\n`);
   }
   console.log(`api: ${stack.apiUrl ?? "(not started)"}`);
   console.log("Ctrl-C (or SIGTERM to pnpm) stops everything.\n");

@@ -62,12 +62,15 @@ describe("stream consumer", () => {
     await expect(a.readOnce(0)).rejects.toThrow("killed");
     expect((await redis.xpending(stream, a.group))[0]).toBe(10);
 
-    // Consumer B reads the rest, then claims A's entries once they are idle long enough.
-    const b = consumer("collector-b", { claimIdleMs: 100 });
+    // Consumer B reads the rest; A's entries are not idle past B's claim threshold (a minute), so they stay
+    // pending. (A short threshold here would race the drain itself on a loaded machine.)
+    const b = consumer("collector-b");
     await b.drain();
-    expect((await redis.xpending(stream, b.group))[0]).toBe(10); // not idle long enough yet
-    await new Promise((r) => setTimeout(r, 150));
-    await b.drain();
+    expect((await redis.xpending(stream, b.group))[0]).toBe(10);
+    // The same collector once A's entries have been idle longer than its threshold: it claims and finishes them.
+    const bLater = consumer("collector-b", { claimIdleMs: 50 });
+    await new Promise((r) => setTimeout(r, 100));
+    await bLater.drain();
     expect((await redis.xpending(stream, b.group))[0]).toBe(0);
     expect(await redis.xlen(stream)).toBe(0); // acknowledged entries are deleted
 

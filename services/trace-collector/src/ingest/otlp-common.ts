@@ -1,5 +1,11 @@
 import { roundMs } from "@tracelane/pricing";
 import type { AttributeValue, Attributes, SpanEventRecord, SpanKindName, SpanRecord, SpanStatusName } from "@tracelane/trace-store";
+import {
+  ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_COST,
+  ATTR_GEN_AI_USAGE_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
+} from "@tracelane/tracing/attributes";
 
 /** The request could not be read as an ExportTraceServiceRequest at all (answer 400). */
 export class OtlpDecodeError extends Error {
@@ -20,6 +26,28 @@ export interface DecodedSpans {
 const MAX_STRING = 4096;
 const MAX_STACK = 2048;
 const MAX_EVENTS = 32;
+/** Per span, like the SDK's default span limits (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT is 128). */
+const MAX_ATTRIBUTES = 128;
+const MAX_KEY = 256;
+/** Per request: the SDK batches 512; anything far past that is a client bug or an attack. */
+export const MAX_SPANS_PER_REQUEST = 10_000;
+
+/**
+ * Spans are stored for a day and listed by start time: one dated in 1970 or in 2100 would sit
+ * first in every listing for its whole retention. Beyond these bounds a span is rejected.
+ */
+export const SPAN_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+export const SPAN_MAX_CLOCK_SKEW_MS = 10 * 60 * 1000;
+
+/**
+ * Usage counts on a model call: whole, non-negative and below any real context window by a wide
+ * margin. A span claiming 1e308 tokens would otherwise price at 1e308 USD and sit in the global
+ * cost statistics for their retention.
+ */
+const TOKEN_ATTRIBUTES = [ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS];
+const MAX_TOKENS = 100_000_000;
+/** A reported per-call cost in USD (gen_ai.usage.cost) above this is not a model call's. */
+const MAX_CALL_COST_USD = 10_000;
 
 const KINDS: SpanKindName[] = ["unspecified", "internal", "server", "client", "producer", "consumer"];
 const KIND_NAMES: Record<string, SpanKindName> = {
@@ -103,8 +131,11 @@ export function anyValue(v: unknown, depth = 0): AttributeValue {
 
 export function attributes(list: unknown, depth = 0): Attributes {
   const out: Attributes = {};
+  let kept = 0;
   for (const kv of arr(list)) {
-    if (!isObj(kv) || typeof kv.key !== "string") continue;
+    if (kept >= MAX_ATTRIBUTES) break;
+    if (!isObj(kv) || typeof kv.key !== "string" || kv.key.length > MAX_KEY) continue;
+    kept++;
     out[kv.key] = kv.key === "exception.stacktrace" ? clip(String(anyValue(kv.value, depth) ?? ""), MAX_STACK) : anyValue(kv.value, depth);
   }
   return out;
@@ -145,13 +176,23 @@ function events(list: unknown): SpanEventRecord[] | undefined {
  * longs/bytes kept as strings/bytes) to SpanRecords. Structural errors throw OtlpDecodeError;
  * a malformed span is skipped and reported in `rejected`.
  */
-export function requestToSpans(request: unknown): DecodedSpans {
+export function requestToSpans(request: unknown, nowMs = Date.now()): DecodedSpans {
   if (!isObj(request)) throw new OtlpDecodeError("body must be an ExportTraceServiceRequest object with resourceSpans");
   if (request.resourceSpans !== undefined && !Array.isArray(request.resourceSpans)) {
     throw new OtlpDecodeError("resourceSpans must be an array");
   }
   const spans: SpanRecord[] = [];
   const rejected: RejectedSpan[] = [];
+  let count = 0;
+  for (const rs of arr(request.resourceSpans)) {
+    for (const ss of isObj(rs) ? arr(rs.scopeSpans ?? rs.instrumentationLibrarySpans) : []) count += isObj(ss) ? arr(ss.spans).length : 0;
+  }
+  if (count > MAX_SPANS_PER_REQUEST) {
+    throw new OtlpDecodeError(
+      `at most ${MAX_SPANS_PER_REQUEST.toLocaleString("en-US")} spans per request (got ${count.toLocaleString("en-US")}); send smaller batches`,
+    );
+  }
+  const window = { from: nowMs - SPAN_MAX_AGE_MS, to: nowMs + SPAN_MAX_CLOCK_SKEW_MS };
   arr(request.resourceSpans).forEach((rs, i) => {
     if (!isObj(rs)) throw new OtlpDecodeError(`resourceSpans[${i}] must be an object`);
     const resourceAttrs = attributes(isObj(rs.resource) ? rs.resource.attributes : undefined);
@@ -162,7 +203,7 @@ export function requestToSpans(request: unknown): DecodedSpans {
       if (!isObj(ss)) throw new OtlpDecodeError(`resourceSpans[${i}].scopeSpans[${j}] must be an object`);
       arr(ss.spans).forEach((s, k) => {
         const path = `resourceSpans[${i}].scopeSpans[${j}].spans[${k}]`;
-        const result = spanRecord(s, service);
+        const result = spanRecord(s, service, window);
         if (typeof result === "string") rejected.push({ path, reason: result });
         else spans.push(result);
       });
@@ -171,7 +212,9 @@ export function requestToSpans(request: unknown): DecodedSpans {
   return { spans, rejected };
 }
 
-function spanRecord(s: unknown, service: string): SpanRecord | string {
+const iso = (ms: number) => new Date(Math.min(Math.max(ms, -8.64e15), 8.64e15)).toISOString();
+
+function spanRecord(s: unknown, service: string, window: { from: number; to: number }): SpanRecord | string {
   if (!isObj(s)) return "span must be an object";
   const traceId = toHexId(s.traceId, 16);
   if (!traceId) return "traceId must be 16 non-zero bytes (32 hex characters)";
@@ -179,7 +222,11 @@ function spanRecord(s: unknown, service: string): SpanRecord | string {
   if (!spanId) return "spanId must be 8 non-zero bytes (16 hex characters)";
   const startMs = nanosToMs(s.startTimeUnixNano);
   if (startMs === undefined || startMs === 0) return "startTimeUnixNano must be unix nanoseconds";
-  const endMs = nanosToMs(s.endTimeUnixNano) ?? startMs;
+  if (startMs < window.from || startMs > window.to) {
+    return `startTimeUnixNano ${iso(startMs)} is outside what the collector accepts (${iso(window.from)} to ${iso(window.to)}): check the sender's clock`;
+  }
+  // An end past the window is clamped to it (a span cannot outlast what we accept as "now").
+  const endMs = Math.min(nanosToMs(s.endTimeUnixNano) ?? startMs, window.to);
   const parent = s.parentSpanId === undefined || s.parentSpanId === "" ? undefined : toHexId(s.parentSpanId, 8);
   const { status, message } = statusOf(s.status);
   // Built field by field (no conditional spreads): this runs for every span at full ingest rate.
@@ -195,9 +242,26 @@ function spanRecord(s: unknown, service: string): SpanRecord | string {
     status,
     attributes: attributes(s.attributes),
   };
+  const badUsage = usageProblem(record.attributes);
+  if (badUsage) return badUsage;
   if (parent) record.parentSpanId = parent;
   if (message) record.statusMessage = message;
   const evs = events(s.events);
   if (evs) record.events = evs;
   return record;
+}
+
+function usageProblem(a: Attributes): string | undefined {
+  for (const key of TOKEN_ATTRIBUTES) {
+    const v = a[key];
+    if (v === undefined) continue;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > MAX_TOKENS) {
+      return `${key} must be a whole number of tokens from 0 to ${MAX_TOKENS.toLocaleString("en-US")} (got ${JSON.stringify(v)})`;
+    }
+  }
+  const cost = a[ATTR_GEN_AI_USAGE_COST];
+  if (cost !== undefined && (typeof cost !== "number" || !Number.isFinite(cost) || cost < 0 || cost > MAX_CALL_COST_USD)) {
+    return `${ATTR_GEN_AI_USAGE_COST} must be a cost in USD from 0 to ${MAX_CALL_COST_USD} (got ${JSON.stringify(cost)})`;
+  }
+  return undefined;
 }

@@ -4,7 +4,7 @@ import { OtlpDecodeError, requestToSpans, type DecodedSpans } from "./otlp-commo
  * Decode OTLP/JSON (ExportTraceServiceRequest as written by the SDK's JsonTraceSerializer:
  * hex ids, unix-nano timestamps as strings, AnyValue attributes) into SpanRecords.
  */
-export function decodeOtlpJson(body: string | Uint8Array): DecodedSpans {
+export function decodeOtlpJson(body: string | Uint8Array, nowMs = Date.now()): DecodedSpans {
   const text = typeof body === "string" ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
   let parsed: unknown;
   try {
@@ -12,5 +12,5 @@ export function decodeOtlpJson(body: string | Uint8Array): DecodedSpans {
   } catch (err) {
     throw new OtlpDecodeError(`body is not valid JSON: ${(err as Error).message}`);
   }
-  return requestToSpans(parsed);
+  return requestToSpans(parsed, nowMs);
 }

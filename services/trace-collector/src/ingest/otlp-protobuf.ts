@@ -25,7 +25,7 @@ function otlpTypes(): OtlpTypes {
 }
 
 /** Decode an OTLP/protobuf ExportTraceServiceRequest into SpanRecords. */
-export function decodeOtlpProtobuf(body: Uint8Array): DecodedSpans {
+export function decodeOtlpProtobuf(body: Uint8Array, nowMs = Date.now()): DecodedSpans {
   const { request } = otlpTypes();
   let message: protobuf.Message;
   try {
@@ -35,7 +35,7 @@ export function decodeOtlpProtobuf(body: Uint8Array): DecodedSpans {
   }
   // int64/fixed64 as decimal strings (exact), bytes stay bytes, enums as numbers.
   const plain = request.toObject(message, { longs: String, enums: Number });
-  return requestToSpans(plain);
+  return requestToSpans(plain, nowMs);
 }
 
 /** ExportTraceServiceResponse, with partial_success when some spans were rejected. */

@@ -249,6 +249,8 @@ describe("answers of a real running api", () => {
     await call("GET", "/healthz", "/healthz");
     await call("GET", "/readyz", "/readyz");
     await call("GET", "/openapi.json", "/openapi.json");
+    const page = await call("GET", "/docs", "/docs");
+    expect(page.body).toContain("/v1/research/{id}/events");
 
     // Every described route was exercised above and its answers validated.
     expect(describedRoutes(doc).filter((r) => !validated.has(r.replace(/:([A-Za-z]+)/g, "{$1}")))).toEqual([]);

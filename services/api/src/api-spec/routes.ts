@@ -26,7 +26,7 @@ interface ResponseSpec {
   description: string;
   /** JSON body (application/json) unless `contentType` says otherwise. */
   schema?: z.ZodType;
-  contentType?: "application/json" | "text/plain" | "text/event-stream";
+  contentType?: "application/json" | "text/plain" | "text/html" | "text/event-stream";
   /** For text/event-stream: the JSON schema of each event's data. */
   eventSchema?: z.ZodType;
   headers?: Record<string, string>;
@@ -257,5 +257,13 @@ export const ROUTES = {
     tag: "meta",
     summary: "This document (OpenAPI 3.1)",
     responses: { 200: { description: "the OpenAPI document", schema: z.record(z.string(), z.unknown()) } },
+  },
+  docs: {
+    method: "get",
+    path: "/docs",
+    operationId: "docs",
+    tag: "meta",
+    summary: "This document as one HTML page for people",
+    responses: { 200: { description: "the page", contentType: "text/html", schema: z.string() } },
   },
 } as const satisfies Record<string, RouteSpec>;

@@ -38,20 +38,18 @@ export function createStageWorkerMetrics(o: {
   const duration = service.histogram(METRICS.jobDuration);
   const retries = service.counter(METRICS.modelRetries);
   service.gaugeFrom(METRICS.circuitState, () =>
-    o
-      .circuits()
-      .map(
-        (c) =>
-          [
-            {
-              [ATTR_GEN_AI_PROVIDER_NAME]: c.provider,
-              [ATTR_GEN_AI_REQUEST_MODEL]: c.model,
-              [ATTR_SERVER_ADDRESS]: c.serverAddress,
-              [ATTR_STAGE]: o.stage,
-            },
-            CIRCUIT_VALUE[c.state],
-          ] as const,
-      ),
+    o.circuits().map(
+      (c) =>
+        [
+          {
+            [ATTR_GEN_AI_PROVIDER_NAME]: c.provider,
+            [ATTR_GEN_AI_REQUEST_MODEL]: c.model,
+            [ATTR_SERVER_ADDRESS]: c.serverAddress,
+            [ATTR_STAGE]: o.stage,
+          },
+          CIRCUIT_VALUE[c.state],
+        ] as const,
+    ),
   );
   return {
     service,

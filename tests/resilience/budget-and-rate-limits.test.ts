@@ -45,10 +45,51 @@ describe("cost budget per research", () => {
     expect((await simulatorStats(simulatorUrl)).byModel["claude-opus-4.1"] ?? 0).toBe(before);
   });
 
+  it("fails closed with budget_unverifiable, before any call, when a budgeted research names a model with no price", async () => {
+    const api = apiClient(pipeline.apiUrl);
+    const simulatorUrl = pipeline.simulator.baseURL.replace(/\/v1$/, "");
+    const before = (await simulatorStats(simulatorUrl)).byModel["o1-pro"] ?? 0;
+    const { body } = await api.submit({
+      query: "Budgeted question on an unpriced model",
+      options: { maxCostUsd: 0.000001, models: { analysis: "o1-pro", factcheck: "o1-pro", synthesis: "o1-pro" } },
+    });
+    const view = await pipeline.waitForFinal(body.id, 20_000);
+    expect(view.status).toBe("failed");
+    expect(view.error).toMatchObject({ stage: "analysis", type: "budget_unverifiable" });
+    expect(view.error!.message).toBe(
+      "Stopped before analysis: o1-pro has no price in the price table, so maxCostUsd $0.000001 cannot be enforced. " +
+        "Choose a priced model, add o1-pro to the price table (TRACELANE_PRICE_TABLE), or set ALLOW_UNPRICED_MODELS=true on the analysis worker.",
+    );
+    expect(view.stages.analysis.attempts).toBe(1);
+    expect((await simulatorStats(simulatorUrl)).byModel["o1-pro"] ?? 0).toBe(before);
+  });
+
   it("runs every stage when the budget covers them", async () => {
     const api = apiClient(pipeline.apiUrl);
     const { body } = await api.submit({ query: "Affordable question", options: { maxCostUsd: 1 } });
     expect((await pipeline.waitForFinal(body.id, 20_000)).status).toBe("completed");
+  });
+});
+
+describe("unpriced models allowed by the operator (ALLOW_UNPRICED_MODELS=true)", () => {
+  let pipeline: InProcessPipeline;
+  beforeAll(async () => {
+    pipeline = await startInProcessPipeline({ redisUrl: inject("redisUrl"), env: { ALLOW_UNPRICED_MODELS: "true" } });
+  });
+  afterAll(async () => {
+    await pipeline?.close();
+  });
+
+  it("calls the unpriced model despite the budget and marks its cost unknown", async () => {
+    const api = apiClient(pipeline.apiUrl);
+    const { body } = await api.submit({
+      query: "Operator accepts unknown costs",
+      options: { maxCostUsd: 0.05, models: { analysis: "o1-pro" } },
+    });
+    const view = await pipeline.waitForFinal(body.id, 20_000);
+    expect(view.status).toBe("completed");
+    expect(view.stages.analysis.model).toBe("o1-pro");
+    expect(view.stages.analysis.costUsd).toBeNull();
   });
 });
 

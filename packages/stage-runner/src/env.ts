@@ -60,6 +60,8 @@ const baseSchema = z.object({
   /** A job whose worker stops renewing its lock this long is taken over by another worker. */
   WORKER_LOCK_DURATION_MS: envInt(30_000, { min: 500 }),
   WORKER_STALLED_INTERVAL_MS: envInt(15_000, { min: 500 }),
+  /** With a research's maxCostUsd set, call a model missing from the price table anyway (default: fail closed). */
+  ALLOW_UNPRICED_MODELS: envBoolean(false),
   /** Chaos knob for crash-safety tests: SIGKILL the process right after a stage checkpoint. */
   TRACELANE_TEST_CRASH_AFTER_CHECKPOINT: envBoolean(false),
 });
@@ -150,6 +152,7 @@ export function loadStageConfig<S extends string = Stage>(
     stalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
     rateLimit: env.WORKER_RATE_LIMIT_MAX > 0 ? { max: env.WORKER_RATE_LIMIT_MAX, duration: env.WORKER_RATE_LIMIT_DURATION_MS } : undefined,
     rateLimitBackoffMs: env.RATE_LIMIT_BACKOFF_MS,
+    allowUnpricedModels: env.ALLOW_UNPRICED_MODELS,
     context: {
       strategy: env.CONTEXT_STRATEGY,
       summaryModel: env.SUMMARY_MODEL,

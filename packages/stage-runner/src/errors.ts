@@ -116,6 +116,14 @@ export class BudgetExceededError extends UnrecoverableError {
   readonly type = "budget_exceeded";
 }
 
+/**
+ * The research has a maxCostUsd but the stage's model has no price: the budget cannot be checked,
+ * so the call is not made (fail closed). ALLOW_UNPRICED_MODELS=true lets it through.
+ */
+export class BudgetUnverifiableError extends UnrecoverableError {
+  readonly type = "budget_unverifiable";
+}
+
 /** Job data that does not match the queue contract: retrying cannot fix it. */
 export class InvalidJobDataError extends UnrecoverableError {
   readonly type = "invalid_job_data";

@@ -22,6 +22,7 @@ export {
   ModelCallError,
   CircuitOpenError,
   BudgetExceededError,
+  BudgetUnverifiableError,
   InvalidJobDataError,
   classifyModelError,
   errorTypeOf,

@@ -4,7 +4,7 @@ import type { ResearchView } from "@tracelane/research-store";
 import type { ChatClient, ChatMessage, ChatResult } from "./chat-client.js";
 import { ContextTooLongError, fitToBudget, type FitResult } from "./context/fit-context.js";
 import { countTokens } from "./context/tokens.js";
-import { BudgetExceededError, CircuitOpenError, ContextLengthExceededError } from "./errors.js";
+import { BudgetExceededError, BudgetUnverifiableError, CircuitOpenError, ContextLengthExceededError } from "./errors.js";
 import type { StageDefinition, StageMaterial } from "./stage-definition.js";
 import {
   ATTR_CONTEXT_RETRY_AFTER_OVERFLOW,
@@ -21,6 +21,8 @@ import {
 export interface ModelStepConfig {
   maxOutputTokens: number;
   fallbackModel?: string | undefined;
+  /** With a maxCostUsd, call a model that has no price anyway (its cost is unknown: the budget cannot hold). */
+  allowUnpricedModels?: boolean;
   context: { strategy: "trim" | "summarize"; summaryModel: string; limits: Record<string, number> };
 }
 
@@ -137,7 +139,13 @@ export async function runModelStep(
     if (max === undefined) return;
     const inputTokens = fit.inputTokens;
     const estimate = client.prices.cost(m, { inputTokens, outputTokens: config.maxOutputTokens }).costUsd;
-    if (estimate === null) return; // unpriced: cannot estimate; the record marks it unpriced
+    if (estimate === null) {
+      if (config.allowUnpricedModels) return; // the operator accepted unknown costs; the record marks it unpriced
+      throw new BudgetUnverifiableError(
+        `Stopped before ${stage}: ${m} has no price in the price table, so maxCostUsd $${max} cannot be enforced. ` +
+          `Choose a priced model, add ${m} to the price table (TRACELANE_PRICE_TABLE), or set ALLOW_UNPRICED_MODELS=true on the ${stage} worker.`,
+      );
+    }
     const spent = view.totals.costUsd + (extra.costUsd ?? 0);
     const left = max - spent;
     if (estimate > left) {

@@ -133,7 +133,12 @@ async function startStageWorker<S extends string>(
       queues,
       client,
       defaultModel: config.llm.model,
-      modelStep: { maxOutputTokens: config.llm.maxOutputTokens, fallbackModel: config.llm.fallbackModel, context: config.context },
+      modelStep: {
+        maxOutputTokens: config.llm.maxOutputTokens,
+        fallbackModel: config.llm.fallbackModel,
+        allowUnpricedModels: config.allowUnpricedModels,
+        context: config.context,
+      },
       rateLimitQueue: async (ms) => {
         await bullWorker?.rateLimit(ms);
       },

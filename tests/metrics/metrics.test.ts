@@ -133,6 +133,65 @@ describe("/metrics after a real research", () => {
   });
 });
 
+describe("/metrics when calls fail", () => {
+  it("counts a resend inside a model call, a job that failed for good, the failed call's error type and the failed research", async () => {
+    const api = apiClient(stack.apiUrl!);
+    const workerUrl = (service: string) => `http://127.0.0.1:${stack.byService(service as "analysis-worker")[0]!.port}/metrics`;
+    const before = {
+      analysis: await scrapeMetrics(workerUrl("analysis-worker")),
+      factcheck: await scrapeMetrics(workerUrl("factcheck-worker")),
+      api: await scrapeMetrics(`${stack.apiUrl!}/metrics`),
+    };
+    // One 429 on the factcheck call (the client resends it), and a 401 on the analysis call (fails for good).
+    const retried = await api.submit({
+      query: "How do heat pumps work in cold climates? [[sim:fault=429;model=gemini-2.5-flash;times=1]]",
+    });
+    const rejected = await api.submit({ query: "How do heat pumps work in cold climates? [[sim:fault=401;model=gpt-4.1]]" });
+    expect((await api.waitForFinal(retried.body.id)).status).toBe("completed");
+    expect((await api.waitForFinal(rejected.body.id)).status).toBe("failed");
+
+    const factcheck = await scrapeMetrics(workerUrl("factcheck-worker"));
+    const retries = (m: Scrape) =>
+      m.value("tracelane_gen_ai_client_retries_total", { gen_ai_request_model: "gemini-2.5-flash", gen_ai_provider_name: "gcp.gemini" });
+    expect(retries(factcheck) - retries(before.factcheck)).toBe(1);
+
+    const analysis = await scrapeMetrics(workerUrl("analysis-worker"));
+    const jobs = (m: Scrape, outcome: string) =>
+      m.value("tracelane_worker_jobs_total", { tracelane_stage: "analysis", tracelane_job_outcome: outcome });
+    expect(jobs(analysis, "failed") - jobs(before.analysis, "failed")).toBe(1);
+    expect(jobs(analysis, "retried") - jobs(before.analysis, "retried")).toBe(0); // an auth failure is not retried
+    expect(
+      analysis.histogram("messaging_process_duration_seconds", { tracelane_stage: "analysis", error_type: "provider_auth" }).count,
+    ).toBe(1);
+
+    // The collector: the failed call's duration carries its span's error.type, in a series of its own.
+    const failedTrace = await waitForCollectedTrace(stack.apiUrl!, rejected.body.traceId, 5);
+    const failedChat = failedTrace.spans.find((s) => s.call && s.status === "error")!;
+    const collector = await scrapeMetrics(`${stack.collectorUrl!}/metrics`);
+    const failedSeries = (collector.families["gen_ai_client_operation_duration_seconds"]?.data ?? []).filter(
+      (s) => s.labels.error_type !== undefined,
+    );
+    expect(failedSeries.map((s) => s.labels)).toEqual([
+      {
+        gen_ai_operation_name: "chat",
+        gen_ai_provider_name: "openai",
+        gen_ai_request_model: "gpt-4.1",
+        tracelane_stage: "analysis",
+        error_type: failedChat.attributes["error.type"],
+      },
+    ]);
+    expect(
+      collector.histogram("gen_ai_client_operation_duration_seconds", { error_type: String(failedChat.attributes["error.type"]) }).count,
+    ).toBe(1);
+    expect(collector.value("tracelane_collector_anomalies_total", { tracelane_anomaly_type: "error" })).toBeGreaterThanOrEqual(1);
+
+    const apiMetrics = await scrapeMetrics(`${stack.apiUrl!}/metrics`);
+    const researches = (m: Scrape, status: string) => m.value("tracelane_researches", { tracelane_research_status: status });
+    expect(researches(apiMetrics, "failed") - researches(before.api, "failed")).toBe(1);
+    expect(researches(apiMetrics, "completed") - researches(before.api, "completed")).toBe(1);
+  });
+});
+
 function routesOf(scrape: Scrape): string[] {
   const family = scrape.families["http_server_request_duration_seconds"];
   return (family?.data ?? []).map((s) => s.labels.http_route ?? "");

@@ -125,6 +125,7 @@ describe("the web console at /ui", () => {
     const error = page.getByTestId("api-error");
     await error.waitFor();
     expect(await error.innerText()).toContain("maxCostUsd must be greater than 0");
+    expect(await error.innerText()).toContain("The research was not submitted");
     await screenshot(page, "console-submit-refused");
     await page.close();
   });
@@ -198,6 +199,8 @@ describe("the web console at /ui", () => {
     await page.getByRole("link", { name: "Costs" }).click();
     await page.getByTestId("model-table").waitFor();
     const charts = page.locator("figure.chart");
+    // Each chart is drawn once its figure is on the page (an effect): wait for all four to say so.
+    await page.locator("figure.chart[data-drawn=true]").nth(3).waitFor();
     expect(await charts.count()).toBe(4);
     for (const chart of await charts.all()) {
       expect(Number(await chart.getAttribute("data-points"))).toBeGreaterThan(0);

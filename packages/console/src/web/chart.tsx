@@ -26,6 +26,7 @@ export function BarChart(props: {
   testid: string;
 }) {
   const canvas = useRef<HTMLCanvasElement>(null);
+  const figure = useRef<HTMLElement>(null);
   const { labels, series, stacked, format } = props;
   useEffect(() => {
     if (!canvas.current) return;
@@ -51,12 +52,17 @@ export function BarChart(props: {
       },
     };
     const chart = new Chart(canvas.current, config);
-    return () => chart.destroy();
+    // Drawn (no animation): say so, for whoever waits for the picture (a test, a screenshot).
+    figure.current?.setAttribute("data-drawn", "true");
+    return () => {
+      figure.current?.removeAttribute("data-drawn");
+      chart.destroy();
+    };
   }, [labels, series, stacked, format]);
 
   const height = Math.max(140, labels.length * (series.length > 1 && !stacked ? 46 : 34) + (series.length > 1 ? 70 : 40));
   return (
-    <figure class="chart" data-testid={props.testid} data-points={labels.length}>
+    <figure class="chart" data-testid={props.testid} data-points={labels.length} ref={figure}>
       <figcaption>{props.title}</figcaption>
       <div class="chart-box" style={{ height: `${height}px` }}>
         <canvas ref={canvas} role="img" aria-label={props.title} />

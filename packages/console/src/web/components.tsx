@@ -34,10 +34,10 @@ export function useApi<T>(key: string, load: () => Promise<T>, opts: { keepPrevi
   return { ...loaded, reload };
 }
 
-export function ErrorBox(props: { error: ApiError; what: string; onRetry?: () => void }) {
+export function ErrorBox(props: { error: ApiError; what: string; title?: string; onRetry?: () => void }) {
   return (
     <div class="error-box" role="alert" data-testid="api-error">
-      <strong>Could not load {props.what}</strong>
+      <strong>{props.title ?? `Could not load ${props.what}`}</strong>
       <p>{props.error.message}</p>
       {props.error.status > 0 && (
         <p class="muted">

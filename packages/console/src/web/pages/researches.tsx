@@ -378,7 +378,7 @@ function SubmitForm(props: { onFinished: () => void }) {
           {submitting ? "Submitting…" : "Run research"}
         </button>
       </form>
-      {error && <ErrorBox error={error} what="your research (not submitted)" />}
+      {error && <ErrorBox error={error} what="your research" title="The research was not submitted" />}
       {researchId && <LiveResearch id={researchId} key={researchId} onFinished={props.onFinished} />}
     </div>
   );

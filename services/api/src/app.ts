@@ -7,6 +7,7 @@ import type { TraceReader } from "@tracelane/trace-store";
 import { httpServerTracing, type Logger } from "@tracelane/tracing";
 import type { AppConfig } from "./env.js";
 import { errorHandler, notFoundRoute } from "./http/error-handler.js";
+import { consoleCsp, requestId, securityHeaders } from "./http/response-headers.js";
 import type { ApiMetrics } from "./metrics.js";
 import { createHealthRouter } from "./routes/health.js";
 import { createQueueBoardRouter, QUEUE_BOARD_PATH } from "./routes/queue-board.js";
@@ -38,6 +39,7 @@ export function createApp(deps: AppDeps): Express {
 
   // First, so every request (and every error answer) is inside its SERVER span.
   app.use(httpServerTracing());
+  app.use(requestId, securityHeaders);
   if (deps.metrics) app.use(deps.metrics.middleware);
   app.use(express.json({ limit: deps.config.maxBodyBytes, type: ["application/json", "application/*+json"] }));
 
@@ -59,7 +61,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(QUEUE_BOARD_PATH, createQueueBoardRouter(deps.queues));
 
   // The web console (static assets; client-side routes fall back to its index.html). `/` leads there.
-  app.use(CONSOLE_BASE, createConsoleRouter());
+  app.use(CONSOLE_BASE, consoleCsp, createConsoleRouter());
   app.get("/", (_req, res) => res.redirect(302, `${CONSOLE_BASE}/`));
 
   app.use(notFoundRoute);

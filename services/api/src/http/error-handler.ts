@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, RequestHandler } from "express";
 import { trace } from "@opentelemetry/api";
 import { currentTraceId, recordError, type Logger } from "@tracelane/tracing";
 import { HttpError, isConnectionError, UnavailableError } from "./errors.js";
+import { requestIdOf } from "./response-headers.js";
 
 /** Errors raised by express.json() (body-parser) carry a `type`; see body-parser's README. */
 interface BodyParserError extends Error {
@@ -126,13 +127,15 @@ export function errorHandler(opts: { logger: Logger; maxBodyBytes: number }): Er
     }
     if (!httpError) {
       recordOnActiveSpan(err);
-      opts.logger.error({ err, method: req.method, path: req.path }, "unhandled error");
+      const rid = requestIdOf(res);
+      opts.logger.error({ err, method: req.method, path: req.path, requestId: rid }, "unhandled error");
       const traceId = currentTraceId();
+      // Nothing of the error itself reaches the caller: only ids to find it in the logs and traces.
       httpError = new HttpError(
         500,
         "internal_error",
-        `Something went wrong on our side. Retry later; if it persists, report it${traceId ? ` with trace id ${traceId}` : ""}.`,
-        traceId ? { traceId } : undefined,
+        `Something went wrong on our side. Retry later; if it persists, report it with request id ${rid}${traceId ? ` (trace id ${traceId})` : ""}.`,
+        { requestId: rid, ...(traceId ? { traceId } : {}) },
       );
     }
     if (httpError instanceof UnavailableError) res.setHeader("Retry-After", String(httpError.retryAfterSeconds));

@@ -34,6 +34,11 @@ type AnyPipeline = Pipeline<string, string>;
  * The body of `POST /v1/research`. Strict: unknown fields are rejected by name. `options.models`
  * takes one model per stage of `pipeline`.
  */
+/** A letter, mark, number, punctuation or symbol: what a person can see (not \u0000, \u200b, spaces). */
+const VISIBLE_CHAR = /[\p{L}\p{M}\p{N}\p{P}\p{S}]/u;
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 export function researchRequestSchema(maxQueryChars: number, pipeline: AnyPipeline = RESEARCH_PIPELINE) {
   return z
     .object(
@@ -48,6 +53,21 @@ export function researchRequestSchema(maxQueryChars: number, pipeline: AnyPipeli
           .trim()
           .min(1, "query must not be empty or only whitespace")
           .superRefine((q, ctx) => {
+            if (q === "") return; // min(1) said so already
+            if (!VISIBLE_CHAR.test(q)) {
+              ctx.addIssue({
+                code: "custom",
+                message: "query has no visible character (only control, format or separator characters): send the question as text",
+              });
+              return;
+            }
+            if (LONE_SURROGATE.test(q)) {
+              ctx.addIssue({
+                code: "custom",
+                message: "query contains a lone UTF-16 surrogate (a broken character): send valid Unicode text",
+              });
+              return;
+            }
             const n = charCount(q);
             if (n > maxQueryChars) {
               ctx.addIssue({

@@ -80,6 +80,9 @@ describe("POST /v1/research rejects bad input and creates nothing", () => {
     ["empty", { query: "" }, /must not be empty or only whitespace/],
     ["whitespace-only", { query: " \n\t " }, /must not be empty or only whitespace/],
     ["too long", { query: "y".repeat(51) }, /51 characters long; the limit is 50/],
+    ["NUL-only", { query: "\u0000\u0000" }, /query has no visible character/],
+    ["zero-width-only", { query: "\u200b\u200d\ufeff" }, /query has no visible character/],
+    ["lone-surrogate", { query: "battery \ud83d chemistry" }, /lone UTF-16 surrogate/],
     ["not a string", { query: 42 }, /query must be a string \(got a number\)/],
   ])("answers 400 invalid_request for a %s query, naming the field", async (_case, body, message) => {
     await expectNothingCreated(async () => {
@@ -89,6 +92,12 @@ describe("POST /v1/research rejects bad input and creates nothing", () => {
       expect(res.body.error.details).toEqual([{ path: "query", message: expect.stringMatching(message) }]);
       expect(res.body.error.message).toMatch(message);
     });
+  });
+
+  it("accepts text in any script and emoji (visible characters), with invisible ones around them", async () => {
+    for (const query of ["固態電池の限界は？", "\u200bWhat limits energy density?\u200b", "🔋⚡"]) {
+      expect((await postResearch(api, { query })).status).toBe(202);
+    }
   });
 
   it("counts query length in characters, so 50 emoji fit a 50-character limit", async () => {

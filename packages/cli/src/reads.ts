@@ -88,6 +88,9 @@ export async function showCosts(api: ApiClient, params: URLSearchParams, json: b
   const lines = [
     `costs from ${time(data.since)} to ${time(data.until)}: ${data.traces} traces, ${data.calls} model calls, ${usd(data.costUsd)}, ${data.inputTokens} in / ${data.outputTokens} out tokens`,
   ];
+  if (data.retryCostUsd !== undefined && data.usefulCostUsd !== undefined) {
+    lines.push(`of which useful ${usd(data.usefulCostUsd)}, spent on failed attempts (retried or given up) ${usd(data.retryCostUsd)}`);
+  }
   if (data.unpricedCalls > 0) lines.push(`(${data.unpricedCalls} calls to unpriced models are not in the cost)`);
   if (data.truncated) lines.push("(more traces matched than one query reads: the figures cover the newest; narrow the window)");
   if (data.calls === 0) {
@@ -107,9 +110,10 @@ function groupTable(key: string, groups: Record<string, GroupCost>): string {
     g.inputTokens,
     g.outputTokens,
     g.unpricedCalls === g.calls ? "unpriced" : usd(g.costUsd),
+    g.retryCostUsd === undefined ? "-" : usd(g.retryCostUsd),
     percent(g.costShare),
     duration(g.latencyMs.p50),
     duration(g.latencyMs.p95),
   ]);
-  return table([key, "calls", "errors", "tokens in", "tokens out", "cost", "share", "p50", "p95"], rows);
+  return table([key, "calls", "errors", "tokens in", "tokens out", "cost", "retry cost", "share", "p50", "p95"], rows);
 }

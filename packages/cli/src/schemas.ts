@@ -107,6 +107,8 @@ const GroupCost = z.looseObject({
   unpricedCalls: z.number(),
   costUsd: z.number(),
   costShare: z.number(),
+  /** Paid calls whose answer was not used (the call or its job attempt failed); absent from older apis. */
+  retryCostUsd: z.number().optional(),
   inputTokens: z.number(),
   outputTokens: z.number(),
   latencyMs: z.object({ p50: z.number().nullable(), p95: z.number().nullable() }),
@@ -119,6 +121,8 @@ export const CostStatsSchema = z.looseObject({
   traces: z.number(),
   calls: z.number(),
   costUsd: z.number(),
+  retryCostUsd: z.number().optional(),
+  usefulCostUsd: z.number().optional(),
   unpricedCalls: z.number(),
   inputTokens: z.number(),
   outputTokens: z.number(),

@@ -231,7 +231,8 @@ describe("tracelane status, trace, traces, costs", () => {
     const run = await tracelane(["costs", "--since", "24h"]);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^costs from \S+ \S+ to \S+ \S+: \d+ traces, \d+ model calls, \$\d+\.\d{6}/);
-    expect(run.stdout).toMatch(/^stage +calls +errors +tokens in +tokens out +cost +share +p50 +p95$/m);
+    expect(run.stdout).toMatch(/^of which useful \$\d+\.\d{6}, spent on failed attempts \(retried or given up\) \$\d+\.\d{6}$/m);
+    expect(run.stdout).toMatch(/^stage +calls +errors +tokens in +tokens out +cost +retry cost +share +p50 +p95$/m);
     expect(run.stdout).toMatch(/^model +calls +errors/m);
     for (const [stage, model] of STAGES) {
       expect(run.stdout).toMatch(new RegExp(`^${stage} +\\d+ `, "m"));

@@ -95,6 +95,16 @@ export function createCollector(o: CollectorOptions): Collector {
   const logger = o.logger;
   const alerter = o.webhook ? new WebhookAlerter({ ...o.webhook, ...(logger ? { logger } : {}) }) : undefined;
   const metrics = createCollectorMetrics(stats, o.tracingStats);
+  // A metrics failure must not fail the batch (it would be retried, and its spans then count as duplicates).
+  let metricsFailed = false;
+  const guarded = (record: () => void) => {
+    try {
+      record();
+    } catch (err) {
+      if (!metricsFailed) logger?.error({ err }, "recording metrics failed; ingestion goes on (logged once)");
+      metricsFailed = true;
+    }
+  };
   const assembler = createAssembler({
     redis: o.redis,
     prefix: o.prefix,
@@ -107,10 +117,10 @@ export function createCollector(o: CollectorOptions): Collector {
     ...(o.recentTraces !== undefined ? { recentTraces: o.recentTraces } : {}),
     stats,
     onNewAnomalies: (a) => {
-      metrics.recordAnomalies(a);
       alerter?.enqueue(a);
+      guarded(() => metrics.recordAnomalies(a));
     },
-    onStored: (fresh, stages, nowMs) => metrics.recordStored(fresh, stages, nowMs),
+    onStored: (fresh, stages, nowMs) => guarded(() => metrics.recordStored(fresh, stages, nowMs)),
   });
   const consumer = new StreamConsumer({
     redis: o.consumerRedis,

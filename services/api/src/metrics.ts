@@ -58,14 +58,18 @@ export function createApiMetrics(o: { queues: StageQueues; store: ResearchStore;
         // The route pattern Express matched (bounded), never the raw path; none for a 404.
         const path = (req as RoutedRequest).route?.path;
         const route = typeof path === "string" ? `${(req as RoutedRequest).baseUrl ?? ""}${path}` || "/" : undefined;
-        duration.observe(
-          {
-            [ATTR_HTTP_REQUEST_METHOD]: (req.method ?? "GET").toUpperCase(),
-            [ATTR_HTTP_ROUTE]: route,
-            [ATTR_HTTP_RESPONSE_STATUS_CODE]: res.statusCode,
-          },
-          (performance.now() - start) / 1000,
-        );
+        try {
+          duration.observe(
+            {
+              [ATTR_HTTP_REQUEST_METHOD]: (req.method ?? "GET").toUpperCase(),
+              [ATTR_HTTP_ROUTE]: route,
+              [ATTR_HTTP_RESPONSE_STATUS_CODE]: res.statusCode,
+            },
+            (performance.now() - start) / 1000,
+          );
+        } catch {
+          // A listener that throws would take the process down; a lost observation is only a lost sample.
+        }
       });
       next();
     },

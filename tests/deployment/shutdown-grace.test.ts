@@ -12,6 +12,7 @@ describe("SHUTDOWN_GRACE_MS", () => {
       OTEL_SDK_DISABLED: "true",
       // Below the 2 s the simulator gives in-flight completions before it cuts them.
       SHUTDOWN_GRACE_MS: "300",
+      LLM_SIM_DIRECTIVES: "true",
     });
     try {
       await sim.waitForOutput(/llm-simulator listening/, 60_000);

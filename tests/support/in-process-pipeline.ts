@@ -73,7 +73,8 @@ export async function startInProcessPipeline<S extends string = Stage, O extends
   const definitions = stageDefinitions(pipeline, opts.stages);
   const run = randomUUID().slice(0, 8);
   const prefixes = { queue: `tracing-${run}`, research: `tracing-${run}:research` };
-  const simulator = await startSimulator({ faultRate: 0, ...opts.simulator });
+  // Tests drive faults through [[sim:fault=…]] directives in their queries.
+  const simulator = await startSimulator({ faultRate: 0, directives: true, ...opts.simulator });
 
   const commonEnv: Record<string, string> = {
     REDIS_URL: opts.redisUrl,

@@ -18,6 +18,9 @@ export function isolatedRun(label: string) {
       TRACELANE_RESEARCH_PREFIX: prefixes.research,
       TRACELANE_SPAN_STREAM: prefixes.spans,
       TRACELANE_TRACE_PREFIX: prefixes.traces,
+      // Test, benchmark and load runs inject faults with [[sim:fault=…]] in their queries; `pnpm start` and
+      // `pnpm demo` leave the simulator's directives off, so a public query cannot make the provider fail.
+      LLM_SIM_DIRECTIVES: "true",
     },
   };
 }

@@ -45,7 +45,7 @@ async function complete(state: SimulatorState, req: Request, res: Response, requ
 
   const requested = requestedFault({
     header: req.get(FAULT_HEADER),
-    directives: parseDirectives(request.messages.map((m) => m.text)),
+    directives: config.directives ? parseDirectives(request.messages.map((m) => m.text)) : [],
     model,
     counters: state.directiveCounters,
   });

@@ -1,4 +1,4 @@
-import { envInt, envNumber, parseEnv, serviceEnvShape, type EnvSource } from "@tracelane/runtime";
+import { envBoolean, envInt, envNumber, parseEnv, serviceEnvShape, type EnvSource } from "@tracelane/runtime";
 import { z } from "zod";
 import { FAULT_KINDS, isFaultKind, type FaultKind } from "./faults.js";
 import { LatencyProfileSchema } from "./latency.js";
@@ -77,6 +77,8 @@ export const EnvSchema = z
     LLM_SIM_MIN_TOKENS: envInt(DEFAULT_SIMULATOR_CONFIG.completionTokens.min, { min: 1 }),
     LLM_SIM_MAX_TOKENS: envInt(DEFAULT_SIMULATOR_CONFIG.completionTokens.max, { min: 1 }),
     LLM_SIM_SEED: envOptionalInt(),
+    /** `[[sim:fault=…]]` in message text injects faults only when this is true (tests and benchmarks turn it on). */
+    LLM_SIM_DIRECTIVES: envBoolean(false),
   })
   .superRefine((env, ctx) => {
     if (env.LLM_SIM_MAX_TOKENS < env.LLM_SIM_MIN_TOKENS) {
@@ -112,5 +114,6 @@ export function configFromEnv(env: SimulatorEnv): SimulatorConfig {
     contextLimits: env.LLM_SIM_CONTEXT_LIMITS,
     completionTokens: { min: env.LLM_SIM_MIN_TOKENS, max: env.LLM_SIM_MAX_TOKENS },
     seed: env.LLM_SIM_SEED,
+    directives: env.LLM_SIM_DIRECTIVES,
   };
 }

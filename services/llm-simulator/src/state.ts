@@ -18,6 +18,11 @@ export interface SimulatorConfig {
   completionTokens: { min: number; max: number };
   /** Seeds fault rolls and latency jitter; unset uses Math.random. Generated text is always deterministic. */
   seed: number | undefined;
+  /**
+   * Honour `[[sim:fault=…]]` directives in message text. Off by default: message text comes from
+   * whoever can POST a research query, and must not be able to make the provider fail on demand.
+   */
+  directives: boolean;
 }
 
 export const DEFAULT_SIMULATOR_CONFIG: SimulatorConfig = {
@@ -29,6 +34,7 @@ export const DEFAULT_SIMULATOR_CONFIG: SimulatorConfig = {
   contextLimits: {},
   completionTokens: { min: 120, max: 400 },
   seed: undefined,
+  directives: false,
 };
 
 /** Body of `POST /_sim/config`: every field optional; `latency.models` and `contextLimits` replace the old maps. */

@@ -25,6 +25,7 @@ describe("environment", () => {
       contextLimits: {},
       completionTokens: { min: 120, max: 400 },
       seed: undefined,
+      directives: false,
     });
   });
 
@@ -42,6 +43,7 @@ describe("environment", () => {
         LLM_SIM_MIN_TOKENS: "10",
         LLM_SIM_MAX_TOKENS: "20",
         LLM_SIM_SEED: "7",
+        LLM_SIM_DIRECTIVES: "true",
       }),
     );
     expect(config).toEqual({
@@ -53,6 +55,7 @@ describe("environment", () => {
       contextLimits: { "gpt-4.1": 2000 },
       completionTokens: { min: 10, max: 20 },
       seed: 7,
+      directives: true,
     });
   });
 

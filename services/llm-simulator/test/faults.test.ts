@@ -183,6 +183,24 @@ describe("fault directives in messages", () => {
   });
 });
 
+describe("fault directives switched off (LLM_SIM_DIRECTIVES unset, as under pnpm start)", () => {
+  it("answers a message carrying [[sim:fault=503]] (or a malformed directive) normally: a public query cannot inject a fault", async () => {
+    const plain = await startTestSimulator({ directives: false });
+    try {
+      const client = clientFor(plain);
+      for (const content of ["Tell me about tides. [[sim:fault=503]]", "[[sim:fault=429;tims=2]]", "[[sim:fault=hang]]"]) {
+        const res = await client.chat.completions.create({ model: "gpt-4.1", messages: [{ role: "user", content }] });
+        expect(res.choices[0]?.finish_reason).toBe("stop");
+      }
+      const stats = await admin<{ requests: number; faults: Record<string, number> }>(plain, "stats");
+      expect(stats.requests).toBe(3);
+      expect(Object.values(stats.faults).reduce((a, b) => a + b, 0)).toBe(0);
+    } finally {
+      await plain.close();
+    }
+  });
+});
+
 describe("faults by rate", () => {
   const askMany = async (n: number) => {
     const outcomes = await Promise.all(

@@ -4,7 +4,7 @@ import { startSimulator, type RunningSimulator, type SimulatorConfig } from "../
 export const API_KEY = "sk-simulator-test-key";
 
 export async function startTestSimulator(config: Partial<SimulatorConfig> = {}): Promise<RunningSimulator> {
-  return startSimulator({ apiKey: API_KEY, ...config });
+  return startSimulator({ apiKey: API_KEY, directives: true, ...config });
 }
 
 /** The real OpenAI client pointed at the simulator; no retries unless asked for. */

@@ -35,7 +35,11 @@ describe("llm-simulator process", () => {
 
   it("cuts a hung request on SIGTERM instead of waiting for it", async () => {
     const port = await freePort();
-    const service = spawnService("llm-simulator", "services/llm-simulator/src/index.ts", { PORT: String(port), HOST: "127.0.0.1" });
+    const service = spawnService("llm-simulator", "services/llm-simulator/src/index.ts", {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      LLM_SIM_DIRECTIVES: "true",
+    });
     try {
       await service.waitForOutput(/llm-simulator listening/);
       const client = new OpenAI({ apiKey: "sk-simulator", baseURL: `http://127.0.0.1:${port}/v1`, maxRetries: 0 });

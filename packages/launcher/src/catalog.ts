@@ -57,6 +57,26 @@ export const STOP_ORDER = stopOrder() as readonly ServiceName[];
 /** The stage workers of the shipped pipeline. */
 export const WORKER_SERVICES = SERVICES.filter((s) => s.stage !== undefined).map((s) => s.name as WorkerService);
 
+/**
+ * Provider keys: the shared `LLM_API_KEY` and each stage's `<STAGE>_LLM_API_KEY`, and the simulator's
+ * `LLM_SIM_API_KEY`. A service is given only the ones it uses (see secretsToWithhold).
+ */
+const STAGE_KEY_VARS = RESEARCH_PIPELINE.stages.map((s) => `${s.stage.toUpperCase()}_LLM_API_KEY`);
+const SECRET_VARS = ["LLM_API_KEY", "OPENAI_API_KEY", "LLM_SIM_API_KEY", ...STAGE_KEY_VARS];
+
+/**
+ * The secret variables `spec` must not receive: a stage worker keeps `LLM_API_KEY` and its own stage's key,
+ * the simulator keeps `LLM_SIM_API_KEY`, and the api and the collector, which never call a model, get none.
+ */
+export function secretsToWithhold(spec: ServiceSpec<string>): string[] {
+  const keep = spec.stage
+    ? ["LLM_API_KEY", `${spec.stage.toUpperCase()}_LLM_API_KEY`]
+    : spec.name === "llm-simulator"
+      ? ["LLM_SIM_API_KEY"]
+      : [];
+  return SECRET_VARS.filter((v) => !keep.includes(v));
+}
+
 export const serviceSpec = (name: ServiceName): ServiceSpec => {
   const s = SERVICES.find((x) => x.name === name);
   if (!s) throw new Error(`unknown service ${name}`);

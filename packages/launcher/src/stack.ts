@@ -1,6 +1,6 @@
 import { freePort } from "./ports.js";
 import { spawnService, type ServiceProcess } from "./processes.js";
-import { SERVICES, STOP_ORDER, type ServiceName } from "./catalog.js";
+import { secretsToWithhold, SERVICES, STOP_ORDER, type ServiceName } from "./catalog.js";
 
 export interface StackOptions {
   redisUrl: string;
@@ -67,6 +67,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       ...extraEnv,
       [spec.portVar]: String(port),
     };
+    // Unset (not merely empty) the provider keys this service does not use, whether they came from our env or the shell's.
+    for (const name of secretsToWithhold(spec)) env[name] = undefined;
     const proc = spawnService(label, opts.useDist ? spec.dist : spec.entry, env, {
       node: opts.useDist ?? false,
       ...(opts.serviceNodeArgs?.[name] ? { nodeArgs: opts.serviceNodeArgs[name] } : {}),

@@ -178,14 +178,22 @@ describe("answers of a real running api", () => {
     headers: { "content-type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
-  const finished = (id: string) =>
-    waitFor(
-      async () => {
-        const view = (await (await fetch(`${url}/v1/research/${id}`)).json()) as { status: string };
-        return ["completed", "failed", "cancelled"].includes(view.status) ? view : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 100, what: `research ${id} to finish` },
-    );
+  const finished = async (id: string) => {
+    let last: unknown;
+    try {
+      return await waitFor(
+        async () => {
+          const view = (await (await fetch(`${url}/v1/research/${id}`)).json()) as { status: string };
+          last = view;
+          return ["completed", "failed", "cancelled"].includes(view.status) ? view : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 100, what: `research ${id} to finish` },
+      );
+    } catch (err) {
+      const { result: _r, partialResult: _p, ...view } = (last ?? {}) as Record<string, unknown>;
+      throw new Error(`${(err as Error).message}; it is ${JSON.stringify(view)}`, { cause: err });
+    }
+  };
 
   it("validate for every route: researches completed, failed and cancelled, their events, traces, anomalies, costs, health", async () => {
     const key = `openapi-${randomUUID()}`;

@@ -21,6 +21,9 @@ interface BoardQueue {
 const ARTIFACTS = path.join(REPO_ROOT, ".tmp", "artifacts");
 const analysisQueue = RESEARCH_PIPELINE.stage("analysis").queue;
 
+/** Five processes boot one after another; on a 2-core machine shared with other test runs that can pass 60 s. */
+const STACK_START_MS = 180_000;
+
 let stack: Awaited<ReturnType<typeof startPipeline>>;
 let api: ApiClient;
 let board: string;
@@ -29,7 +32,7 @@ beforeAll(async () => {
   stack = await startPipeline(inject("redisUrl"));
   api = apiClient(stack.apiUrl!);
   board = `${stack.apiUrl}/admin/queues`;
-});
+}, STACK_START_MS);
 
 afterAll(async () => {
   await stack?.stop();

@@ -47,7 +47,8 @@ export const EXIT_CODES_HELP = `Exit codes:
     3  the api is unreachable (nothing at TRACELANE_URL, or no answer in time)
     4  not found: no research or trace with that id
     5  the api answered with an error of its own (5xx; 503 while its Redis is down)
-  130  interrupted (Ctrl-C) while waiting`;
+  130  interrupted (Ctrl-C) while waiting
+  141  the output pipe closed before the command finished (tracelane … | head)`;
 
 interface CommandSpec {
   summary: string;

@@ -13,6 +13,8 @@ export const EXIT = {
   apiError: 5,
   /** Interrupted (Ctrl-C) while waiting. */
   interrupted: 130,
+  /** The output pipe closed before the command finished (`… | head`), as SIGPIPE ends shell tools. */
+  closedPipe: 141,
 } as const;
 
 /** An error that ends the command with `exitCode`, printed as one plain message (no stack). */

@@ -11,8 +11,22 @@ const stdio: Output = {
   err: (text) => process.stderr.write(text.endsWith("\n") ? text : `${text}\n`),
 };
 
+/** `tracelane … | head` closes the pipe early: stop quietly with 141, as SIGPIPE ends other command-line tools. */
+let pipesWatched = false;
+function exitOnClosedPipe(): void {
+  if (pipesWatched) return;
+  pipesWatched = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE") process.exit(EXIT.closedPipe);
+      throw err;
+    });
+  }
+}
+
 /** Run one `tracelane` command line; resolves to its exit code (see EXIT). */
 export async function run(argv: string[], env: Record<string, string | undefined> = process.env, io: Output = stdio): Promise<number> {
+  if (io === stdio) exitOnClosedPipe();
   try {
     const cmd = parseCommand(argv, env);
     if (cmd.name === "help") {

@@ -37,6 +37,9 @@ const getJson = async (p: string) => {
   return (await res.json()) as Record<string, any>;
 };
 
+/** Six processes boot one after another; on a 2-core machine shared with other test runs that can pass 60 s. */
+const STACK_START_MS = 180_000;
+
 let stack: Stack;
 let apiUrl: string;
 /** The research the first test runs; later tests read it back. */
@@ -59,7 +62,7 @@ beforeAll(async () => {
     },
   });
   apiUrl = stack.apiUrl!;
-});
+}, STACK_START_MS);
 
 afterAll(async () => {
   await stack?.stop();
@@ -299,6 +302,19 @@ describe("tracelane errors and exit codes", () => {
     const refused = await tracelane(["traces", "--anomaly", "slow"]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/^tracelane: the api answered 400 invalid_query: Invalid query parameters: anomaly: must be one of /);
+  });
+
+  it("stops quietly with 141 when its output pipe closes early (| head)", async () => {
+    const run = await new Promise<Run>((resolve) => {
+      const script = `"${process.execPath}" "${BIN}" research "How do tides work?" --wait | head -1`;
+      execFile(
+        "bash",
+        ["-o", "pipefail", "-c", script],
+        { env: { ...process.env, TRACELANE_URL: apiUrl }, timeout: 60_000 },
+        (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr }),
+      );
+    });
+    expect(run).toEqual({ code: 141, stdout: expect.stringMatching(/^research [0-9a-f]{32} submitted/), stderr: "" });
   });
 
   it("--help prints the commands and exit codes and exits 0", async () => {

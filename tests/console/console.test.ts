@@ -193,6 +193,9 @@ describe("the web console at /ui", () => {
     const attempts = spans.filter((s) => s.parentSpanId === retried!.spanId);
     expect(await page.locator(".wf-row.in-retry-group").count()).toBe(attempts.length);
     expect(await horizontalOverflow(page)).toBeLessThanOrEqual(0);
+    // A trace that just ended is read again for a few seconds; the picture is taken once it settled.
+    await page.getByTestId("trace-refreshing").waitFor({ state: "detached", timeout: 20_000 });
+    expect(await page.locator("[data-span-id]").count()).toBe(spans.length);
     await screenshot(page, "console-trace");
 
     // Costs: four charts drawn on canvases with data, and the per-model latency table.

@@ -1,5 +1,5 @@
 import type { ComponentChildren } from "preact";
-import { useEffect, useMemo } from "preact/hooks";
+import { useEffect, useMemo, useRef } from "preact/hooks";
 import { getJson } from "../api.js";
 import { AnomalyBadge, Empty, ErrorBox, Loading, Stat, StatusBadge, Usd, useApi } from "../components.js";
 import { formatCount, formatMs, formatTime } from "../format.js";
@@ -50,15 +50,34 @@ function NoSuchTrace(props: { traceId: string; children: ComponentChildren; onRe
   );
 }
 
+/** How long after its end a trace is read again, and how often. */
+const FRESH_MS = 10_000;
+const FRESH_REFRESH_MS = 2_000;
+
 function TraceView(props: { detail: TraceDetail; hash: string; onReload: () => void }) {
   const { summary, links } = props.detail;
   const wf = useMemo(() => layoutWaterfall(props.detail.tree, props.detail.anomalies), [props.detail]);
   const target = props.hash.startsWith("#span-") ? props.hash.slice("#span-".length) : undefined;
 
+  // Bring the linked span into view once (not again on every refresh, which would undo the reader's scrolling).
+  const scrolledTo = useRef<string | undefined>(undefined);
   useEffect(() => {
-    if (!target) return;
-    document.querySelector(`[data-span-id="${CSS.escape(target)}"]`)?.scrollIntoView({ block: "center" });
+    if (!target || scrolledTo.current === target) return;
+    const row = document.querySelector(`[data-span-id="${CSS.escape(target)}"]`);
+    if (!row) return;
+    row.scrollIntoView({ block: "center" });
+    scrolledTo.current = target;
   }, [target, props.detail]);
+
+  // A trace that just ended may still be getting its last spans (each service exports in batches):
+  // read it again until it is FRESH_MS old.
+  const fresh = Date.now() - summary.endMs < FRESH_MS;
+  const { onReload } = props;
+  useEffect(() => {
+    if (!fresh) return;
+    const timer = setTimeout(onReload, FRESH_REFRESH_MS);
+    return () => clearTimeout(timer);
+  }, [fresh, onReload, props.detail]);
 
   return (
     <section class="trace-page">
@@ -76,6 +95,7 @@ function TraceView(props: { detail: TraceDetail; hash: string; onReload: () => v
                 · research <code>{summary.researchId}</code>
               </>
             )}
+            {fresh && <span data-testid="trace-refreshing"> · just ended: refreshing while late spans arrive…</span>}
           </p>
         </div>
         <div class="head-actions">
@@ -118,9 +138,7 @@ function TraceView(props: { detail: TraceDetail; hash: string; onReload: () => v
         </Stat>
       </div>
 
-      {!summary.hasRoot && (
-        <p class="notice">The root span has not arrived yet: this trace is still being assembled. Refresh in a moment.</p>
-      )}
+      {!summary.hasRoot && <p class="notice">The root span has not arrived yet: this trace is still being assembled.</p>}
       {wf.traceAnomalies.length > 0 && (
         <div class="trace-anomalies">
           {wf.traceAnomalies.map((a) => (

@@ -45,11 +45,15 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** A page that fails the test on any script error, and remembers what the console logged. */
+/** A page that remembers its script errors and Content-Security-Policy violations (scriptErrors). */
 async function open(path: string, width = 1280): Promise<Page> {
   const page = await browser.newPage({ viewport: { width, height: 900 } });
   const errors: string[] = [];
   page.on("pageerror", (err) => errors.push(err.message));
+  // The api serves the console with a strict Content-Security-Policy: nothing the app does may break it.
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && msg.text().includes("Content Security Policy")) errors.push(msg.text());
+  });
   (page as Page & { scriptErrors: string[] }).scriptErrors = errors;
   await page.goto(`${base}${path}`);
   return page;
@@ -246,6 +250,7 @@ describe("the web console at /ui", () => {
       await narrow.getByTestId(loaded).waitFor();
       expect(await horizontalOverflow(narrow), `${p} at 800 px`).toBeLessThanOrEqual(0);
       if (loaded === "waterfall") await screenshot(narrow, "console-trace-800");
+      expect(scriptErrors(narrow), p).toEqual([]);
       await narrow.close();
     }
 

@@ -73,7 +73,14 @@ describe("Bull Board at /admin/queues", () => {
     const view = await api.waitForFinal(submitted.body.id);
     expect(view.status).toBe("completed");
 
-    const queues = await boardQueues();
+    // The last job marks the research completed just before BullMQ moves the job itself to completed.
+    const queues = await waitFor(
+      async () => {
+        const all = await boardQueues();
+        return all.every((q) => q.counts.active === 0) ? all : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 50, what: "the last stage's job to leave active" },
+    );
     expect(queues.map((q) => q.name)).toEqual(RESEARCH_PIPELINE.stages.map((s) => s.queue));
     for (const [i, q] of queues.entries()) {
       const stage = RESEARCH_PIPELINE.stages[i]!;

@@ -192,11 +192,13 @@ describe("tracelane status, trace, traces, costs", () => {
   });
 
   it("trace prints the api's replay of the research's trace; --json is the trace", async () => {
-    // The collector assembles spans asynchronously: wait for the last stage's model call.
+    // The collector assembles spans asynchronously: wait for the last span to end, the last stage's
+    // CONSUMER span (its worker exports spans in the order they end, so every other span is in by then).
     await waitFor(
       async () => {
         const res = await fetch(`${apiUrl}/v1/traces/${done.traceId}/replay`);
-        return res.ok && (await res.text()).includes("chat deepseek-v3.2");
+        const text = res.ok ? await res.text() : "";
+        return text.includes("chat deepseek-v3.2") && text.includes("process research-synthesis");
       },
       { timeoutMs: 20_000, what: "the research's trace to be assembled" },
     );

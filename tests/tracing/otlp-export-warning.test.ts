@@ -17,6 +17,8 @@ describe("a service whose OTLP endpoint does not answer", () => {
         OTEL_EXPORTER_OTLP_TIMEOUT: "500",
         OTEL_BSP_SCHEDULE_DELAY: "50",
         TRACELANE_SPAN_STREAM_ENABLED: "false",
+        // Reads start no trace by default; this test needs spans from its cheap GETs.
+        TRACELANE_TRACE_READS: "true",
       });
       await api.waitForOutput(/"msg":"api listening"/, 60_000);
       const port = (

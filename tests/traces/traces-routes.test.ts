@@ -158,6 +158,26 @@ describe("GET /v1/traces", () => {
     }
   });
 
+  it.each([
+    ["/v1/stats/costs?until=9999999999999999", /until: must be epoch milliseconds up to 8640000000000000 \(the year 275760\)/],
+    ["/v1/traces?since=8640000000000001", /since: must be epoch milliseconds up to 8640000000000000/],
+    ["/v1/anomalies?since=9999999999999999", /since: must be epoch milliseconds up to/],
+    ["/v1/traces?limit=0x10", /limit: must be an integer from 1 to 500 \(got "0x10"\)/],
+    ["/v1/traces?limit=1e2", /limit: must be an integer from 1 to 500 \(got "1e2"\)/],
+    ["/v1/traces?limit=%2016", /limit: must be an integer from 1 to 500 \(got " 16"\)/],
+    ["/v1/traces?minCostUsd=0x1", /minCostUsd: must be a number of USD >= 0 \(got "0x1"\)/],
+  ])("answers %s with a 400 that says why (not a 500, not a silent reading)", async (path, message) => {
+    const res = await get(path);
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toMatch(message);
+  });
+
+  it("still takes plain decimals and the last representable instant", async () => {
+    expect((await get("/v1/traces?limit=16&minCostUsd=0.5")).status).toBe(200);
+    expect((await get("/v1/traces?minCostUsd=.5")).status).toBe(200);
+    expect((await get("/v1/stats/costs?until=8640000000000000")).status).toBe(200);
+  });
+
   it("pages with nextCursor and a ready-made next link", async () => {
     const first = await get("/v1/traces?limit=2&status=ok");
     expect(first.body.traces).toHaveLength(2);

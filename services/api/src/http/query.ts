@@ -51,10 +51,12 @@ const shown = (v: string) => JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}â€
  */
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/i;
 const EPOCH_MS = /^\d{1,16}$/;
+/** The largest instant a JavaScript Date holds (year 275760); past it, `new Date(ms)` is invalid. */
+const MAX_DATE_MS = 8.64e15;
 
 /** A `since`/`until`: ISO 8601 or epoch milliseconds, as epoch milliseconds. */
 function parseTime(v: string): number | undefined {
-  if (EPOCH_MS.test(v)) return Number(v);
+  if (EPOCH_MS.test(v)) return Number(v) <= MAX_DATE_MS ? Number(v) : undefined;
   if (!ISO_TIME.test(v)) return undefined;
   const ms = Date.parse(v);
   // V8 rolls 2025-02-30 over to March 2; a date that does not exist is a typo.
@@ -66,6 +68,10 @@ function parseTime(v: string): number | undefined {
 export const timeParam = (description: string) =>
   param({ description: `${description}: ISO 8601 (2025-06-01, 2025-06-01T12:00:00Z) or epoch milliseconds`, type: "string" }, (v, ctx) => {
     const ms = parseTime(v);
+    if (ms === undefined && EPOCH_MS.test(v)) {
+      ctx.addIssue({ code: "custom", message: `must be epoch milliseconds up to ${MAX_DATE_MS} (the year 275760) (got ${shown(v)})` });
+      return z.NEVER;
+    }
     if (ms === undefined) {
       ctx.addIssue({
         code: "custom",
@@ -75,6 +81,9 @@ export const timeParam = (description: string) =>
     }
     return ms;
   });
+
+const DECIMAL_INT = /^-?\d{1,16}$/;
+const DECIMAL = /^-?(?:\d{1,16}(?:\.\d{1,16})?|\.\d{1,16})$/;
 
 export const numberParam = (
   description: string,
@@ -91,8 +100,9 @@ export const numberParam = (
     },
     (v, ctx) => {
       const n = Number(v);
+      // Plain decimal only: Number() would also read "0x10" as 16, "1e3" as 1000 and " 5 " as 5.
       const ok =
-        v.trim() !== "" &&
+        (opts.int ? DECIMAL_INT : DECIMAL).test(v) &&
         Number.isFinite(n) &&
         (!opts.int || Number.isInteger(n)) &&
         (opts.min === undefined || n >= opts.min) &&

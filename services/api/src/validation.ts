@@ -142,9 +142,21 @@ export const IdempotencyKeySchema = z
   .max(200, "Idempotency-Key must be at most 200 characters")
   .regex(/^[\x20-\x7E]+$/, "Idempotency-Key may only contain printable ASCII characters");
 
-export function parseIdempotencyKey(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const result = IdempotencyKeySchema.safeParse(header);
+/**
+ * The key from the header's values as received (`req.headersDistinct`): Node joins repeated headers
+ * with ", ", so two keys would otherwise silently become a third.
+ */
+export function parseIdempotencyKey(values: readonly string[] | undefined): string | undefined {
+  if (values === undefined || values.length === 0) return undefined;
+  if (values.length > 1) {
+    throw invalidRequest("The Idempotency-Key header", [
+      {
+        path: "headers.idempotency-key",
+        message: `Idempotency-Key must be sent once (got ${values.length} headers); send one key per request`,
+      },
+    ]);
+  }
+  const result = IdempotencyKeySchema.safeParse(values[0]);
   if (!result.success) {
     throw invalidRequest(
       "The Idempotency-Key header",

@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { SpanKind } from "@opentelemetry/api";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ATTR_RESEARCH_ID } from "@tracelane/pipeline";
@@ -151,6 +152,49 @@ describe("POST /v1/research with Idempotency-Key", () => {
     expect(res.status).toBe(400);
     expect(res.body.error).toMatchObject({ code: "invalid_request", details: [{ path: "headers.idempotency-key" }] });
     expect(res.body.error.message).toMatch(/at most 200 characters/);
+    expect((await api.keys()).research.length).toBe(keysBefore);
+  });
+});
+
+describe("POST /v1/research with Idempotency-Key sent twice", () => {
+  let api: TestApi;
+  beforeAll(async () => {
+    api = await startApi();
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  /** fetch joins repeated headers into one; node:http sends the raw list as given. */
+  const postWithRawHeaders = (headers: string[], body: string) =>
+    new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const url = new URL("/v1/research", api.url);
+      const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers }, (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => (text += c.toString()));
+        res.on("end", () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
+          } catch {
+            reject(new Error(`HTTP ${res.statusCode} with a body that is not JSON: ${JSON.stringify(text)}`));
+          }
+        });
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+
+  it("refuses two Idempotency-Key headers instead of joining them into a third key, and creates nothing", async () => {
+    const keysBefore = (await api.keys()).research.length;
+    const res = await postWithRawHeaders(
+      ["Host", new URL(api.url).host, "content-type", "application/json", "Idempotency-Key", "k-one", "Idempotency-Key", "k-two"],
+      JSON.stringify({ query: "Which key wins?" }),
+    );
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({
+      code: "invalid_request",
+      details: [{ path: "headers.idempotency-key", message: expect.stringMatching(/must be sent once \(got 2 headers\)/) }],
+    });
     expect((await api.keys()).research.length).toBe(keysBefore);
   });
 });

@@ -61,7 +61,7 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
         { expected: "application/json", ...(sent ? { received: sent } : {}) },
       );
     }
-    const idempotencyKey = parseIdempotencyKey(req.get("Idempotency-Key"));
+    const idempotencyKey = parseIdempotencyKey(req.headersDistinct["idempotency-key"]);
     const body = parseResearchRequest(req.body, config.maxQueryChars, queues.pipeline);
 
     const id = newResearchId();

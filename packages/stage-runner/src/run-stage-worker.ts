@@ -17,6 +17,9 @@ import type { StageDefinition } from "./stage-definition.js";
 import { createStageProcessor, type StageOutcome } from "./stage-processor.js";
 import { createStageWorkerMetrics } from "./worker-metrics.js";
 
+/** A limiter that never limits by count (see workerOptions.limiter). */
+const NO_RATE_LIMIT = { max: Number.MAX_SAFE_INTEGER, duration: 1_000 };
+
 export interface TracingLike {
   shutdown(): Promise<void>;
   stats?(): TracingStatsLike;
@@ -154,7 +157,10 @@ async function startStageWorker<S extends string>(
         : {}),
     }),
     workerOptions: {
-      ...(config.rateLimit ? { limiter: config.rateLimit } : {}),
+      // Always a limiter: BullMQ's moveToActive honours a manual `worker.rateLimit(ms)` (our queue-wide
+      // backoff after a provider's 429) only when the worker has one, so without it the other fetches of this
+      // worker and every other replica kept taking jobs during the backoff.
+      limiter: config.rateLimit ?? NO_RATE_LIMIT,
       // Rate-limited jobs go back to waiting without spending an attempt; this bounds them.
       maxStartedAttempts: 50,
       lockDuration: config.lockDurationMs,

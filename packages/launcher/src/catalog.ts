@@ -61,7 +61,9 @@ export const WORKER_SERVICES = SERVICES.filter((s) => s.stage !== undefined).map
  * Provider keys: the shared `LLM_API_KEY` and each stage's `<STAGE>_LLM_API_KEY`, and the simulator's
  * `LLM_SIM_API_KEY`. A service is given only the ones it uses (see secretsToWithhold).
  */
-const STAGE_KEY_VARS = RESEARCH_PIPELINE.stages.map((s) => `${s.stage.toUpperCase()}_LLM_API_KEY`);
+const stageKeyVar = (stage: string) =>
+  `${RESEARCH_PIPELINE.stages.find((s) => s.stage === stage)?.envPrefix ?? stage.toUpperCase()}_LLM_API_KEY`;
+const STAGE_KEY_VARS = RESEARCH_PIPELINE.stages.map((s) => stageKeyVar(s.stage));
 const SECRET_VARS = ["LLM_API_KEY", "OPENAI_API_KEY", "LLM_SIM_API_KEY", ...STAGE_KEY_VARS];
 
 /**
@@ -69,11 +71,7 @@ const SECRET_VARS = ["LLM_API_KEY", "OPENAI_API_KEY", "LLM_SIM_API_KEY", ...STAG
  * the simulator keeps `LLM_SIM_API_KEY`, and the api and the collector, which never call a model, get none.
  */
 export function secretsToWithhold(spec: ServiceSpec<string>): string[] {
-  const keep = spec.stage
-    ? ["LLM_API_KEY", `${spec.stage.toUpperCase()}_LLM_API_KEY`]
-    : spec.name === "llm-simulator"
-      ? ["LLM_SIM_API_KEY"]
-      : [];
+  const keep = spec.stage ? ["LLM_API_KEY", stageKeyVar(spec.stage)] : spec.name === "llm-simulator" ? ["LLM_SIM_API_KEY"] : [];
   return SECRET_VARS.filter((v) => !keep.includes(v));
 }
 

@@ -74,6 +74,8 @@ export interface ResearchView<S extends string = Stage, O extends string = Outpu
   updatedAt: string;
   finishedAt?: string;
   traceId: string | null;
+  /** The id of the API key that created it (`key_…`, never the key); absent when created without keys. */
+  owner?: string;
   /** One row per stage, in pipeline order. */
   stages: Record<S, StageRecord>;
   /** Every stage's output by its output name, once the research completed. */

@@ -42,6 +42,8 @@ export interface CreateResearchInput {
   options: ResearchOptions;
   traceId: string | null;
   idempotencyKey?: string;
+  /** The API key id (`key_…`) that created it; it alone (and admins) may see it. Absent when the api runs without keys. */
+  owner?: string;
 }
 
 export type CreateResult =
@@ -190,7 +192,10 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
 
   async create(input: CreateResearchInput): Promise<CreateResult> {
     const keys = researchKeys(this.prefix, input.id);
-    const idem = input.idempotencyKey ? idempotencyKey(this.prefix, input.idempotencyKey) : keys.record;
+    // Idempotency keys are scoped by owner: two API keys sending the same Idempotency-Key get two researches.
+    const idem = input.idempotencyKey
+      ? idempotencyKey(this.prefix, input.owner ? `${input.owner}.${input.idempotencyKey}` : input.idempotencyKey)
+      : keys.record;
     const fingerprint = createHash("sha256")
       .update(JSON.stringify([input.query, input.options]))
       .digest("hex")
@@ -208,6 +213,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       createdAt: now,
       updatedAt: now,
       traceId: input.traceId ?? "",
+      ...(input.owner ? { owner: input.owner } : {}),
       ...Object.fromEntries(Object.entries(stages).map(([s, rec]) => [`stage.${s}`, JSON.stringify(rec)])),
     };
     const event = JSON.stringify({ status: "queued", stage: first, at: now });

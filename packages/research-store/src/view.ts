@@ -76,6 +76,7 @@ export function toView<S extends string = Stage, O extends string = OutputKey>(
     updatedAt: hash.updatedAt ?? createdAt,
     ...(finishedAt ? { finishedAt } : {}),
     traceId: hash.traceId || null,
+    ...(hash.owner ? { owner: hash.owner } : {}),
     stages,
     totals: {
       inputTokens,

@@ -1,4 +1,5 @@
 import { createServer, type Server } from "node:http";
+import { ApiKeys } from "@tracelane/api-keys";
 import type { JobsOptions } from "bullmq";
 import type { Express, Router } from "express";
 import type { Redis } from "ioredis";
@@ -34,6 +35,8 @@ export interface ComposeApiOptions {
   traceRouter?: Router;
   /** This process's span export counts, for GET /metrics. */
   tracingStats?: () => TracingStatsLike;
+  /** The API keys; default: read from API_KEYS / API_KEYS_FILE. */
+  apiKeys?: ApiKeys;
 }
 
 export interface Api {
@@ -71,6 +74,7 @@ export function composeApi(opts: ComposeApiOptions): Api {
     ...pipeline,
   }) as unknown as StageQueues;
   const streams = new SseStreams();
+  const apiKeys = opts.apiKeys ?? ApiKeys.fromEnv(env);
   const traceReader = createTraceReader(redis, { prefix: env.TRACELANE_TRACE_PREFIX });
   const traceRouter =
     opts.traceRouter ??
@@ -79,7 +83,18 @@ export function composeApi(opts: ComposeApiOptions): Api {
       ...(env.JAEGER_UI_URL ? { jaegerUiUrl: env.JAEGER_UI_URL } : {}),
     });
   const metrics = createApiMetrics({ queues, store, ...(opts.tracingStats ? { tracingStats: opts.tracingStats } : {}) });
-  const app = createApp({ store, queues, redis, config: appConfig(env), logger, streams, traceRouter, traceReader, metrics });
+  const app = createApp({
+    store,
+    queues,
+    redis,
+    config: appConfig(env),
+    logger,
+    streams,
+    traceRouter,
+    traceReader,
+    metrics,
+    apiKeys,
+  });
 
   let server: Server | undefined;
   let recovery: { stop(): void | Promise<void> } | undefined;

@@ -1,4 +1,5 @@
 import express, { type Express, type Router } from "express";
+import type { ApiKeys } from "@tracelane/api-keys";
 import { CONSOLE_BASE, createConsoleRouter } from "@tracelane/console";
 import type { Redis } from "ioredis";
 import type { StageQueues } from "@tracelane/queue-contract";
@@ -30,6 +31,8 @@ export interface AppDeps {
   streams?: SseStreams;
   /** Request timing and GET /metrics (createApiMetrics), mounted when given. */
   metrics?: ApiMetrics;
+  /** The configured API keys (ApiKeys.none(): the api runs open). */
+  apiKeys?: ApiKeys;
 }
 
 export function createApp(deps: AppDeps): Express {

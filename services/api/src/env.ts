@@ -53,6 +53,10 @@ export const EnvSchema = z.object({
   LOST_ENQUEUE_MIN_AGE_MS: envInt(60_000, { min: 1_000 }),
   /** How long POST /v1/research waits for the enqueue before answering 503. */
   ENQUEUE_TIMEOUT_MS: envInt(5_000, { min: 100, max: 60_000 }),
+  /** API keys: comma-separated `<key> [name] [admin|member]` entries (see packages/api-keys). Unset: no auth, loopback only. */
+  API_KEYS: envOptionalString(),
+  /** A file of API keys, one `<key> [name] [admin|member]` per line (`#` comments). */
+  API_KEYS_FILE: envOptionalString(),
   /** Read and health requests (GET/HEAD) start traces of their own; off by default (see trace-reads.ts). */
   TRACELANE_TRACE_READS: TRACE_READS_ENV,
 });

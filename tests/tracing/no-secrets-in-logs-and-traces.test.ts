@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Redis } from "ioredis";
 import { createRedis } from "@tracelane/runtime";
@@ -24,6 +25,8 @@ beforeAll(async () => {
       LLM_API_KEY: CANARY,
       LLM_SIM_API_KEY: CANARY,
       LOG_LEVEL: "debug",
+      // Prompts and completions in spans, unredacted: the key still must not be among them.
+      TRACELANE_CAPTURE_CONTENT: "full",
       TRACELANE_ANOMALY_STREAM: ANOMALY_STREAM,
       COLLECTOR_BLOCK_MS: "100",
     },
@@ -41,10 +44,13 @@ afterAll(async () => {
 });
 
 describe("API keys never reach logs or the collector's traces", () => {
-  it("keeps the provider API key out of every process's output and every assembled trace, including a rejected call", async () => {
+  it("keeps the provider API key out of every process's output, trace, job, record, response and the environment of services that call no model, with faults and full capture", async () => {
     const ok = await api.submit({ query: "How fast is sea level rising? Cite the measurements." });
     const rejected = await api.submit({ query: "How fast is sea level rising? [[sim:fault=401;model=gpt-4.1]]" });
-    expect([ok.status, rejected.status]).toEqual([202, 202]);
+    // Retried faults: the provider's 429 and 500 answers go through the retry and error paths.
+    const retried = await api.submit({ query: "Why do leaves change colour? [[sim:fault=429;times=1]] [[sim:fault=500;model=gemini-2.5-flash;times=1]]" });
+    expect([ok.status, rejected.status, retried.status]).toEqual([202, 202, 202]);
+    expect((await api.waitForFinal(retried.body.id)).status).toBe("completed");
 
     const okView = await api.waitForFinal(ok.body.id);
     expect(okView.status, JSON.stringify(okView.error)).toBe("completed"); // the workers did send the canary
@@ -102,5 +108,31 @@ describe("API keys never reach logs or the collector's traces", () => {
     expect(stored).not.toContain(CANARY);
     expect(await dumpKeys(redis, stack.prefixes.spans)).not.toContain(CANARY);
     expect(await dumpKeys(redis, ANOMALY_STREAM)).not.toContain(CANARY);
+    // Every Redis value of this run: job payloads and results, research records, events, indexes.
+    const everything = await dumpKeys(redis, `${stack.prefixes.queue}*`);
+    expect(everything).toContain(ok.body.id);
+    expect(everything).toContain("Cite the measurements"); // the prompt is there (full capture), the key is not
+    expect(everything).not.toContain(CANARY);
+
+    // Every api response a user reads: statuses, events, lists, traces, stats.
+    const reads = [
+      ...[ok, rejected, retried].flatMap(({ body }) => [`/v1/research/${body.id}`, `/v1/research/${body.id}/events`, `/v1/traces/${body.traceId}`]),
+      "/v1/research",
+      "/v1/traces?kind=all",
+      "/v1/anomalies",
+      "/v1/stats/costs?kind=all",
+      "/metrics",
+    ];
+    for (const path of reads) {
+      const res = await fetch(`${stack.apiUrl}${path}`);
+      expect(res.status, path).toBe(200);
+      expect(await res.text(), path).not.toContain(CANARY);
+    }
+
+    // The processes that never call the model were never given the key.
+    for (const name of ["api", "trace-collector"] as const) {
+      const environ = readFileSync(`/proc/${stack.byService(name)[0]!.child.pid}/environ`, "utf8");
+      expect(environ, `${name}'s environment`).not.toContain(CANARY);
+    }
   });
 });

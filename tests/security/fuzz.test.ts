@@ -88,7 +88,7 @@ const NASTY: readonly string[] = [
 const nastyValue = (): unknown =>
   rnd.pick<() => unknown>([
     () => rnd.pick(NASTY),
-    () => rnd.int(2) === 0 ? -rnd.next() * 1e12 : rnd.next() * 1e308,
+    () => (rnd.int(2) === 0 ? -rnd.next() * 1e12 : rnd.next() * 1e308),
     () => null,
     () => rnd.chance(0.5),
     () => [rnd.pick(NASTY), 1],
@@ -154,10 +154,14 @@ const validResearch = () => ({
 function researchBody(): { body: string | Uint8Array; type: string } {
   const kind = rnd.int(10);
   if (kind === 0) return { body: rnd.pick(['{"query":', "{", "[", "nul", "\u0000", '{"query":"x"}}', "'a'"]), type: "application/json" };
-  if (kind === 1) return { body: randomBytes(rnd.int(300)), type: rnd.pick(["application/json", "application/octet-stream", "text/plain"]) };
+  if (kind === 1)
+    return { body: randomBytes(rnd.int(300)), type: rnd.pick(["application/json", "application/octet-stream", "text/plain"]) };
   if (kind === 2) return { body: JSON.stringify({ query: "x".repeat(70_000 + rnd.int(10_000)) }), type: "application/json" };
   const body: Record<string, unknown> = validResearch();
-  const options = () => (typeof body.options === "object" && body.options !== null ? (body.options as Record<string, unknown>) : (body.options = {}) as Record<string, unknown>);
+  const options = () =>
+    typeof body.options === "object" && body.options !== null
+      ? (body.options as Record<string, unknown>)
+      : ((body.options = {}) as Record<string, unknown>);
   const mutations = 1 + rnd.int(3);
   for (let i = 0; i < mutations; i++) {
     const where = rnd.int(6);
@@ -168,7 +172,10 @@ function researchBody(): { body: string | Uint8Array; type: string } {
     else if (where === 4) body[rnd.pick(["extra", "__proto__", "constructor", "id", "owner"])] = nastyValue();
     else delete body.query;
   }
-  return { body: JSON.stringify(body), type: rnd.pick(["application/json", "application/json", "application/merge-patch+json", "text/json"]) };
+  return {
+    body: JSON.stringify(body),
+    type: rnd.pick(["application/json", "application/json", "application/merge-patch+json", "text/json"]),
+  };
 }
 
 interface Finding {
@@ -209,231 +216,257 @@ afterAll(async () => {
 });
 
 describe(`bounded fuzz (seed ${SEED})`, () => {
-  it(
-    "answers thousands of hostile api and OTLP requests with no 5xx, enqueues nothing for a rejected one, and still assembles real traces",
-    async () => {
-      const base = stack.apiUrl!;
-      const collector = stack.collectorUrl!;
-      const spec = (await (await fetch(`${base}/openapi.json`)).json()) as Parameters<typeof operationsOf>[0];
-      const ops = operationsOf(spec);
-      expect(ops.length).toBeGreaterThanOrEqual(8);
+  it("answers thousands of hostile api and OTLP requests with no 5xx, enqueues nothing for a rejected one, and still assembles real traces", async () => {
+    const base = stack.apiUrl!;
+    const collector = stack.collectorUrl!;
+    const spec = (await (await fetch(`${base}/openapi.json`)).json()) as Parameters<typeof operationsOf>[0];
+    const ops = operationsOf(spec);
+    expect(ops.length).toBeGreaterThanOrEqual(8);
 
-      const findings: Finding[] = [];
-      const unclear: Finding[] = [];
-      const accepted = new Set<string>();
-      const knownTraceIds: string[] = [];
-      let sent = 0;
+    const findings: Finding[] = [];
+    const unclear: Finding[] = [];
+    const accepted = new Set<string>();
+    const knownTraceIds: string[] = [];
+    let sent = 0;
 
-      const record = async (label: string, res: Response, api = true) => {
-        sent++;
-        const text = await res.text().catch(() => "");
-        if (res.status >= 500) findings.push({ request: label, status: res.status, body: text.slice(0, 300) });
-        // A /v1 refusal says what was wrong: a JSON error with a stable code and a message.
-        // (The collector answers in OTLP's google.rpc.Status shape instead.)
-        else if (api && res.status >= 400 && label.includes(" /v1/") && !label.startsWith("HEAD")) {
-          try {
-            const err = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
-            if (typeof err?.code !== "string" || typeof err.message !== "string" || err.message.length < 10) throw new Error("no");
-          } catch {
-            unclear.push({ request: label, status: res.status, body: text.slice(0, 300) });
-          }
-        }
-        return text;
-      };
-
-      // One real research first, so ids and trace ids that exist are in the mix.
-      const seeded = await apiClient(base).submit({ query: "What is the boiling point of water at altitude?" });
-      expect(seeded.status).toBe(202);
-      accepted.add(seeded.body.id);
-      knownTraceIds.push(seeded.body.traceId);
-
-      const pathParam = (name: string) =>
-        rnd.pick([
-          () => rnd.pick([...accepted]),
-          () => knownTraceIds[0]!,
-          () => (name.toLowerCase().includes("trace") ? HEX32() : HEX32().slice(0, 32)),
-          () => {
-            const v = rnd.pick(NASTY);
-            return (v.isWellFormed() ? encodeURIComponent(v) : "%ED%A0%80") || "%20"; // a lone surrogate as raw UTF-8 bytes
-          },
-          () => "%2e%2e%2f%2e%2e%2fetc",
-          () => "a".repeat(300),
-          () => "%E0%A4%A",
-        ])();
-
-      const queryValue = (p: Operation["params"][number]) =>
-        rnd.chance(0.3) && p.schema?.enum?.length ? String(rnd.pick(p.schema.enum)) : String(rnd.pick(NASTY));
-
-      const apiRequests = Array.from({ length: API_REQUESTS }, (_, i) => i);
-      await pool(apiRequests, CONCURRENCY, async () => {
-        const op = rnd.chance(0.06)
-          ? { method: rnd.pick(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]), path: rnd.pick(["/v1/nope", "/v1/research/x/y/z", "/v1//research", "/admin/queues/api/queues", "/ui/../../package.json", "/%", "/v1/traces/%zz"]), params: [] }
-          : rnd.pick(ops);
-        const method = rnd.chance(0.05) ? rnd.pick(["PUT", "PATCH", "DELETE", "POST", "GET"]) : op.method;
-        const path = op.path.replace(/\{(\w+)\}/g, (_m, name: string) => pathParam(name));
-        const qs = new URLSearchParams();
-        for (const p of op.params.filter((x) => x.in === "query")) {
-          if (rnd.chance(0.5)) qs.append(p.name, queryValue(p));
-          if (rnd.chance(0.05)) qs.append(p.name, queryValue(p)); // repeated: an array in express
-        }
-        if (rnd.chance(0.1)) qs.append(rnd.pick(["limit", "cursor", "since", "until", "__proto__", "x"]), rnd.pick(NASTY));
-        const headers: Record<string, string> = {};
-        for (let h = rnd.int(4); h > 0; h--) headers[rnd.pick(HEADER_NAMES)] = headerValue();
-        let body: string | Uint8Array | undefined;
-        if (method === "POST" || method === "PUT" || method === "PATCH") {
-          const b = researchBody();
-          body = b.body;
-          headers["content-type"] ??= b.type;
-        }
-        const url = `${base}${path}${qs.size ? `?${qs}` : ""}`;
-        const label = `${method} ${path}${qs.size ? `?${qs}`.slice(0, 200) : ""} ${JSON.stringify(headers).slice(0, 200)}`;
-        let res: Response;
+    const record = async (label: string, res: Response, api = true) => {
+      sent++;
+      const text = await res.text().catch(() => "");
+      if (res.status >= 500) findings.push({ request: label, status: res.status, body: text.slice(0, 300) });
+      // A /v1 refusal says what was wrong: a JSON error with a stable code and a message.
+      // (The collector answers in OTLP's google.rpc.Status shape instead.)
+      else if (api && res.status >= 400 && label.includes(" /v1/") && !label.startsWith("HEAD")) {
         try {
-          res = await fetch(url, { method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(3_000) });
-        } catch (err) {
-          // A stream that stays open (the events of a running research) is not a failure; anything else is.
-          if ((err as Error).name === "TimeoutError" && path.endsWith("/events")) return;
-          findings.push({ request: label, status: 0, body: String(err) });
-          return;
+          const err = (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
+          if (typeof err?.code !== "string" || typeof err.message !== "string" || err.message.length < 10) throw new Error("no");
+        } catch {
+          unclear.push({ request: label, status: res.status, body: text.slice(0, 300) });
         }
-        if (res.headers.get("content-type")?.startsWith("text/event-stream")) {
-          sent++;
-          await res.body?.cancel();
-          return;
-        }
-        const text = await record(label, res);
-        if (method === "POST" && path === "/v1/research" && res.status < 300) {
-          const parsed = JSON.parse(text) as { id: string; traceId: string | null };
-          accepted.add(parsed.id);
-          if (parsed.traceId) knownTraceIds.push(parsed.traceId);
-        }
-      });
-
-      // The collector: OTLP/JSON and OTLP/protobuf, valid and mutated.
-      const root = new protobuf.Root();
-      for (const file of OTLP_TRACE_PROTO_FILES) protobuf.parse(file, root, { keepCase: false });
-      root.resolveAll();
-      const Request = root.lookupType("opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest");
-      const now = BigInt(Date.now()) * 1_000_000n;
-      const otlpJson = () => {
-        const traceId = rnd.chance(0.3) ? knownTraceIds[0]! : HEX32();
-        const attr = () => ({
-          key: rnd.pick(["gen_ai.usage.input_tokens", "gen_ai.request.model", "gen_ai.usage.output_tokens", "tracelane.cost_usd", rnd.pick(NASTY)]),
-          value: rnd.pick([{ intValue: String(rnd.int(1e6)) }, { stringValue: rnd.pick(NASTY) }, { doubleValue: rnd.pick([1e308, -1, 0.5]) }, { boolValue: true }, nastyValue()]),
-        });
-        const span = () => ({
-          traceId: rnd.chance(0.9) ? traceId : nastyValue(),
-          spanId: rnd.chance(0.9) ? HEX16() : nastyValue(),
-          ...(rnd.chance(0.5) ? { parentSpanId: HEX16() } : {}),
-          name: rnd.chance(0.9) ? rnd.pick(["chat gpt-4.1", "GET /x", "db"]) : nastyValue(),
-          kind: rnd.pick([1, 2, 3, 99, "SPAN_KIND_CLIENT", nastyValue()]),
-          startTimeUnixNano: rnd.chance(0.8) ? String(now - BigInt(rnd.int(1e9))) : nastyValue(),
-          endTimeUnixNano: rnd.chance(0.8) ? String(now) : nastyValue(),
-          attributes: Array.from({ length: rnd.int(8) }, attr),
-          ...(rnd.chance(0.2) ? { events: [{ name: "e", timeUnixNano: String(now), attributes: [attr()] }] } : {}),
-          ...(rnd.chance(0.1) ? { links: [{ traceId: HEX32(), spanId: HEX16() }] } : {}),
-          status: rnd.pick([{ code: 2, message: "x" }, { code: 1 }, nastyValue()]),
-        });
-        return {
-          resourceSpans: [
-            {
-              resource: { attributes: [{ key: "service.name", value: { stringValue: rnd.pick(["fuzz-svc", rnd.pick(NASTY)]) } }] },
-              scopeSpans: [{ scope: { name: "fuzz" }, spans: Array.from({ length: 1 + rnd.int(6) }, span) }],
-            },
-          ],
-        };
-      };
-      const validProto = () => {
-        const msg = {
-          resourceSpans: [
-            {
-              resource: { attributes: [{ key: "service.name", value: { stringValue: "fuzz-proto" } }] },
-              scopeSpans: [
-                {
-                  spans: Array.from({ length: 1 + rnd.int(4) }, () => ({
-                    traceId: Buffer.from(HEX32(), "hex"),
-                    spanId: Buffer.from(HEX16(), "hex"),
-                    name: "chat gpt-4.1",
-                    kind: 3,
-                    startTimeUnixNano: String(now - 1_000_000n),
-                    endTimeUnixNano: String(now),
-                    attributes: [
-                      { key: "gen_ai.request.model", value: { stringValue: "gpt-4.1" } },
-                      { key: "gen_ai.usage.input_tokens", value: { intValue: String(rnd.int(5000)) } },
-                    ],
-                  })),
-                },
-              ],
-            },
-          ],
-        };
-        return Request.encode(Request.fromObject(msg)).finish();
-      };
-      const mutateBytes = (b: Uint8Array) => {
-        const out = Buffer.from(b);
-        const how = rnd.int(4);
-        if (how === 0) return out.subarray(0, rnd.int(out.length));
-        if (how === 1) {
-          for (let i = 1 + rnd.int(4); i > 0; i--) out[rnd.int(out.length)] = rnd.int(256);
-          return out;
-        }
-        if (how === 2) return Buffer.concat([out, randomBytes(rnd.int(64))]);
-        return out;
-      };
-
-      await pool(
-        Array.from({ length: OTLP_REQUESTS }, (_, i) => i),
-        CONCURRENCY,
-        async (i) => {
-          const proto = i % 2 === 1;
-          const body = proto
-            ? rnd.chance(0.1)
-              ? randomBytes(rnd.int(200))
-              : mutateBytes(validProto())
-            : rnd.chance(0.1)
-              ? rnd.pick(["{", "[]", "null", '{"resourceSpans":{}}', '{"resourceSpans":[null]}', "\u0000"])
-              : JSON.stringify(otlpJson());
-          const type = rnd.chance(0.05) ? rnd.pick(["text/plain", "application/x-www-form-urlencoded"]) : proto ? "application/x-protobuf" : "application/json";
-          const headers: Record<string, string> = { "content-type": type };
-          if (rnd.chance(0.1)) headers["content-encoding"] = rnd.pick(["gzip", "deflate", "br", "nope"]);
-          const label = `POST /v1/traces (collector, ${type}, ${headers["content-encoding"] ?? "identity"})`;
-          try {
-            const res = await fetch(`${collector}/v1/traces`, { method: "POST", headers, body, signal: AbortSignal.timeout(5_000) });
-            await record(label, res, false);
-          } catch (err) {
-            findings.push({ request: label, status: 0, body: String(err) });
-          }
-        },
-      );
-
-      expect(findings, `seed ${SEED}: ${JSON.stringify(findings.slice(0, 5), null, 1)}`).toEqual([]);
-      expect(unclear, `seed ${SEED}: ${JSON.stringify(unclear.slice(0, 5), null, 1)}`).toEqual([]);
-      expect(sent).toBeGreaterThanOrEqual(API_REQUESTS + OTLP_REQUESTS - 50);
-
-      // The services are still up...
-      for (const url of [`${base}/healthz`, `${collector}/healthz`, `${base}/readyz`]) expect((await fetch(url)).status, url).toBe(200);
-
-      // ...no rejected request left a record or a job: every research and every job belongs to an accepted request...
-      const researchIds = await redis.zrange(`${stack.prefixes.research}:index`, 0, -1);
-      expect(new Set(researchIds)).toEqual(accepted);
-      const jobKeys = (await redis.keys(`${stack.prefixes.queue}:*`)).filter((k) => !k.startsWith(stack.prefixes.research) && !k.startsWith(stack.prefixes.traces) && k !== stack.prefixes.spans);
-      const jobOwners = new Set<string>();
-      for (const key of jobKeys) {
-        if ((await redis.type(key)) !== "hash") continue;
-        const data = await redis.hget(key, "data");
-        if (data) jobOwners.add((JSON.parse(data) as { researchId: string }).researchId);
       }
-      for (const owner of jobOwners) expect(accepted.has(owner), `a job for research ${owner}, which no accepted request created`).toBe(true);
+      return text;
+    };
 
-      // ...and the real pipeline still works end to end, its trace assembled in full.
-      const api = apiClient(base);
-      const after = await api.submit({ query: "After the storm: how are hurricanes categorised?" });
-      expect(after.status).toBe(202);
-      const finalView = await api.waitForFinal(after.body.id, 60_000);
-      expect(finalView.status, JSON.stringify(finalView.error)).toBe("completed");
-      const trace = await waitForCollectedTrace(base, after.body.traceId, 13, 30_000);
-      expect(trace.spans.filter((s) => s.name.startsWith("chat ")).length).toBe(3);
-    },
-    240_000,
-  );
+    // One real research first, so ids and trace ids that exist are in the mix.
+    const seeded = await apiClient(base).submit({ query: "What is the boiling point of water at altitude?" });
+    expect(seeded.status).toBe(202);
+    accepted.add(seeded.body.id);
+    knownTraceIds.push(seeded.body.traceId);
+
+    const pathParam = (name: string) =>
+      rnd.pick([
+        () => rnd.pick([...accepted]),
+        () => knownTraceIds[0]!,
+        () => (name.toLowerCase().includes("trace") ? HEX32() : HEX32().slice(0, 32)),
+        () => {
+          const v = rnd.pick(NASTY);
+          return (v.isWellFormed() ? encodeURIComponent(v) : "%ED%A0%80") || "%20"; // a lone surrogate as raw UTF-8 bytes
+        },
+        () => "%2e%2e%2f%2e%2e%2fetc",
+        () => "a".repeat(300),
+        () => "%E0%A4%A",
+      ])();
+
+    const queryValue = (p: Operation["params"][number]) =>
+      rnd.chance(0.3) && p.schema?.enum?.length ? String(rnd.pick(p.schema.enum)) : String(rnd.pick(NASTY));
+
+    const apiRequests = Array.from({ length: API_REQUESTS }, (_, i) => i);
+    await pool(apiRequests, CONCURRENCY, async () => {
+      const op = rnd.chance(0.06)
+        ? {
+            method: rnd.pick(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+            path: rnd.pick([
+              "/v1/nope",
+              "/v1/research/x/y/z",
+              "/v1//research",
+              "/admin/queues/api/queues",
+              "/ui/../../package.json",
+              "/%",
+              "/v1/traces/%zz",
+            ]),
+            params: [],
+          }
+        : rnd.pick(ops);
+      const method = rnd.chance(0.05) ? rnd.pick(["PUT", "PATCH", "DELETE", "POST", "GET"]) : op.method;
+      const path = op.path.replace(/\{(\w+)\}/g, (_m, name: string) => pathParam(name));
+      const qs = new URLSearchParams();
+      for (const p of op.params.filter((x) => x.in === "query")) {
+        if (rnd.chance(0.5)) qs.append(p.name, queryValue(p));
+        if (rnd.chance(0.05)) qs.append(p.name, queryValue(p)); // repeated: an array in express
+      }
+      if (rnd.chance(0.1)) qs.append(rnd.pick(["limit", "cursor", "since", "until", "__proto__", "x"]), rnd.pick(NASTY));
+      const headers: Record<string, string> = {};
+      for (let h = rnd.int(4); h > 0; h--) headers[rnd.pick(HEADER_NAMES)] = headerValue();
+      let body: string | Uint8Array | undefined;
+      if (method === "POST" || method === "PUT" || method === "PATCH") {
+        const b = researchBody();
+        body = b.body;
+        headers["content-type"] ??= b.type;
+      }
+      const url = `${base}${path}${qs.size ? `?${qs}` : ""}`;
+      const label = `${method} ${path}${qs.size ? `?${qs}`.slice(0, 200) : ""} ${JSON.stringify(headers).slice(0, 200)}`;
+      let res: Response;
+      try {
+        res = await fetch(url, { method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(3_000) });
+      } catch (err) {
+        // A stream that stays open (the events of a running research) is not a failure; anything else is.
+        if ((err as Error).name === "TimeoutError" && path.endsWith("/events")) return;
+        findings.push({ request: label, status: 0, body: String(err) });
+        return;
+      }
+      if (res.headers.get("content-type")?.startsWith("text/event-stream")) {
+        sent++;
+        await res.body?.cancel();
+        return;
+      }
+      const text = await record(label, res);
+      if (method === "POST" && path === "/v1/research" && res.status < 300) {
+        const parsed = JSON.parse(text) as { id: string; traceId: string | null };
+        accepted.add(parsed.id);
+        if (parsed.traceId) knownTraceIds.push(parsed.traceId);
+      }
+    });
+
+    // The collector: OTLP/JSON and OTLP/protobuf, valid and mutated.
+    const root = new protobuf.Root();
+    for (const file of OTLP_TRACE_PROTO_FILES) protobuf.parse(file, root, { keepCase: false });
+    root.resolveAll();
+    const Request = root.lookupType("opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest");
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const otlpJson = () => {
+      const traceId = rnd.chance(0.3) ? knownTraceIds[0]! : HEX32();
+      const attr = () => ({
+        key: rnd.pick([
+          "gen_ai.usage.input_tokens",
+          "gen_ai.request.model",
+          "gen_ai.usage.output_tokens",
+          "tracelane.cost_usd",
+          rnd.pick(NASTY),
+        ]),
+        value: rnd.pick([
+          { intValue: String(rnd.int(1e6)) },
+          { stringValue: rnd.pick(NASTY) },
+          { doubleValue: rnd.pick([1e308, -1, 0.5]) },
+          { boolValue: true },
+          nastyValue(),
+        ]),
+      });
+      const span = () => ({
+        traceId: rnd.chance(0.9) ? traceId : nastyValue(),
+        spanId: rnd.chance(0.9) ? HEX16() : nastyValue(),
+        ...(rnd.chance(0.5) ? { parentSpanId: HEX16() } : {}),
+        name: rnd.chance(0.9) ? rnd.pick(["chat gpt-4.1", "GET /x", "db"]) : nastyValue(),
+        kind: rnd.pick([1, 2, 3, 99, "SPAN_KIND_CLIENT", nastyValue()]),
+        startTimeUnixNano: rnd.chance(0.8) ? String(now - BigInt(rnd.int(1e9))) : nastyValue(),
+        endTimeUnixNano: rnd.chance(0.8) ? String(now) : nastyValue(),
+        attributes: Array.from({ length: rnd.int(8) }, attr),
+        ...(rnd.chance(0.2) ? { events: [{ name: "e", timeUnixNano: String(now), attributes: [attr()] }] } : {}),
+        ...(rnd.chance(0.1) ? { links: [{ traceId: HEX32(), spanId: HEX16() }] } : {}),
+        status: rnd.pick([{ code: 2, message: "x" }, { code: 1 }, nastyValue()]),
+      });
+      return {
+        resourceSpans: [
+          {
+            resource: { attributes: [{ key: "service.name", value: { stringValue: rnd.pick(["fuzz-svc", rnd.pick(NASTY)]) } }] },
+            scopeSpans: [{ scope: { name: "fuzz" }, spans: Array.from({ length: 1 + rnd.int(6) }, span) }],
+          },
+        ],
+      };
+    };
+    const validProto = () => {
+      const msg = {
+        resourceSpans: [
+          {
+            resource: { attributes: [{ key: "service.name", value: { stringValue: "fuzz-proto" } }] },
+            scopeSpans: [
+              {
+                spans: Array.from({ length: 1 + rnd.int(4) }, () => ({
+                  traceId: Buffer.from(HEX32(), "hex"),
+                  spanId: Buffer.from(HEX16(), "hex"),
+                  name: "chat gpt-4.1",
+                  kind: 3,
+                  startTimeUnixNano: String(now - 1_000_000n),
+                  endTimeUnixNano: String(now),
+                  attributes: [
+                    { key: "gen_ai.request.model", value: { stringValue: "gpt-4.1" } },
+                    { key: "gen_ai.usage.input_tokens", value: { intValue: String(rnd.int(5000)) } },
+                  ],
+                })),
+              },
+            ],
+          },
+        ],
+      };
+      return Request.encode(Request.fromObject(msg)).finish();
+    };
+    const mutateBytes = (b: Uint8Array) => {
+      const out = Buffer.from(b);
+      const how = rnd.int(4);
+      if (how === 0) return out.subarray(0, rnd.int(out.length));
+      if (how === 1) {
+        for (let i = 1 + rnd.int(4); i > 0; i--) out[rnd.int(out.length)] = rnd.int(256);
+        return out;
+      }
+      if (how === 2) return Buffer.concat([out, randomBytes(rnd.int(64))]);
+      return out;
+    };
+
+    await pool(
+      Array.from({ length: OTLP_REQUESTS }, (_, i) => i),
+      CONCURRENCY,
+      async (i) => {
+        const proto = i % 2 === 1;
+        const body = proto
+          ? rnd.chance(0.1)
+            ? randomBytes(rnd.int(200))
+            : mutateBytes(validProto())
+          : rnd.chance(0.1)
+            ? rnd.pick(["{", "[]", "null", '{"resourceSpans":{}}', '{"resourceSpans":[null]}', "\u0000"])
+            : JSON.stringify(otlpJson());
+        const type = rnd.chance(0.05)
+          ? rnd.pick(["text/plain", "application/x-www-form-urlencoded"])
+          : proto
+            ? "application/x-protobuf"
+            : "application/json";
+        const headers: Record<string, string> = { "content-type": type };
+        if (rnd.chance(0.1)) headers["content-encoding"] = rnd.pick(["gzip", "deflate", "br", "nope"]);
+        const label = `POST /v1/traces (collector, ${type}, ${headers["content-encoding"] ?? "identity"})`;
+        try {
+          const res = await fetch(`${collector}/v1/traces`, { method: "POST", headers, body, signal: AbortSignal.timeout(5_000) });
+          await record(label, res, false);
+        } catch (err) {
+          findings.push({ request: label, status: 0, body: String(err) });
+        }
+      },
+    );
+
+    expect(findings, `seed ${SEED}: ${JSON.stringify(findings.slice(0, 5), null, 1)}`).toEqual([]);
+    expect(unclear, `seed ${SEED}: ${JSON.stringify(unclear.slice(0, 5), null, 1)}`).toEqual([]);
+    expect(sent).toBeGreaterThanOrEqual(API_REQUESTS + OTLP_REQUESTS - 50);
+
+    // The services are still up...
+    for (const url of [`${base}/healthz`, `${collector}/healthz`, `${base}/readyz`]) expect((await fetch(url)).status, url).toBe(200);
+
+    // ...no rejected request left a record or a job: every research and every job belongs to an accepted request...
+    const researchIds = await redis.zrange(`${stack.prefixes.research}:index`, 0, -1);
+    expect(new Set(researchIds)).toEqual(accepted);
+    const jobKeys = (await redis.keys(`${stack.prefixes.queue}:*`)).filter(
+      (k) => !k.startsWith(stack.prefixes.research) && !k.startsWith(stack.prefixes.traces) && k !== stack.prefixes.spans,
+    );
+    const jobOwners = new Set<string>();
+    for (const key of jobKeys) {
+      if ((await redis.type(key)) !== "hash") continue;
+      const data = await redis.hget(key, "data");
+      if (data) jobOwners.add((JSON.parse(data) as { researchId: string }).researchId);
+    }
+    for (const owner of jobOwners) expect(accepted.has(owner), `a job for research ${owner}, which no accepted request created`).toBe(true);
+
+    // ...and the real pipeline still works end to end, its trace assembled in full.
+    const api = apiClient(base);
+    const after = await api.submit({ query: "After the storm: how are hurricanes categorised?" });
+    expect(after.status).toBe(202);
+    const finalView = await api.waitForFinal(after.body.id, 60_000);
+    expect(finalView.status, JSON.stringify(finalView.error)).toBe("completed");
+    const trace = await waitForCollectedTrace(base, after.body.traceId, 13, 30_000);
+    expect(trace.spans.filter((s) => s.name.startsWith("chat ")).length).toBe(3);
+  }, 240_000);
 });

@@ -48,7 +48,9 @@ describe("API keys never reach logs or the collector's traces", () => {
     const ok = await api.submit({ query: "How fast is sea level rising? Cite the measurements." });
     const rejected = await api.submit({ query: "How fast is sea level rising? [[sim:fault=401;model=gpt-4.1]]" });
     // Retried faults: the provider's 429 and 500 answers go through the retry and error paths.
-    const retried = await api.submit({ query: "Why do leaves change colour? [[sim:fault=429;times=1]] [[sim:fault=500;model=gemini-2.5-flash;times=1]]" });
+    const retried = await api.submit({
+      query: "Why do leaves change colour? [[sim:fault=429;times=1]] [[sim:fault=500;model=gemini-2.5-flash;times=1]]",
+    });
     expect([ok.status, rejected.status, retried.status]).toEqual([202, 202, 202]);
     expect((await api.waitForFinal(retried.body.id)).status).toBe("completed");
 
@@ -116,7 +118,11 @@ describe("API keys never reach logs or the collector's traces", () => {
 
     // Every api response a user reads: statuses, events, lists, traces, stats.
     const reads = [
-      ...[ok, rejected, retried].flatMap(({ body }) => [`/v1/research/${body.id}`, `/v1/research/${body.id}/events`, `/v1/traces/${body.traceId}`]),
+      ...[ok, rejected, retried].flatMap(({ body }) => [
+        `/v1/research/${body.id}`,
+        `/v1/research/${body.id}/events`,
+        `/v1/traces/${body.traceId}`,
+      ]),
       "/v1/research",
       "/v1/traces?kind=all",
       "/v1/anomalies",

@@ -64,14 +64,23 @@ export const WORKER_SERVICES = SERVICES.filter((s) => s.stage !== undefined).map
 const stageKeyVar = (stage: string) =>
   `${RESEARCH_PIPELINE.stages.find((s) => s.stage === stage)?.envPrefix ?? stage.toUpperCase()}_LLM_API_KEY`;
 const STAGE_KEY_VARS = RESEARCH_PIPELINE.stages.map((s) => stageKeyVar(s.stage));
-const SECRET_VARS = ["LLM_API_KEY", "OPENAI_API_KEY", "LLM_SIM_API_KEY", ...STAGE_KEY_VARS];
+/** Tracelane's own API keys: the api and the collector's OTLP endpoint check them; nobody else needs them. */
+const API_KEY_VARS = ["API_KEYS", "API_KEYS_FILE"];
+const SECRET_VARS = ["LLM_API_KEY", "OPENAI_API_KEY", "LLM_SIM_API_KEY", ...STAGE_KEY_VARS, ...API_KEY_VARS];
 
 /**
  * The secret variables `spec` must not receive: a stage worker keeps `LLM_API_KEY` and its own stage's key,
- * the simulator keeps `LLM_SIM_API_KEY`, and the api and the collector, which never call a model, get none.
+ * the simulator keeps `LLM_SIM_API_KEY`, and the api and the collector, which never call a model, keep only
+ * `API_KEYS` / `API_KEYS_FILE` (which no worker or simulator gets).
  */
 export function secretsToWithhold(spec: ServiceSpec<string>): string[] {
-  const keep = spec.stage ? ["LLM_API_KEY", stageKeyVar(spec.stage)] : spec.name === "llm-simulator" ? ["LLM_SIM_API_KEY"] : [];
+  const keep = spec.stage
+    ? ["LLM_API_KEY", stageKeyVar(spec.stage)]
+    : spec.name === "llm-simulator"
+      ? ["LLM_SIM_API_KEY"]
+      : spec.name === "api" || spec.name === "trace-collector"
+        ? API_KEY_VARS
+        : [];
   return SECRET_VARS.filter((v) => !keep.includes(v));
 }
 

@@ -121,7 +121,7 @@ export const METRICS = {
     type: "counter",
     unit: "{span}",
     description:
-      "Spans the collector received, by outcome: stored (first time), duplicate (already stored), dropped (trace over TRACELANE_MAX_SPANS_PER_TRACE), rejected (not a valid span).",
+      "Spans the collector received, by outcome: stored (first time), duplicate (already stored), dropped (trace over TRACELANE_MAX_SPANS_PER_TRACE), rejected (not a valid span), refused (OTLP span for a trace owned by another key), clamped (stored with values or lists cut to the per-span limits), too_deep (cut from the tree below TRACELANE_MAX_TRACE_DEPTH).",
     attributes: [ATTR_SPAN_OUTCOME],
     source: "trace-collector",
   }),

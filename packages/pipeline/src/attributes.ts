@@ -6,6 +6,11 @@
 
 /** The research a span works for (api request, stage consumer, model call). */
 export const ATTR_RESEARCH_ID = "tracelane.research.id";
+/**
+ * The API key id (never the key) that owns the research a span works for; the api sets it on its request
+ * span. The collector lets an OTLP span join that trace only with the owner's key (or an admin's).
+ */
+export const ATTR_OWNER = "tracelane.owner";
 /** The pipeline stage a span belongs to (stage consumer and its model calls). */
 export const ATTR_STAGE = "tracelane.stage";
 /** True when a stage attempt found its output already checkpointed and did not call the model. */

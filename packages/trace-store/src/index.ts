@@ -27,7 +27,9 @@ export {
   type TraceKind,
   type GroupCostStats,
   type ModelCall,
+  type SpanClamped,
   type SpanEventRecord,
+  type SpanLinkRecord,
   type SpanKindName,
   type SpanRecord,
   type SpanStatusName,
@@ -42,7 +44,7 @@ export {
 } from "./types.js";
 export { createTraceReader, InvalidCursorError, type TraceReader, type TraceReaderOptions } from "./reader.js";
 export { renderReplay } from "./replay.js";
-export { buildTree, flattenTree, resolveStages } from "./tree.js";
+export { buildTree, flattenTree, resolveStages, spanDepths, MAX_TRACE_DEPTH_DEFAULT } from "./tree.js";
 export { aggregateCostStats, percentile } from "./stats.js";
 export { pruneTraces, sweepExpired } from "./prune.js";
 export { RedisScript, execWithScripts } from "./redis-script.js";

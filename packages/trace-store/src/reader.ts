@@ -3,7 +3,7 @@ import { anomalyField, parseAnomalyMember, traceKeys, type TraceKeys } from "./k
 import { pruneTraces } from "./prune.js";
 import { renderReplay } from "./replay.js";
 import { aggregateCostStats } from "./stats.js";
-import { buildTree, resolveStages } from "./tree.js";
+import { buildTree, MAX_TRACE_DEPTH_DEFAULT, resolveStages, spanDepths } from "./tree.js";
 import {
   ANOMALY_TYPES,
   type Anomaly,
@@ -224,8 +224,12 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
       .map((a) => JSON.parse(a) as Anomaly)
       .sort((a, b) => a.detectedAt.localeCompare(b.detectedAt) || typeOrder(a.type) - typeOrder(b.type));
     const anomalyTypes = [...new Set(anomalies.map((a) => a.type))].sort((a, b) => typeOrder(a) - typeOrder(b));
-    const tree = buildTree(spans, resolveStages(spans));
-    return { summary: { ...withTimes(summary), anomalyTypes }, spans, tree, anomalies };
+    // The collector's depth limit (older summaries: the default); spans below it are cut from both views.
+    const maxDepth = summary.maxDepth ?? MAX_TRACE_DEPTH_DEFAULT;
+    const depths = spanDepths(spans);
+    const shown = spans.filter((s) => (depths.get(s.spanId) ?? 0) <= maxDepth);
+    const tree = buildTree(shown, resolveStages(shown), maxDepth);
+    return { summary: { ...withTimes(summary), anomalyTypes }, spans: shown, tree, anomalies };
   }
 
   async function listAnomalies(query: AnomalyQuery = {}): Promise<Anomaly[]> {

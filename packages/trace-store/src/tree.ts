@@ -116,14 +116,60 @@ function childrenOf(spans: readonly SpanRecord[], byId: Map<string, SpanRecord>)
   return children;
 }
 
+/** Spans deeper than this in their trace are cut from its tree (TRACELANE_MAX_TRACE_DEPTH). */
+export const MAX_TRACE_DEPTH_DEFAULT = 1_000;
+
+/**
+ * Every span's depth in its trace: 0 for a root (no parent, its parent not arrived, or caught in a
+ * parent cycle), else its parent's + 1. Spans arrive in any order, so depth is a property of the
+ * spans held, computed when a trace is assembled or read. Linear: each chain is walked once.
+ */
+export function spanDepths(spans: readonly SpanRecord[]): Map<string, number> {
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  const depth = new Map<string, number>();
+  for (const s of spans) {
+    if (depth.has(s.spanId)) continue;
+    const chain: SpanRecord[] = [];
+    const onChain = new Set<string>();
+    let cur: SpanRecord | undefined = s;
+    let base = -1;
+    while (cur) {
+      const known = depth.get(cur.spanId);
+      if (known !== undefined) {
+        base = known;
+        break;
+      }
+      if (onChain.has(cur.spanId)) {
+        // A cycle: its members are roots (as buildTree shows them); the rest of the chain hangs below.
+        while (chain.length > 0) {
+          const c = chain.pop()!;
+          depth.set(c.spanId, 0);
+          if (c.spanId === cur.spanId) break;
+        }
+        base = 0;
+        break;
+      }
+      chain.push(cur);
+      onChain.add(cur.spanId);
+      cur = cur.parentSpanId && cur.parentSpanId !== cur.spanId ? byId.get(cur.parentSpanId) : undefined;
+    }
+    for (let i = chain.length - 1; i >= 0; i--) depth.set(chain[i]!.spanId, ++base);
+  }
+  return depth;
+}
+
 /**
  * Spans as a forest ordered by start time: roots are spans without a parent or whose
- * parent has not arrived (or was dropped over the cap). Built without recursion.
+ * parent has not arrived (or was dropped over the cap). Built without recursion. A span deeper
+ * than `maxDepth` is cut (with everything below it): a chain thousands of spans deep would
+ * otherwise nest that deep in every JSON answer.
  */
-export function buildTree(spans: readonly SpanRecord[], stages = resolveStages(spans)): SpanTreeNode[] {
+export function buildTree(spans: readonly SpanRecord[], stages = resolveStages(spans), maxDepth = MAX_TRACE_DEPTH_DEFAULT): SpanTreeNode[] {
   const byId = new Map(spans.map((s) => [s.spanId, s]));
   const children = childrenOf(spans, byId);
   const placed = new Set<string>();
+  const depths = spanDepths(spans);
+  for (const s of spans) if ((depths.get(s.spanId) ?? 0) > maxDepth) placed.add(s.spanId);
   const forest: SpanTreeNode[] = [];
   const plant = (root: SpanRecord) => {
     const make = (s: SpanRecord, depth: number): SpanTreeNode => {

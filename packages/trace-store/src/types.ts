@@ -13,6 +13,22 @@ export interface SpanEventRecord {
   attributes?: Attributes;
 }
 
+export interface SpanLinkRecord {
+  traceId: string;
+  spanId: string;
+  attributes?: Attributes;
+}
+
+/** Counts of what the per-span limits cut from one span (see the collector's otlp-common.ts). */
+export interface SpanClamped {
+  /** String values (attributes, event/link attributes, name, status message) truncated. */
+  truncatedValues: number;
+  /** Attributes dropped: over the count limit, a key too long, or the span's value budget spent. */
+  droppedAttributes: number;
+  droppedEvents: number;
+  droppedLinks: number;
+}
+
 /** A model call, as priced by the collector's own price table. */
 export interface ModelCall {
   /** gen_ai.request.model, else gen_ai.response.model: the name filters and breakdowns use. */
@@ -50,6 +66,10 @@ export interface SpanRecord {
   statusMessage?: string;
   attributes: Attributes;
   events?: SpanEventRecord[];
+  /** Links to other spans (OTLP span links; e.g. the caller's context a research did not continue). */
+  links?: SpanLinkRecord[];
+  /** What the collector cut to its per-span limits (present only when something was cut): the span is not stored as sent. */
+  clamped?: SpanClamped;
   /** Present when the span is a model call (has gen_ai.request.model or gen_ai.response.model). */
   call?: ModelCall;
 }
@@ -146,6 +166,9 @@ export interface TraceSummary {
   spanCount: number;
   /** Spans refused because the trace reached TRACELANE_MAX_SPANS_PER_TRACE. */
   droppedSpans: number;
+  /** The depth limit (TRACELANE_MAX_TRACE_DEPTH) and the spans below it: cut from the tree, stored but not shown. */
+  maxDepth?: number;
+  tooDeepSpans?: number;
   errorSpans: number;
   services: string[];
   stages: string[];

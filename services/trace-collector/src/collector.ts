@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import type { ApiKeys } from "@tracelane/api-keys";
 import type { PriceTable } from "@tracelane/pricing";
 import type { TracingStatsLike } from "@tracelane/metrics";
 import type { SpanRecord } from "@tracelane/trace-store";
@@ -74,6 +75,14 @@ export interface CollectorOptions {
   logger?: Log;
   /** This process's span export counts, for GET /metrics. */
   tracingStats?: () => TracingStatsLike;
+  /** API_KEYS / API_KEYS_FILE: when enabled, POST /v1/traces needs a key, and OTLP spans join a trace only with its owner's. */
+  apiKeys?: ApiKeys;
+  /** COLLECTOR_METRICS_REQUIRE_KEY: /metrics and /stats need a key too. */
+  metricsRequireKey?: boolean;
+  /** AssemblerOptions.immediateAssemblySpans / assemblyIntervalMs / maxTraceDepth. */
+  immediateAssemblySpans?: number;
+  assemblyIntervalMs?: number;
+  maxTraceDepth?: number;
 }
 
 export interface Collector {
@@ -115,6 +124,10 @@ export function createCollector(o: CollectorOptions): Collector {
     anomalyStream: o.anomalyStream,
     anomalyStreamMaxLen: o.anomalyStreamMaxLen,
     ...(o.recentTraces !== undefined ? { recentTraces: o.recentTraces } : {}),
+    ...(o.immediateAssemblySpans !== undefined ? { immediateAssemblySpans: o.immediateAssemblySpans } : {}),
+    ...(o.assemblyIntervalMs !== undefined ? { assemblyIntervalMs: o.assemblyIntervalMs } : {}),
+    ...(o.maxTraceDepth !== undefined ? { maxTraceDepth: o.maxTraceDepth } : {}),
+    ...(logger ? { logger } : {}),
     stats,
     onNewAnomalies: (a) => {
       alerter?.enqueue(a);
@@ -142,7 +155,9 @@ export function createCollector(o: CollectorOptions): Collector {
     stream: o.stream,
     group: consumer.group,
     tracesIndexKey: assembler.keys.idxStart,
-    ingest: (spans) => assembler.ingest(spans),
+    ingest: (spans, origin) => assembler.ingest(spans, origin),
+    ...(o.apiKeys ? { apiKeys: o.apiKeys } : {}),
+    ...(o.metricsRequireKey ? { metricsRequireKey: true } : {}),
     metricsHandler: metrics.service.handler,
     ...(alerter ? { webhookStats: () => alerter.stats() } : {}),
     ...(logger ? { logger } : {}),
@@ -164,7 +179,7 @@ export function createCollector(o: CollectorOptions): Collector {
 }
 
 // The library face of the service (tests, benchmarks and the api's tests build collectors from it).
-export { createAssembler, type Assembler, type AssemblerOptions, type IngestResult } from "./assemble/assembler.js";
+export { createAssembler, type Assembler, type AssemblerOptions, type IngestOrigin, type IngestResult } from "./assemble/assembler.js";
 export { summarizeTrace, traceStatus } from "./assemble/summary.js";
 export { StreamConsumer, streamLag, CONSUMER_GROUP, type StreamConsumerOptions, type StreamEntry } from "./ingest/stream-consumer.js";
 export { decodeOtlpJson } from "./ingest/otlp-json.js";

@@ -46,6 +46,17 @@ const schema = z
     COLLECTOR_SWEEP_INTERVAL_MS: blankIsUnset(envInt(60_000, { min: 100 })),
     COLLECTOR_DELETE_ACKED: envBoolean(true),
     COLLECTOR_ALERT_FLUSH_MS: blankIsUnset(envInt(2_000, { min: 0 })),
+
+    /** The api's keys (packages/api-keys): when set, POST /v1/traces needs `Authorization: Bearer <key>`. */
+    API_KEYS: envOptionalString(),
+    API_KEYS_FILE: envOptionalString(),
+    /** With keys set, /metrics and /stats need a key too (default: open, like the api's /metrics). */
+    COLLECTOR_METRICS_REQUIRE_KEY: envBoolean(false),
+    /** A trace above this many spans is re-assembled at most once per COLLECTOR_ASSEMBLY_INTERVAL_MS per this many spans. */
+    COLLECTOR_IMMEDIATE_ASSEMBLY_SPANS: blankIsUnset(envInt(1_000, { min: 1, max: 1_000_000 })),
+    COLLECTOR_ASSEMBLY_INTERVAL_MS: blankIsUnset(envInt(1_000, { min: 10, max: 60_000 })),
+    /** Spans deeper than this in their trace's parent chain are cut from the tree and counted. */
+    TRACELANE_MAX_TRACE_DEPTH: blankIsUnset(envInt(1_000, { min: 1, max: 100_000 })),
   })
   .superRefine((env, ctx) => {
     if (env.TRACELANE_ANOMALY_STREAM === env.TRACELANE_SPAN_STREAM) {

@@ -1,5 +1,6 @@
 import { tracing } from "./instrumentation.js";
 import { createServer } from "node:http";
+import { ApiKeys } from "@tracelane/api-keys";
 import { loadPriceTable } from "@tracelane/pricing";
 import { runService } from "@tracelane/runtime";
 import { createLogger } from "@tracelane/tracing";
@@ -16,6 +17,8 @@ await runService({
     const prices = loadPriceTable(env.TRACELANE_PRICE_TABLE);
     // Each rule declares its variables; loadRules reads them (a bad one fails the boot, named).
     const rules = loadRules(env.TRACELANE_ANOMALY_RULES, process.env);
+    // The api's key list (a bad entry fails the boot naming the variable, never the key).
+    const apiKeys = ApiKeys.fromEnv(env);
 
     // The consumer blocks on XREADGROUP, so it gets a connection of its own.
     const [redis, consumerRedis] = await Promise.all([
@@ -55,6 +58,11 @@ await runService({
         : {}),
       logger,
       tracingStats: () => tracing.stats(),
+      apiKeys,
+      metricsRequireKey: env.COLLECTOR_METRICS_REQUIRE_KEY,
+      immediateAssemblySpans: env.COLLECTOR_IMMEDIATE_ASSEMBLY_SPANS,
+      assemblyIntervalMs: env.COLLECTOR_ASSEMBLY_INTERVAL_MS,
+      maxTraceDepth: env.TRACELANE_MAX_TRACE_DEPTH,
     });
 
     const server = createServer(collector.app);
@@ -71,6 +79,7 @@ await runService({
       )
       .add("stop the stream consumer after its current batch", () => collector.consumer.stop())
       .add("stop the expiry sweeper", () => collector.sweeper.stop())
+      .add("assemble the traces whose summary was deferred", () => collector.assembler.close())
       .add("flush alerts", () => collector.alerter?.flush(env.COLLECTOR_ALERT_FLUSH_MS));
 
     await collector.start();
@@ -82,6 +91,7 @@ await runService({
         prefix: env.TRACELANE_TRACE_PREFIX,
         consumer: env.COLLECTOR_CONSUMER_NAME,
         webhook: env.ALERT_WEBHOOK_URL !== undefined,
+        otlpAuth: apiKeys.enabled ? `${apiKeys.size} key(s)` : "off",
       },
       "trace-collector listening",
     );

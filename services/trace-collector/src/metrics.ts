@@ -48,6 +48,9 @@ export function createCollectorMetrics(stats: CollectorStats, tracingStats?: () 
     [{ [ATTR_SPAN_OUTCOME]: "duplicate" }, stats.duplicateSpans],
     [{ [ATTR_SPAN_OUTCOME]: "dropped" }, stats.droppedSpans],
     [{ [ATTR_SPAN_OUTCOME]: "rejected" }, stats.rejectedSpans],
+    [{ [ATTR_SPAN_OUTCOME]: "refused" }, stats.foreignSpansRefused],
+    [{ [ATTR_SPAN_OUTCOME]: "clamped" }, stats.spansClamped],
+    [{ [ATTR_SPAN_OUTCOME]: "too_deep" }, stats.spansTooDeep],
   ]);
 
   /** The series of one kind of call (operation, provider, model, stage, error), labels translated once. */

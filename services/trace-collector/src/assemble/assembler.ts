@@ -1,4 +1,6 @@
 import type { Redis } from "ioredis";
+import type { Caller } from "@tracelane/api-keys";
+import { ATTR_OWNER } from "@tracelane/pipeline";
 import { loadPriceTable, type PriceTable } from "@tracelane/pricing";
 import {
   ANOMALY_STREAM_DEFAULT,
@@ -6,6 +8,7 @@ import {
   anomalyMember,
   execWithScripts,
   resolveStages,
+  spanDepths,
   traceKeys,
   type Anomaly,
   type SpanRecord,
@@ -46,24 +49,61 @@ export interface AssemblerOptions {
   chunkSize?: number;
   /** Traces whose spans are kept in memory between batches, so they are not read back (default 2,000; 0 turns it off). */
   recentTraces?: number;
+  /**
+   * A trace of up to this many spans is re-assembled (summary, anomalies, indexes) by every batch that
+   * touches it (default 1,000, COLLECTOR_IMMEDIATE_ASSEMBLY_SPANS). Above it, a batch that adds less than a
+   * quarter of the trace only stores its spans; the trace is re-assembled on a timer, at most once per
+   * `assemblyIntervalMs` per `immediateAssemblySpans` spans, so one span costs O(1) amortised, not O(trace).
+   */
+  immediateAssemblySpans?: number;
+  /** Default 1,000 ms (COLLECTOR_ASSEMBLY_INTERVAL_MS). */
+  assemblyIntervalMs?: number;
+  /** Spans deeper than this in their trace are cut from its tree and counted (default 1,000, TRACELANE_MAX_TRACE_DEPTH). */
+  maxTraceDepth?: number;
+  logger?: { warn(obj: object, msg?: string): void };
 }
+
+/** Where spans come from: our own services (the span stream: trusted) or OTLP/HTTP, with the caller's key. */
+export interface IngestOrigin {
+  source: "internal" | "otlp";
+  caller?: Caller;
+}
+
+const INTERNAL: IngestOrigin = { source: "internal" };
 
 export interface IngestResult {
   spans: number;
   stored: number;
   duplicates: number;
   dropped: number;
+  /** OTLP spans refused: their trace belongs to another key (see insertSpansScript). */
+  refused: number;
+  /** Traces only stored by this call; their re-assembly is deferred to the next assembly tick. */
+  deferred: number;
   traces: number;
   newAnomalies: Anomaly[];
 }
 
 export interface Assembler {
   readonly keys: TraceKeys;
-  /** Store spans (any traces, any order, duplicates welcome) and re-assemble every trace they touch. */
-  ingest(spans: readonly SpanRecord[]): Promise<IngestResult>;
+  /**
+   * Store spans (any traces, any order, duplicates welcome) and re-assemble every trace they touch
+   * (a large trace that got few spans: on the next assembly tick). Default origin: internal.
+   */
+  ingest(spans: readonly SpanRecord[], origin?: IngestOrigin): Promise<IngestResult>;
+  /** Re-assemble every trace whose assembly was deferred, now. */
+  flush(): Promise<void>;
+  /** Stop the assembly timer and flush (shutdown). */
+  close(): Promise<void>;
 }
 
-type InsertReply = [number, number, string, number, ...string[]];
+type InsertReply = [number, number, string, 0 | 1 | 2 | 3, ...string[]];
+
+/** A trace stored but not re-assembled yet: the spans stored since its last assembly, and when it is due. */
+interface Deferred {
+  fresh: SpanRecord[];
+  dueAt: number;
+}
 
 export function createAssembler(opts: AssemblerOptions): Assembler {
   const { redis } = opts;
@@ -78,6 +118,12 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
   const baselines = new BaselineStore(keys, rules.settings.latency_vs_baseline.window ?? 200);
   const scripts = [insertSpansScript, writeTraceScript];
   const recent = new RecentTraces(opts.recentTraces ?? 2_000);
+  const immediateSpans = opts.immediateAssemblySpans ?? 1_000;
+  const intervalMs = opts.assemblyIntervalMs ?? 1_000;
+  const maxDepth = opts.maxTraceDepth ?? 1_000;
+  const deferred = new Map<string, Deferred>();
+  let timer: NodeJS.Timeout | undefined;
+  let ticking: Promise<void> | undefined;
 
   /** Traces per pipelined chunk: chunks run concurrently, so JS work on one overlaps Redis work on others. */
   const chunkSize = opts.chunkSize ?? 256;
@@ -93,8 +139,52 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     return scriptsLoaded;
   };
 
-  async function ingest(input: readonly SpanRecord[]): Promise<IngestResult> {
-    const result: IngestResult = { spans: input.length, stored: 0, duplicates: 0, dropped: 0, traces: 0, newAnomalies: [] };
+  const newResult = (spans: number): IngestResult => ({
+    spans,
+    stored: 0,
+    duplicates: 0,
+    dropped: 0,
+    refused: 0,
+    deferred: 0,
+    traces: 0,
+    newAnomalies: [],
+  });
+
+  /** Re-assemble deferred traces (all of them with `all`, else those due), in chunks. */
+  async function assembleDeferred(all: boolean): Promise<void> {
+    const now = Date.now();
+    const due = [...deferred].filter(([, d]) => all || d.dueAt <= now).map(([id]) => id);
+    if (due.length === 0) return;
+    await loadScripts();
+    const byTrace = new Map(due.map((id) => [id, [] as SpanRecord[]]));
+    const result = newResult(0);
+    for (let i = 0; i < due.length; i += chunkSize) await ingestChunk(due.slice(i, i + chunkSize), byTrace, result, undefined);
+    stats.newAnomalies += result.newAnomalies.length;
+  }
+
+  const tick = () => {
+    ticking ??= assembleDeferred(false)
+      .catch((err: unknown) => opts.logger?.warn({ err }, "deferred trace assembly failed; retried on the next tick"))
+      .finally(() => {
+        ticking = undefined;
+        if (deferred.size === 0 && timer) {
+          clearInterval(timer);
+          timer = undefined;
+        }
+      });
+  };
+  const defer = (id: string, fresh: SpanRecord[], spanCount: number) => {
+    const d = deferred.get(id);
+    if (d) d.fresh.push(...fresh);
+    else deferred.set(id, { fresh, dueAt: Date.now() + intervalMs * Math.ceil(spanCount / immediateSpans) });
+    if (!timer) {
+      timer = setInterval(tick, intervalMs);
+      timer.unref();
+    }
+  };
+
+  async function ingest(input: readonly SpanRecord[], origin: IngestOrigin = INTERNAL): Promise<IngestResult> {
+    const result = newResult(input.length);
     if (input.length === 0) return result;
     await loadScripts();
 
@@ -112,29 +202,58 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     for (let i = 0; i < traceIds.length; i += chunkSize) chunks.push(traceIds.slice(i, i + chunkSize));
     // Every chunk runs to its end even if another fails: what a chunk stored (and alerted) stays done,
     // and the caller retries the whole batch, which is idempotent.
-    const settled = await Promise.allSettled(chunks.map((ids) => ingestChunk(ids, byTrace, result)));
+    const settled = await Promise.allSettled(chunks.map((ids) => ingestChunk(ids, byTrace, result, origin)));
     stats.spansReceived += result.spans;
     stats.spansStored += result.stored;
     stats.duplicateSpans += result.duplicates;
     stats.droppedSpans += result.dropped;
+    stats.foreignSpansRefused += result.refused;
+    stats.deferredAssemblies += result.deferred;
     stats.newAnomalies += result.newAnomalies.length;
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw failed.reason;
     return result;
   }
 
-  async function ingestChunk(traceIds: string[], byTrace: Map<string, SpanRecord[]>, result: IngestResult): Promise<void> {
+  /**
+   * Insert and assemble the traces of one chunk. `origin` undefined: a deferred re-assembly (no new
+   * spans; every trace is assembled now).
+   */
+  async function ingestChunk(
+    traceIds: string[],
+    byTrace: Map<string, SpanRecord[]>,
+    result: IngestResult,
+    origin: IngestOrigin | undefined,
+  ): Promise<void> {
     const callModels = new Set<string>();
-    for (const id of traceIds) for (const s of byTrace.get(id)!) if (s.call) callModels.add(s.call.model);
+    for (const id of traceIds) {
+      for (const s of byTrace.get(id)!) if (s.call) callModels.add(s.call.model);
+      for (const s of deferred.get(id)?.fresh ?? []) if (s.call) callModels.add(s.call.model);
+    }
     const models = [...callModels];
+    const source = origin === undefined ? "t" : origin.source === "internal" ? "i" : "o";
+    const callerId = origin?.caller?.id ?? "";
+    const admin = origin?.caller?.role === "admin" ? 1 : 0;
 
-    // Round trip 1: insert every trace's spans and read each trace back; load model baselines.
+    // Round trip 1: insert every trace's spans and read back the traces to assemble now; load model baselines.
     const held = traceIds.map((id) => recent.get(id));
+    const taken = traceIds.map((id) => deferred.get(id)?.fresh.length ?? 0);
     const replies1 = await execWithScripts(redis, scripts, (p) => {
       traceIds.forEach((id, i) => {
-        const args: (string | number)[] = [ttlSeconds, maxSpansPerTrace, held[i]?.version ?? -1];
-        for (const s of byTrace.get(id)!) args.push(s.spanId, JSON.stringify(s));
-        insertSpansScript.queue(p, [keys.spans(id), keys.dropped(id)], args);
+        const incoming = byTrace.get(id)!;
+        const named = source === "i" ? ownerNamedBy(incoming) : "";
+        const args: (string | number)[] = [
+          ttlSeconds,
+          maxSpansPerTrace,
+          held[i]?.version ?? -1,
+          source === "t" ? maxSpansPerTrace : immediateSpans,
+          source,
+          callerId,
+          admin,
+          named,
+        ];
+        for (const s of incoming) args.push(s.spanId, JSON.stringify(s));
+        insertSpansScript.queue(p, [keys.spans(id), keys.dropped(id), keys.summary(id)], args);
       });
       baselines.queueLoad(p, models);
     });
@@ -144,28 +263,52 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     const detectedAtMs = Date.parse(detectedAt);
     const newLatencies = new Map<string, number[]>();
     const writes: { keys: string[]; args: (string | number)[]; anomalies: Anomaly[] }[] = [];
+    /** Deferred traces assembled by this chunk: their pending spans are consumed once the writes succeed. */
+    const consumed: { id: string; count: number }[] = [];
 
     traceIds.forEach((id, i) => {
-      const [version, droppedCount, flags, upToDate, ...stored] = replies1[i] as InsertReply;
+      const [version, droppedCount, flags, mode, ...stored] = replies1[i] as InsertReply;
       const incoming = byTrace.get(id)!;
       const fresh: SpanRecord[] = [];
+      let added = 0;
       incoming.forEach((s, k) => {
         const f = flags[k];
         if (f === "1") fresh.push(s);
         else if (f === "d") result.dropped++;
+        else if (f === "r") result.refused++;
         else result.duplicates++; // "0" already stored, "D" dropped before
+        if (f === "1" || f === "d") added++;
       });
       result.stored += fresh.length;
-      const before = upToDate === 1 ? held[i]!.spans : stored.map((j) => JSON.parse(j) as SpanRecord);
+      for (const s of fresh) if (s.clamped) stats.spansClamped++;
+      if (Number(mode) === 3) return; // refused, or duplicates of a deferred trace: nothing changed to assemble
+      if (Number(mode) === 2) {
+        // Keep the held copy current (O(new spans)), so the deferred assembly reads nothing back.
+        const h = held[i];
+        if (h && h.version === Number(version) - added) {
+          h.spans.push(...fresh);
+          recent.set(id, Number(version), h.spans);
+        }
+        result.deferred++;
+        defer(id, fresh, Number(version) - Number(droppedCount));
+        return;
+      }
+      const before = Number(mode) === 0 ? held[i]!.spans : stored.map((j) => JSON.parse(j) as SpanRecord);
       const spans = before.length === 0 ? fresh : fresh.concat(before);
       if (spans.length === 0) return; // only over-cap spans of a trace whose stored spans expired: nothing to summarise
       recent.set(id, Number(version), spans);
+      // Spans stored earlier without an assembly are judged (metrics, baselines) now, once.
+      const pending = deferred.get(id)?.fresh.slice(0, taken[i]) ?? [];
+      if (pending.length > 0) consumed.push({ id, count: pending.length });
+      const judged = pending.length === 0 ? fresh : pending.concat(fresh);
 
       const stages = resolveStages(spans);
-      if (fresh.length > 0) opts.onStored?.(fresh, stages, detectedAtMs);
-      const summary = summarizeTrace(id, spans, Number(droppedCount), stages);
+      if (judged.length > 0) opts.onStored?.(judged, stages, detectedAtMs);
+      const depths = spanDepths(spans);
+      for (const s of judged) if ((depths.get(s.spanId) ?? 0) > maxDepth) stats.spansTooDeep++;
+      const summary = summarizeTrace(id, spans, Number(droppedCount), stages, { depths, maxDepth });
       // A call is judged against its model's baseline once, when it first arrives, and then joins it.
-      const freshIds = new Set(fresh.map((s) => s.spanId));
+      const freshIds = new Set(judged.map((s) => s.spanId));
       const isFreshAnswer = (c: { span: SpanRecord; failed: boolean }) => freshIds.has(c.span.spanId) && !c.failed;
       const { anomalies, calls } = evaluateTrace(spans, summary, stages, rules, detectedAt, (c) =>
         isFreshAnswer(c) ? (baseline.get(c.span.call.model) ?? ({ p95: null, samples: 0 } satisfies Baseline)) : undefined,
@@ -220,6 +363,13 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
       for (const w of writes) writeTraceScript.queue(p, w.keys, w.args);
       baselines.queueRecord(p, newLatencies);
     });
+    for (const { id, count } of consumed) {
+      const d = deferred.get(id);
+      if (!d) continue;
+      d.fresh.splice(0, count);
+      if (d.fresh.length === 0) deferred.delete(id);
+    }
+    if (origin === undefined) stats.tickAssemblies += writes.length;
     const newAnomalies: Anomaly[] = [];
     writes.forEach((w, i) => {
       const [written, ...fresh] = replies2[i] as number[];
@@ -234,5 +384,27 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     }
   }
 
-  return { keys, ingest };
+  return {
+    keys,
+    ingest,
+    async flush() {
+      await ticking;
+      await assembleDeferred(true);
+    },
+    async close() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await ticking;
+      await assembleDeferred(true);
+    },
+  };
+}
+
+/** The owner key id an internal span names (the api sets tracelane.owner on its request span). */
+function ownerNamedBy(spans: readonly SpanRecord[]): string {
+  for (const s of spans) {
+    const v = s.attributes[ATTR_OWNER];
+    if (typeof v === "string" && v !== "") return v;
+  }
+  return "";
 }

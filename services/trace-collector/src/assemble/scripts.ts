@@ -1,34 +1,72 @@
 import { RedisScript } from "@tracelane/trace-store";
 
 /**
- * Insert a batch of spans of ONE trace, idempotent by span id, and read the trace back.
+ * Insert a batch of spans of ONE trace, idempotent by span id, decide who may add to it, and read
+ * the trace back only when the caller is to assemble it now.
  *
- * KEYS: spans hash, dropped set
- * ARGV: ttlSeconds, maxSpans, knownVersion, spanId1, json1, spanId2, json2, ...
- *   knownVersion = the version of the trace the caller holds in memory (-1 for none)
- * Returns: { version, droppedCount, flags, upToDate, ...storedSpanJson }
- *   version  = spans stored + spans dropped (grows with every new span; orders summary writes)
- *   flags    = one char per input span: '1' stored now, '0' already stored, 'd' dropped now
- *              (over the cap), 'D' dropped before
- *   upToDate = 1 when the trace was at knownVersion before this call: the caller's copy is
- *              the stored set, so nothing more is returned
- *   stored   = otherwise every stored span except those stored by this call (the caller has them)
+ * KEYS: spans hash, dropped set, summary hash (fields `origin` = internal|otlp and `owner` = key id
+ *       live beside the summary's `v`/`json`, and go with it)
+ * ARGV: 1 ttlSeconds, 2 maxSpans, 3 knownVersion (the version the caller holds in memory, -1 for
+ *       none), 4 immediateSpans, 5 source (i = our services over the span stream, o = OTLP/HTTP, t = a deferred
+ *       re-assembly: no spans, no ownership change),
+ *       6 caller key id ('' without keys), 7 caller is admin (1/0), 8 owner key id named by an
+ *       internal span of this batch (tracelane.owner, '' for none), then spanId1, json1, ...
+ * Returns: { version, droppedCount, flags, mode, ...storedSpanJson }
+ *   version = spans stored + spans dropped (grows with every new span; orders summary writes)
+ *   flags   = one char per input span: '1' stored now, '0' already stored, 'd' dropped now (over
+ *             the cap), 'D' dropped before, 'r' refused (the trace belongs to another key)
+ *   mode    = 0 assemble now, the caller's copy (knownVersion) plus its fresh spans is the trace;
+ *             1 assemble now, every stored span but this call's follows;
+ *             2 deferred: the trace is above immediateSpans and this call added less than a quarter
+ *               of it, so re-assembling now would cost O(trace) for O(1) new spans (nothing follows);
+ *             3 nothing to assemble (every span refused, or a deferred trace got only duplicates)
+ *
+ * Ownership: internal spans are always stored (our services' spans are trusted), and make the trace
+ * internal, owned by the key the api names. An OTLP span joins an internal trace only with the
+ * owner's key or an admin's; without keys configured, never. The first OTLP sender of a new trace
+ * owns it the same way.
  */
 export const insertSpansScript = new RedisScript(
   "tracelane-insert-spans",
   `
-local spans, dropped = KEYS[1], KEYS[2]
+local spans, dropped, meta = KEYS[1], KEYS[2], KEYS[3]
 local ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
+local immediate = tonumber(ARGV[4])
+local source, caller, admin, named = ARGV[5], ARGV[6], ARGV[7] == '1', ARGV[8]
+local n = (#ARGV - 8) / 2
+local origin = redis.call('HGET', meta, 'origin')
+local owner = redis.call('HGET', meta, 'owner')
+local refuse = false
+if source == 'i' then
+  if origin ~= 'internal' then
+    redis.call('HSET', meta, 'origin', 'internal')
+    redis.call('HDEL', meta, 'owner')
+  end
+  if named ~= '' then redis.call('HSET', meta, 'owner', named) end
+elseif source == 'o' then
+  if origin == 'internal' or (origin == 'otlp' and owner) then
+    refuse = not (admin or (caller ~= '' and caller == owner))
+  elseif not origin and n > 0 then
+    redis.call('HSET', meta, 'origin', 'otlp')
+    if caller ~= '' then redis.call('HSET', meta, 'owner', caller) end
+  end
+end
 local len = redis.call('HLEN', spans)
-local upToDate = tonumber(ARGV[3]) == len + redis.call('SCARD', dropped)
 local flags, mine = {}, {}
-for i = 4, #ARGV, 2 do
+if refuse then
+  for i = 1, n do flags[i] = 'r' end
+  return { len + redis.call('SCARD', dropped), redis.call('SCARD', dropped), table.concat(flags), 3 }
+end
+local upToDate = tonumber(ARGV[3]) == len + redis.call('SCARD', dropped)
+local fresh = 0
+for i = 9, #ARGV, 2 do
   local id = ARGV[i]
   if mine[id] or redis.call('HEXISTS', spans, id) == 1 then
     flags[#flags + 1] = '0'
   elseif len < cap then
     redis.call('HSET', spans, id, ARGV[i + 1])
     len = len + 1
+    fresh = fresh + 1
     mine[id] = true
     flags[#flags + 1] = '1'
   elseif redis.call('SADD', dropped, id) == 1 then
@@ -38,10 +76,13 @@ for i = 4, #ARGV, 2 do
   end
 end
 local droppedCount = redis.call('SCARD', dropped)
-redis.call('EXPIRE', spans, ttl)
-if droppedCount > 0 then redis.call('EXPIRE', dropped, ttl) end
-local out = { len + droppedCount, droppedCount, table.concat(flags), upToDate and 1 or 0 }
-if upToDate then return out end
+for k = 1, 3 do redis.call('EXPIRE', KEYS[k], ttl) end
+local version = len + droppedCount
+if len > immediate and fresh * 4 < len then
+  return { version, droppedCount, table.concat(flags), fresh > 0 and 2 or 3 }
+end
+if upToDate then return { version, droppedCount, table.concat(flags), 0 } end
+local out = { version, droppedCount, table.concat(flags), 1 }
 local all = redis.call('HGETALL', spans)
 for i = 1, #all, 2 do
   if not mine[all[i]] then out[#out + 1] = all[i + 1] end

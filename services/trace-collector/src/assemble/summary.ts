@@ -1,6 +1,8 @@
 import { addUsd, roundMs } from "@tracelane/pricing";
 import {
+  MAX_TRACE_DEPTH_DEFAULT,
   resolveStages,
+  spanDepths,
   type CallBreakdown,
   type CallStat,
   type SpanRecord,
@@ -102,7 +104,10 @@ export function summarizeTrace(
   input: readonly SpanRecord[],
   droppedSpans: number,
   stages: ReadonlyMap<string, string | undefined> = resolveStages(input),
+  depth: { depths: ReadonlyMap<string, number>; maxDepth: number } = { depths: spanDepths(input), maxDepth: MAX_TRACE_DEPTH_DEFAULT },
 ): TraceSummary {
+  let tooDeepSpans = 0;
+  for (const d of depth.depths.values()) if (d > depth.maxDepth) tooDeepSpans++;
   const spans = [...input].sort(byStartThenId);
   const ids = new Set(spans.map((s) => s.spanId));
   const roots = spans.filter((s) => !s.parentSpanId);
@@ -183,6 +188,8 @@ export function summarizeTrace(
     durationMs: roundMs(Math.max(0, endMs - startMs)),
     spanCount: spans.length,
     droppedSpans,
+    maxDepth: depth.maxDepth,
+    tooDeepSpans,
     errorSpans,
     services,
     stages: stageOrder,

@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { Redis } from "ioredis";
+import type { ApiKeys } from "@tracelane/api-keys";
 import type { Logger } from "@tracelane/tracing";
 import type { SpanRecord } from "@tracelane/trace-store";
 import type { WebhookStats } from "../alerts/webhook.js";
+import type { IngestOrigin } from "../assemble/assembler.js";
 import { otlpHttpRouter } from "../ingest/otlp-http.js";
 import { streamLag } from "../ingest/stream-consumer.js";
 import type { CollectorStats } from "../stats.js";
@@ -14,17 +16,35 @@ export interface HttpAppDeps {
   stream: string;
   group: string;
   tracesIndexKey: string;
-  ingest: (spans: readonly SpanRecord[]) => Promise<unknown>;
+  ingest: (spans: readonly SpanRecord[], origin: IngestOrigin) => Promise<{ refused: number }>;
+  /** When enabled: POST /v1/traces needs a key; /metrics and /stats too with `metricsRequireKey`. */
+  apiKeys?: ApiKeys;
+  metricsRequireKey?: boolean;
   /** GET /metrics (Prometheus text format). */
   metricsHandler: (req: IncomingMessage, res: ServerResponse) => void;
   webhookStats?: () => WebhookStats;
   logger?: Pick<Logger, "warn" | "error">;
 }
 
-/** /healthz (process up), /readyz (Redis answers), /stats (counters and stream lag), /metrics (Prometheus), POST /v1/traces. */
+/**
+ * /healthz (process up), /readyz (Redis answers), /stats (counters and stream lag), /metrics (Prometheus), POST /v1/traces.
+ * With API keys, POST /v1/traces needs one; health stays open, /metrics and /stats are open unless `metricsRequireKey`.
+ */
 export function createHttpApp(deps: HttpAppDeps): express.Express {
   const app = express();
   app.disable("x-powered-by");
+  const keyed = (req: Request, res: Response, next: NextFunction) => {
+    if (!deps.metricsRequireKey || !deps.apiKeys?.enabled) return next();
+    const auth = deps.apiKeys.authenticate(req.headers.authorization);
+    if (auth.outcome === "ok") return next();
+    res.setHeader("www-authenticate", 'Bearer realm="tracelane"');
+    res.status(401).json({
+      error: {
+        code: "unauthorized",
+        message: `${auth.outcome === "none" ? "The Authorization header is missing." : auth.reason} Send Authorization: Bearer <api key> (COLLECTOR_METRICS_REQUIRE_KEY=true).`,
+      },
+    });
+  };
 
   app.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
@@ -42,7 +62,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     }
   });
 
-  app.get("/stats", async (_req, res, next) => {
+  app.get("/stats", keyed, async (_req, res, next) => {
     try {
       const [lag, traces] = await Promise.all([streamLag(deps.redis, deps.stream, deps.group), deps.redis.zcard(deps.tracesIndexKey)]);
       res.json({
@@ -56,9 +76,16 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     }
   });
 
-  app.get("/metrics", deps.metricsHandler);
+  app.get("/metrics", keyed, deps.metricsHandler);
 
-  app.use(otlpHttpRouter({ ingest: deps.ingest, stats: deps.stats, ...(deps.logger ? { logger: deps.logger } : {}) }));
+  app.use(
+    otlpHttpRouter({
+      ingest: deps.ingest,
+      stats: deps.stats,
+      ...(deps.apiKeys ? { apiKeys: deps.apiKeys } : {}),
+      ...(deps.logger ? { logger: deps.logger } : {}),
+    }),
+  );
 
   app.use((_req, res) => {
     res

@@ -1,6 +1,8 @@
 import express, { type NextFunction, type Request, type Response } from "express";
+import type { ApiKeys, Caller } from "@tracelane/api-keys";
 import type { Logger } from "@tracelane/tracing";
 import type { SpanRecord } from "@tracelane/trace-store";
+import type { IngestOrigin } from "../assemble/assembler.js";
 import { CollectorStats } from "../stats.js";
 import { OtlpDecodeError, type DecodedSpans } from "./otlp-common.js";
 import { decodeOtlpJson } from "./otlp-json.js";
@@ -12,11 +14,15 @@ const PROTOBUF_TYPES = ["application/x-protobuf", "application/protobuf"];
 /** google.rpc.Code values used by OTLP/HTTP error bodies. */
 const INVALID_ARGUMENT = 3;
 const UNAVAILABLE = 14;
+const UNAUTHENTICATED = 16;
 
 type Encoding = "json" | "protobuf";
 
 export interface OtlpHttpDeps {
-  ingest: (spans: readonly SpanRecord[]) => Promise<unknown>;
+  /** `refused`: spans of a trace that belongs to another key (counted and reported as rejected). */
+  ingest: (spans: readonly SpanRecord[], origin: IngestOrigin) => Promise<{ refused: number }>;
+  /** When enabled, POST /v1/traces needs `Authorization: Bearer <key>` (401 otherwise). */
+  apiKeys?: ApiKeys;
   stats?: CollectorStats;
   logger?: Pick<Logger, "warn" | "error">;
   /** Largest accepted (decompressed) body. */
@@ -47,6 +53,25 @@ export function otlpHttpRouter(deps: OtlpHttpDeps): express.Router {
 
   router.post(
     "/v1/traces",
+    // Before the body is read: an unauthenticated sender costs no parsing.
+    (req, res, next) => {
+      if (!deps.apiKeys?.enabled) return next();
+      const auth = deps.apiKeys.authenticate(req.headers.authorization);
+      if (auth.outcome === "ok") {
+        res.locals.caller = auth.caller;
+        return next();
+      }
+      stats.unauthorizedRequests++;
+      res.setHeader("www-authenticate", 'Bearer realm="tracelane"');
+      const why = auth.outcome === "none" ? "The Authorization header is missing." : auth.reason;
+      reply(
+        res,
+        encodingOf(req),
+        401,
+        UNAUTHENTICATED,
+        `${why} Send Authorization: Bearer <api key> (an OpenTelemetry exporter: OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<api key>).`,
+      );
+    },
     (req, res, next) => {
       if (req.is([JSON_TYPE, ...PROTOBUF_TYPES])) return next();
       const got = req.headers["content-type"] ?? "none";
@@ -65,8 +90,10 @@ export function otlpHttpRouter(deps: OtlpHttpDeps): express.Router {
         reply(res, encoding, 400, INVALID_ARGUMENT, `invalid OTLP ${encoding} ExportTraceServiceRequest: ${err.message}`);
         return;
       }
+      const caller = res.locals.caller as Caller | undefined;
+      let refused: number;
       try {
-        await deps.ingest(decoded.spans);
+        ({ refused } = await deps.ingest(decoded.spans, { source: "otlp", ...(caller ? { caller } : {}) }));
       } catch (err) {
         deps.logger?.error({ err }, "OTLP/HTTP ingest failed");
         res.setHeader("retry-after", "5");
@@ -74,13 +101,17 @@ export function otlpHttpRouter(deps: OtlpHttpDeps): express.Router {
         return;
       }
       stats.rejectedSpans += decoded.rejected.length;
+      const problems: string[] = [];
+      if (decoded.rejected.length > 0) {
+        problems.push(`${decoded.rejected.length} span(s) malformed; first: ${decoded.rejected[0]!.path}: ${decoded.rejected[0]!.reason}`);
+      }
+      if (refused > 0) {
+        problems.push(
+          `${refused} span(s) refused: their trace was created by tracelane's own services and belongs to another API key; send them with the key that owns the trace (or an admin key)`,
+        );
+      }
       const partial =
-        decoded.rejected.length > 0
-          ? {
-              rejectedSpans: decoded.rejected.length,
-              errorMessage: `${decoded.rejected.length} span(s) rejected; first: ${decoded.rejected[0]!.path}: ${decoded.rejected[0]!.reason}`,
-            }
-          : undefined;
+        problems.length > 0 ? { rejectedSpans: decoded.rejected.length + refused, errorMessage: problems.join("; ") } : undefined;
       if (encoding === "protobuf") {
         res
           .status(200)

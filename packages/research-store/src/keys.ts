@@ -11,6 +11,15 @@ export function researchKeys(prefix: string, id: string) {
 
 export const idempotencyKey = (prefix: string, key: string) => `${prefix}:idem:${key}`;
 
+/** The UTC day (YYYY-MM-DD) a spend counts towards. */
+export const spendDay = (at: Date = new Date()) => at.toISOString().slice(0, 10);
+
+/** What `subject` (an API key id, or `ip:<address>` without keys) spent on model calls on a UTC day, in whole nano-dollars. */
+export const dailySpendKey = (prefix: string, subject: string, day: string) => `${prefix}:spend:${day}:${subject}`;
+
+/** A day's spend key outlives its day by one more, then expires. */
+export const DAILY_SPEND_TTL_SECONDS = 2 * 24 * 3600;
+
 /**
  * The research indexes, sorted sets of research ids scored by createdAt (epoch ms), kept by the
  * same Lua step as every status change:

@@ -51,16 +51,27 @@ return 'created'
 `;
 
 /**
- * KEYS: record, events, index keys. ARGV: ttl, eventType ('' for none), eventJson, id,
- * guardField ('' for none), field/value pairs...
+ * A model call's cost goes on its spender's daily total in the same step that records it on the
+ * research: KEYS[#KEYS] is the daily spend key (== KEYS[1] when nobody is charged), ARGV[spendAt]
+ * the cost in whole nano-dollars, ARGV[spendAt + 1] the key's TTL in seconds.
+ */
+const chargeSpend = (spendAt: number) => `if KEYS[#KEYS] ~= KEYS[1] and tonumber(ARGV[${spendAt}]) > 0 then
+  redis.call('INCRBY', KEYS[#KEYS], ARGV[${spendAt}])
+  redis.call('EXPIRE', KEYS[#KEYS], ARGV[${spendAt + 1}])
+end`;
+
+/**
+ * KEYS: record, events, index keys, daily spend key (== record for none). ARGV: ttl, eventType
+ * ('' for none), eventJson, id, guardField ('' for none), spendNanoUsd, spendTtl, field/value pairs...
  * Returns 1 when applied, 0 when the research is already final, -1 when it does not exist,
- * 2 when guardField is already set (someone else did this first: first writer wins).
+ * 2 when guardField is already set (someone else did this first: first writer wins; nothing is charged).
  */
 export const UPDATE_SCRIPT = `
 ${REINDEX}
 ${UNLESS_FINAL}
 if ARGV[5] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[5]) == 1 then return 2 end
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+${chargeSpend(6)}
 reindex(ARGV[4])
 if ARGV[2] ~= '' then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', ARGV[2], 'data', ARGV[3])
@@ -221,7 +232,8 @@ return 1
  * cancelled stage (money spent is money spent), once. No event: the stream ended at
  * research.cancelled.
  *
- * KEYS: record. ARGV: ttl, stage, patchJson (model, usage, costUsd, latencyMs), now (ISO).
+ * KEYS: record, daily spend key (== record for none). ARGV: ttl, stage, patchJson (model, usage,
+ * costUsd, latencyMs), now (ISO), spendNanoUsd, spendTtl.
  * Returns 1 applied, 0 not a cancelled stage of a cancelled research, -1 missing, 2 already recorded.
  */
 export const STAGE_CALL_AFTER_CANCEL_SCRIPT = `
@@ -236,6 +248,7 @@ if rec.status ~= 'cancelled' then return 0 end
 if rec.usage ~= nil and rec.usage ~= cjson.null then return 2 end
 for k, v in pairs(cjson.decode(ARGV[3])) do rec[k] = v end
 redis.call('HSET', KEYS[1], field, cjson.encode(rec), 'updatedAt', ARGV[4])
+${chargeSpend(5)}
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 `;

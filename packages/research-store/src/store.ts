@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import { RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
-import { roundMs, roundUsd } from "@tracelane/pricing";
+import { fromNanoUsd, roundMs, roundUsd, toNanoUsd } from "@tracelane/pricing";
 import {
   CANCEL_SCRIPT,
   CREATE_SCRIPT,
@@ -11,7 +11,16 @@ import {
   START_STAGE_SCRIPT,
   UPDATE_SCRIPT,
 } from "./lua.js";
-import { DEFAULT_RESEARCH_PREFIX, idempotencyKey, indexKeyList, researchIndexKeys, researchKeys } from "./keys.js";
+import {
+  DAILY_SPEND_TTL_SECONDS,
+  dailySpendKey,
+  DEFAULT_RESEARCH_PREFIX,
+  idempotencyKey,
+  indexKeyList,
+  researchIndexKeys,
+  researchKeys,
+  spendDay,
+} from "./keys.js";
 import {
   type ResearchError,
   type ResearchEvent,
@@ -44,6 +53,11 @@ export interface CreateResearchInput {
   idempotencyKey?: string;
   /** The API key id (`key_…`) that created it; it alone (and admins) may see it. Absent when the api runs without keys. */
   owner?: string;
+  /**
+   * Whose daily spend its model calls count towards (DAILY_SPEND_CAP_USD): the API key id, or
+   * `ip:<address>` when the api runs without keys. Absent: nobody's.
+   */
+  spendSubject?: string;
 }
 
 export type CreateResult =
@@ -64,8 +78,11 @@ export type StageStart<S extends string = Stage, O extends string = OutputKey> =
   | { result: "final"; view: ResearchView<S, O>; outputs: Partial<Record<S, string>> }
   /** An earlier attempt checkpointed this stage's output: nothing was written; reuse it. */
   | { result: "checkpointed"; view: ResearchView<S, O>; outputs: Partial<Record<S, string>> }
-  /** Started: `record` is the stage's running record (its model is the one to call). */
-  | { result: "applied"; view: ResearchView<S, O>; outputs: Partial<Record<S, string>>; record: StageRecord };
+  /**
+   * Started: `record` is the stage's running record (its model is the one to call); `spendSubject`
+   * whose daily spend the call counts towards (CreateResearchInput.spendSubject).
+   */
+  | { result: "applied"; view: ResearchView<S, O>; outputs: Partial<Record<S, string>>; record: StageRecord; spendSubject?: string };
 
 const START_RESULTS = { 0: "final", 3: "checkpointed", 1: "applied" } as const;
 
@@ -89,6 +106,8 @@ interface RecordUpdate {
   status: ResearchStatus;
   /** Apply only if this hash field is not set yet: first writer wins. */
   unlessSet?: string;
+  /** A model call's cost to add to its spender's daily total, in the same step. */
+  spend?: { subject: string; usd: number };
 }
 
 /** Costs to 1e-9 USD and latencies to 0.1 ms, as every record and event shows them. */
@@ -170,12 +189,12 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     this.indexKeys = indexKeyList(this.prefix);
     const withIndexes = 2 + this.indexKeys.length; // record, events, indexes
     redis.defineCommand("tracelaneResearchCreate", { numberOfKeys: withIndexes + 1, lua: CREATE_SCRIPT });
-    redis.defineCommand("tracelaneResearchUpdate", { numberOfKeys: withIndexes, lua: UPDATE_SCRIPT });
+    redis.defineCommand("tracelaneResearchUpdate", { numberOfKeys: withIndexes + 1, lua: UPDATE_SCRIPT }); // + daily spend
     redis.defineCommand("tracelaneResearchStartStage", { numberOfKeys: withIndexes, lua: START_STAGE_SCRIPT });
     redis.defineCommand("tracelaneResearchStageRetrying", { numberOfKeys: withIndexes, lua: STAGE_RETRYING_SCRIPT });
     redis.defineCommand("tracelaneResearchFail", { numberOfKeys: withIndexes, lua: FAIL_SCRIPT });
     redis.defineCommand("tracelaneResearchCancel", { numberOfKeys: withIndexes, lua: CANCEL_SCRIPT });
-    redis.defineCommand("tracelaneResearchStageCallAfterCancel", { numberOfKeys: 1, lua: STAGE_CALL_AFTER_CANCEL_SCRIPT });
+    redis.defineCommand("tracelaneResearchStageCallAfterCancel", { numberOfKeys: 2, lua: STAGE_CALL_AFTER_CANCEL_SCRIPT });
   }
 
   private get scripts() {
@@ -214,6 +233,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       updatedAt: now,
       traceId: input.traceId ?? "",
       ...(input.owner ? { owner: input.owner } : {}),
+      ...(input.spendSubject ? { spendSubject: input.spendSubject } : {}),
       ...Object.fromEntries(Object.entries(stages).map(([s, rec]) => [`stage.${s}`, JSON.stringify(rec)])),
     };
     const event = JSON.stringify({ status: "queued", stage: first, at: now });
@@ -281,14 +301,18 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const outputs = stageOutputs(hash, this.pipeline);
     const view = toView(hash, outputs, this.pipeline);
     const result = START_RESULTS[code as keyof typeof START_RESULTS];
-    return result === "applied" ? { result, view, outputs, record: view.stages[stage] } : { result, view, outputs };
+    if (result !== "applied") return { result, view, outputs };
+    return { result, view, outputs, record: view.stages[stage], ...(hash.spendSubject ? { spendSubject: hash.spendSubject } : {}) };
   }
 
-  /** Checkpoint a stage's output and usage. Written before the next stage is enqueued. */
+  /**
+   * Checkpoint a stage's output and usage. Written before the next stage is enqueued. The call's
+   * cost goes on `spendSubject`'s daily spend in the same atomic step (once, by the first writer).
+   */
   async stageCompleted(
     id: string,
     stage: S,
-    info: StageCall & { output: string; next: S | undefined },
+    info: StageCall & { output: string; next: S | undefined; spendSubject?: string | undefined },
     known?: { stage: StageRecord; next?: StageRecord | undefined },
   ): Promise<UpdateResult> {
     const prev = known?.stage ?? (await this.stageRecord(id, stage));
@@ -312,6 +336,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       fields,
       status: "running",
       unlessSet: `output.${stage}`,
+      ...(info.spendSubject && call.costUsd ? { spend: { subject: info.spendSubject, usd: call.costUsd } } : {}),
     });
   }
 
@@ -379,13 +404,19 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
    * stage, so the research's totals count what was spent. "final" when the stage was not cancelled
    * while running (nothing written), "duplicate" when a call was already recorded.
    */
-  async stageCallAfterCancel(id: string, stage: S, call: StageCall): Promise<UpdateResult> {
+  async stageCallAfterCancel(id: string, stage: S, call: StageCall & { spendSubject?: string | undefined }): Promise<UpdateResult> {
+    const record = researchKeys(this.prefix, id).record;
+    const readable = readableCall(call);
+    const charge = call.spendSubject && readable.costUsd ? toNanoUsd(readable.costUsd) : 0;
     const res = await this.scripts.tracelaneResearchStageCallAfterCancel(
-      researchKeys(this.prefix, id).record,
+      record,
+      charge > 0 ? dailySpendKey(this.prefix, call.spendSubject!, spendDay()) : record,
       this.ttl,
       stage,
-      JSON.stringify(readableCall(call)),
+      JSON.stringify(readable),
       new Date().toISOString(),
+      charge,
+      DAILY_SPEND_TTL_SECONDS,
     );
     return UPDATE_RESULTS[res] ?? "missing";
   }
@@ -522,8 +553,15 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     });
   }
 
+  /** What `subject` spent on model calls on the UTC day of `at` (default today), in USD. */
+  async spentOn(subject: string, at: Date = new Date()): Promise<number> {
+    const nano = await this.redis.get(dailySpendKey(this.prefix, subject, spendDay(at)));
+    return nano === null ? 0 : fromNanoUsd(Number(nano));
+  }
+
   private async update(id: string, change: RecordUpdate): Promise<UpdateResult> {
     const keys = researchKeys(this.prefix, id);
+    const charge = change.spend ? toNanoUsd(change.spend.usd) : 0;
     const now = new Date().toISOString();
     const data = change.data ?? {};
     const stage = (change.fields.stage ?? data.stage ?? null) || null;
@@ -532,11 +570,14 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       keys.record,
       keys.events,
       ...this.indexKeys,
+      charge > 0 ? dailySpendKey(this.prefix, change.spend!.subject, spendDay()) : keys.record,
       this.ttl,
       change.event,
       event,
       id,
       change.unlessSet ?? "",
+      charge,
+      DAILY_SPEND_TTL_SECONDS,
       ...Object.entries({ ...change.fields, updatedAt: now }).flat(),
     );
     return UPDATE_RESULTS[res] ?? "missing";

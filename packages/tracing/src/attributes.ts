@@ -15,6 +15,13 @@ export const ATTR_SERVER_PORT = "server.port";
 export const ATTR_URL_FULL = "url.full";
 export const ATTR_URL_PATH = "url.path";
 
+// Code (stable semconv) and traced() (ours: content, recorded only under content capture).
+export const ATTR_CODE_FUNCTION_NAME = "code.function.name";
+/** Ours: a traced function's arguments as JSON (content capture only). */
+export const ATTR_FUNCTION_ARGUMENTS = "tracelane.function.arguments";
+/** Ours: a traced function's result as JSON (content capture only). */
+export const ATTR_FUNCTION_RESULT = "tracelane.function.result";
+
 // HTTP (stable semconv).
 export const ATTR_HTTP_REQUEST_METHOD = "http.request.method";
 export const ATTR_HTTP_RESPONSE_STATUS_CODE = "http.response.status_code";

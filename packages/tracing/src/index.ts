@@ -28,5 +28,6 @@ export { createTracedFetch, type TracedFetchOptions } from "./traced-fetch.js";
 export { httpServerTracing } from "./http-server.js";
 export { UntracedHttpRootsSampler, type HttpRequestInfo, type UntracedRootRule } from "./sampler.js";
 export { currentTraceId } from "./current-trace.js";
+export { traced, type TracedOptions } from "./traced.js";
 export { OTLP_TRACE_PROTO_FILES } from "./otlp-proto.js";
 export * from "./attributes.js";

@@ -1,14 +1,17 @@
 import { randomUUID } from "node:crypto";
 import { Router, type Request, type Response } from "express";
+import type { ModelPolicy } from "@tracelane/pricing";
 import type { StageQueues } from "@tracelane/queue-contract";
 import type { ResearchStore, ResearchView } from "@tracelane/research-store";
 import type { TraceReader } from "@tracelane/trace-store";
 import { currentTraceId, type Logger } from "@tracelane/tracing";
 import type { AppConfig } from "../env.js";
+import { limitSubject } from "../auth/caller.js";
 import { HttpError, isConnectionError, notFound, UnavailableError, withTimeout } from "../http/errors.js";
 import { given, nextPageLink, withCursor } from "../http/query.js";
 import { ResearchListQuery, ROUTES } from "../api-spec/routes.js";
 import { listResearch } from "../research-list.js";
+import { checkDailySpend, researchOptions } from "../spend-policy.js";
 import { streamResearchEvents, type SseStreams } from "../sse.js";
 import { parseIdempotencyKey, parseLastEventId, parseResearchId, parseResearchRequest } from "../validation.js";
 
@@ -20,6 +23,8 @@ export interface ResearchRouterDeps {
   streams: SseStreams;
   /** For the anomaly counts of GET /v1/research rows (0 without it). */
   traces?: Pick<TraceReader, "anomalyCounts"> | undefined;
+  /** Which models each stage may run (options.models outside it: 400 model_not_allowed); none: any. */
+  modelPolicy?: ModelPolicy | undefined;
 }
 
 /** 32 URL-safe characters; no ':' since the id is part of BullMQ job ids. */
@@ -63,6 +68,9 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     }
     const idempotencyKey = parseIdempotencyKey(req.headersDistinct["idempotency-key"]);
     const body = parseResearchRequest(req.body, config.maxQueryChars, queues.pipeline);
+    const options = researchOptions(body.options, { modelPolicy: deps.modelPolicy, defaultMaxCostUsd: config.defaultMaxCostUsd });
+    const spendSubject = limitSubject(req, res);
+    await checkDailySpend(store, spendSubject, config.dailySpendCapUsd);
 
     const id = newResearchId();
     // The request's trace (continued from the caller's traceparent when there is one).
@@ -70,8 +78,9 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     const created = await store.create({
       id,
       query: body.query,
-      options: body.options ?? {},
+      options,
       traceId,
+      spendSubject,
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
     });
 

@@ -18,7 +18,8 @@ let api: ApiClient;
 beforeAll(async () => {
   stack = await startPipeline(inject("redisUrl"), {
     replicas: { "llm-simulator": 1, api: 1, "analysis-worker": 2, "factcheck-worker": 1, "synthesis-worker": 1 },
-    env: { LLM_SIM_MODEL_LATENCY: JSON.stringify({ "slow-model": { baseMs: 1500, jitterMs: 0 } }) },
+    // slow-model has no price: only an operator's allow-list lets a request name it.
+    env: { LLM_SIM_MODEL_LATENCY: JSON.stringify({ "slow-model": { baseMs: 1500, jitterMs: 0 } }), ANALYSIS_ALLOWED_MODELS: "slow-model" },
   });
   api = apiClient(stack.apiUrl!);
 });

@@ -13,10 +13,17 @@ afterAll(async () => {
   await tracing?.shutdown();
 });
 
+// o1-pro has no price, so only an operator's <STAGE>_ALLOWED_MODELS lets a request name it (api and workers).
+const ALLOW_O1_PRO = {
+  ANALYSIS_ALLOWED_MODELS: "o1-pro",
+  FACTCHECK_ALLOWED_MODELS: "o1-pro",
+  SYNTHESIS_ALLOWED_MODELS: "o1-pro,claude-opus-4.1",
+};
+
 describe("cost budget per research", () => {
   let pipeline: InProcessPipeline;
   beforeAll(async () => {
-    pipeline = await startInProcessPipeline({ redisUrl: inject("redisUrl") });
+    pipeline = await startInProcessPipeline({ redisUrl: inject("redisUrl"), env: ALLOW_O1_PRO });
   });
   afterAll(async () => {
     await pipeline?.close();
@@ -74,7 +81,7 @@ describe("cost budget per research", () => {
 describe("unpriced models allowed by the operator (ALLOW_UNPRICED_MODELS=true)", () => {
   let pipeline: InProcessPipeline;
   beforeAll(async () => {
-    pipeline = await startInProcessPipeline({ redisUrl: inject("redisUrl"), env: { ALLOW_UNPRICED_MODELS: "true" } });
+    pipeline = await startInProcessPipeline({ redisUrl: inject("redisUrl"), env: { ALLOW_UNPRICED_MODELS: "true", ...ALLOW_O1_PRO } });
   });
   afterAll(async () => {
     await pipeline?.close();

@@ -14,6 +14,9 @@ const env = {
   TRACELANE_CONTEXT_LIMITS: JSON.stringify({ "small-known": 150 + OUTPUT_TOKENS }),
   LLM_MAX_OUTPUT_TOKENS: String(OUTPUT_TOKENS),
   BREAKER_THRESHOLD: "1000",
+  // Test models the price table does not know: allowed by the operator, for the api and the workers.
+  ANALYSIS_ALLOWED_MODELS: "small-known",
+  SYNTHESIS_ALLOWED_MODELS: "small-known,small-hidden",
 };
 
 let tracing: InMemoryTracing;

@@ -25,8 +25,13 @@ export interface InProcessPipelineOptions<S extends string = Stage, O extends st
   stages?: StageDefinition<NoInfer<S>>[];
   /** Simulator config overrides (e.g. `apiKey`). */
   simulator?: Partial<SimulatorConfig>;
-  /** Env for every stage worker (and the api's job options), on top of the prefixes and the simulator URL. */
+  /**
+   * Env for every stage worker and the api (its job options too), on top of the prefixes and the
+   * simulator URL: shared settings such as <STAGE>_ALLOWED_MODELS or DAILY_SPEND_CAP_USD reach both.
+   */
   env?: Record<string, string>;
+  /** Env for the api only, e.g. `{ API_KEYS: "…" }`. */
+  apiEnv?: Record<string, string>;
   /** Env for one stage's worker only, e.g. `{ factcheck: { LLM_MAX_RETRIES: "0" } }`. */
   stageEnv?: Partial<Record<NoInfer<S>, Record<string, string>>>;
 }
@@ -93,7 +98,7 @@ export async function startInProcessPipeline<S extends string = Stage, O extends
   const queueRedis = createRedis(opts.redisUrl, "producer");
   await Promise.all([waitForRedis(redis), waitForRedis(apiRedis), waitForRedis(queueRedis)]);
   const api = composeApi({
-    env: loadEnv({ TRACELANE_QUEUE_PREFIX: prefixes.queue, TRACELANE_RESEARCH_PREFIX: prefixes.research }),
+    env: loadEnv({ ...opts.env, ...opts.apiEnv, TRACELANE_QUEUE_PREFIX: prefixes.queue, TRACELANE_RESEARCH_PREFIX: prefixes.research }),
     redis: apiRedis,
     queueRedis,
     logger: createLogger("api", { level: "silent" }),

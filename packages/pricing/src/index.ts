@@ -1,2 +1,3 @@
 export { PriceTable, loadPriceTable, type ModelPrice, type TokenUsage, type CallCost } from "./price-table.js";
 export { addUsd, fromNanoUsd, NANO_USD_PER_USD, roundMs, roundUsd, sumUsd, toNanoUsd } from "./money.js";
+export { allowedModelsEnv, ModelPolicy, stageModelEnvShape, type ModelRefusal, type PolicyStage } from "./model-policy.js";

@@ -1,8 +1,9 @@
 import { z } from "zod";
 import { RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
+import { allowedModelsEnv } from "@tracelane/pricing";
 import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
 import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
-import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape } from "@tracelane/runtime";
+import { envBoolean, envInt, envNumber, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape } from "@tracelane/runtime";
 
 /** The simulator that `pnpm demo` starts; a real provider is one env var away. */
 export const DEFAULT_LLM_BASE_URL = "http://127.0.0.1:4010/v1";
@@ -62,6 +63,8 @@ const baseSchema = z.object({
   WORKER_STALLED_INTERVAL_MS: envInt(15_000, { min: 500 }),
   /** With a research's maxCostUsd set, call a model missing from the price table anyway (default: fail closed). */
   ALLOW_UNPRICED_MODELS: envBoolean(false),
+  /** Most a spender (API key, or client address without keys) may spend on model calls per UTC day; 0: no cap. */
+  DAILY_SPEND_CAP_USD: envNumber(0, { min: 0, max: 1_000_000 }),
   /** Chaos knob for crash-safety tests: SIGKILL the process right after a stage checkpoint. */
   TRACELANE_TEST_CRASH_AFTER_CHECKPOINT: envBoolean(false),
 });
@@ -72,6 +75,7 @@ interface StageOverrides {
   baseURL?: string | undefined;
   apiKey?: string | undefined;
   provider?: string | undefined;
+  allowedModels?: string[] | undefined;
 }
 
 /**
@@ -88,6 +92,7 @@ function stageOverridesSchema(stage: string, pipeline: AnyPipeline) {
       [`${P}_LLM_BASE_URL`]: envOptionalString().pipe(url.optional()),
       [`${P}_LLM_API_KEY`]: envOptionalString(),
       [`${P}_PROVIDER`]: envOptionalString(),
+      [`${P}_ALLOWED_MODELS`]: allowedModelsEnv(),
     })
     .superRefine((e, ctx) => {
       const v = e as Record<string, string | undefined>;
@@ -103,6 +108,7 @@ function stageOverridesSchema(stage: string, pipeline: AnyPipeline) {
     .transform((e): StageOverrides => {
       const v = e as Record<string, string | undefined>;
       return {
+        allowedModels: (e as Record<string, string[] | undefined>)[`${P}_ALLOWED_MODELS`],
         model: v[`${P}_MODEL`] ?? defaultModel,
         fallbackModel: v[`${P}_FALLBACK_MODEL`],
         baseURL: v[`${P}_LLM_BASE_URL`],
@@ -115,7 +121,15 @@ function stageOverridesSchema(stage: string, pipeline: AnyPipeline) {
 /** The names every stage worker reads, for docs and the compose/code agreement test. */
 export function stageEnvNames(stage: string, pipeline: AnyPipeline = RESEARCH_PIPELINE): string[] {
   const P = pipeline.stage(stage).envPrefix;
-  return [...Object.keys(baseSchema.shape), `${P}_MODEL`, `${P}_FALLBACK_MODEL`, `${P}_LLM_BASE_URL`, `${P}_LLM_API_KEY`, `${P}_PROVIDER`];
+  return [
+    ...Object.keys(baseSchema.shape),
+    `${P}_MODEL`,
+    `${P}_FALLBACK_MODEL`,
+    `${P}_LLM_BASE_URL`,
+    `${P}_LLM_API_KEY`,
+    `${P}_PROVIDER`,
+    `${P}_ALLOWED_MODELS`,
+  ];
 }
 
 export type StageWorkerConfig = ReturnType<typeof loadStageConfig>;
@@ -153,6 +167,9 @@ export function loadStageConfig<S extends string = Stage>(
     rateLimit: env.WORKER_RATE_LIMIT_MAX > 0 ? { max: env.WORKER_RATE_LIMIT_MAX, duration: env.WORKER_RATE_LIMIT_DURATION_MS } : undefined,
     rateLimitBackoffMs: env.RATE_LIMIT_BACKOFF_MS,
     allowUnpricedModels: env.ALLOW_UNPRICED_MODELS,
+    dailySpendCapUsd: env.DAILY_SPEND_CAP_USD,
+    /** `<STAGE>_ALLOWED_MODELS`; undefined: every priced model (plus the stage's model and fallback). */
+    allowedModels: o.allowedModels,
     context: {
       strategy: env.CONTEXT_STRATEGY,
       summaryModel: env.SUMMARY_MODEL,

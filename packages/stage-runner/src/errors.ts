@@ -124,6 +124,19 @@ export class BudgetUnverifiableError extends UnrecoverableError {
   readonly type = "budget_unverifiable";
 }
 
+/**
+ * The model the job would call is not allowed for its stage (`<STAGE>_ALLOWED_MODELS`): the api
+ * refuses such requests, so this is a request from before the policy changed or one that went around it.
+ */
+export class ModelNotAllowedError extends UnrecoverableError {
+  readonly type = "model_not_allowed";
+}
+
+/** The next call would take the research's spender past DAILY_SPEND_CAP_USD for today (UTC). */
+export class DailySpendCapError extends UnrecoverableError {
+  readonly type = "daily_spend_cap_reached";
+}
+
 /** Job data that does not match the queue contract: retrying cannot fix it. */
 export class InvalidJobDataError extends UnrecoverableError {
   readonly type = "invalid_job_data";

@@ -4,7 +4,13 @@ import type { ResearchView } from "@tracelane/research-store";
 import type { ChatClient, ChatMessage, ChatResult } from "./chat-client.js";
 import { ContextTooLongError, fitToBudget, type FitResult } from "./context/fit-context.js";
 import { countTokens } from "./context/tokens.js";
-import { BudgetExceededError, BudgetUnverifiableError, CircuitOpenError, ContextLengthExceededError } from "./errors.js";
+import {
+  BudgetExceededError,
+  BudgetUnverifiableError,
+  CircuitOpenError,
+  ContextLengthExceededError,
+  DailySpendCapError,
+} from "./errors.js";
 import type { StageDefinition, StageMaterial } from "./stage-definition.js";
 import {
   ATTR_CONTEXT_RETRY_AFTER_OVERFLOW,
@@ -24,6 +30,12 @@ export interface ModelStepConfig {
   /** With a maxCostUsd, call a model that has no price anyway (its cost is unknown: the budget cannot hold). */
   allowUnpricedModels?: boolean;
   context: { strategy: "trim" | "summarize"; summaryModel: string; limits: Record<string, number> };
+}
+
+/** The research's spender's daily cap (DAILY_SPEND_CAP_USD) and what was left of it when the step began. */
+export interface DailySpend {
+  capUsd: number;
+  leftUsd: number;
 }
 
 export interface ModelStepResult {
@@ -49,6 +61,7 @@ export async function runModelStep(
   view: ResearchView<string, string>,
   outputs: Partial<Record<string, string>>,
   model: string,
+  daily?: DailySpend,
 ): Promise<ModelStepResult> {
   const { definition, client, config } = deps;
   const stage = definition.stage;
@@ -133,26 +146,42 @@ export async function runModelStep(
     }
   }
 
-  /** `fit.inputTokens` may run the tokenizer: read only when there is a budget to check. */
+  /**
+   * The research's budget (maxCostUsd) and its spender's daily cap, whichever is tighter, checked on
+   * the call's estimate (input tokens + the whole output allowance). `fit.inputTokens` may run the
+   * tokenizer: read only when there is a budget to check.
+   */
   function checkBudget(m: string, fit: FitResult) {
     const max = view.options.maxCostUsd;
-    if (max === undefined) return;
+    if (max === undefined && daily === undefined) return;
     const inputTokens = fit.inputTokens;
     const estimate = client.prices.cost(m, { inputTokens, outputTokens: config.maxOutputTokens }).costUsd;
     if (estimate === null) {
       if (config.allowUnpricedModels) return; // the operator accepted unknown costs; the record marks it unpriced
+      const what = max !== undefined ? `maxCostUsd $${max}` : `the daily spend cap (DAILY_SPEND_CAP_USD $${daily!.capUsd})`;
       throw new BudgetUnverifiableError(
-        `Stopped before ${stage}: ${m} has no price in the price table, so maxCostUsd $${max} cannot be enforced. ` +
+        `Stopped before ${stage}: ${m} has no price in the price table, so ${what} cannot be enforced. ` +
           `Choose a priced model, add ${m} to the price table (TRACELANE_PRICE_TABLE), or set ALLOW_UNPRICED_MODELS=true on the ${stage} worker.`,
       );
     }
-    const spent = view.totals.costUsd + (extra.costUsd ?? 0);
-    const left = max - spent;
-    if (estimate > left) {
-      throw new BudgetExceededError(
-        `Stopped before ${stage}: its estimated cost $${estimate.toFixed(6)} (${inputTokens} input + up to ${config.maxOutputTokens} output tokens on ${m}) ` +
-          `exceeds the $${Math.max(0, left).toFixed(6)} left of maxCostUsd $${max}. Raise options.maxCostUsd or choose cheaper models.`,
-      );
+    const call = `its estimated cost $${estimate.toFixed(6)} (${inputTokens} input + up to ${config.maxOutputTokens} output tokens on ${m})`;
+    const extraSpent = extra.costUsd ?? 0;
+    if (max !== undefined) {
+      const left = max - (view.totals.costUsd + extraSpent);
+      if (estimate > left) {
+        throw new BudgetExceededError(
+          `Stopped before ${stage}: ${call} exceeds the $${Math.max(0, left).toFixed(6)} left of maxCostUsd $${max}. Raise options.maxCostUsd or choose cheaper models.`,
+        );
+      }
+    }
+    if (daily !== undefined) {
+      const left = daily.leftUsd - extraSpent;
+      if (estimate > left) {
+        throw new DailySpendCapError(
+          `Stopped before ${stage}: ${call} exceeds the $${Math.max(0, left).toFixed(6)} left today of the daily spend cap $${daily.capUsd} ` +
+            `(DAILY_SPEND_CAP_USD, per API key per UTC day; it resets at 00:00 UTC). Try again after midnight UTC, choose cheaper models, or ask the operator to raise the cap.`,
+        );
+      }
     }
   }
 

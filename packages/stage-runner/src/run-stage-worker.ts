@@ -2,7 +2,7 @@ import type http from "node:http";
 import { hostname } from "node:os";
 import { RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
 import { jobOptionsFromEnv, StageQueues, type StageJob } from "@tracelane/queue-contract";
-import { loadPriceTable } from "@tracelane/pricing";
+import { loadPriceTable, ModelPolicy } from "@tracelane/pricing";
 import { ResearchStore } from "@tracelane/research-store";
 import { bootService, runService, type ServiceContext, type ServiceDefinition, type Shutdown } from "@tracelane/runtime";
 import type { TracingStatsLike } from "@tracelane/metrics";
@@ -105,6 +105,17 @@ async function startStageWorker<S extends string>(
     pipeline,
   });
   const policies = new ModelPolicies(config.policies);
+  const prices = loadPriceTable(config.priceTablePath);
+  // The same policy the api applies to options.models, checked again before each call (defence in depth).
+  const modelPolicy = ModelPolicy.fromEnv(
+    [line],
+    {
+      [`${line.envPrefix}_MODEL`]: config.llm.model,
+      [`${line.envPrefix}_FALLBACK_MODEL`]: config.llm.fallbackModel,
+      [`${line.envPrefix}_ALLOWED_MODELS`]: config.allowedModels,
+    },
+    prices,
+  );
   const tracingStats = opts.tracing?.stats?.bind(opts.tracing);
   const metrics = createStageWorkerMetrics({
     stage: definition.stage,
@@ -119,7 +130,7 @@ async function startStageWorker<S extends string>(
       ...(opts.fetch ? { fetch: opts.fetch } : {}),
       onRetry: (call) => metrics.modelRetry(call),
     },
-    loadPriceTable(config.priceTablePath),
+    prices,
     policies,
   );
   let bullWorker: RegisteredWorker["worker"] | undefined;
@@ -136,6 +147,8 @@ async function startStageWorker<S extends string>(
       queues,
       client,
       defaultModel: config.llm.model,
+      modelPolicy,
+      dailySpendCapUsd: config.dailySpendCapUsd,
       modelStep: {
         maxOutputTokens: config.llm.maxOutputTokens,
         fallbackModel: config.llm.fallbackModel,

@@ -18,9 +18,10 @@ import { stageJobSchema, type StageJob, type StageQueues } from "@tracelane/queu
 import type { ResearchStore } from "@tracelane/research-store";
 import { recordCancellation } from "@tracelane/tracing";
 import type { ChatClient } from "./chat-client.js";
-import { CircuitOpenError, errorTypeOf, InvalidJobDataError, ModelCallError } from "./errors.js";
+import { CircuitOpenError, errorTypeOf, InvalidJobDataError, ModelCallError, ModelNotAllowedError } from "./errors.js";
 import { isFinalAttempt } from "./final-attempt.js";
-import { runModelStep, type ModelStepConfig } from "./model-step.js";
+import type { ModelPolicy } from "@tracelane/pricing";
+import { runModelStep, type DailySpend, type ModelStepConfig } from "./model-step.js";
 import type { StageDefinition } from "./stage-definition.js";
 
 export interface StageProcessorDeps<S extends string = Stage> {
@@ -32,6 +33,10 @@ export interface StageProcessorDeps<S extends string = Stage> {
   /** The stage's model unless the research overrides it. */
   defaultModel: string;
   modelStep: ModelStepConfig;
+  /** Which models the stage may run (`<STAGE>_ALLOWED_MODELS`): a job on another fails before any call. */
+  modelPolicy?: ModelPolicy;
+  /** DAILY_SPEND_CAP_USD (0 or unset: none): a call that would take the research's spender past it today is not made. */
+  dailySpendCapUsd?: number;
   /** Pause the whole queue (every worker of the stage) after a provider 429. */
   rateLimitQueue?: (ms: number) => Promise<void>;
   rateLimitBackoffMs?: number;
@@ -103,12 +108,13 @@ export function createStageProcessor<S extends string = Stage>(deps: StageProces
       span.setAttribute(ATTR_CHECKPOINT_REUSED, reusedCheckpoint);
       let call: { model: string; latencyMs: number; costUsd: number | null } | undefined;
       if (started.result === "applied") {
-        const step = await runModelStep(
-          { definition, client, config: deps.modelStep },
-          view,
-          outputs,
-          started.record.model ?? deps.defaultModel,
-        );
+        const model = started.record.model ?? deps.defaultModel;
+        const refusal = deps.modelPolicy?.refusal(stage, model);
+        if (refusal) throw new ModelNotAllowedError(`Stopped before ${stage}: ${refusal.message}`);
+        const cap = deps.dailySpendCapUsd ?? 0;
+        const daily: DailySpend | undefined =
+          cap > 0 && started.spendSubject ? { capUsd: cap, leftUsd: cap - (await store.spentOn(started.spendSubject)) } : undefined;
+        const step = await runModelStep({ definition, client, config: deps.modelStep }, view, outputs, model, daily);
         const saved = await store.stageCompleted(
           researchId,
           stage,
@@ -119,13 +125,18 @@ export function createStageProcessor<S extends string = Stage>(deps: StageProces
             costUsd: step.costUsd,
             latencyMs: step.result.latencyMs,
             next,
+            spendSubject: started.spendSubject,
           },
           { stage: started.record, next: next ? view.stages[next] : undefined },
         );
         call = { model: step.result.responseModel, latencyMs: step.result.latencyMs, costUsd: step.costUsd };
         // Cancelled while the model ran: the call was made and paid for, so it goes on the cancelled
         // stage (the research's totals count it) and the trace shows the cancellation, not ok.
-        if (saved === "final" && (await store.stageCallAfterCancel(researchId, stage, { ...call, usage: step.usage })) === "applied") {
+        if (
+          saved === "final" &&
+          (await store.stageCallAfterCancel(researchId, stage, { ...call, usage: step.usage, spendSubject: started.spendSubject })) ===
+            "applied"
+        ) {
           recordCancellation(span, "research cancelled while the stage ran", { [ATTR_RESEARCH_ID]: researchId });
           return { outcome: "cancelled", researchId, call };
         }

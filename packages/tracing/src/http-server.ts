@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { context, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Link } from "@opentelemetry/api";
 import { carrierFromHeaders, extractContext } from "./carrier.js";
 import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_PATH } from "./attributes.js";
 
@@ -12,20 +12,30 @@ type RoutedRequest = IncomingMessage & {
   route?: { path?: unknown };
 };
 
+export interface HttpServerTracingOptions {
+  /**
+   * Whether this request's incoming trace context may be continued (default: every request's).
+   * Called only for a request that carries a valid `traceparent`. When it says no, the request
+   * starts a trace of its own (a new trace id, sampled by this process's sampler whatever the
+   * caller's sampled flag) with the caller's span context as a link, and its baggage is dropped.
+   */
+  trustContext?: (req: IncomingMessage) => boolean;
+}
+
 /**
  * Connect/Express-style middleware: one SERVER span per request, continuing the
- * caller's `traceparent`/`tracestate` (an invalid traceparent is ignored, per W3C,
- * and the request starts a new trace). Later middleware and the handler run
+ * caller's `traceparent`/`tracestate` when `trustContext` allows (an invalid traceparent
+ * is ignored, per W3C, and the request starts a new trace). Later middleware and the handler run
  * inside the span's context, so their spans, logs and publishes join the trace.
  *
  * The span is named `${method} ${route}` once Express has matched a route
  * (`http.route` = baseUrl + route.path), else `${method}` — never the raw path,
  * which would make span names unbounded.
  */
-export function httpServerTracing() {
+export function httpServerTracing(opts: HttpServerTracingOptions = {}) {
   return function tracingMiddleware(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
     const method = (req.method ?? "GET").toUpperCase();
-    const parent = extractContext(carrierFromHeaders(req.headers));
+    const { parent, links } = incomingParent(req, opts.trustContext);
     // Express rewrites req.url inside routers; originalUrl is what the client asked for.
     const target = (req as RoutedRequest).originalUrl ?? req.url ?? "/";
     const userAgent = req.headers["user-agent"];
@@ -39,6 +49,7 @@ export function httpServerTracing() {
           "url.scheme": "encrypted" in req.socket && req.socket.encrypted ? "https" : "http",
           ...(userAgent ? { "user_agent.original": userAgent } : {}),
         },
+        ...(links.length > 0 ? { links } : {}),
       },
       parent,
     );
@@ -71,6 +82,14 @@ export function httpServerTracing() {
     context.bind(ctx, res);
     context.with(ctx, () => next());
   };
+}
+
+/** The context to start the SERVER span under, and the untrusted caller's context as a link. */
+function incomingParent(req: IncomingMessage, trust: HttpServerTracingOptions["trustContext"]): { parent: Context; links: Link[] } {
+  const extracted = extractContext(carrierFromHeaders(req.headers));
+  const remote = trace.getSpanContext(extracted);
+  if (!trust || !remote || !isSpanContextValid(remote) || trust(req)) return { parent: extracted, links: [] };
+  return { parent: ROOT_CONTEXT, links: [{ context: remote }] };
 }
 
 function routeOf(req: RoutedRequest): string | undefined {

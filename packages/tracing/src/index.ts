@@ -25,7 +25,7 @@ export {
   type ChatMessage,
 } from "./content.js";
 export { createTracedFetch, type TracedFetchOptions } from "./traced-fetch.js";
-export { httpServerTracing } from "./http-server.js";
+export { httpServerTracing, type HttpServerTracingOptions } from "./http-server.js";
 export { UntracedHttpRootsSampler, type HttpRequestInfo, type UntracedRootRule } from "./sampler.js";
 export { currentTraceId } from "./current-trace.js";
 export { traced, type TracedOptions } from "./traced.js";

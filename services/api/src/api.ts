@@ -4,6 +4,7 @@ import type { JobsOptions } from "bullmq";
 import type { Express, Router } from "express";
 import type { Redis } from "ioredis";
 import type { Pipeline } from "@tracelane/pipeline";
+import { loadPriceTable, ModelPolicy } from "@tracelane/pricing";
 import { StageQueues } from "@tracelane/queue-contract";
 import { ResearchStore } from "@tracelane/research-store";
 import { listen } from "@tracelane/runtime";
@@ -94,6 +95,8 @@ export function composeApi(opts: ComposeApiOptions): Api {
     traceReader,
     metrics,
     apiKeys,
+    // The stages' models as their workers have them (same variables), and what each may run instead.
+    modelPolicy: ModelPolicy.fromEnv(queues.pipeline.stages, env, loadPriceTable(env.TRACELANE_PRICE_TABLE)),
   });
 
   let server: Server | undefined;

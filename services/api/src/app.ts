@@ -1,5 +1,5 @@
 import express, { type Express, type Router } from "express";
-import type { ApiKeys } from "@tracelane/api-keys";
+import { ApiKeys } from "@tracelane/api-keys";
 import { CONSOLE_BASE, createConsoleRouter } from "@tracelane/console";
 import type { Redis } from "ioredis";
 import type { StageQueues } from "@tracelane/queue-contract";
@@ -10,6 +10,8 @@ import type { AppConfig } from "./env.js";
 import { errorHandler, notFoundRoute } from "./http/error-handler.js";
 import { consoleCsp, requestId, securityHeaders } from "./http/response-headers.js";
 import type { ApiMetrics } from "./metrics.js";
+import type { ModelPolicy } from "@tracelane/pricing";
+import { traceContextTrust } from "./trace-trust.js";
 import { createHealthRouter } from "./routes/health.js";
 import { createQueueBoardRouter, QUEUE_BOARD_PATH } from "./routes/queue-board.js";
 import { createOpenApiRouter } from "./routes/openapi.js";
@@ -33,6 +35,8 @@ export interface AppDeps {
   metrics?: ApiMetrics;
   /** The configured API keys (ApiKeys.none(): the api runs open). */
   apiKeys?: ApiKeys;
+  /** Which models each stage may run (<STAGE>_ALLOWED_MODELS); none: any. */
+  modelPolicy?: ModelPolicy;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -41,7 +45,8 @@ export function createApp(deps: AppDeps): Express {
   app.set("etag", false);
 
   // First, so every request (and every error answer) is inside its SERVER span.
-  app.use(httpServerTracing());
+  // An incoming traceparent is continued only from a trusted caller (TRUST_INCOMING_TRACE_CONTEXT).
+  app.use(httpServerTracing({ trustContext: traceContextTrust(deps.config.trustIncomingTraceContext, deps.apiKeys ?? ApiKeys.none()) }));
   app.use(requestId, securityHeaders);
   if (deps.metrics) app.use(deps.metrics.middleware);
   app.use(express.json({ limit: deps.config.maxBodyBytes, type: ["application/json", "application/*+json"] }));
@@ -56,6 +61,7 @@ export function createApp(deps: AppDeps): Express {
       logger: deps.logger,
       streams: deps.streams ?? new SseStreams(),
       traces: deps.traceReader,
+      modelPolicy: deps.modelPolicy,
     }),
   );
   if (deps.traceRouter) app.use(deps.traceRouter);

@@ -1,8 +1,11 @@
 import { z } from "zod";
+import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
+import { stageModelEnvShape } from "@tracelane/pricing";
 import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
 import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
 import { TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
 import { envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape, type EnvSource } from "@tracelane/runtime";
+import { envNumber } from "@tracelane/runtime";
 import { TRACE_READS_ENV } from "./trace-reads.js";
 
 const prefix = (defaultValue: string) =>
@@ -10,6 +13,8 @@ const prefix = (defaultValue: string) =>
     .string()
     .regex(/^[A-Za-z0-9_.:-]{1,100}$/, "must be 1-100 characters of [A-Za-z0-9_.:-]")
     .default(defaultValue);
+
+const TRACE_CONTEXT_TRUST = ["never", "keyed", "always"] as const;
 
 const BYTE_UNITS = { b: 1, kb: 1024, mb: 1024 * 1024 } as const;
 
@@ -59,9 +64,24 @@ export const EnvSchema = z.object({
   API_KEYS_FILE: envOptionalString(),
   /** Read and health requests (GET/HEAD) start traces of their own; off by default (see trace-reads.ts). */
   TRACELANE_TRACE_READS: TRACE_READS_ENV,
+  /** The workers' price table (unset: the built-in one): which models are priced, so allowed by default. */
+  TRACELANE_PRICE_TABLE: envOptionalString(),
+  /** Each stage's <STAGE>_MODEL, <STAGE>_FALLBACK_MODEL (as its worker has them) and <STAGE>_ALLOWED_MODELS. */
+  ...stageModelEnvShape(RESEARCH_PIPELINE.stages),
+  /** maxCostUsd of a research whose request sets none (0: no budget). */
+  DEFAULT_MAX_COST_USD: envNumber(0, { min: 0, max: 10_000 }),
+  /** Most one API key (or client address, without keys) may spend on model calls per UTC day (0: no cap). */
+  DAILY_SPEND_CAP_USD: envNumber(0, { min: 0, max: 1_000_000 }),
+  /** Whose incoming traceparent the api continues: nobody, callers with a valid API key, or everyone. */
+  TRUST_INCOMING_TRACE_CONTEXT: z
+    .enum(TRACE_CONTEXT_TRUST, { message: `must be one of ${TRACE_CONTEXT_TRUST.join(", ")}` })
+    .default("keyed"),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
+
+/** TRUST_INCOMING_TRACE_CONTEXT values; `keyed` with no API keys configured trusts nobody. */
+export type TraceContextTrust = (typeof TRACE_CONTEXT_TRUST)[number];
 
 /** Parse the api's environment (default process.env); throws an EnvError naming each bad variable. */
 export function loadEnv(source: EnvSource = process.env): Env {
@@ -75,6 +95,11 @@ export interface AppConfig {
   ssePollMs: number;
   sseHeartbeatMs: number;
   enqueueTimeoutMs: number;
+  /** maxCostUsd for a request that sets none; 0: none. */
+  defaultMaxCostUsd: number;
+  /** Per spender (API key, else client address) per UTC day; 0: no cap. */
+  dailySpendCapUsd: number;
+  trustIncomingTraceContext: TraceContextTrust;
 }
 
 export function appConfig(env: Env): AppConfig {
@@ -84,5 +109,8 @@ export function appConfig(env: Env): AppConfig {
     ssePollMs: env.SSE_POLL_MS,
     sseHeartbeatMs: env.SSE_HEARTBEAT_MS,
     enqueueTimeoutMs: env.ENQUEUE_TIMEOUT_MS,
+    defaultMaxCostUsd: env.DEFAULT_MAX_COST_USD,
+    dailySpendCapUsd: env.DAILY_SPEND_CAP_USD,
+    trustIncomingTraceContext: env.TRUST_INCOMING_TRACE_CONTEXT,
   };
 }

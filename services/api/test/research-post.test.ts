@@ -13,7 +13,8 @@ let tracing: InMemoryTracing;
 
 beforeAll(async () => {
   tracing = useInMemoryTracing();
-  api = await startApi();
+  // These tests continue a caller's traceparent; who is trusted to is trace-context-trust.test.ts.
+  api = await startApi({ env: { TRUST_INCOMING_TRACE_CONTEXT: "always" } });
 });
 afterAll(async () => {
   await api.close();

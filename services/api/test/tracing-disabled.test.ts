@@ -9,7 +9,7 @@ let tracing: TracingHandle;
 
 beforeAll(async () => {
   tracing = startTracing({ serviceName: "api-test", env: { OTEL_SDK_DISABLED: "true" } });
-  api = await startApi();
+  api = await startApi({ env: { TRUST_INCOMING_TRACE_CONTEXT: "always" } });
 });
 afterAll(async () => {
   await api.close();

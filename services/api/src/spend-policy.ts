@@ -1,0 +1,51 @@
+import type { ModelPolicy } from "@tracelane/pricing";
+import type { ResearchOptions, ResearchStore } from "@tracelane/research-store";
+import { HttpError, RetryLaterError } from "./http/errors.js";
+
+/**
+ * A request's options as the research keeps them: every model it names must be allowed for its
+ * stage (400 model_not_allowed, naming the stage and the allowed models), and without a maxCostUsd
+ * it gets DEFAULT_MAX_COST_USD (when set), so the research's status shows the budget it runs under.
+ */
+export function researchOptions(
+  requested: ResearchOptions<string> | undefined,
+  policy: { modelPolicy?: ModelPolicy | undefined; defaultMaxCostUsd: number },
+): ResearchOptions<string> {
+  const options: ResearchOptions<string> = { ...requested };
+  for (const [stage, model] of Object.entries(options.models ?? {})) {
+    if (model === undefined) continue;
+    const refusal = policy.modelPolicy?.refusal(stage, model);
+    if (refusal) {
+      throw new HttpError(400, "model_not_allowed", refusal.message, { stage, model, allowed: refusal.allowed });
+    }
+  }
+  if (options.maxCostUsd === undefined && policy.defaultMaxCostUsd > 0) options.maxCostUsd = policy.defaultMaxCostUsd;
+  return options;
+}
+
+/** Whole seconds from `now` to the next 00:00 UTC (at least 1), when a day's spend starts again from zero. */
+export function secondsUntilUtcMidnight(now: Date = new Date()): number {
+  const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
+  return Math.max(1, Math.ceil((midnight - now.getTime()) / 1000));
+}
+
+/**
+ * DAILY_SPEND_CAP_USD: a spender (API key id, else client address) who has spent the cap today
+ * (UTC) gets 429 daily_spend_cap_reached with Retry-After until midnight UTC, and nothing is created.
+ * 429 rather than 402: it is a quota that refills on its own, and clients already honour Retry-After on 429.
+ */
+export async function checkDailySpend(store: Pick<ResearchStore, "spentOn">, subject: string, capUsd: number): Promise<void> {
+  if (capUsd <= 0) return;
+  const now = new Date();
+  const spent = await store.spentOn(subject, now);
+  if (spent < capUsd) return;
+  const retryAfter = secondsUntilUtcMidnight(now);
+  throw new RetryLaterError(
+    429,
+    "daily_spend_cap_reached",
+    `The daily spend cap of $${capUsd} for this ${subject.startsWith("ip:") ? "client address" : "API key"} is used up ` +
+      `($${spent} spent today, UTC). It resets at 00:00 UTC, in ${retryAfter} s; ask the operator to raise DAILY_SPEND_CAP_USD for more.`,
+    retryAfter,
+    { capUsd, spentUsd: spent, resetsAt: new Date(now.getTime() + retryAfter * 1000).toISOString().replace(/\.\d{3}Z$/, "Z") },
+  );
+}

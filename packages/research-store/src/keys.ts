@@ -11,6 +11,15 @@ export function researchKeys(prefix: string, id: string) {
 
 export const idempotencyKey = (prefix: string, key: string) => `${prefix}:idem:${key}`;
 
+/**
+ * The researches one API key created, a sorted set of research ids scored by createdAt (GET /v1/research
+ * of a member key). Written with the research, trimmed to the record TTL like the other indexes.
+ */
+export const ownerIndexKey = (prefix: string, owner: string) => `${prefix}:index:owner:${owner}`;
+
+/** Which research (and so which key) a trace id belongs to: `{ researchId, owner }` JSON, set once when the research is created. */
+export const traceOwnerKey = (prefix: string, traceId: string) => `${prefix}:trace:${traceId}`;
+
 /** The UTC day (YYYY-MM-DD) a spend counts towards. */
 export const spendDay = (at: Date = new Date()) => at.toISOString().slice(0, 10);
 

@@ -17,6 +17,7 @@ import {
   DEFAULT_RESEARCH_PREFIX,
   idempotencyKey,
   indexKeyList,
+  ownerIndexKey,
   researchIndexKeys,
   researchKeys,
   spendDay,
@@ -128,6 +129,8 @@ export interface ResearchListQuery {
   limit?: number;
   /** nextCursor of the previous page. */
   cursor?: string;
+  /** Only the researches this API key id created (a member's list). */
+  owner?: string;
 }
 
 /** A research as a list shows it: the view without its stage outputs. */
@@ -188,7 +191,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     // EVALSHA with a fallback to EVAL: the script text is not resent on every update.
     this.indexKeys = indexKeyList(this.prefix);
     const withIndexes = 2 + this.indexKeys.length; // record, events, indexes
-    redis.defineCommand("tracelaneResearchCreate", { numberOfKeys: withIndexes + 1, lua: CREATE_SCRIPT });
+    redis.defineCommand("tracelaneResearchCreate", { numberOfKeys: withIndexes + 3, lua: CREATE_SCRIPT }); // + idem, owner index, trace owner
     redis.defineCommand("tracelaneResearchUpdate", { numberOfKeys: withIndexes + 1, lua: UPDATE_SCRIPT }); // + daily spend
     redis.defineCommand("tracelaneResearchStartStage", { numberOfKeys: withIndexes, lua: START_STAGE_SCRIPT });
     redis.defineCommand("tracelaneResearchStageRetrying", { numberOfKeys: withIndexes, lua: STAGE_RETRYING_SCRIPT });
@@ -241,12 +244,15 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       keys.record,
       keys.events,
       idem,
+      input.owner ? ownerIndexKey(this.prefix, input.owner) : keys.record,
+      input.traceId ? traceOwnerKey(this.prefix, input.traceId) : keys.record,
       ...this.indexKeys,
       this.ttl,
       input.id,
       fingerprint,
       event,
       Date.parse(now),
+      JSON.stringify({ researchId: input.id, ...(input.owner ? { owner: input.owner } : {}) }),
       ...Object.entries(fields).flat(),
     );
     if (result === "created") return { outcome: "created", id: input.id };
@@ -264,6 +270,26 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
 
   async get(id: string): Promise<ResearchView<S, O> | undefined> {
     return (await this.load(id))?.view;
+  }
+
+  /** Whether the research exists and which API key id created it (undefined: none, it was created without keys). */
+  async ownerOf(id: string): Promise<{ owner: string | undefined } | undefined> {
+    const [status, owner] = await this.redis.hmget(researchKeys(this.prefix, id).record, "status", "owner");
+    return status ? { owner: owner || undefined } : undefined;
+  }
+
+  /**
+   * Per trace id: the research it belongs to and that research's owner (undefined for a trace no
+   * research claimed: a foreign OTLP trace, or one whose research expired). One MGET.
+   */
+  async traceOwners(traceIds: string[]): Promise<({ researchId: string; owner: string | undefined } | undefined)[]> {
+    if (traceIds.length === 0) return [];
+    const values = await this.redis.mget(...traceIds.map((t) => traceOwnerKey(this.prefix, t)));
+    return values.map((v) => {
+      if (v === null) return undefined;
+      const parsed = JSON.parse(v) as { researchId: string; owner?: string };
+      return { researchId: parsed.researchId, owner: parsed.owner };
+    });
   }
 
   async status(id: string): Promise<ResearchStatus | undefined> {
@@ -447,11 +473,13 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const limit = Math.min(Math.max(Math.trunc(query.limit ?? 50), 1), 500);
     const cursor = query.cursor === undefined ? undefined : decodeListCursor(query.cursor);
     const indexes = researchIndexKeys(this.prefix);
-    const key = query.status ? indexes.byStatus[query.status] : indexes.all;
+    // An owner's own index (its status is checked per entry), else a status index, else every research.
+    const ownerKey = query.owner === undefined ? undefined : ownerIndexKey(this.prefix, query.owner);
+    const key = ownerKey ?? (query.status ? indexes.byStatus[query.status] : indexes.all);
     const max = Math.min(query.until ?? Infinity, cursor?.k ?? Infinity);
     const min = query.since ?? -Infinity;
     const bound = (n: number) => (n === Infinity ? "+inf" : n === -Infinity ? "-inf" : String(n));
-    const fields = ["status", "id", "stage", "query", "options", "createdAt", "updatedAt", "finishedAt", "traceId", "error"];
+    const fields = ["status", "id", "stage", "query", "options", "createdAt", "updatedAt", "finishedAt", "traceId", "error", "owner"];
     fields.push(...this.pipeline.names.map((stage) => `stage.${stage}`));
 
     const items: { summary: ResearchSummary<S>; score: number }[] = [];
@@ -484,7 +512,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
         scanned++;
         lastScanned = { k: entries[i]!.score, i: entries[i]!.id };
         if (!hash.status) gone.push(entries[i]!.id);
-        else if (!query.status || hash.status === query.status) {
+        else if ((!query.status || hash.status === query.status) && (query.owner === undefined || hash.owner === query.owner)) {
           const { result: _r, partialResult: _p, ...summary } = toView(hash, {}, this.pipeline);
           items.push({ summary, score: entries[i]!.score });
           if (items.length > limit) break scan;
@@ -493,7 +521,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       }
       if (raw.length / 2 < chunk) break;
     }
-    await this.forget(gone);
+    await this.forget(gone, ownerKey);
     if (items.length > limit) {
       const page = items.slice(0, limit);
       const last = page.at(-1)!;
@@ -523,11 +551,11 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     ) as Record<ResearchStatus, number>;
   }
 
-  /** Drop researches whose record expired from every index. */
-  private async forget(ids: string[]): Promise<void> {
+  /** Drop researches whose record expired from every index (and the owner index they were found in). */
+  private async forget(ids: string[], ownerKey?: string): Promise<void> {
     if (ids.length === 0) return;
     const p = this.redis.pipeline();
-    for (const key of this.indexKeys) p.zrem(key, ...ids);
+    for (const key of ownerKey ? [...this.indexKeys, ownerKey] : this.indexKeys) p.zrem(key, ...ids);
     await p.exec();
   }
 

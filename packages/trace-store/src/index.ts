@@ -42,7 +42,7 @@ export {
   type TraceStatus,
   type TraceSummary,
 } from "./types.js";
-export { createTraceReader, InvalidCursorError, type TraceReader, type TraceReaderOptions } from "./reader.js";
+export { createTraceReader, InvalidCursorError, type TraceReader, type TraceReaderOptions, type TraceVisibility } from "./reader.js";
 export { renderReplay } from "./replay.js";
 export { buildTree, flattenTree, resolveStages, spanDepths, MAX_TRACE_DEPTH_DEFAULT } from "./tree.js";
 export { aggregateCostStats, percentile } from "./stats.js";

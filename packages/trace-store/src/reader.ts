@@ -31,13 +31,24 @@ export interface TraceReaderOptions {
   pruneOnRead?: boolean;
 }
 
+/**
+ * Which of these traces the caller may see (the api's ownership check: a member key sees the traces of
+ * its own researches). Lists, anomalies and stats skip the others as if they were not stored.
+ */
+export type TraceVisibility = (traceIds: string[]) => Promise<boolean[]>;
+
+/** Read options of a caller: without `visible`, every trace. */
+export interface ReadScope {
+  visible?: TraceVisibility | undefined;
+}
+
 export interface TraceReader {
   readonly keys: TraceKeys;
-  listTraces(filter?: TraceFilter): Promise<TraceListPage>;
+  listTraces(filter?: TraceFilter, scope?: ReadScope): Promise<TraceListPage>;
   getTrace(traceId: string): Promise<TraceDetail | undefined>;
   renderReplay(trace: TraceDetail): string;
-  listAnomalies(query?: AnomalyQuery): Promise<Anomaly[]>;
-  costStats(query?: CostStatsQuery): Promise<CostStats>;
+  listAnomalies(query?: AnomalyQuery, scope?: ReadScope): Promise<Anomaly[]>;
+  costStats(query?: CostStatsQuery, scope?: ReadScope): Promise<CostStats>;
   /** Per trace id: how many anomalies the collector found so far and their types (0 and [] for a trace it has not seen). */
   anomalyCounts(traceIds: string[]): Promise<{ count: number; types: AnomalyType[] }[]>;
 }
@@ -92,6 +103,13 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
   const maxStatsTraces = opts.maxStatsTraces ?? 50_000;
   const pruneOnRead = opts.pruneOnRead ?? true;
 
+  /** The ids of `ids` the scope lets the caller see (all without a visibility check). */
+  const visibleOf = async (scope: ReadScope, ids: string[]): Promise<Set<string>> => {
+    if (!scope.visible || ids.length === 0) return new Set(ids);
+    const verdicts = await scope.visible(ids);
+    return new Set(ids.filter((_, i) => verdicts[i] === true));
+  };
+
   const prune = async (ids: string[]) => {
     if (pruneOnRead && ids.length > 0) await pruneTraces(redis, ids, { prefix: keys.prefix, force: true });
   };
@@ -131,7 +149,7 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
     }
   }
 
-  async function listTraces(filter: TraceFilter = {}): Promise<TraceListPage> {
+  async function listTraces(filter: TraceFilter = {}, scope: ReadScope = {}): Promise<TraceListPage> {
     const limit = Math.min(Math.max(Math.trunc(filter.limit ?? 50), 1), 500);
     const sort = filter.sort ?? "start";
     const cursor = filter.cursor ? decodeCursor(filter.cursor, sort) : undefined;
@@ -185,18 +203,25 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
       }
       const replies = (await p.exec()) ?? [];
       const stride = checkAnomalySet ? 2 : 1;
-      for (let i = 0; i < fresh.length; i++) {
-        const e = fresh[i]!;
+      // Per entry: undefined when its trace expired, null when it does not match the filter.
+      const candidates = fresh.map((_, i): TraceSummary | null | undefined => {
         const [err, json] = replies[i * stride]!;
         if (err) throw err;
+        if (typeof json !== "string") return undefined;
+        const inAnomalySet = !checkAnomalySet || replies[i * stride + 1]![1] !== null;
+        const summary = JSON.parse(json) as TraceSummary;
+        return inAnomalySet && matches(summary) ? summary : null;
+      });
+      const visible = await visibleOf(
+        scope,
+        candidates.flatMap((c) => (c ? [c.traceId] : [])),
+      );
+      for (let i = 0; i < fresh.length; i++) {
+        const e = fresh[i]!;
+        const candidate = candidates[i];
         scanned++;
-        if (typeof json !== "string") {
-          gone.push(e.id);
-        } else {
-          const inAnomalySet = !checkAnomalySet || replies[i * stride + 1]![1] !== null;
-          const summary = JSON.parse(json) as TraceSummary;
-          if (inAnomalySet && matches(summary)) found.push(summary);
-        }
+        if (candidate === undefined) gone.push(e.id);
+        else if (candidate !== null && visible.has(candidate.traceId)) found.push(candidate);
         if (found.length === limit || scanned >= maxScan) {
           // Resume after the last entry examined (a page may end exactly at the last match).
           nextCursor = encodeCursor({ s: sort, k: e.score, i: e.id });
@@ -232,14 +257,16 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
     return { summary: { ...withTimes(summary), anomalyTypes }, spans: shown, tree, anomalies };
   }
 
-  async function listAnomalies(query: AnomalyQuery = {}): Promise<Anomaly[]> {
+  async function listAnomalies(query: AnomalyQuery = {}, scope: ReadScope = {}): Promise<Anomaly[]> {
     const limit = Math.min(Math.max(Math.trunc(query.limit ?? 100), 1), 1000);
     const key = query.type ? keys.anomalyLogByType(query.type) : keys.anomalyLog;
     const min = query.since ?? -Infinity;
     const out: Anomaly[] = [];
     const gone = new Set<string>();
     for await (const entries of walkDesc(key, min, Infinity, Math.max(limit, 100))) {
-      const parsed = entries.map((e) => parseAnomalyMember(e.id)).filter((m) => m !== undefined);
+      const members = entries.map((e) => parseAnomalyMember(e.id)).filter((m) => m !== undefined);
+      const visible = await visibleOf(scope, [...new Set(members.map((m) => m.traceId))]);
+      const parsed = members.filter((m) => visible.has(m.traceId));
       const p = redis.pipeline();
       for (const m of parsed) p.hget(keys.anomalies(m.traceId), anomalyField(m.type, m.spanId));
       const replies = (await p.exec()) ?? [];
@@ -259,7 +286,7 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
     return out;
   }
 
-  async function costStats(query: CostStatsQuery = {}): Promise<CostStats> {
+  async function costStats(query: CostStatsQuery = {}, scope: ReadScope = {}): Promise<CostStats> {
     const until = query.until ?? Date.now();
     const since = query.since ?? until - DAY_MS;
     const kind = query.kind ?? "all";
@@ -270,11 +297,16 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
       const p = redis.pipeline();
       for (const e of entries) p.hget(keys.summary(e.id), "json");
       const replies = (await p.exec()) ?? [];
+      const visible = await visibleOf(
+        scope,
+        entries.map((e) => e.id),
+      );
       for (let i = 0; i < entries.length; i++) {
         const [err, json] = replies[i]!;
         if (err) throw err;
         if (typeof json !== "string") gone.push(entries[i]!.id);
-        else summaries.push(JSON.parse(json) as TraceSummary);
+        else if (visible.has(entries[i]!.id)) summaries.push(JSON.parse(json) as TraceSummary);
+        else continue;
         if (summaries.length >= maxStatsTraces) {
           truncated = true;
           break walk;

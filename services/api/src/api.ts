@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:http";
-import { ApiKeys } from "@tracelane/api-keys";
+import type { ApiKeys } from "@tracelane/api-keys";
 import type { JobsOptions } from "bullmq";
 import type { Express, Router } from "express";
 import type { Redis } from "ioredis";
@@ -12,6 +12,7 @@ import { createTraceReader } from "@tracelane/trace-store";
 import type { Logger } from "@tracelane/tracing";
 import type { TracingStatsLike } from "@tracelane/metrics";
 import { createApp } from "./app.js";
+import { apiKeysFromEnv, checkBinding } from "./auth/binding.js";
 import { appConfig, type Env } from "./env.js";
 import { startLostEnqueueRecovery } from "./lost-enqueue-recovery.js";
 import { createApiMetrics } from "./metrics.js";
@@ -75,12 +76,14 @@ export function composeApi(opts: ComposeApiOptions): Api {
     ...pipeline,
   }) as unknown as StageQueues;
   const streams = new SseStreams();
-  const apiKeys = opts.apiKeys ?? ApiKeys.fromEnv(env);
+  // A bad API_KEYS / API_KEYS_FILE stops the boot here with an EnvError naming the variable.
+  const apiKeys = opts.apiKeys ?? apiKeysFromEnv(env);
   const traceReader = createTraceReader(redis, { prefix: env.TRACELANE_TRACE_PREFIX });
   const traceRouter =
     opts.traceRouter ??
     createTracesRouter({
       reader: traceReader,
+      owners: store,
       ...(env.JAEGER_UI_URL ? { jaegerUiUrl: env.JAEGER_UI_URL } : {}),
     });
   const metrics = createApiMetrics({ queues, store, ...(opts.tracingStats ? { tracingStats: opts.tracingStats } : {}) });
@@ -108,8 +111,16 @@ export function composeApi(opts: ComposeApiOptions): Api {
     queues,
     streams,
     async start(where = {}) {
+      const host = where.host ?? env.HOST;
+      checkBinding({ host, keys: apiKeys, allowUnauthenticated: env.ALLOW_UNAUTHENTICATED });
+      if (!apiKeys.enabled) {
+        logger.warn(
+          { host, allowUnauthenticated: env.ALLOW_UNAUTHENTICATED },
+          "no API keys configured (API_KEYS / API_KEYS_FILE): every request is served without authentication; set API_KEYS before exposing the api",
+        );
+      }
       server = createServer(app);
-      const port = await listen(server, { port: where.port ?? env.PORT, host: where.host ?? env.HOST, variable: "PORT" });
+      const port = await listen(server, { port: where.port ?? env.PORT, host, variable: "PORT" });
       recovery = startLostEnqueueRecovery({
         store,
         queues,

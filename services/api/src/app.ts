@@ -6,6 +6,7 @@ import type { StageQueues } from "@tracelane/queue-contract";
 import type { ResearchStore } from "@tracelane/research-store";
 import type { TraceReader } from "@tracelane/trace-store";
 import { httpServerTracing, type Logger } from "@tracelane/tracing";
+import { requireAdmin, requireApiKey } from "./auth/middleware.js";
 import type { AppConfig } from "./env.js";
 import { errorHandler, notFoundRoute } from "./http/error-handler.js";
 import { consoleCsp, requestId, securityHeaders } from "./http/response-headers.js";
@@ -49,10 +50,17 @@ export function createApp(deps: AppDeps): Express {
   app.use(httpServerTracing({ trustContext: traceContextTrust(deps.config.trustIncomingTraceContext, deps.apiKeys ?? ApiKeys.none()) }));
   app.use(requestId, securityHeaders);
   if (deps.metrics) app.use(deps.metrics.middleware);
-  app.use(express.json({ limit: deps.config.maxBodyBytes, type: ["application/json", "application/*+json"] }));
-
+  // Open to anyone: health, the API's documentation, `/` (a redirect) and, unless METRICS_REQUIRE_KEY, /metrics.
   app.use(createHealthRouter({ redis: deps.redis }));
-  if (deps.metrics) app.get("/metrics", deps.metrics.handler);
+  if (deps.metrics && !deps.config.metricsRequireKey) app.get("/metrics", deps.metrics.handler);
+  app.use(createOpenApiRouter({ maxQueryChars: deps.config.maxQueryChars, pipeline: deps.queues.pipeline }));
+  app.get("/", (_req, res) => res.redirect(302, `${CONSOLE_BASE}/`));
+
+  // Everything below needs an API key when keys are configured: a route added here cannot be open by mistake.
+  app.use(requireApiKey(deps.apiKeys ?? ApiKeys.none()));
+  // Bodies are read only for a caller with a key.
+  app.use(express.json({ limit: deps.config.maxBodyBytes, type: ["application/json", "application/*+json"] }));
+  if (deps.metrics && deps.config.metricsRequireKey) app.get("/metrics", deps.metrics.handler);
   app.use(
     createResearchRouter({
       store: deps.store,
@@ -65,13 +73,12 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   if (deps.traceRouter) app.use(deps.traceRouter);
-  app.use(createOpenApiRouter({ maxQueryChars: deps.config.maxQueryChars, pipeline: deps.queues.pipeline }));
-  // Bull Board (read-write). The one place it is mounted: an auth middleware goes here.
-  app.use(QUEUE_BOARD_PATH, createQueueBoardRouter(deps.queues));
+  // Bull Board (read-write: retry, promote, remove jobs of anyone): admin keys only.
+  app.use(QUEUE_BOARD_PATH, requireAdmin("Bull Board (/admin)"), createQueueBoardRouter(deps.queues));
 
-  // The web console (static assets; client-side routes fall back to its index.html). `/` leads there.
+  // The web console (static assets; client-side routes fall back to its index.html). `/` leads there; a browser
+  // without the key gets the 401's Basic challenge, its login prompt (any user name, the key as password).
   app.use(CONSOLE_BASE, consoleCsp, createConsoleRouter());
-  app.get("/", (_req, res) => res.redirect(302, `${CONSOLE_BASE}/`));
 
   app.use(notFoundRoute);
   app.use(errorHandler({ logger: deps.logger, maxBodyBytes: deps.config.maxBodyBytes }));

@@ -4,8 +4,9 @@ import { stageModelEnvShape } from "@tracelane/pricing";
 import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
 import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
 import { TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
-import { envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape, type EnvSource } from "@tracelane/runtime";
+import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape, type EnvSource } from "@tracelane/runtime";
 import { envNumber } from "@tracelane/runtime";
+import { DEFAULT_HOST } from "./auth/binding.js";
 import { TRACE_READS_ENV } from "./trace-reads.js";
 
 const prefix = (defaultValue: string) =>
@@ -38,7 +39,8 @@ export const EnvSchema = z.object({
   ...serviceEnvShape,
   ...redisEnvShape,
   PORT: envInt(3000, { min: 0, max: 65_535 }),
-  HOST: z.string().min(1).default("0.0.0.0"),
+  /** Loopback by default; another address without API keys needs ALLOW_UNAUTHENTICATED=true (auth/binding.ts). */
+  HOST: z.string().min(1).default(DEFAULT_HOST),
   TRACELANE_QUEUE_PREFIX: prefix(DEFAULT_QUEUE_PREFIX),
   TRACELANE_RESEARCH_PREFIX: prefix(DEFAULT_RESEARCH_PREFIX),
   /** Key prefix the trace-collector writes traces under (read by GET /v1/traces). */
@@ -62,6 +64,10 @@ export const EnvSchema = z.object({
   API_KEYS: envOptionalString(),
   /** A file of API keys, one `<key> [name] [admin|member]` per line (`#` comments). */
   API_KEYS_FILE: envOptionalString(),
+  /** Without API keys, listen on a non-loopback HOST anyway (everyone who reaches it can read and cancel everything). */
+  ALLOW_UNAUTHENTICATED: envBoolean(false),
+  /** GET /metrics needs an API key too (it is open by default, for Prometheus). */
+  METRICS_REQUIRE_KEY: envBoolean(false),
   /** Read and health requests (GET/HEAD) start traces of their own; off by default (see trace-reads.ts). */
   TRACELANE_TRACE_READS: TRACE_READS_ENV,
   /** The workers' price table (unset: the built-in one): which models are priced, so allowed by default. */
@@ -95,6 +101,8 @@ export interface AppConfig {
   ssePollMs: number;
   sseHeartbeatMs: number;
   enqueueTimeoutMs: number;
+  /** GET /metrics needs an API key (METRICS_REQUIRE_KEY). */
+  metricsRequireKey: boolean;
   /** maxCostUsd for a request that sets none; 0: none. */
   defaultMaxCostUsd: number;
   /** Per spender (API key, else client address) per UTC day; 0: no cap. */
@@ -109,6 +117,7 @@ export function appConfig(env: Env): AppConfig {
     ssePollMs: env.SSE_POLL_MS,
     sseHeartbeatMs: env.SSE_HEARTBEAT_MS,
     enqueueTimeoutMs: env.ENQUEUE_TIMEOUT_MS,
+    metricsRequireKey: env.METRICS_REQUIRE_KEY,
     defaultMaxCostUsd: env.DEFAULT_MAX_COST_USD,
     dailySpendCapUsd: env.DAILY_SPEND_CAP_USD,
     trustIncomingTraceContext: env.TRUST_INCOMING_TRACE_CONTEXT,

@@ -60,6 +60,10 @@ const summaryFields = {
   updatedAt: Iso,
   finishedAt: Iso.optional(),
   traceId: z.string().nullable(),
+  owner: z
+    .string()
+    .optional()
+    .meta({ description: "id (key_…, not the key) of the API key that created it; absent when the api runs without keys" }),
   stages: z.object(
     Object.fromEntries(RESEARCH_PIPELINE.names.map((s) => [s, StageRecordSchema])) as Record<
       (typeof RESEARCH_PIPELINE.names)[number],

@@ -19,3 +19,7 @@ export function mayAccess(caller: Caller | undefined, owner: string | undefined)
   if (caller.role === "admin") return true;
   return owner !== undefined && owner === caller.id;
 }
+
+/** The owner a caller's lists are limited to: its own key id for a member; undefined (everything) for an admin or without keys. */
+export const listOwner = (caller: Caller | undefined): string | undefined =>
+  caller === undefined || caller.role === "admin" ? undefined : caller.id;

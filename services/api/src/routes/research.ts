@@ -6,7 +6,7 @@ import type { ResearchStore, ResearchView } from "@tracelane/research-store";
 import type { TraceReader } from "@tracelane/trace-store";
 import { currentTraceId, type Logger } from "@tracelane/tracing";
 import type { AppConfig } from "../env.js";
-import { limitSubject } from "../auth/caller.js";
+import { callerOf, limitSubject, listOwner, mayAccess } from "../auth/caller.js";
 import { HttpError, isConnectionError, notFound, UnavailableError, withTimeout } from "../http/errors.js";
 import { given, nextPageLink, withCursor } from "../http/query.js";
 import { ResearchListQuery, ROUTES } from "../api-spec/routes.js";
@@ -56,6 +56,12 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     return view;
   };
 
+  /** Another member's research is answered exactly as a missing one (404, same body): its id reveals nothing. */
+  const ensureVisible = async (id: string, res: Response): Promise<void> => {
+    const found = await store.ownerOf(id);
+    if (!found || !mayAccess(callerOf(res), found.owner)) throw notFound("research", id);
+  };
+
   router.post(ROUTES.createResearch.path, async (req: Request, res: Response) => {
     if (!req.is(JSON_TYPES)) {
       const sent = req.get("Content-Type");
@@ -73,6 +79,8 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     await checkDailySpend(store, spendSubject, config.dailySpendCapUsd);
 
     const id = newResearchId();
+    // The research belongs to the key that created it (none when the api runs without keys).
+    const owner = callerOf(res)?.id;
     // The request's trace (continued from the caller's traceparent when there is one).
     const traceId = currentTraceId() ?? null;
     const created = await store.create({
@@ -80,6 +88,7 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
       query: body.query,
       options,
       traceId,
+      ...(owner !== undefined ? { owner } : {}),
       spendSubject,
       ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
     });
@@ -146,7 +155,9 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
 
   router.get(ROUTES.listResearch.path, async (req: Request, res: Response) => {
     const q = ResearchListQuery.parse(req.query);
-    const page = await withCursor(() => listResearch({ store, traces: deps.traces }, given(q)));
+    const page = await withCursor(() =>
+      listResearch({ store, traces: deps.traces }, { ...given(q), ...given({ owner: listOwner(callerOf(res)) }) }),
+    );
     res.json({
       researches: page.researches.map((r) => ({ ...r, links: researchLinks(r.id, r.traceId) })),
       nextCursor: page.nextCursor ?? null,
@@ -156,7 +167,9 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
 
   router.get(ROUTES.getResearch.path, async (req: Request<{ id: string }>, res: Response) => {
     const id = parseResearchId(req.params.id);
-    res.json(withLinks(await loadView(id)));
+    const view = await loadView(id);
+    if (!mayAccess(callerOf(res), view.owner)) throw notFound("research", id);
+    res.json(withLinks(view));
   });
 
   router.get(ROUTES.researchEvents.path, async (req: Request<{ id: string }>, res: Response) => {
@@ -164,7 +177,7 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     const afterId = parseLastEventId(
       req.get("Last-Event-ID") ?? (typeof req.query.lastEventId === "string" ? req.query.lastEventId : undefined),
     );
-    if ((await store.status(id)) === undefined) throw notFound("research", id);
+    await ensureVisible(id, res);
     await streamResearchEvents(req, res, {
       store,
       streams: deps.streams,
@@ -178,6 +191,7 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
 
   router.delete(ROUTES.cancelResearch.path, async (req: Request<{ id: string }>, res: Response) => {
     const id = parseResearchId(req.params.id);
+    await ensureVisible(id, res);
     const outcome = await store.cancel(id);
     if (outcome === "missing") throw notFound("research", id);
     if (outcome === "final") {

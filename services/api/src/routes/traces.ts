@@ -1,5 +1,7 @@
 import { Router, type Request, type Response } from "express";
-import { jaegerTraceUrl, type TraceListItem, type TraceReader } from "@tracelane/trace-store";
+import type { ResearchStore } from "@tracelane/research-store";
+import { jaegerTraceUrl, type TraceKind, type TraceListItem, type TraceReader, type TraceVisibility } from "@tracelane/trace-store";
+import { callerOf, listOwner, mayAccess } from "../auth/caller.js";
 import { AnomaliesQuery, CostsQuery, ROUTES, TraceIdParamSchema, TracesQuery } from "../api-spec/routes.js";
 import { HttpError, notFound } from "../http/errors.js";
 import { given, nextPageLink, withCursor } from "../http/query.js";
@@ -8,6 +10,11 @@ export interface TracesRouterDeps {
   reader: TraceReader;
   /** Public Jaeger UI base URL (JAEGER_UI_URL); responses link each trace to it when set. */
   jaegerUiUrl?: string;
+  /**
+   * Who owns each trace (the research it belongs to): a member key sees only its own researches'
+   * traces. Without it a member sees none; an admin, or any caller when the api runs without keys, sees all.
+   */
+  owners?: Pick<ResearchStore, "traceOwners"> | undefined;
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -33,11 +40,39 @@ function parseTraceId(raw: string): string {
  *   GET /v1/traces/:traceId/replay   plain-text replay
  *   GET /v1/anomalies                newest first (since, type, limit)
  *   GET /v1/stats/costs              per stage and per model cost, tokens, latency, error rate (kind, since, until; default last 24 h)
- * The list and the stats count research traces unless kind=all.
+ * The list and the stats count research traces unless kind=all (admin keys only). A member key reads only
+ * the traces of its own researches: everything else is skipped in lists, anomalies and stats, and a 404 by id.
  */
 export function createTracesRouter(deps: TracesRouterDeps): Router {
   const { reader } = deps;
   const router = Router();
+
+  /** The traces this request's caller may see; undefined: all of them (an admin, or no keys configured). */
+  const visibility = (res: Response): TraceVisibility | undefined => {
+    const caller = callerOf(res);
+    if (listOwner(caller) === undefined) return undefined;
+    return async (traceIds) => {
+      const owners = deps.owners ? await deps.owners.traceOwners(traceIds) : [];
+      return traceIds.map((_, i) => owners[i] !== undefined && mayAccess(caller, owners[i].owner));
+    };
+  };
+  const scopeOf = (res: Response) => ({ visible: visibility(res) });
+  /** A trace another key's research owns is answered as a missing one (404, same body). */
+  const ensureVisible = async (traceId: string, res: Response) => {
+    const visible = visibility(res);
+    if (visible && !(await visible([traceId]))[0]) throw notFound("trace", traceId);
+  };
+  /** kind=all adds traces that belong to no research (other OTLP clients): an admin's view. */
+  const checkKind = (kind: TraceKind, res: Response) => {
+    if (kind === "all" && visibility(res) !== undefined) {
+      throw new HttpError(
+        403,
+        "forbidden",
+        "kind=all includes traces that belong to no research and needs an admin API key; a member key reads kind=research (the default): the traces of its own researches.",
+        { parameter: "kind" },
+      );
+    }
+  };
 
   const links = (traceId: string) => ({
     self: `/v1/traces/${traceId}`,
@@ -49,7 +84,8 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
 
   router.get(ROUTES.listTraces.path, async (req: Request, res: Response) => {
     const q = TracesQuery.parse(req.query);
-    const page = await withCursor(() => reader.listTraces({ ...given(q), kind: q.kind ?? "research" }));
+    checkKind(q.kind ?? "research", res);
+    const page = await withCursor(() => reader.listTraces({ ...given(q), kind: q.kind ?? "research" }, scopeOf(res)));
     res.json({
       traces: page.traces.map(listItem),
       nextCursor: page.nextCursor ?? null,
@@ -59,6 +95,7 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
 
   router.get(ROUTES.getTrace.path, async (req: Request<{ traceId: string }>, res: Response) => {
     const traceId = parseTraceId(req.params.traceId);
+    await ensureVisible(traceId, res);
     const trace = await reader.getTrace(traceId);
     if (!trace) throw notFound("trace", traceId);
     res.json({ summary: trace.summary, tree: trace.tree, anomalies: trace.anomalies, links: links(traceId) });
@@ -66,13 +103,14 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
 
   router.get(ROUTES.traceReplay.path, async (req: Request<{ traceId: string }>, res: Response) => {
     const traceId = parseTraceId(req.params.traceId);
+    await ensureVisible(traceId, res);
     const trace = await reader.getTrace(traceId);
     if (!trace) throw notFound("trace", traceId);
     res.type("text/plain; charset=utf-8").send(reader.renderReplay(trace));
   });
 
   router.get(ROUTES.listAnomalies.path, async (req: Request, res: Response) => {
-    const anomalies = await reader.listAnomalies(given(AnomaliesQuery.parse(req.query)));
+    const anomalies = await reader.listAnomalies(given(AnomaliesQuery.parse(req.query)), scopeOf(res));
     res.json({ anomalies: anomalies.map((a) => ({ ...a, links: links(a.traceId) })) });
   });
 
@@ -80,7 +118,8 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
     const q = CostsQuery.parse(req.query);
     const until = q.until ?? Date.now();
     const since = q.since ?? until - DAY_MS;
-    const stats = await reader.costStats({ since, until, kind: q.kind ?? "research" });
+    checkKind(q.kind ?? "research", res);
+    const stats = await reader.costStats({ since, until, kind: q.kind ?? "research" }, scopeOf(res));
     res.json({
       ...stats,
       since: new Date(stats.since).toISOString(),

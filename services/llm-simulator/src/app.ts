@@ -3,6 +3,7 @@ import { listen } from "@tracelane/runtime";
 import express, { type ErrorRequestHandler, type Express } from "express";
 import { authenticate } from "./auth.js";
 import { chatCompletionsHandler } from "./chat.js";
+import { searchHandler } from "./evidence.js";
 import {
   bodyTooLarge,
   invalidJsonBody,
@@ -53,6 +54,15 @@ export function createSimulatorApp(config: Partial<SimulatorConfig> = {}): Expre
   });
 
   app.post("/v1/chat/completions", chatCompletionsHandler(state));
+  // The evidence search tool's backend (Tavily's request and response shape; see evidence.ts).
+  app.post(
+    "/search",
+    (req, _res, next) => {
+      authenticate(req, state.config.apiKey);
+      next();
+    },
+    searchHandler(),
+  );
 
   app.get("/_sim/stats", (_req, res) => {
     res.json(state.snapshot());

@@ -1,15 +1,17 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Request, RequestHandler, Response } from "express";
 import { authenticate, bearerKey } from "./auth.js";
-import { completionId, generateContent, requestDigest } from "./content.js";
+import { completionId, generateContent, requestDigest, topicWords } from "./content.js";
 import { contextLengthExceeded, invalidApiKey, overloaded, rateLimited, sendError, serverError, SimulatorHttpError } from "./errors.js";
 import { FAULT_HEADER, parseDirectives, rateFault, requestedFault, type SelectedFault } from "./faults.js";
 import { latencyFor, sleep } from "./latency.js";
-import { contextWindow } from "./models.js";
+import { contextWindow, knownModel } from "./models.js";
 import { parseChatRequest, type ChatRequest } from "./request.js";
 import type { SimulatorState } from "./state.js";
 import { SYSTEM_FINGERPRINT, usageOf, writeCompletionStream, writeMalformedStream, type FinishReason } from "./stream.js";
 import { countPromptTokens, countTokens, truncateToTokens } from "./tokens.js";
+import { instanceOf } from "./structured.js";
+import { planToolCalls } from "./tools.js";
 
 /** POST /v1/chat/completions: auth, validation, faults, context window, latency, then the completion. */
 export function chatCompletionsHandler(state: SimulatorState): RequestHandler {
@@ -60,21 +62,42 @@ async function complete(state: SimulatorState, req: Request, res: Response, requ
   const random = rateFault(config.faultRate, config.faultKinds, () => state.random());
   if (random) return injectFault(state, req, res, request, random, { id, promptTokens });
 
-  const generated = generateContent({
-    digest,
+  const lastUser = request.messages.filter((m) => m.role === "user").at(-1)?.text ?? "";
+  const topic = topicWords(lastUser).slice(0, 8);
+  const toolCalls = planToolCalls({
+    tools: request.tools,
+    toolChoice: request.toolChoice,
+    parallel: request.parallelToolCalls,
     messages: request.messages,
-    minTokens: config.completionTokens.min,
-    maxTokens: config.completionTokens.max,
+    topic,
+    digest,
   });
-  let content = generated.text;
-  let completionTokens = generated.tokens;
+  let content: string;
   let finishReason: FinishReason = "stop";
-  if (request.maxTokens !== undefined && completionTokens > request.maxTokens) {
+  if (toolCalls) {
+    content = "";
+    finishReason = "tool_calls";
+  } else if (request.responseFormat.kind === "json_schema") {
+    content = JSON.stringify(instanceOf(request.responseFormat.schema, { seed: digest, topic }));
+  } else {
+    const generated = generateContent({
+      digest,
+      messages: request.messages,
+      minTokens: config.completionTokens.min,
+      maxTokens: config.completionTokens.max,
+    });
+    content = request.responseFormat.kind === "json" ? JSON.stringify({ answer: generated.text }) : generated.text;
+  }
+  let completionTokens = toolCalls ? countTokens(JSON.stringify(toolCalls.map((c) => c.function))) : countTokens(content);
+  if (!toolCalls && request.maxTokens !== undefined && completionTokens > request.maxTokens) {
     content = truncateToTokens(content, request.maxTokens);
     completionTokens = countTokens(content);
     finishReason = "length";
   }
-  const usage = usageOf(promptTokens, completionTokens);
+  const usage = usageOf(promptTokens, completionTokens, {
+    cachedTokens: cachedPromptTokens(state, model, request, promptTokens),
+    reasoningTokens: knownModel(model)?.reasoning ? Math.round(completionTokens * (0.5 + (digest[2]! / 255) * 1.5)) : 0,
+  });
   const created = Math.floor(Date.now() / 1000);
   const delayMs = latencyFor(config.latency, model, () => state.random());
 
@@ -84,6 +107,7 @@ async function complete(state: SimulatorState, req: Request, res: Response, requ
       created,
       model,
       content,
+      toolCalls,
       finishReason,
       usage,
       includeUsage: request.includeUsage,
@@ -100,7 +124,9 @@ async function complete(state: SimulatorState, req: Request, res: Response, requ
       choices: [
         {
           index: 0,
-          message: { role: "assistant", content, refusal: null, annotations: [] },
+          message: toolCalls
+            ? { role: "assistant", content: null, tool_calls: toolCalls, refusal: null, annotations: [] }
+            : { role: "assistant", content, refusal: null, annotations: [] },
           logprobs: null,
           finish_reason: finishReason,
         },
@@ -111,6 +137,23 @@ async function complete(state: SimulatorState, req: Request, res: Response, requ
     });
   }
   if (res.writableFinished || res.writableEnded) state.recordSuccess(model, request.stream, promptTokens, usage.completion_tokens);
+}
+
+/**
+ * Prompt caching as OpenAI/Gemini/DeepSeek do it unasked: the leading system/developer messages, once a model
+ * has seen them, are served from cache on the next request (`prompt_tokens_details.cached_tokens`).
+ */
+function cachedPromptTokens(state: SimulatorState, model: string, request: ChatRequest, promptTokens: number): number {
+  if (!knownModel(model)?.promptCaching) return 0;
+  const prefix: string[] = [];
+  for (const m of request.messages) {
+    if (m.role !== "system" && m.role !== "developer") break;
+    prefix.push(m.text);
+  }
+  if (prefix.length === 0) return 0;
+  const digest = createHash("sha256").update(JSON.stringify(prefix)).digest("hex");
+  if (!state.prefixSeen(model, digest)) return 0;
+  return Math.min(promptTokens, countPromptTokens(prefix.map((text) => ({ role: "system", text }))));
 }
 
 function injectFault(

@@ -109,6 +109,21 @@ export class SimulatorState {
     return this.rng();
   }
 
+  /** Prompt prefixes seen per model (prompt caching); bounded, the oldest forgotten first. */
+  private readonly cachedPrefixes = new Set<string>();
+
+  /**
+   * Whether `model` has seen this prompt prefix before (its tokens are then served from cache), and remember
+   * it. A provider caches for minutes to hours; the simulator for its process's life, up to 10,000 prefixes.
+   */
+  prefixSeen(model: string, prefixDigest: string): boolean {
+    const key = `${model} ${prefixDigest}`;
+    if (this.cachedPrefixes.has(key)) return true;
+    this.cachedPrefixes.add(key);
+    if (this.cachedPrefixes.size > 10_000) this.cachedPrefixes.delete(this.cachedPrefixes.values().next().value!);
+    return false;
+  }
+
   applyPatch(patch: ConfigPatch): void {
     const c = this.config;
     if (patch.faultRate !== undefined) c.faultRate = patch.faultRate;
@@ -130,6 +145,7 @@ export class SimulatorState {
   reset(): void {
     this.stats = emptyStats();
     this.directiveCounters.reset();
+    this.cachedPrefixes.clear();
     this.rng = randomSource(this.config.seed);
   }
 

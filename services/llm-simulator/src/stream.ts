@@ -1,5 +1,6 @@
 import type { Response } from "express";
 import { FIRST_CHUNK_SHARE, sleep } from "./latency.js";
+import type { ToolCall } from "./tools.js";
 
 export interface Usage {
   prompt_tokens: number;
@@ -14,17 +15,31 @@ export interface Usage {
   };
 }
 
-export function usageOf(promptTokens: number, completionTokens: number): Usage {
+/**
+ * OpenAI's usage object. `completionTokens` is the visible output; `reasoningTokens` are counted into
+ * completion_tokens as OpenAI does; `cachedTokens` are part of prompt_tokens.
+ */
+export function usageOf(
+  promptTokens: number,
+  completionTokens: number,
+  details: { cachedTokens?: number; reasoningTokens?: number } = {},
+): Usage {
+  const reasoning = details.reasoningTokens ?? 0;
   return {
     prompt_tokens: promptTokens,
-    completion_tokens: completionTokens,
-    total_tokens: promptTokens + completionTokens,
-    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
-    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+    completion_tokens: completionTokens + reasoning,
+    total_tokens: promptTokens + completionTokens + reasoning,
+    prompt_tokens_details: { cached_tokens: details.cachedTokens ?? 0, audio_tokens: 0 },
+    completion_tokens_details: {
+      reasoning_tokens: reasoning,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    },
   };
 }
 
-export type FinishReason = "stop" | "length";
+export type FinishReason = "stop" | "length" | "tool_calls";
 
 export const SYSTEM_FINGERPRINT = "fp_llmsim";
 
@@ -33,6 +48,8 @@ export interface StreamPlan {
   created: number;
   model: string;
   content: string;
+  /** Tool calls instead of content: sent as one delta, the way OpenAI streams short calls. */
+  toolCalls?: readonly ToolCall[] | undefined;
   finishReason: FinishReason;
   usage: Usage;
   /** stream_options.include_usage: every chunk carries `usage: null`, then a final chunk carries the usage. */
@@ -87,7 +104,10 @@ export async function writeCompletionStream(res: Response, plan: StreamPlan): Pr
   });
 
   startEventStream(res);
-  sendEvent(res, chunk([choice({ role: "assistant", content: "", refusal: null })]));
+  sendEvent(res, chunk([choice({ role: "assistant", content: plan.toolCalls ? null : "", refusal: null })]));
+  if (plan.toolCalls) {
+    sendEvent(res, chunk([choice({ tool_calls: plan.toolCalls.map((call, index) => ({ index, ...call })) })]));
+  }
   let owed = 0;
   for (const text of chunks) {
     owed += perChunk;

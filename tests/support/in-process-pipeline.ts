@@ -98,7 +98,16 @@ export async function startInProcessPipeline<S extends string = Stage, O extends
   const queueRedis = createRedis(opts.redisUrl, "producer");
   await Promise.all([waitForRedis(redis), waitForRedis(apiRedis), waitForRedis(queueRedis)]);
   const api = composeApi({
-    env: loadEnv({ ...opts.env, ...opts.apiEnv, TRACELANE_QUEUE_PREFIX: prefixes.queue, TRACELANE_RESEARCH_PREFIX: prefixes.research }),
+    // Its tests send from one address faster than a team would: no rate limits or queue depth cap unless they set them.
+    env: loadEnv({
+      RATE_LIMIT_PER_MINUTE: "0",
+      RATE_LIMIT_NEW_RESEARCH_PER_MINUTE: "0",
+      MAX_QUEUE_DEPTH: "0",
+      ...opts.env,
+      ...opts.apiEnv,
+      TRACELANE_QUEUE_PREFIX: prefixes.queue,
+      TRACELANE_RESEARCH_PREFIX: prefixes.research,
+    }),
     redis: apiRedis,
     queueRedis,
     logger: createLogger("api", { level: "silent" }),

@@ -18,6 +18,12 @@ export function isolatedRun(label: string) {
       TRACELANE_RESEARCH_PREFIX: prefixes.research,
       TRACELANE_SPAN_STREAM: prefixes.spans,
       TRACELANE_TRACE_PREFIX: prefixes.traces,
+      TRACELANE_RATE_LIMIT_PREFIX: `${run}:ratelimit`,
+      // These runs send from one address far faster than a team would (pnpm load: 2,000 researches at
+      // concurrency 64): the api's rate limits and queue depth cap stay off; their own tests set them.
+      RATE_LIMIT_PER_MINUTE: "0",
+      RATE_LIMIT_NEW_RESEARCH_PER_MINUTE: "0",
+      MAX_QUEUE_DEPTH: "0",
       // Test, benchmark and load runs inject faults with [[sim:fault=…]] in their queries; `pnpm start` and
       // `pnpm demo` leave the simulator's directives off, so a public query cannot make the provider fail.
       LLM_SIM_DIRECTIVES: "true",

@@ -30,6 +30,8 @@ export const ATTR_QUEUE_STATE = "tracelane.queue.state";
 export const ATTR_RESEARCH_STATUS = "tracelane.research.status";
 /** Where a service's span exporter sends spans: otlp (Jaeger), redis (the collector's stream). */
 export const ATTR_EXPORT_DESTINATION = "tracelane.export.destination";
+/** Why the api turned a request away: rate_limited, new_research_rate_limited, queue_full, sse_streams_per_key, sse_streams_total, request_timeout. */
+export const ATTR_REJECTION_REASON = "tracelane.rejection.reason";
 /** The metric whose scrape-time collection failed. */
 export const ATTR_METRIC_NAME = "tracelane.metric.name";
 
@@ -199,6 +201,15 @@ export const METRICS = {
     attributes: [ATTR_RESEARCH_STATUS],
     source: "api",
     note: "every api replica reads the same store: aggregate with max(), not sum()",
+  }),
+  rejections: metric({
+    name: "tracelane.http.rejections",
+    type: "counter",
+    unit: "{request}",
+    description:
+      "Requests the api turned away before doing their work, by reason: rate_limited and new_research_rate_limited (429), queue_full (503), sse_streams_per_key (429), sse_streams_total (503), request_timeout (408: a request head or body too slow).",
+    attributes: [ATTR_REJECTION_REASON],
+    source: "api",
   }),
 
   // every service (through createServiceMetrics)

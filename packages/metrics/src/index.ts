@@ -12,6 +12,7 @@ export {
   ATTR_QUEUE_STATE,
   ATTR_RESEARCH_STATUS,
   ATTR_EXPORT_DESTINATION,
+  ATTR_REJECTION_REASON,
   type Metric,
   type MetricDefinition,
   type MetricSource,

@@ -70,6 +70,13 @@ export type CreateResult =
 /** "duplicate": another attempt already checkpointed this stage (its output stays). */
 export type UpdateResult = "applied" | "final" | "missing" | "duplicate";
 
+/** What an Idempotency-Key is bound to besides its research id: the request body (query and options). */
+const requestFingerprint = (query: string, options: unknown) =>
+  createHash("sha256")
+    .update(JSON.stringify([query, options]))
+    .digest("hex")
+    .slice(0, 32);
+
 const UPDATE_RESULTS: Record<number, UpdateResult> = { 1: "applied", 0: "final", [-1]: "missing", 2: "duplicate" };
 
 /** The research as a stage attempt found it, and whether the attempt started. */
@@ -215,13 +222,8 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
   async create(input: CreateResearchInput): Promise<CreateResult> {
     const keys = researchKeys(this.prefix, input.id);
     // Idempotency keys are scoped by owner: two API keys sending the same Idempotency-Key get two researches.
-    const idem = input.idempotencyKey
-      ? idempotencyKey(this.prefix, input.owner ? `${input.owner}.${input.idempotencyKey}` : input.idempotencyKey)
-      : keys.record;
-    const fingerprint = createHash("sha256")
-      .update(JSON.stringify([input.query, input.options]))
-      .digest("hex")
-      .slice(0, 32);
+    const idem = input.idempotencyKey ? this.idempotencyKeyOf(input.owner, input.idempotencyKey) : keys.record;
+    const fingerprint = requestFingerprint(input.query, input.options);
     const now = new Date().toISOString();
     const first = this.pipeline.first;
     const stages = emptyStages(this.pipeline);
@@ -258,6 +260,25 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     if (result === "created") return { outcome: "created", id: input.id };
     const [existingId = "", existingFingerprint] = result.split("|");
     return { outcome: existingFingerprint === fingerprint ? "existing" : "conflict", id: existingId };
+  }
+
+  /** Idempotency keys are scoped by owner: two API keys sending the same Idempotency-Key get two researches. */
+  private idempotencyKeyOf(owner: string | undefined, key: string): string {
+    return idempotencyKey(this.prefix, owner ? `${owner}.${key}` : key);
+  }
+
+  /**
+   * What create() would answer for an Idempotency-Key used before ("existing", or "conflict" for another
+   * body), without writing anything; undefined for a key not used yet. For refusing new work (a full
+   * pipeline) while still answering a replay.
+   */
+  async findIdempotent(
+    input: Pick<CreateResearchInput, "owner" | "query" | "options"> & { idempotencyKey: string },
+  ): Promise<Exclude<CreateResult, { outcome: "created" }> | undefined> {
+    const bound = await this.redis.get(this.idempotencyKeyOf(input.owner, input.idempotencyKey));
+    if (bound === null) return undefined;
+    const [id = "", fingerprint] = bound.split("|");
+    return { outcome: fingerprint === requestFingerprint(input.query, input.options) ? "existing" : "conflict", id };
   }
 
   /** The view plus the raw stage outputs, in one round trip (what a stage worker needs). */

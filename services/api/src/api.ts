@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { ApiKeys } from "@tracelane/api-keys";
 import type { JobsOptions } from "bullmq";
 import type { Express, Router } from "express";
@@ -12,6 +12,7 @@ import { createTraceReader } from "@tracelane/trace-store";
 import type { Logger } from "@tracelane/tracing";
 import type { TracingStatsLike } from "@tracelane/metrics";
 import { createApp } from "./app.js";
+import { createApiServer } from "./http/server-timeouts.js";
 import { apiKeysFromEnv, checkBinding } from "./auth/binding.js";
 import { appConfig, type Env } from "./env.js";
 import { startLostEnqueueRecovery } from "./lost-enqueue-recovery.js";
@@ -39,6 +40,8 @@ export interface ComposeApiOptions {
   tracingStats?: () => TracingStatsLike;
   /** The API keys; default: read from API_KEYS / API_KEYS_FILE. */
   apiKeys?: ApiKeys;
+  /** The rate limiter's clock (epoch ms); default Redis's own (TIME), one clock for every replica. Tests pass a manual one. */
+  rateLimitNow?: () => number;
 }
 
 export interface Api {
@@ -98,6 +101,7 @@ export function composeApi(opts: ComposeApiOptions): Api {
     traceReader,
     metrics,
     apiKeys,
+    ...(opts.rateLimitNow ? { rateLimitNow: opts.rateLimitNow } : {}),
     // The stages' models as their workers have them (same variables), and what each may run instead.
     modelPolicy: ModelPolicy.fromEnv(queues.pipeline.stages, env, loadPriceTable(env.TRACELANE_PRICE_TABLE)),
   });
@@ -119,7 +123,7 @@ export function composeApi(opts: ComposeApiOptions): Api {
           "no API keys configured (API_KEYS / API_KEYS_FILE): every request is served without authentication; set API_KEYS before exposing the api",
         );
       }
-      server = createServer(app);
+      server = createApiServer(app, appConfig(env).limits.server, metrics.rejected);
       const port = await listen(server, { port: where.port ?? env.PORT, host, variable: "PORT" });
       recovery = startLostEnqueueRecovery({
         store,

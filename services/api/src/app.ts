@@ -10,6 +10,10 @@ import { requireAdmin, requireApiKey } from "./auth/middleware.js";
 import type { AppConfig } from "./env.js";
 import { errorHandler, notFoundRoute } from "./http/error-handler.js";
 import { consoleCsp, requestId, securityHeaders } from "./http/response-headers.js";
+import { corsFor } from "./http/cors.js";
+import { QueueDepthGate } from "./limits/queue-depth.js";
+import { requestRateLimit } from "./limits/request-rate-limit.js";
+import { SseSlots } from "./limits/sse-slots.js";
 import type { ApiMetrics } from "./metrics.js";
 import type { ModelPolicy } from "@tracelane/pricing";
 import { traceContextTrust } from "./trace-trust.js";
@@ -36,6 +40,8 @@ export interface AppDeps {
   metrics?: ApiMetrics;
   /** The configured API keys (ApiKeys.none(): the api runs open). */
   apiKeys?: ApiKeys;
+  /** The rate limiter's clock (epoch ms); default Redis's own, shared by every replica. */
+  rateLimitNow?: () => number;
   /** Which models each stage may run (<STAGE>_ALLOWED_MODELS); none: any. */
   modelPolicy?: ModelPolicy;
 }
@@ -49,6 +55,9 @@ export function createApp(deps: AppDeps): Express {
   // An incoming traceparent is continued only from a trusted caller (TRUST_INCOMING_TRACE_CONTEXT).
   app.use(httpServerTracing({ trustContext: traceContextTrust(deps.config.trustIncomingTraceContext, deps.apiKeys ?? ApiKeys.none()) }));
   app.use(requestId, securityHeaders);
+  // Off unless CORS_ORIGINS lists origins; before authentication, so a browser can read a 401 or 429 too.
+  if (deps.config.limits.corsOrigins.length > 0) app.use(corsFor(deps.config.limits.corsOrigins));
+  const countRejection = deps.metrics?.rejected;
   if (deps.metrics) app.use(deps.metrics.middleware);
   // Open to anyone: health, the API's documentation, `/` (a redirect) and, unless METRICS_REQUIRE_KEY, /metrics.
   app.use(createHealthRouter({ redis: deps.redis }));
@@ -59,6 +68,18 @@ export function createApp(deps: AppDeps): Express {
   // Everything below needs an API key when keys are configured: a route added here cannot be open by mistake.
   app.use(requireApiKey(deps.apiKeys ?? ApiKeys.none()));
   // Bodies are read only for a caller with a key.
+  // Rate limits per API key (client address without keys), after authentication, before any body is read.
+  app.use(
+    "/v1",
+    requestRateLimit({
+      redis: deps.redis,
+      prefix: deps.config.limits.rateLimitPrefix,
+      perMinute: deps.config.limits.rateLimitPerMinute,
+      newResearchPerMinute: deps.config.limits.newResearchPerMinute,
+      ...(deps.rateLimitNow ? { now: deps.rateLimitNow } : {}),
+      countRejection,
+    }),
+  );
   app.use(express.json({ limit: deps.config.maxBodyBytes, type: ["application/json", "application/*+json"] }));
   if (deps.metrics && deps.config.metricsRequireKey) app.get("/metrics", deps.metrics.handler);
   app.use(
@@ -69,6 +90,9 @@ export function createApp(deps: AppDeps): Express {
       logger: deps.logger,
       streams: deps.streams ?? new SseStreams(),
       traces: deps.traceReader,
+      queueDepth: new QueueDepthGate(deps.queues, deps.config.limits.maxQueueDepth, deps.config.limits.queueDepthCacheMs),
+      sseSlots: new SseSlots(deps.config.limits.sseStreams, countRejection),
+      countRejection,
       modelPolicy: deps.modelPolicy,
     }),
   );

@@ -8,6 +8,7 @@ import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, service
 import { envNumber } from "@tracelane/runtime";
 import { DEFAULT_HOST } from "./auth/binding.js";
 import { TRACE_READS_ENV } from "./trace-reads.js";
+import { checkLimitsEnv, limitsConfig, limitsEnvShape, type LimitsConfig } from "./limits/env.js";
 
 const prefix = (defaultValue: string) =>
   z
@@ -60,6 +61,8 @@ export const EnvSchema = z.object({
   LOST_ENQUEUE_MIN_AGE_MS: envInt(60_000, { min: 1_000 }),
   /** How long POST /v1/research waits for the enqueue before answering 503. */
   ENQUEUE_TIMEOUT_MS: envInt(5_000, { min: 100, max: 60_000 }),
+  /** Rate limits, MAX_QUEUE_DEPTH, event stream caps, HTTP timeouts, CORS_ORIGINS (limits/env.ts). */
+  ...limitsEnvShape,
   /** API keys: comma-separated `<key> [name] [admin|member]` entries (see packages/api-keys). Unset: no auth, loopback only. */
   API_KEYS: envOptionalString(),
   /** A file of API keys, one `<key> [name] [admin|member]` per line (`#` comments). */
@@ -84,6 +87,9 @@ export const EnvSchema = z.object({
     .default("keyed"),
 });
 
+/** With the checks across variables (limits/env.ts). */
+const CheckedEnvSchema = EnvSchema.superRefine(checkLimitsEnv);
+
 export type Env = z.infer<typeof EnvSchema>;
 
 /** TRUST_INCOMING_TRACE_CONTEXT values; `keyed` with no API keys configured trusts nobody. */
@@ -91,11 +97,12 @@ export type TraceContextTrust = (typeof TRACE_CONTEXT_TRUST)[number];
 
 /** Parse the api's environment (default process.env); throws an EnvError naming each bad variable. */
 export function loadEnv(source: EnvSource = process.env): Env {
-  return parseEnv(EnvSchema, source);
+  return parseEnv(CheckedEnvSchema, source);
 }
 
 /** The part of the configuration the HTTP app needs. */
 export interface AppConfig {
+  limits: LimitsConfig;
   maxQueryChars: number;
   maxBodyBytes: number;
   ssePollMs: number;
@@ -112,6 +119,7 @@ export interface AppConfig {
 
 export function appConfig(env: Env): AppConfig {
   return {
+    limits: limitsConfig(env),
     maxQueryChars: env.MAX_QUERY_CHARS,
     maxBodyBytes: env.MAX_BODY_BYTES,
     ssePollMs: env.SSE_POLL_MS,

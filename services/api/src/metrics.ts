@@ -1,5 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ATTR_QUEUE_STATE, ATTR_RESEARCH_STATUS, createServiceMetrics, METRICS, type TracingStatsLike } from "@tracelane/metrics";
+import {
+  ATTR_QUEUE_STATE,
+  ATTR_REJECTION_REASON,
+  ATTR_RESEARCH_STATUS,
+  createServiceMetrics,
+  METRICS,
+  type TracingStatsLike,
+} from "@tracelane/metrics";
 import { ATTR_STAGE } from "@tracelane/pipeline";
 import type { StageQueues } from "@tracelane/queue-contract";
 import type { ResearchStore } from "@tracelane/research-store";
@@ -9,6 +16,7 @@ import {
   ATTR_HTTP_ROUTE,
   ATTR_MESSAGING_DESTINATION_NAME,
 } from "@tracelane/tracing/attributes";
+import type { CountRejection } from "./limits/rejections.js";
 
 /** The BullMQ states a queue's depth is reported in. */
 const QUEUE_STATES = ["waiting", "active", "delayed", "failed"] as const;
@@ -21,6 +29,8 @@ export interface ApiMetrics {
   middleware(req: IncomingMessage, res: ServerResponse, next: () => void): void;
   /** GET /metrics. */
   handler(req: IncomingMessage, res: ServerResponse): void;
+  /** Count a request turned away (rate limit, backpressure, stream cap, slow client). */
+  rejected: CountRejection;
 }
 
 /**
@@ -33,6 +43,7 @@ export interface ApiMetrics {
 export function createApiMetrics(o: { queues: StageQueues; store: ResearchStore; tracingStats?: () => TracingStatsLike }): ApiMetrics {
   const metrics = createServiceMetrics(o.tracingStats ? { tracingStats: o.tracingStats } : {});
   const duration = metrics.histogram(METRICS.httpDuration);
+  const rejections = metrics.counter(METRICS.rejections);
 
   metrics.gaugeFrom(METRICS.queueDepth, async () => {
     const stages = o.queues.pipeline.stages;
@@ -74,5 +85,6 @@ export function createApiMetrics(o: { queues: StageQueues; store: ResearchStore;
       next();
     },
     handler: metrics.handler,
+    rejected: (reason) => rejections.add({ [ATTR_REJECTION_REASON]: reason }),
   };
 }

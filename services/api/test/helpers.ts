@@ -35,6 +35,8 @@ export interface StartOptions {
   traceRouter?: Router;
   /** Wait until the connections are ready (off for "Redis is down" cases). */
   waitReady?: boolean;
+  /** The rate limiter's clock (epoch ms); default Redis's. */
+  rateLimitNow?: () => number;
 }
 
 /** The api wired as in index.ts with unique prefixes, listening on a free port. */
@@ -46,6 +48,10 @@ export async function startApi(opts: StartOptions = {}): Promise<TestApi> {
     TRACELANE_RESEARCH_PREFIX: researchPrefix,
     TRACELANE_QUEUE_PREFIX: queuePrefix,
     SSE_POLL_MS: "20",
+    // Off unless a test sets them (the limit tests do): other tests send bursts from one address.
+    RATE_LIMIT_PER_MINUTE: "0",
+    RATE_LIMIT_NEW_RESEARCH_PER_MINUTE: "0",
+    TRACELANE_RATE_LIMIT_PREFIX: `test-api-${uid()}:ratelimit`,
     ...opts.env,
   });
   const storeRedis = createRedis(opts.storeRedisUrl ?? redisUrl, "producer");
@@ -61,6 +67,7 @@ export async function startApi(opts: StartOptions = {}): Promise<TestApi> {
     queueRedis,
     logger: createLogger("api-test", { level: "silent" }),
     ...(opts.traceRouter ? { traceRouter: opts.traceRouter } : {}),
+    ...(opts.rateLimitNow ? { rateLimitNow: opts.rateLimitNow } : {}),
   });
   const port = await api.start({ port: 0, host: "127.0.0.1" });
   const { queues, streams } = api;

@@ -1,7 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from "express";
 import { trace } from "@opentelemetry/api";
 import { currentTraceId, recordError, type Logger } from "@tracelane/tracing";
-import { HttpError, isConnectionError, UnavailableError } from "./errors.js";
+import { HttpError, isConnectionError, RetryLaterError, UnavailableError } from "./errors.js";
 import { requestIdOf } from "./response-headers.js";
 
 /** Errors raised by express.json() (body-parser) carry a `type`; see body-parser's README. */
@@ -138,7 +138,7 @@ export function errorHandler(opts: { logger: Logger; maxBodyBytes: number }): Er
         { requestId: rid, ...(traceId ? { traceId } : {}) },
       );
     }
-    if (httpError instanceof UnavailableError) res.setHeader("Retry-After", String(httpError.retryAfterSeconds));
+    if (httpError instanceof RetryLaterError) res.setHeader("Retry-After", String(httpError.retryAfterSeconds));
     res.status(httpError.status).json({
       error: { code: httpError.code, message: httpError.message, details: httpError.details ?? null },
     });

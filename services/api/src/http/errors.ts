@@ -17,14 +17,23 @@ export class HttpError extends Error {
 export const notFound = (what: string, id: string) =>
   new HttpError(404, "not_found", `No ${what} with id "${id}". Check the id returned when it was created.`);
 
-/** 503: a dependency (Redis) is down; the caller should retry after `retryAfterSeconds`. */
-export class UnavailableError extends HttpError {
+/** A 429 or 503 the caller should retry after `retryAfterSeconds`: answered with `Retry-After`. */
+export class RetryLaterError extends HttpError {
   constructor(
+    status: 429 | 503,
+    code: string,
     message: string,
-    readonly retryAfterSeconds = 5,
+    readonly retryAfterSeconds: number,
     details?: unknown,
   ) {
-    super(503, "unavailable", message, details);
+    super(status, code, message, details);
+  }
+}
+
+/** 503: a dependency (Redis) is down; the caller should retry after `retryAfterSeconds`. */
+export class UnavailableError extends RetryLaterError {
+  constructor(message: string, retryAfterSeconds = 5, details?: unknown) {
+    super(503, "unavailable", message, retryAfterSeconds, details);
   }
 }
 

@@ -2,15 +2,18 @@ import { randomUUID } from "node:crypto";
 import { Router, type Request, type Response } from "express";
 import type { ModelPolicy } from "@tracelane/pricing";
 import type { StageQueues } from "@tracelane/queue-contract";
-import type { ResearchStore, ResearchView } from "@tracelane/research-store";
+import type { CreateResearchInput, CreateResult, ResearchStore, ResearchView } from "@tracelane/research-store";
 import type { TraceReader } from "@tracelane/trace-store";
 import { currentTraceId, type Logger } from "@tracelane/tracing";
 import type { AppConfig } from "../env.js";
 import { callerOf, limitSubject, listOwner, mayAccess } from "../auth/caller.js";
-import { HttpError, isConnectionError, notFound, UnavailableError, withTimeout } from "../http/errors.js";
+import { HttpError, isConnectionError, notFound, RetryLaterError, UnavailableError, withTimeout } from "../http/errors.js";
 import { given, nextPageLink, withCursor } from "../http/query.js";
 import { ResearchListQuery, ROUTES } from "../api-spec/routes.js";
 import { listResearch } from "../research-list.js";
+import type { QueueDepth, QueueDepthGate } from "../limits/queue-depth.js";
+import type { CountRejection } from "../limits/rejections.js";
+import type { SseSlots } from "../limits/sse-slots.js";
 import { checkDailySpend, researchOptions } from "../spend-policy.js";
 import { streamResearchEvents, type SseStreams } from "../sse.js";
 import { parseIdempotencyKey, parseLastEventId, parseResearchId, parseResearchRequest } from "../validation.js";
@@ -23,9 +26,17 @@ export interface ResearchRouterDeps {
   streams: SseStreams;
   /** For the anomaly counts of GET /v1/research rows (0 without it). */
   traces?: Pick<TraceReader, "anomalyCounts"> | undefined;
+  /** Backpressure (MAX_QUEUE_DEPTH): while full, POST /v1/research creates nothing (503 queue_full). */
+  queueDepth?: QueueDepthGate | undefined;
+  /** Caps on open event streams (MAX_SSE_STREAMS_PER_KEY, MAX_SSE_STREAMS). */
+  sseSlots?: SseSlots | undefined;
+  countRejection?: CountRejection | undefined;
   /** Which models each stage may run (options.models outside it: 400 model_not_allowed); none: any. */
   modelPolicy?: ModelPolicy | undefined;
 }
+
+/** Retry-After of a 503 queue_full: the workers need a while to drain a full queue. */
+const QUEUE_FULL_RETRY_AFTER_SECONDS = 10;
 
 /** 32 URL-safe characters; no ':' since the id is part of BullMQ job ids. */
 export const newResearchId = () => randomUUID().replaceAll("-", "");
@@ -62,6 +73,27 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     if (!found || !mayAccess(callerOf(res), found.owner)) throw notFound("research", id);
   };
 
+  /** A full pipeline takes no new research, but still answers a replay (same Idempotency-Key) of one it has. */
+  const onlyExisting = async (
+    depth: Extract<QueueDepth, { full: true }>,
+    request: Pick<CreateResearchInput, "query" | "options"> & { idempotencyKey: string | undefined; owner: string | undefined },
+  ): Promise<CreateResult> => {
+    const { idempotencyKey, owner, ...body } = request;
+    const found =
+      idempotencyKey !== undefined
+        ? await store.findIdempotent({ idempotencyKey, ...(owner !== undefined ? { owner } : {}), ...body })
+        : undefined;
+    if (found) return found;
+    deps.countRejection?.("queue_full");
+    throw new RetryLaterError(
+      503,
+      "queue_full",
+      `The research pipeline is full: the ${depth.stage} queue has ${depth.waiting} jobs waiting (MAX_QUEUE_DEPTH). Nothing was created; retry in ${QUEUE_FULL_RETRY_AFTER_SECONDS} s.`,
+      QUEUE_FULL_RETRY_AFTER_SECONDS,
+      { stage: depth.stage, waiting: depth.waiting },
+    );
+  };
+
   router.post(ROUTES.createResearch.path, async (req: Request, res: Response) => {
     if (!req.is(JSON_TYPES)) {
       const sent = req.get("Content-Type");
@@ -83,15 +115,18 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     const owner = callerOf(res)?.id;
     // The request's trace (continued from the caller's traceparent when there is one).
     const traceId = currentTraceId() ?? null;
-    const created = await store.create({
-      id,
-      query: body.query,
-      options,
-      traceId,
-      ...(owner !== undefined ? { owner } : {}),
-      spendSubject,
-      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
-    });
+    const depth: QueueDepth = (await deps.queueDepth?.check()) ?? { full: false };
+    const created = depth.full
+      ? await onlyExisting(depth, { idempotencyKey, owner, query: body.query, options })
+      : await store.create({
+          id,
+          query: body.query,
+          options,
+          traceId,
+          ...(owner !== undefined ? { owner } : {}),
+          spendSubject,
+          ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+        });
 
     if (created.outcome === "conflict") {
       throw new HttpError(
@@ -178,6 +213,9 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
       req.get("Last-Event-ID") ?? (typeof req.query.lastEventId === "string" ? req.query.lastEventId : undefined),
     );
     await ensureVisible(id, res);
+    // Taken before the stream opens (over a cap: 429/503), given back when the response closes, however it ends.
+    const release = deps.sseSlots?.acquire(limitSubject(req, res), callerOf(res) ? "key" : "address");
+    if (release) res.on("close", release);
     await streamResearchEvents(req, res, {
       store,
       streams: deps.streams,

@@ -304,9 +304,7 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
 
       const stages = resolveStages(spans);
       if (judged.length > 0) opts.onStored?.(judged, stages, detectedAtMs);
-      const depths = spanDepths(spans);
-      for (const s of judged) if ((depths.get(s.spanId) ?? 0) > maxDepth) stats.spansTooDeep++;
-      const summary = summarizeTrace(id, spans, Number(droppedCount), stages, { depths, maxDepth });
+      const summary = summarizeTrace(id, spans, Number(droppedCount), stages, { depths: spanDepths(spans), maxDepth });
       // A call is judged against its model's baseline once, when it first arrives, and then joins it.
       const freshIds = new Set(judged.map((s) => s.spanId));
       const isFreshAnswer = (c: { span: SpanRecord; failed: boolean }) => freshIds.has(c.span.spanId) && !c.failed;
@@ -350,6 +348,7 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
         tagIndexes.length,
         anomalies.length,
         streamMaxLen,
+        summary.tooDeepSpans ?? 0,
       ];
       for (const a of anomalies) {
         writeKeys.push(keys.idxAnomaly(a.type), keys.anomalyLogByType(a.type));
@@ -372,9 +371,10 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     if (origin === undefined) stats.tickAssemblies += writes.length;
     const newAnomalies: Anomaly[] = [];
     writes.forEach((w, i) => {
-      const [written, ...fresh] = replies2[i] as number[];
+      const [written, deeper, ...fresh] = replies2[i] as number[];
       if (written === 1) stats.traceWrites++;
       else stats.staleSummaryWrites++;
+      stats.spansTooDeep += deeper!;
       for (const j of fresh) newAnomalies.push(w.anomalies[j]!);
     });
     // Alert as soon as they are stored: a redelivery would find them already recorded (not new).

@@ -101,9 +101,10 @@ return out
  *       (idx:model:{model} per model, idx:research when it is a research's trace), then per anomaly
  *       (idx:anomaly:{type}, anomaly log by type)
  * ARGV: 1 traceId, 2 version, 3 summary json, 4 ttlSeconds, 5 startMs, 6 costUsd, 7 durationMs,
- *       8 status, 9 nTags, 10 nAnomalies, 11 anomaly stream MAXLEN, then per anomaly
- *       (field, json, member, type, detectedAtMs)
- * Returns: { summaryWritten (0/1), index of each NEW anomaly... }
+ *       8 status, 9 nTags, 10 nAnomalies, 11 anomaly stream MAXLEN, 12 spans below the depth limit,
+ *       then per anomaly (field, json, member, type, detectedAtMs)
+ * Returns: { summaryWritten (0/1), spans newly below the depth limit (counted once, by the writer
+ *   that saw them first), index of each NEW anomaly... }
  *
  * Index scores only move one way (start ZADD LT, cost/duration/expiry ZADD GT) so a stale
  * writer can never roll them back; status moves only with the summary.
@@ -128,10 +129,13 @@ local function index(key, flag, score, member)
   end
 end
 local written = 0
+local deeper = 0
 local current = tonumber(redis.call('HGET', KEYS[1], 'v') or '-1')
 if tonumber(ARGV[2]) >= current then
   written = 1
-  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3])
+  local deep = tonumber(ARGV[12])
+  deeper = math.max(0, deep - tonumber(redis.call('HGET', KEYS[1], 'deep') or '0'))
+  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3], 'deep', deep)
   redis.call('ZADD', KEYS[7], 'LT', start, id)
   redis.call('ZADD', KEYS[8], 'GT', ARGV[6], id)
   redis.call('ZADD', KEYS[9], 'GT', ARGV[7], id)
@@ -144,9 +148,9 @@ if tonumber(ARGV[2]) >= current then
   end
 end
 for i = 1, nTags do index(KEYS[13 + i], 'LT', start) end
-local out = { written }
+local out = { written, deeper }
 for j = 0, nAnomalies - 1 do
-  local a = 12 + j * 5
+  local a = 13 + j * 5
   local typeTraces, typeLog = KEYS[14 + nTags + j * 2], KEYS[15 + nTags + j * 2]
   index(typeTraces, 'LT', start)
   if redis.call('HSETNX', KEYS[2], ARGV[a], ARGV[a + 1]) == 1 then

@@ -1,5 +1,14 @@
 import { roundMs } from "@tracelane/pricing";
-import type { AttributeValue, Attributes, SpanEventRecord, SpanKindName, SpanRecord, SpanStatusName } from "@tracelane/trace-store";
+import type {
+  AttributeValue,
+  Attributes,
+  SpanClamped,
+  SpanEventRecord,
+  SpanKindName,
+  SpanLinkRecord,
+  SpanRecord,
+  SpanStatusName,
+} from "@tracelane/trace-store";
 import {
   ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
   ATTR_GEN_AI_USAGE_COST,
@@ -23,12 +32,33 @@ export interface DecodedSpans {
   rejected: RejectedSpan[];
 }
 
-const MAX_STRING = 4096;
-const MAX_STACK = 2048;
-const MAX_EVENTS = 32;
-/** Per span, like the SDK's default span limits (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT is 128). */
-const MAX_ATTRIBUTES = 128;
-const MAX_KEY = 256;
+/**
+ * Per-span limits. What a span carries beyond them is cut, counted on the span (`clamped`), in the
+ * collector's stats and in tracelane_collector_spans_total{outcome="clamped"}: never stored as sent.
+ */
+export const SPAN_LIMITS = {
+  /** One string value (attribute, event or link attribute), in characters; longer ones end in "…". */
+  stringChars: 4096,
+  stackChars: 2048,
+  /** Every string value of one span together (its name, attributes, events, links): 64 KiB of characters. */
+  spanValueChars: 64 * 1024,
+  /** Like the SDK's default span limits (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT is 128). */
+  attributes: 128,
+  keyChars: 256,
+  events: 32,
+  attributesPerEvent: 32,
+  links: 32,
+  attributesPerLink: 32,
+  /** Elements of one array value. */
+  arrayValues: 128,
+} as const;
+const L = SPAN_LIMITS;
+
+/** What the limits cut from the span being decoded, and what is left of its value budget. */
+interface Cut extends SpanClamped {
+  budget: number;
+}
+const newCut = (): Cut => ({ budget: L.spanValueChars, truncatedValues: 0, droppedAttributes: 0, droppedEvents: 0, droppedLinks: 0 });
 /** Per request: the SDK batches 512; anything far past that is a client bug or an attack. */
 export const MAX_SPANS_PER_REQUEST = 10_000;
 
@@ -105,38 +135,57 @@ export function nanosToMs(value: unknown): number | undefined {
   return undefined;
 }
 
-const clip = (s: string, max = MAX_STRING) => (s.length > max ? `${s.slice(0, max)}…` : s);
+/** `s` cut to `max` characters and what is left of the span's budget (counted when cut). */
+function clip(s: string, max: number = L.stringChars, cut?: Cut): string {
+  const limit = cut ? Math.min(max, Math.max(0, cut.budget)) : max;
+  if (cut) cut.budget -= Math.min(s.length, limit);
+  if (s.length <= limit) return s;
+  if (cut) cut.truncatedValues++;
+  return `${s.slice(0, limit)}…`;
+}
 
 /** OTLP AnyValue to a plain JSON value. */
-export function anyValue(v: unknown, depth = 0): AttributeValue {
+export function anyValue(v: unknown, depth = 0, cut?: Cut): AttributeValue {
   if (!isObj(v) || depth > 8) return null;
-  if ("stringValue" in v) return clip(String(v.stringValue ?? ""));
+  if ("stringValue" in v) return clip(String(v.stringValue ?? ""), L.stringChars, cut);
   if ("boolValue" in v) return Boolean(v.boolValue);
   if ("intValue" in v) {
     const n = Number(v.intValue as string | number);
     return Number.isFinite(n) ? n : String(v.intValue);
   }
   if ("doubleValue" in v) return Number(v.doubleValue);
-  if ("arrayValue" in v)
-    return arr(isObj(v.arrayValue) ? v.arrayValue.values : undefined)
-      .slice(0, 128)
-      .map((x) => anyValue(x, depth + 1));
-  if ("kvlistValue" in v) return attributes(isObj(v.kvlistValue) ? v.kvlistValue.values : undefined, depth + 1);
+  if ("arrayValue" in v) {
+    const values = arr(isObj(v.arrayValue) ? v.arrayValue.values : undefined);
+    if (values.length > L.arrayValues && cut) cut.truncatedValues++;
+    return values.slice(0, L.arrayValues).map((x) => anyValue(x, depth + 1, cut));
+  }
+  if ("kvlistValue" in v) return attributes(isObj(v.kvlistValue) ? v.kvlistValue.values : undefined, depth + 1, cut);
   if ("bytesValue" in v) {
     const b = v.bytesValue;
-    return clip(b instanceof Uint8Array ? Buffer.from(b).toString("base64") : String(b ?? ""));
+    return clip(b instanceof Uint8Array ? Buffer.from(b).toString("base64") : String(b ?? ""), L.stringChars, cut);
   }
   return null;
 }
 
-export function attributes(list: unknown, depth = 0): Attributes {
+/**
+ * OTLP KeyValues to attributes, at most `max`; with `cut`, every value counts against the span's
+ * budget, and an attribute met once the budget is spent is dropped (and counted).
+ */
+export function attributes(list: unknown, depth = 0, cut?: Cut, max: number = L.attributes): Attributes {
   const out: Attributes = {};
   let kept = 0;
   for (const kv of arr(list)) {
-    if (kept >= MAX_ATTRIBUTES) break;
-    if (!isObj(kv) || typeof kv.key !== "string" || kv.key.length > MAX_KEY) continue;
+    if (!isObj(kv)) continue;
+    if (kept >= max || typeof kv.key !== "string" || kv.key.length > L.keyChars || (cut && cut.budget <= 0)) {
+      if (cut) cut.droppedAttributes++;
+      continue;
+    }
     kept++;
-    out[kv.key] = kv.key === "exception.stacktrace" ? clip(String(anyValue(kv.value, depth) ?? ""), MAX_STACK) : anyValue(kv.value, depth);
+    if (cut) cut.budget -= kv.key.length;
+    out[kv.key] =
+      kv.key === "exception.stacktrace"
+        ? clip(String(anyValue(kv.value, depth, cut) ?? ""), L.stackChars, cut)
+        : anyValue(kv.value, depth, cut);
   }
   return out;
 }
@@ -156,17 +205,36 @@ function statusOf(v: unknown): { status: SpanStatusName; message?: string } {
   return message ? { status, message } : { status };
 }
 
-function events(list: unknown): SpanEventRecord[] | undefined {
+function events(list: unknown, cut: Cut): SpanEventRecord[] | undefined {
   const out: SpanEventRecord[] = [];
-  for (const e of arr(list).slice(0, MAX_EVENTS)) {
+  const all = arr(list);
+  cut.droppedEvents += Math.max(0, all.length - L.events);
+  for (const e of all.slice(0, L.events)) {
     if (!isObj(e)) continue;
     const timeMs = nanosToMs(e.timeUnixNano);
-    const attrs = attributes(e.attributes);
+    const attrs = attributes(e.attributes, 0, cut, L.attributesPerEvent);
     out.push({
-      name: typeof e.name === "string" ? e.name : "",
+      name: typeof e.name === "string" ? clip(e.name, 512, cut) : "",
       timeMs: timeMs ?? 0,
       ...(Object.keys(attrs).length > 0 ? { attributes: attrs } : {}),
     });
+  }
+  return out.length > 0 ? out : undefined;
+}
+
+function links(list: unknown, cut: Cut): SpanLinkRecord[] | undefined {
+  const out: SpanLinkRecord[] = [];
+  const all = arr(list);
+  cut.droppedLinks += Math.max(0, all.length - L.links);
+  for (const l of all.slice(0, L.links)) {
+    const traceId = isObj(l) ? toHexId(l.traceId, 16) : undefined;
+    const spanId = isObj(l) ? toHexId(l.spanId, 8) : undefined;
+    if (!traceId || !spanId) {
+      cut.droppedLinks++;
+      continue;
+    }
+    const attrs = attributes((l as Obj).attributes, 0, cut, L.attributesPerLink);
+    out.push({ traceId, spanId, ...(Object.keys(attrs).length > 0 ? { attributes: attrs } : {}) });
   }
   return out.length > 0 ? out : undefined;
 }
@@ -229,25 +297,36 @@ function spanRecord(s: unknown, service: string, window: { from: number; to: num
   const endMs = Math.min(nanosToMs(s.endTimeUnixNano) ?? startMs, window.to);
   const parent = s.parentSpanId === undefined || s.parentSpanId === "" ? undefined : toHexId(s.parentSpanId, 8);
   const { status, message } = statusOf(s.status);
+  const cut = newCut();
   // Built field by field (no conditional spreads): this runs for every span at full ingest rate.
   const record: SpanRecord = {
     traceId,
     spanId,
-    name: typeof s.name === "string" ? clip(s.name, 512) : "",
+    name: typeof s.name === "string" ? clip(s.name, 512, cut) : "",
     kind: kindOf(s.kind),
     service,
     startMs,
     endMs: Math.max(endMs, startMs),
     durationMs: roundMs(Math.max(0, endMs - startMs)),
     status,
-    attributes: attributes(s.attributes),
+    attributes: attributes(s.attributes, 0, cut),
   };
   const badUsage = usageProblem(record.attributes);
   if (badUsage) return badUsage;
   if (parent) record.parentSpanId = parent;
   if (message) record.statusMessage = message;
-  const evs = events(s.events);
+  const evs = events(s.events, cut);
   if (evs) record.events = evs;
+  const lks = links(s.links, cut);
+  if (lks) record.links = lks;
+  if (cut.truncatedValues + cut.droppedAttributes + cut.droppedEvents + cut.droppedLinks > 0) {
+    record.clamped = {
+      truncatedValues: cut.truncatedValues,
+      droppedAttributes: cut.droppedAttributes,
+      droppedEvents: cut.droppedEvents,
+      droppedLinks: cut.droppedLinks,
+    };
+  }
   return record;
 }
 

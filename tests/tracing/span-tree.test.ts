@@ -50,7 +50,8 @@ let api: ApiClient;
 beforeAll(async () => {
   // First: every span the pipeline starts from here on goes to memory.
   tracing = useInMemoryTracing();
-  pipeline = await startInProcessPipeline({ redisUrl: inject("redisUrl") });
+  // A caller's traceparent is continued here (who is trusted to: tests/traces/untrusted-trace-context.test.ts).
+  pipeline = await startInProcessPipeline({ redisUrl: inject("redisUrl"), env: { TRUST_INCOMING_TRACE_CONTEXT: "always" } });
   api = apiClient(pipeline.apiUrl);
 });
 

@@ -179,7 +179,7 @@ export async function runModelStep(
       if (estimate > left) {
         throw new DailySpendCapError(
           `Stopped before ${stage}: ${call} exceeds the $${Math.max(0, left).toFixed(6)} left today of the daily spend cap $${daily.capUsd} ` +
-            `(DAILY_SPEND_CAP_USD, per API key per UTC day; it resets at 00:00 UTC). Try again after midnight UTC, choose cheaper models, or ask the operator to raise the cap.`,
+            `(DAILY_SPEND_CAP_USD, per API key, or client address without keys, per UTC day; it resets at 00:00 UTC). Try again after midnight UTC, choose cheaper models, or ask the operator to raise the cap.`,
         );
       }
     }

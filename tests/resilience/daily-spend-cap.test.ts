@@ -1,0 +1,145 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { toNanoUsd } from "@tracelane/pricing";
+import { researchKeys } from "@tracelane/research-store";
+import { apiClient } from "../support/api-client.js";
+import { simulatorStats } from "../support/simulator.js";
+import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
+
+/**
+ * DAILY_SPEND_CAP_USD through the whole pipeline (api, workers, simulator, Redis): every call's cost
+ * goes on its spender's total for the UTC day, a call that would pass the cap is not made, and
+ * POST /v1/research is refused once the cap is used up. Without API keys the spender is the client address.
+ */
+const CAP_USD = 0.05;
+const today = () => new Date().toISOString().slice(0, 10);
+
+describe("daily spend cap per spender", () => {
+  let pipeline: InProcessPipeline;
+  beforeAll(async () => {
+    pipeline = await startInProcessPipeline({ redisUrl: inject("redisUrl"), env: { DAILY_SPEND_CAP_USD: String(CAP_USD) } });
+  });
+  afterAll(async () => {
+    await pipeline?.close();
+  });
+
+  /** The spender a research is charged to, as its record names it, and that spender's key for today. */
+  const spendOf = async (id: string) => {
+    const subject = await pipeline.redis.hget(researchKeys(pipeline.prefixes.research, id).record, "spendSubject");
+    expect(subject).toMatch(/^ip:/);
+    return { subject: subject!, key: `${pipeline.prefixes.research}:spend:${today()}:${subject}` };
+  };
+
+  it("adds each call's cost to the spender's day and stops before a call that would pass the cap", async () => {
+    const api = apiClient(pipeline.apiUrl);
+    const simulatorUrl = pipeline.simulator.baseURL.replace(/\/v1$/, "");
+    const before = (await simulatorStats(simulatorUrl)).byModel["claude-opus-4.1"] ?? 0;
+    // gpt-4.1 and gemini-2.5-flash are estimated at under a cent each; claude-opus-4.1 ($75 per 1M
+    // output tokens, up to 1,024 of them) at ~$0.077, more than the $0.05 a day allows. No maxCostUsd.
+    const { status, body } = await api.submit({ query: "Capped question", options: { models: { synthesis: "claude-opus-4.1" } } });
+    expect(status).toBe(202);
+    const view = await pipeline.waitForFinal(body.id);
+    expect(view.options.maxCostUsd).toBeUndefined();
+    expect(view.status).toBe("failed");
+    expect(view.error).toMatchObject({ stage: "synthesis", type: "daily_spend_cap_reached" });
+    expect(view.error!.message).toMatch(
+      /left today of the daily spend cap \$0\.05 \(DAILY_SPEND_CAP_USD, per API key, or client address without keys, per UTC day; it resets at 00:00 UTC\)/,
+    );
+    expect(view.partialResult?.analysis?.length).toBeGreaterThan(0);
+    expect((await simulatorStats(simulatorUrl)).byModel["claude-opus-4.1"] ?? 0).toBe(before);
+
+    // What the research spent is exactly what its spender's day holds (nano-dollars), for about two days.
+    const { key } = await spendOf(body.id);
+    expect(view.totals.costUsd).toBeGreaterThan(0);
+    expect(Number(await pipeline.redis.get(key))).toBe(toNanoUsd(view.totals.costUsd));
+    const ttl = await pipeline.redis.ttl(key);
+    expect(ttl).toBeGreaterThan(2 * 24 * 3600 - 60);
+    expect(ttl).toBeLessThanOrEqual(2 * 24 * 3600);
+  });
+
+  it("answers 429 daily_spend_cap_reached with Retry-After until 00:00 UTC once the cap is spent, creating nothing", async () => {
+    const api = apiClient(pipeline.apiUrl);
+    const first = await api.submit({ query: "Within the cap" });
+    expect(first.status).toBe(202);
+    const done = await pipeline.waitForFinal(first.body.id);
+    expect(done.status).toBe("completed");
+    const { key } = await spendOf(first.body.id);
+    // The rest of the day's cap is spent (by other researches of the same spender).
+    await pipeline.redis.incrby(key, toNanoUsd(CAP_USD) - Number(await pipeline.redis.get(key)));
+
+    const researchKeysBefore = (await pipeline.redis.keys(`${pipeline.prefixes.research}:*`)).sort();
+    const refused = await api.submit({ query: "Over the cap" });
+    expect(refused.status).toBe(429);
+    const now = new Date();
+    const untilMidnight = (Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1) - now.getTime()) / 1000;
+    expect(Math.abs(Number(refused.headers.get("retry-after")) - untilMidnight)).toBeLessThanOrEqual(5);
+    const error = (refused.body as unknown as { error: { code: string; message: string; details: Record<string, unknown> } }).error;
+    expect(error.code).toBe("daily_spend_cap_reached");
+    expect(error.message).toMatch(
+      /^The daily spend cap of \$0\.05 for this client address is used up \(\$0\.05 spent today, UTC\)\. It resets at 00:00 UTC/,
+    );
+    expect(error.details).toMatchObject({ capUsd: CAP_USD, spentUsd: CAP_USD });
+    expect((await pipeline.redis.keys(`${pipeline.prefixes.research}:*`)).sort()).toEqual(researchKeysBefore);
+    expect(await pipeline.queues.queue(pipeline.pipeline.first).getJobCounts("waiting", "active", "delayed")).toEqual({
+      waiting: 0,
+      active: 0,
+      delayed: 0,
+    });
+  });
+});
+
+describe("daily spend cap with API keys", () => {
+  const keyA = `spender-a-${randomUUID()}`;
+  const keyB = `spender-b-${randomUUID()}`;
+  let pipeline: InProcessPipeline;
+  beforeAll(async () => {
+    pipeline = await startInProcessPipeline({
+      redisUrl: inject("redisUrl"),
+      env: { DAILY_SPEND_CAP_USD: String(CAP_USD) },
+      apiEnv: { API_KEYS: `${keyA} a member, ${keyB} b member` },
+    });
+  });
+  afterAll(async () => {
+    await pipeline?.close();
+  });
+
+  it("counts per key: one key's spent cap does not stop another", async () => {
+    const api = apiClient(pipeline.apiUrl);
+    const asA = { authorization: `Bearer ${keyA}` };
+    const first = await api.submit({ query: "Key A's research" }, asA);
+    expect(first.status).toBe(202);
+    const subject = await pipeline.redis.hget(researchKeys(pipeline.prefixes.research, first.body.id).record, "spendSubject");
+    expect(subject).toMatch(/^key_[0-9a-f]{16}$/);
+    expect((await pipeline.waitForFinal(first.body.id)).status).toBe("completed");
+    await pipeline.redis.set(`${pipeline.prefixes.research}:spend:${today()}:${subject}`, toNanoUsd(CAP_USD));
+
+    const refused = await api.submit({ query: "Key A again" }, asA);
+    expect(refused.status).toBe(429);
+    expect((refused.body as unknown as { error: { message: string } }).error.message).toMatch(/for this API key is used up/);
+    const other = await api.submit({ query: "Key B's research" }, { authorization: `Bearer ${keyB}` });
+    expect(other.status).toBe(202);
+    expect((await pipeline.waitForFinal(other.body.id)).status).toBe("completed");
+  });
+});
+
+describe("DEFAULT_MAX_COST_USD", () => {
+  let pipeline: InProcessPipeline;
+  beforeAll(async () => {
+    pipeline = await startInProcessPipeline({ redisUrl: inject("redisUrl"), env: { DEFAULT_MAX_COST_USD: "0.02" } });
+  });
+  afterAll(async () => {
+    await pipeline?.close();
+  });
+
+  it("budgets a research that sets no maxCostUsd, and the budget gate enforces it", async () => {
+    const { body } = await apiClient(pipeline.apiUrl).submit({
+      query: "Default budget",
+      options: { models: { synthesis: "claude-opus-4.1" } },
+    });
+    const view = await pipeline.waitForFinal(body.id);
+    expect(view.options).toEqual({ models: { synthesis: "claude-opus-4.1" }, maxCostUsd: 0.02 });
+    expect(view.status).toBe("failed");
+    expect(view.error).toMatchObject({ stage: "synthesis", type: "budget_exceeded" });
+    expect(view.error!.message).toMatch(/maxCostUsd \$0\.02/);
+  });
+});

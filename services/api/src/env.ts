@@ -6,7 +6,7 @@ import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
 import { TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
 import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape, type EnvSource } from "@tracelane/runtime";
 import { envNumber } from "@tracelane/runtime";
-import { DEFAULT_HOST } from "./auth/binding.js";
+import { apiKeysFromEnv, DEFAULT_HOST } from "./auth/binding.js";
 import { TRACE_READS_ENV } from "./trace-reads.js";
 import { checkLimitsEnv, limitsConfig, limitsEnvShape, type LimitsConfig } from "./limits/env.js";
 
@@ -97,7 +97,10 @@ export type TraceContextTrust = (typeof TRACE_CONTEXT_TRUST)[number];
 
 /** Parse the api's environment (default process.env); throws an EnvError naming each bad variable. */
 export function loadEnv(source: EnvSource = process.env): Env {
-  return parseEnv(CheckedEnvSchema, source);
+  const env = parseEnv(CheckedEnvSchema, source);
+  // A bad API_KEYS / API_KEYS_FILE fails here, naming the variable, before anything connects.
+  apiKeysFromEnv(env);
+  return env;
 }
 
 /** The part of the configuration the HTTP app needs. */

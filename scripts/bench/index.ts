@@ -12,6 +12,7 @@ import { startStack } from "@tracelane/launcher";
 import { createKeepAliveFetch } from "@tracelane/runtime";
 import { startRedisServer } from "@tracelane/testkit";
 import { table } from "../lib/format.js";
+import { benchChainIngest } from "./chain-ingest.js";
 import { benchCollector } from "./collector.js";
 import { benchPipeline, PIPELINE_WARM_UP, poolRounds, type PipelineResult } from "./pipeline.js";
 import { benchRawChain } from "./raw-chain.js";
@@ -194,6 +195,19 @@ try {
     ),
   );
   console.log(`target >= 20,000 spans/s: ${collector.meetsTarget}`);
+
+  console.log("\ntrace-collector: one span posted into a parent->child chain of N spans (median of 50 posts):");
+  const chain = await benchChainIngest(redisUrl);
+  console.log(
+    table(
+      ["chain spans", "ms per span", "baseline: re-assemble every batch", "GET trace + JSON ms"],
+      chain.map((r) => [r.chainSpans, r.perSpanMs.toFixed(2), r.baselinePerSpanMs.toFixed(2), r.getMs.toFixed(1)]),
+    ),
+  );
+  const [small, large] = [chain[0]!, chain[chain.length - 1]!];
+  console.log(
+    `per-span cost at N=${large.chainSpans} vs N=${small.chainSpans}: ${(large.perSpanMs / small.perSpanMs).toFixed(1)}x (O(1): about 1x; baseline ${(large.baselinePerSpanMs / small.baselinePerSpanMs).toFixed(1)}x)`,
+  );
 } catch (err) {
   console.error(
     `\nbench failed: ${err instanceof BenchRunError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`,

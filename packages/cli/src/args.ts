@@ -47,6 +47,7 @@ export const EXIT_CODES_HELP = `Exit codes:
     3  the api is unreachable (nothing at TRACELANE_URL, or no answer in time)
     4  not found: no research or trace with that id
     5  the api answered with an error of its own (5xx; 503 while its Redis is down)
+    6  the api refused the API key (401: set TRACELANE_API_KEY; 403: a member key for an admin's read)
   130  interrupted (Ctrl-C) while waiting
   141  the output pipe closed before the command finished (tracelane … | head)`;
 
@@ -410,7 +411,8 @@ export function generalUsage(now = Date.now()): string {
   const width = Math.max(...Object.keys(specs).map((n) => n.length));
   return `Usage: tracelane <command> [options]
 
-The tracelane api from a terminal (TRACELANE_URL, default http://127.0.0.1:3000).
+The tracelane api from a terminal (TRACELANE_URL, default http://127.0.0.1:3000; TRACELANE_API_KEY
+is sent as the API key when the api has keys).
 
 Commands:
 ${Object.entries(specs)

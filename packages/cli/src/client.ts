@@ -60,7 +60,16 @@ export interface ApiResponse {
 
 /** The api over plain HTTP: turns "nobody there" and error answers into CliErrors with exit codes. */
 export class ApiClient {
-  constructor(readonly base: URL) {}
+  /** `apiKey`: TRACELANE_API_KEY, sent as `Authorization: Bearer <key>` on every request (never printed). */
+  constructor(
+    readonly base: URL,
+    private readonly apiKey?: string,
+  ) {}
+
+  /** The Authorization header for the api key, if one is set. */
+  authHeaders(): Record<string, string> {
+    return this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {};
+  }
 
   /** `path` is relative to the base, e.g. `v1/research/abc`. */
   url(path: string): string {
@@ -89,6 +98,7 @@ export class ApiClient {
         headers: {
           accept: "application/json, text/plain;q=0.9",
           ...(init.body !== undefined ? { "content-type": "application/json" } : {}),
+          ...this.authHeaders(),
           ...init.headers,
         },
         ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),

@@ -11,6 +11,8 @@ export const EXIT = {
   notFound: 4,
   /** The api answered with an error of its own (5xx; 503 while its Redis is down): try again later. */
   apiError: 5,
+  /** The api refused the API key: none sent (set TRACELANE_API_KEY), an unknown one (401), or a member key for an admin's read (403). */
+  unauthorized: 6,
   /** Interrupted (Ctrl-C) while waiting. */
   interrupted: 130,
   /** The output pipe closed before the command finished (`… | head`), as SIGPIPE ends shell tools. */
@@ -46,6 +48,10 @@ export class ApiUnreachableError extends CliError {
   }
 }
 
+/** What to do about a 401: the CLI sends TRACELANE_API_KEY as `Authorization: Bearer <key>`. */
+export const KEY_HINT =
+  "— the CLI sends TRACELANE_API_KEY as the API key: set it to a key from the api's API_KEYS / API_KEYS_FILE (export TRACELANE_API_KEY=<key>)";
+
 /** The api answered with an error: its own `{ error: { code, message } }`, shown as it is. */
 export class ApiError extends CliError {
   override readonly name = "ApiError";
@@ -55,8 +61,14 @@ export class ApiError extends CliError {
     readonly apiMessage: string,
   ) {
     super(
-      `the api answered ${status} ${code}: ${apiMessage}`,
-      status === 404 ? EXIT.notFound : status >= 400 && status < 500 ? EXIT.usage : EXIT.apiError,
+      `the api answered ${status} ${code}: ${apiMessage}${status === 401 ? ` ${KEY_HINT}` : ""}`,
+      status === 404
+        ? EXIT.notFound
+        : status === 401 || status === 403
+          ? EXIT.unauthorized
+          : status >= 400 && status < 500
+            ? EXIT.usage
+            : EXIT.apiError,
     );
   }
 }

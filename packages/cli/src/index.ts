@@ -33,7 +33,10 @@ export async function run(argv: string[], env: Record<string, string | undefined
       io.out(cmd.text);
       return EXIT.ok;
     }
-    const api = new ApiClient(parseBaseUrl(cmd.url, cmd.url === env.TRACELANE_URL ? "TRACELANE_URL" : "--url"));
+    const api = new ApiClient(
+      parseBaseUrl(cmd.url, cmd.url === env.TRACELANE_URL ? "TRACELANE_URL" : "--url"),
+      env.TRACELANE_API_KEY?.trim() || undefined,
+    );
     switch (cmd.name) {
       case "research":
         return await submitResearch(api, cmd, io);

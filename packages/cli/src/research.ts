@@ -105,7 +105,10 @@ async function followEvents(api: ApiClient, id: string, progress: Progress): Pro
   try {
     let res: Response;
     try {
-      res = await fetch(api.url(`v1/research/${id}/events`), { headers: { accept: "text/event-stream" }, signal: controller.signal });
+      res = await fetch(api.url(`v1/research/${id}/events`), {
+        headers: { accept: "text/event-stream", ...api.authHeaders() },
+        signal: controller.signal,
+      });
     } catch (err) {
       return `unavailable: ${networkCause(err)}`;
     }

@@ -100,6 +100,24 @@ describe("rate limits (RATE_LIMIT_PER_MINUTE, RATE_LIMIT_NEW_RESEARCH_PER_MINUTE
     expect((await list(one)).status).toBe(429);
   });
 
+  it("gives each API key its own budget, and names the key in the 429", async () => {
+    const clock = manualClock();
+    const [alice, bob] = [`alice-${uid()}`, `bob-${uid()}`];
+    const a = await api({ RATE_LIMIT_PER_MINUTE: "2", API_KEYS: `${alice} alice member,${bob} bob member` }, clock.now);
+    const as = (key: string) => fetch(`${a.url}/v1/research?limit=1`, { headers: { authorization: `Bearer ${key}` } });
+
+    expect([(await as(alice)).status, (await as(alice)).status]).toEqual([200, 200]);
+    const refused = await as(alice);
+    expect(refused.status).toBe(429);
+    expect((await errorOf(refused)).message).toContain("this API key may send 2 per minute");
+    const other = await as(bob);
+    expect(other.status).toBe(200);
+    expect(other.headers.get("ratelimit")).toBe('"api";r=1;t=30');
+    // A request without a key is refused by authentication before it counts against anyone.
+    expect((await list(a)).status).toBe(401);
+    expect((await as(bob)).status).toBe(200);
+  });
+
   it("counts on Redis's clock by default", async () => {
     // 2 per minute: a third request within the 30 s after the first two is refused, whatever the machine's speed.
     const a = await api({ RATE_LIMIT_PER_MINUTE: "2" });

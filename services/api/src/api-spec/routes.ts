@@ -100,6 +100,9 @@ const badQuery = error("invalid_query: a parameter is malformed, unknown or out 
 const badId = error("invalid_request: the id is malformed");
 const unknown = error("not_found");
 const unavailable = error("unavailable: Redis cannot be reached (Retry-After)");
+const rateLimited = error(
+  "rate_limited: over RATE_LIMIT_PER_MINUTE (policy api) or, for POST /v1/research, RATE_LIMIT_NEW_RESEARCH_PER_MINUTE (policy new-research); Retry-After says when to retry. Every /v1 answer carries RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers)",
+);
 
 // ---- the routes ----
 
@@ -120,11 +123,18 @@ export const ROUTES = {
     responses: {
       202: { description: "queued", schema: ResearchCreatedSchema, headers: { Location: "/v1/research/{id}" } },
       200: { description: "an idempotent replay of an earlier request", schema: ResearchCreatedSchema },
-      400: error("invalid_json or invalid_request (the fields at fault in details)"),
+      400: error(
+        "invalid_json or invalid_request (the fields at fault in details), or model_not_allowed (options.models names a model its stage may not run; details: stage, model, allowed)",
+      ),
       409: error("idempotency_conflict: the key was used with another body"),
       413: error("payload_too_large"),
       415: error("unsupported_media_type"),
-      503: unavailable,
+      429: error(
+        "rate_limited (see the other routes), or daily_spend_cap_reached: this API key (client address without keys) spent DAILY_SPEND_CAP_USD today, nothing was created; Retry-After: until 00:00 UTC",
+      ),
+      503: error(
+        "unavailable: Redis cannot be reached; or queue_full: a stage queue holds MAX_QUEUE_DEPTH waiting jobs, nothing was created (Retry-After)",
+      ),
     },
   },
   listResearch: {
@@ -134,7 +144,12 @@ export const ROUTES = {
     tag: "research",
     summary: "Researches, newest first",
     query: ResearchListQuery,
-    responses: { 200: { description: "a page of researches", schema: ResearchListSchema }, 400: badQuery, 503: unavailable },
+    responses: {
+      200: { description: "a page of researches", schema: ResearchListSchema },
+      400: badQuery,
+      503: unavailable,
+      429: rateLimited,
+    },
   },
   getResearch: {
     method: "get",
@@ -143,7 +158,13 @@ export const ROUTES = {
     tag: "research",
     summary: "A research: status, stages, result, totals",
     params: { id: researchId },
-    responses: { 200: { description: "the research", schema: ResearchViewSchema }, 400: badId, 404: unknown, 503: unavailable },
+    responses: {
+      200: { description: "the research", schema: ResearchViewSchema },
+      400: badId,
+      404: unknown,
+      503: unavailable,
+      429: rateLimited,
+    },
   },
   researchEvents: {
     method: "get",
@@ -163,6 +184,8 @@ export const ROUTES = {
       },
       400: error("invalid_request: malformed id or Last-Event-ID"),
       404: unknown,
+      429: error("rate_limited, or too_many_streams: this key has MAX_SSE_STREAMS_PER_KEY streams open (Retry-After)"),
+      503: error("unavailable; or stream_capacity: this api process has MAX_SSE_STREAMS streams open (Retry-After)"),
     },
   },
   cancelResearch: {
@@ -178,6 +201,7 @@ export const ROUTES = {
       404: unknown,
       409: error("already_finished"),
       503: unavailable,
+      429: rateLimited,
     },
   },
   listTraces: {
@@ -187,7 +211,12 @@ export const ROUTES = {
     tag: "traces",
     summary: "Traces the collector assembled (research traces unless kind=all)",
     query: TracesQuery,
-    responses: { 200: { description: "a page of trace summaries", schema: TraceListSchema }, 400: badQuery, 503: unavailable },
+    responses: {
+      200: { description: "a page of trace summaries", schema: TraceListSchema },
+      400: badQuery,
+      503: unavailable,
+      429: rateLimited,
+    },
   },
   getTrace: {
     method: "get",
@@ -201,6 +230,7 @@ export const ROUTES = {
       400: error("invalid_trace_id"),
       404: unknown,
       503: unavailable,
+      429: rateLimited,
     },
   },
   traceReplay: {
@@ -214,6 +244,7 @@ export const ROUTES = {
       200: { description: "the replay", contentType: "text/plain", schema: z.string() },
       400: error("invalid_trace_id"),
       404: unknown,
+      429: rateLimited,
     },
   },
   listAnomalies: {
@@ -223,7 +254,7 @@ export const ROUTES = {
     tag: "traces",
     summary: "Anomalies, newest first",
     query: AnomaliesQuery,
-    responses: { 200: { description: "anomalies", schema: AnomalyListSchema }, 400: badQuery, 503: unavailable },
+    responses: { 200: { description: "anomalies", schema: AnomalyListSchema }, 400: badQuery, 503: unavailable, 429: rateLimited },
   },
   costStats: {
     method: "get",
@@ -232,7 +263,12 @@ export const ROUTES = {
     tag: "traces",
     summary: "Cost, retry vs useful spend, tokens, latency and error rate per stage and model",
     query: CostsQuery,
-    responses: { 200: { description: "the statistics of the window", schema: CostStatsSchema }, 400: badQuery, 503: unavailable },
+    responses: {
+      200: { description: "the statistics of the window", schema: CostStatsSchema },
+      400: badQuery,
+      503: unavailable,
+      429: rateLimited,
+    },
   },
   healthz: {
     method: "get",

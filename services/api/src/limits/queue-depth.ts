@@ -1,4 +1,5 @@
 import type { StageQueues } from "@tracelane/queue-contract";
+import { isConnectionError } from "../http/errors.js";
 
 export type QueueDepth = { full: false } | { full: true; stage: string; queue: string; waiting: number };
 
@@ -6,8 +7,8 @@ export type QueueDepth = { full: false } | { full: true; stage: string; queue: s
  * Backpressure for POST /v1/research: the pipeline is full while any stage queue holds MAX_QUEUE_DEPTH or
  * more jobs waiting to run (BullMQ getWaitingCount: waiting, prioritized, delayed for a retry). The counts
  * are read at most once per `cacheMs` (QUEUE_DEPTH_CACHE_MS), concurrent callers sharing the read, so the cap is
- * soft: a burst inside one interval can pass it by that burst. A failed read is not cached (it rejects,
- * and the caller answers 503 unavailable as for any Redis outage).
+ * soft: a burst inside one interval can pass it by that burst. Queues that cannot be reached count as not
+ * full (fails open, not cached): the enqueue then fails as well, and the route answers that 503 as before.
  */
 export class QueueDepthGate {
   private reading: { at: number; depth: Promise<QueueDepth> } | undefined;
@@ -31,10 +32,11 @@ export class QueueDepthGate {
     const depth = this.read();
     const reading = { at: now, depth };
     this.reading = reading;
-    depth.catch(() => {
+    return depth.catch((err: unknown) => {
       if (this.reading === reading) this.reading = undefined;
+      if (isConnectionError(err)) return { full: false } as const;
+      throw err;
     });
-    return depth;
   }
 
   private async read(): Promise<QueueDepth> {

@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Router, type Request, type Response } from "express";
+import { trace } from "@opentelemetry/api";
+import { ATTR_OWNER } from "@tracelane/pipeline";
 import type { ModelPolicy } from "@tracelane/pricing";
 import type { StageQueues } from "@tracelane/queue-contract";
 import type { CreateResearchInput, CreateResult, ResearchStore, ResearchView } from "@tracelane/research-store";
@@ -113,6 +115,7 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     const id = newResearchId();
     // The research belongs to the key that created it (none when the api runs without keys).
     const owner = callerOf(res)?.id;
+    if (owner !== undefined) trace.getActiveSpan()?.setAttribute(ATTR_OWNER, owner); // the collector's OTLP ownership check
     // The request's trace (continued from the caller's traceparent when there is one).
     const traceId = currentTraceId() ?? null;
     const depth: QueueDepth = (await deps.queueDepth?.check()) ?? { full: false };

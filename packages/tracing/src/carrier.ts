@@ -1,5 +1,5 @@
 import { context as otelContext, ROOT_CONTEXT, type Context } from "@opentelemetry/api";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { StrictW3CTraceContextPropagator } from "./w3c-propagator.js";
 
 /** W3C trace context as it travels in job data: plain, JSON-safe strings. */
 export interface Carrier {
@@ -9,7 +9,7 @@ export interface Carrier {
 
 // Carriers always speak W3C Trace Context, whether or not an SDK registered a global propagator
 // (OTEL_SDK_DISABLED=true must not cut a trace across a queue hop).
-const w3c = new W3CTraceContextPropagator();
+const w3c = new StrictW3CTraceContextPropagator();
 
 /** Write the given (default: active) context into `carrier` and return it. */
 // `C & Carrier`: a fresh `{}` argument infers C = {}, and the result must still expose traceparent.
@@ -31,11 +31,14 @@ export function extractContext(carrier: Carrier | undefined, base: Context = ROO
   });
 }
 
-/** Carrier read from incoming HTTP headers (lower-cased by Node). */
+/**
+ * Carrier read from incoming HTTP headers (lower-cased by Node). Repeated headers are joined with "," (how Node
+ * itself joins them): several tracestate headers are one list, two traceparent headers are one invalid value.
+ */
 export function carrierFromHeaders(headers: Record<string, string | string[] | undefined>): Carrier {
   const pick = (name: string) => {
     const v = headers[name];
-    return Array.isArray(v) ? v[0] : v;
+    return Array.isArray(v) ? v.join(",") : v;
   };
   const carrier: Carrier = {};
   const traceparent = pick("traceparent");

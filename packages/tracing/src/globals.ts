@@ -1,6 +1,7 @@
 import { context, propagation, trace, type TracerProvider } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
+import { CompositePropagator, W3CBaggagePropagator } from "@opentelemetry/core";
+import { StrictW3CTraceContextPropagator } from "./w3c-propagator.js";
 
 /**
  * Register a tracer provider, an AsyncLocalStorage context manager and the W3C
@@ -22,7 +23,7 @@ export function registerTracingGlobals(provider: TracerProvider): () => void {
     throw new Error("a global context manager is already registered; shut the previous tracing down before starting again");
   }
   const propagator = new CompositePropagator({
-    propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+    propagators: [new StrictW3CTraceContextPropagator(), new W3CBaggagePropagator()],
   });
   if (!propagation.setGlobalPropagator(propagator)) {
     trace.disable();

@@ -101,8 +101,8 @@ describe("createTracedFetch", () => {
     expect(retries[0]?.attributes).toMatchObject({ [ATTR_HTTP_RESPONSE_STATUS_CODE]: 503, [ATTR_HTTP_REQUEST_RESEND_COUNT]: 1 });
     expect(retries[0]?.attributes?.[ATTR_RETRY_DELAY_MS]).toBeGreaterThanOrEqual(15);
 
-    // Each attempt carried its own span as the remote parent to the server.
-    expect(requests.map((h) => h.traceparent)).toEqual(attempts.map((s) => `00-${s.spanContext().traceId}-${s.spanContext().spanId}-01`));
+    // Each attempt carried its own span as the remote parent to the server (sampled, and random: W3C Level 2).
+    expect(requests.map((h) => h.traceparent)).toEqual(attempts.map((s) => `00-${s.spanContext().traceId}-${s.spanContext().spanId}-03`));
     // The key went to the server, but into no span.
     expect(requests[0]?.authorization).toBe(`Bearer ${CANARY_KEY}`);
     expect(JSON.stringify(tracing.spans().map((s) => ({ a: s.attributes, e: s.events, r: s.resource.attributes })))).not.toContain(

@@ -52,7 +52,7 @@ describe("POST /v1/research", () => {
     expect(after.waiting).toBe((before.waiting ?? 0) + 1);
     const job = await api.queues.queue("analysis").getJob(stageJobId(id, "analysis"));
     expect(job?.data).toMatchObject({ researchId: id, stage: "analysis" });
-    expect(job?.data.trace.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    expect(job?.data.trace.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]$/);
     for (const stage of ["factcheck", "synthesis"] as const) {
       expect(await api.queues.queue(stage).count()).toBe(0);
     }
@@ -77,7 +77,8 @@ describe("POST /v1/research", () => {
 
     expect(res.body.traceId).toBe(server.spanContext().traceId);
     const job = await api.queues.queue("analysis").getJob(stageJobId(res.body.id, "analysis"));
-    expect(job?.data.trace.traceparent).toBe(`00-${producer.spanContext().traceId}-${producer.spanContext().spanId}-01`);
+    // Sampled (01) and, for a trace the api started, random (02: W3C Level 2).
+    expect(job?.data.trace.traceparent).toBe(`00-${producer.spanContext().traceId}-${producer.spanContext().spanId}-03`);
   });
 
   it("stores the requested models and cost limit on the research", async () => {

@@ -2,7 +2,7 @@
  * Why the api turned a request away before doing its work: the `reason` label of
  * tracelane_http_rejections_total, so operators can alert on each.
  */
-export const REJECTION_REASONS = [
+const REJECTION_REASONS = [
   /** RATE_LIMIT_PER_MINUTE (policy "api"): 429 rate_limited. */
   "rate_limited",
   /** RATE_LIMIT_NEW_RESEARCH_PER_MINUTE (policy "new-research"): 429 rate_limited. */

@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import type { Redis } from "ioredis";
+import { ONE_OF_EACH } from "@tracelane/launcher";
+import { sumUsd } from "@tracelane/pricing";
+import type { ResearchView } from "@tracelane/research-store";
+import { createRedis } from "@tracelane/runtime";
+import { waitFor } from "@tracelane/testkit";
+import { apiClient } from "../support/api-client.js";
+import { fetchTrace, type TraceResponse } from "../support/collected-traces.js";
+import { startPipeline } from "../support/pipeline-stack.js";
+
+/**
+ * OTEL_TRACES_SAMPLER=parentbased_traceidratio with ARG=0.1: the api's root span decides once per research and
+ * every worker follows the sampled flag carried in job data, so about a tenth of the researches are traced
+ * completely and the rest not at all, never in part. The research records' costs do not depend on spans.
+ */
+const RESEARCHES = 200;
+const SPANS_PER_RESEARCH = 13; // SERVER + 3 x (PRODUCER, CONSUMER, chat, HTTP attempt)
+
+const redisUrl = inject("redisUrl");
+let stack: Awaited<ReturnType<typeof startPipeline>>;
+let redis: Redis;
+
+beforeAll(async () => {
+  redis = createRedis(redisUrl, "producer");
+  stack = await startPipeline(redisUrl, {
+    replicas: { ...ONE_OF_EACH },
+    env: { OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1", COLLECTOR_BLOCK_MS: "100" },
+  });
+}, 90_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  if (stack) {
+    const keys = await redis.keys(`${stack.prefixes.queue}*`);
+    for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+  }
+  redis?.disconnect();
+});
+
+describe("sampling keeps whole runs", () => {
+  it("traces about 10% of researches completely and the rest not at all, with exact costs either way", async () => {
+    const api = apiClient(stack.apiUrl!);
+    const submitted: Array<{ id: string; traceId: string }> = [];
+    for (let i = 0; i < RESEARCHES; i += 20) {
+      const batch = await Promise.all(
+        Array.from({ length: 20 }, (_, k) => api.submit({ query: `Sampling question ${i + k}: how do glaciers move?` })),
+      );
+      for (const r of batch) {
+        expect(r.status).toBe(202);
+        submitted.push(r.body);
+      }
+    }
+    const views: ResearchView[] = [];
+    for (const r of submitted) views.push(await api.waitForFinal(r.id, 90_000));
+    expect(views.every((v) => v.status === "completed")).toBe(true);
+
+    // Let the workers' batch exporters flush and the collector drain: read once nothing changed for 1.5 s.
+    const snapshot = async () => {
+      const stats = (await (await fetch(`${stack.collectorUrl}/stats`)).json()) as {
+        tracesStored: number;
+        stream: { length: number; pending: number };
+      };
+      return `${stats.tracesStored}/${stats.stream.length}/${stats.stream.pending}`;
+    };
+    let last = "";
+    let since = Date.now();
+    await waitFor(
+      async () => {
+        const now = await snapshot();
+        if (now !== last) [last, since] = [now, Date.now()];
+        return Date.now() - since >= 1_500 && now.endsWith("/0") ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100, what: "the span stream to settle" },
+    );
+
+    const traced: Array<{ view: ResearchView; trace: TraceResponse }> = [];
+    for (const view of views) {
+      const got = await fetchTrace(stack.apiUrl!, view.traceId!);
+      if (got) traced.push({ view, trace: got.body });
+    }
+    // Binomial(200, 0.1): 20 expected, sd 4.2; these bounds are more than 3.5 sd wide on either side.
+    expect(traced.length).toBeGreaterThanOrEqual(5);
+    expect(traced.length).toBeLessThanOrEqual(40);
+
+    for (const { view, trace } of traced) {
+      // Complete: every span of the run, one root, every parent present.
+      expect(trace.summary.spanCount, view.id).toBe(SPANS_PER_RESEARCH);
+      expect(trace.tree).toHaveLength(1);
+      expect(trace.summary.researchId).toBe(view.id);
+      expect(trace.summary.costUsd).toBeCloseTo(view.totals.costUsd, 9);
+    }
+    // The unsampled ones left nothing in the collector's store (no partial trace under their ids).
+    const stored = await redis.keys(`${stack.prefixes.traces}:*`);
+    const sampledIds = new Set(traced.map((t) => t.view.traceId!));
+    for (const view of views.filter((v) => !sampledIds.has(v.traceId!))) {
+      expect(
+        stored.some((k) => k.includes(view.traceId!)),
+        `a partial trace for unsampled research ${view.id}`,
+      ).toBe(false);
+    }
+    // Costs are recorded whether traced or not (from the provider's usage, not from spans): every stage priced,
+    // the total exactly their sum, and for a traced run exactly what its trace says (checked above).
+    for (const view of views) {
+      const stages = Object.values(view.stages);
+      for (const s of stages) expect(s.costUsd, `${view.id} ${s.model}`).toBeGreaterThan(0);
+      expect(view.totals.costUsd, view.id).toBe(sumUsd(stages.map((s) => s.costUsd!)));
+    }
+  }, 240_000);
+});

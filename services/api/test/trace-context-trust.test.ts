@@ -64,7 +64,9 @@ describe("keyed (the default) with no API keys configured: nobody is trusted", (
     expect(span.spanContext().traceFlags & TraceFlags.SAMPLED).toBe(TraceFlags.SAMPLED);
     expect(span.spanContext().traceId).toBe(res.body.traceId);
     expect(span.links[0]!.context.traceId).toBe(caller.traceId);
-    expect(await jobTraceparent(api, res.body.id)).toMatch(new RegExp(`^00-${res.body.traceId}-[0-9a-f]{16}-01$`));
+    const carried = await jobTraceparent(api, res.body.id);
+    expect(carried).toMatch(new RegExp(`^00-${res.body.traceId}-[0-9a-f]{16}-[0-9a-f]{2}$`));
+    expect(parseInt(carried!.slice(-2), 16) & TraceFlags.SAMPLED).toBe(TraceFlags.SAMPLED);
   });
 
   it("adds no link when there is no incoming context", async () => {

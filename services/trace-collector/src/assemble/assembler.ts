@@ -293,13 +293,14 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
         defer(id, fresh, Number(version) - Number(droppedCount));
         return;
       }
-      const before = Number(mode) === 0 ? held[i]!.spans : stored.map((j) => JSON.parse(j) as SpanRecord);
-      const spans = before.length === 0 ? fresh : fresh.concat(before);
-      if (spans.length === 0) return; // only over-cap spans of a trace whose stored spans expired: nothing to summarise
-      recent.set(id, Number(version), spans);
       // Spans stored earlier without an assembly are judged (metrics, baselines) now, once.
       const pending = deferred.get(id)?.fresh.slice(0, taken[i]) ?? [];
-      if (pending.length > 0) consumed.push({ id, count: pending.length });
+      if (pending.length > 0 || origin === undefined) consumed.push({ id, count: pending.length });
+      const before = Number(mode) === 0 ? held[i]!.spans : stored.map((j) => JSON.parse(j) as SpanRecord);
+      const spans = before.length === 0 ? fresh : fresh.concat(before);
+      // Only over-cap spans of a trace whose stored spans expired (or a deferred trace that expired): nothing to summarise.
+      if (spans.length === 0) return;
+      recent.set(id, Number(version), spans);
       const judged = pending.length === 0 ? fresh : pending.concat(fresh);
 
       const stages = resolveStages(spans);

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { toNanoUsd } from "@tracelane/pricing";
+import { waitFor } from "@tracelane/testkit";
 import { researchKeys } from "@tracelane/research-store";
 import { apiClient } from "../support/api-client.js";
 import { simulatorStats } from "../support/simulator.js";
@@ -85,6 +86,56 @@ describe("daily spend cap per spender", () => {
       active: 0,
       delayed: 0,
     });
+  });
+});
+
+describe("daily spend cap: calls that finish after a cancel, and models without a price", () => {
+  let pipeline: InProcessPipeline;
+  beforeAll(async () => {
+    pipeline = await startInProcessPipeline({
+      redisUrl: inject("redisUrl"),
+      // factcheck's model answers after 1 s, so the test can cancel while that call is in flight.
+      simulator: { latency: { baseMs: 0, jitterMs: 0, models: { "gemini-2.5-flash": { baseMs: 1_000, jitterMs: 0 } } } },
+      // o1-pro has no price: allowed here by the operator, so only the cap can stop it.
+      env: { DAILY_SPEND_CAP_USD: "10", SYNTHESIS_ALLOWED_MODELS: "o1-pro" },
+    });
+  });
+  afterAll(async () => {
+    await pipeline?.close();
+  });
+
+  it("charges the spender for a call that finished after its research was cancelled", async () => {
+    const api = apiClient(pipeline.apiUrl);
+    const { body } = await api.submit({ query: "Cancelled while factcheck runs" });
+    await waitFor(async () => (await pipeline.store.get(body.id))?.stages.factcheck.status === "running", {
+      what: "factcheck to be running",
+      intervalMs: 20,
+    });
+    expect((await api.cancel(body.id)).status).toBe(200);
+    const view = await waitFor(
+      async () => {
+        const v = await pipeline.store.get(body.id);
+        return v?.stages.factcheck.usage ? v : undefined;
+      },
+      { what: "the factcheck call to be recorded on the cancelled stage" },
+    );
+    expect(view.stages.factcheck.costUsd).toBeGreaterThan(0);
+    const subject = await pipeline.redis.hget(researchKeys(pipeline.prefixes.research, body.id).record, "spendSubject");
+    const spent = Number(await pipeline.redis.get(`${pipeline.prefixes.research}:spend:${today()}:${subject}`));
+    expect(spent).toBe(toNanoUsd(view.totals.costUsd));
+    expect(spent).toBe(toNanoUsd(view.stages.analysis.costUsd!) + toNanoUsd(view.stages.factcheck.costUsd!));
+  });
+
+  it("fails with budget_unverifiable before calling a model whose cost the cap cannot count", async () => {
+    const { body } = await apiClient(pipeline.apiUrl).submit({
+      query: "Unpriced under a cap",
+      options: { models: { synthesis: "o1-pro" } },
+    });
+    const view = await pipeline.waitForFinal(body.id);
+    expect(view.error).toMatchObject({ stage: "synthesis", type: "budget_unverifiable" });
+    expect(view.error!.message).toMatch(
+      /^Stopped before synthesis: o1-pro has no price in the price table, so the daily spend cap \(DAILY_SPEND_CAP_USD \$10\) cannot be enforced\./,
+    );
   });
 });
 

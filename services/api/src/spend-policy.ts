@@ -24,7 +24,7 @@ export function researchOptions(
 }
 
 /** Whole seconds from `now` to the next 00:00 UTC (at least 1), when a day's spend starts again from zero. */
-export function secondsUntilUtcMidnight(now: Date = new Date()): number {
+function secondsUntilUtcMidnight(now: Date = new Date()): number {
   const midnight = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
   return Math.max(1, Math.ceil((midnight - now.getTime()) / 1000));
 }

@@ -6,6 +6,8 @@ import { ResearchesPage } from "./pages/researches.js";
 import { TracePage } from "./pages/trace.js";
 import { BASE, href, interceptLinks, parseRoute, useLocation, type Route } from "./router.js";
 import { Empty } from "./components.js";
+import { useApiKey } from "./api-key.js";
+import { ForgetKey, KeyPrompt } from "./key-prompt.js";
 
 const NAV: { page: Route["page"]; label: string; to: string }[] = [
   { page: "researches", label: "Researches", to: href.researches() },
@@ -23,8 +25,9 @@ const TITLES: Record<Route["page"], string> = {
 
 function App() {
   const loc = useLocation();
+  const apiKey = useApiKey();
   const route = parseRoute(loc.pathname);
-  document.title = `${TITLES[route.page]} · tracelane`;
+  document.title = apiKey.needed ? "API key · tracelane" : `${TITLES[route.page]} · tracelane`;
   return (
     <>
       <header class="top">
@@ -43,7 +46,23 @@ function App() {
             </a>
           ))}
         </nav>
+        <ForgetKey />
       </header>
+      {apiKey.needed ? (
+        <main data-page="key">
+          <KeyPrompt rejected={apiKey.rejected} />
+        </main>
+      ) : (
+        // Keyed by the API key: a new key loads every page again.
+        <Page route={route} loc={loc} key={apiKey.key ?? ""} />
+      )}
+    </>
+  );
+}
+
+function Page({ route, loc }: { route: Route; loc: ReturnType<typeof useLocation> }) {
+  return (
+    <>
       <main data-page={route.page}>
         {route.page === "researches" && <ResearchesPage search={loc.search} />}
         {route.page === "trace" && <TracePage traceId={route.traceId} hash={loc.hash} key={route.traceId} />}

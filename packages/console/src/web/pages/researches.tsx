@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { ApiError, getJson, postJson } from "../api.js";
+import { ApiError, followEventStream, getJson, postJson, type StreamEvent } from "../api.js";
 import { AnomalyBadge, Empty, ErrorBox, Loading, StatusBadge, Usd, useApi } from "../components.js";
 import { formatAgo, formatCount, formatMs, formatTime, humanize } from "../format.js";
 import { href, navigate } from "../router.js";
@@ -63,6 +63,8 @@ function researchRow(r: Research, anomalies: Map<string, string[]>): Row {
 /** Rows to show: the research list, with the anomaly types of each one's trace. */
 async function loadRows(status: string): Promise<{ rows: Row[]; source: "researches" | "traces" }> {
   const traces = getJson(`/v1/traces?limit=200`, TraceListSchema);
+  // Awaited below only on some paths: when the list itself fails (a 401, say), this one must not go unhandled.
+  traces.catch(() => undefined);
   let researches;
   try {
     researches = await getJson(
@@ -410,16 +412,14 @@ function LiveResearch(props: { id: string; onFinished: () => void }) {
         ),
       ));
     void refresh();
-    const source = new EventSource(`/v1/research/${props.id}/events`);
-    source.onopen = () => setConnection("live");
-    source.onerror = () => setConnection(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
-    const onEvent = (ev: MessageEvent<string>) => {
+    const onEvent = (ev: StreamEvent) => {
+      if (!EVENT_TYPES.includes(ev.type)) return;
       const parsed = ResearchEventSchema.safeParse(JSON.parse(ev.data));
       if (!parsed.success) return;
       const e = parsed.data;
       if (e.stage) setLastEvent((m) => ({ ...m, [e.stage!]: e.type }));
       if (FINAL_EVENTS.has(e.type)) {
-        // The api ends the stream here; closing first keeps EventSource from reconnecting.
+        // The api ends the stream here; closing first keeps it from being opened again.
         source.close();
         setConnection("closed");
         void refresh().then(() => !stopped && finished.current());
@@ -427,7 +427,12 @@ function LiveResearch(props: { id: string; onFinished: () => void }) {
         void refresh();
       }
     };
-    for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
+    // fetch, not EventSource: the stream must carry the API key (Authorization: Bearer).
+    const source = followEventStream(`/v1/research/${props.id}/events`, {
+      onOpen: () => setConnection("live"),
+      onEvent,
+      onError: (_err, closed) => setConnection(closed ? "closed" : "reconnecting"),
+    });
     return () => {
       stopped = true;
       source.close();

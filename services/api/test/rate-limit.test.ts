@@ -87,6 +87,14 @@ describe("rate limits (RATE_LIMIT_PER_MINUTE, RATE_LIMIT_NEW_RESEARCH_PER_MINUTE
     expect((await postResearch(a, { query: "after the wait" })).status).toBe(202);
   });
 
+  it("admits a burst of exactly the quota when the minute does not divide by it", async () => {
+    const clock = manualClock();
+    const a = await api({ RATE_LIMIT_PER_MINUTE: "7" }, clock.now);
+    const statuses = [];
+    for (let i = 0; i < 8; i++) statuses.push((await list(a)).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 200, 429]);
+  });
+
   it("shares one limit between two api instances on the same Redis", async () => {
     const clock = manualClock();
     const env = { RATE_LIMIT_PER_MINUTE: "4", TRACELANE_RATE_LIMIT_PREFIX: `test-shared-${uid()}:ratelimit` };

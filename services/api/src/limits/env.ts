@@ -29,9 +29,9 @@ const corsOrigins = () =>
 /** Rate limits, backpressure, stream caps, slow-client timeouts and CORS (spread into the api's EnvSchema). */
 export const limitsEnvShape = {
   /** Requests per minute per API key (or client address, without keys) to every /v1 route; 0 = no limit. */
-  RATE_LIMIT_PER_MINUTE: envInt(600, { min: 0, max: 1_000_000 }),
+  RATE_LIMIT_PER_MINUTE: envInt(600, { min: 0, max: 60_000 }),
   /** POST /v1/research per minute per API key (or client address), on top of RATE_LIMIT_PER_MINUTE; 0 = no limit. */
-  RATE_LIMIT_NEW_RESEARCH_PER_MINUTE: envInt(60, { min: 0, max: 1_000_000 }),
+  RATE_LIMIT_NEW_RESEARCH_PER_MINUTE: envInt(60, { min: 0, max: 60_000 }),
   /** Redis key prefix of the rate limits; api replicas with the same prefix share them. */
   TRACELANE_RATE_LIMIT_PREFIX: z
     .string()

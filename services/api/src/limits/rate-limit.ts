@@ -26,7 +26,7 @@ export type RateDecision =
  * GCRA (the generic cell rate algorithm, as in redis-cell and throttled) over every policy of a
  * request in one atomic step. Each key holds the policy's theoretical arrival time (TAT, epoch ms): a
  * request is admitted when `max(TAT, now) + interval - window <= now`, and then moves TAT by one
- * interval (window / limit, rounded up to a whole ms). It is a sliding window without buckets: no
+ * interval (window / limit, rounded up to a whole ms; the window is `limit` such intervals). It is a sliding window without buckets: no
  * double burst at a window's edge, one small key per subject and policy, expiring when it is full again.
  *
  * A request is admitted only if every policy admits it, and then counts against all of them; a
@@ -46,8 +46,9 @@ local tats, intervals, windows, refused = {}, {}, {}, {}
 local allowed, retry = 1, 0
 for i = 1, #KEYS do
   local limit = tonumber(ARGV[2 * i])
-  local window = tonumber(ARGV[2 * i + 1])
-  local interval = math.ceil(window / limit)
+  local interval = math.ceil(tonumber(ARGV[2 * i + 1]) / limit)
+  -- The window of whole intervals (at most limit - 1 ms longer), so a burst of exactly \`limit\` fits.
+  local window = interval * limit
   local tat = tonumber(redis.call('GET', KEYS[i]) or now)
   if tat < now then tat = now end
   local allowAt = tat + interval - window

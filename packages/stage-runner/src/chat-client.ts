@@ -44,6 +44,12 @@ export interface ChatOptions {
   maxOutputTokens?: number;
 }
 
+/** The openai client adds `_request_id` (the x-request-id response header) to every object it returns. */
+const requestIdOf = (response: object): { providerRequestId?: string } => {
+  const id = (response as { _request_id?: string | null })._request_id;
+  return id ? { providerRequestId: id } : {};
+};
+
 /**
  * One OpenAI-compatible endpoint. Every call is a CLIENT span `chat <model>`
  * with GenAI attributes and its computed cost; the openai client's own retries
@@ -158,6 +164,9 @@ export class ChatClient {
           inputTokens: usage.inputTokens,
           outputTokens: usage.outputTokens,
           cachedInputTokens: usage.cachedInputTokens,
+          reasoningTokens: completion.usage!.completion_tokens_details?.reasoning_tokens ?? 0,
+          // The provider's x-request-id, for support tickets and its own logs.
+          ...requestIdOf(completion),
           costUsd: cost.costUsd,
         });
         return {

@@ -57,6 +57,9 @@ export const ATTR_GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reaso
 export const ATTR_GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens";
 export const ATTR_GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens";
 export const ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens";
+export const ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens";
+/** Ours: the provider's x-request-id response header (its id for the request, for correlation with its logs). */
+export const ATTR_PROVIDER_REQUEST_ID = "tracelane.provider.request_id";
 export const ATTR_GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages";
 export const ATTR_GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages";
 /** Ours: the call's cost in USD by the emitting service's price table. */

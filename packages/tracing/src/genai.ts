@@ -12,6 +12,8 @@ import {
   ATTR_GEN_AI_USAGE_COST,
   ATTR_GEN_AI_USAGE_INPUT_TOKENS,
   ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+  ATTR_PROVIDER_REQUEST_ID,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
 } from "./attributes.js";
@@ -36,6 +38,10 @@ export interface ChatResponseInfo {
   inputTokens?: number;
   outputTokens?: number;
   cachedInputTokens?: number;
+  /** Reasoning tokens (already counted in outputTokens, as providers report them). */
+  reasoningTokens?: number;
+  /** The provider's `x-request-id` response header. */
+  providerRequestId?: string;
   /** Computed cost in USD; null when the model is not in the price table. */
   costUsd?: number | null;
 }
@@ -74,6 +80,8 @@ export function recordChatResponse(span: Span, res: ChatResponseInfo): void {
   if (res.inputTokens !== undefined) attrs[ATTR_GEN_AI_USAGE_INPUT_TOKENS] = res.inputTokens;
   if (res.outputTokens !== undefined) attrs[ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] = res.outputTokens;
   if (res.cachedInputTokens) attrs[ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = res.cachedInputTokens;
+  if (res.reasoningTokens) attrs[ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = res.reasoningTokens;
+  if (res.providerRequestId) attrs[ATTR_PROVIDER_REQUEST_ID] = res.providerRequestId;
   if (res.costUsd !== undefined) {
     if (res.costUsd === null) attrs[ATTR_COST_UNPRICED] = true;
     else attrs[ATTR_GEN_AI_USAGE_COST] = res.costUsd;

@@ -91,8 +91,6 @@ export interface Assembler {
    * (a large trace that got few spans: on the next assembly tick). Default origin: internal.
    */
   ingest(spans: readonly SpanRecord[], origin?: IngestOrigin): Promise<IngestResult>;
-  /** Re-assemble every trace whose assembly was deferred, now. */
-  flush(): Promise<void>;
   /** Stop the assembly timer and flush (shutdown). */
   close(): Promise<void>;
 }
@@ -388,10 +386,6 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
   return {
     keys,
     ingest,
-    async flush() {
-      await ticking;
-      await assembleDeferred(true);
-    },
     async close() {
       if (timer) clearInterval(timer);
       timer = undefined;

@@ -44,6 +44,8 @@ if source == 'i' then
   end
   if named ~= '' then redis.call('HSET', meta, 'owner', named) end
 elseif source == 'o' then
+  -- Spans stored before traces had an origin: whose they are is unknown, so only an admin adds to them.
+  if not origin and redis.call('EXISTS', spans) == 1 then origin = 'internal' end
   if origin == 'internal' or (origin == 'otlp' and owner) then
     refuse = not (admin or (caller ~= '' and caller == owner))
   elseif not origin and n > 0 then

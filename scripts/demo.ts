@@ -74,16 +74,21 @@ async function main(): Promise<number> {
   }
 }
 
+/** With API_KEYS set for the api, the demo's own calls carry TRACELANE_API_KEY (as the CLI's do). */
+const auth = (): Record<string, string> =>
+  process.env.TRACELANE_API_KEY ? { authorization: `Bearer ${process.env.TRACELANE_API_KEY}` } : {};
+
 async function runResearch(api: string, query: string): Promise<number> {
   console.log(`\nResearch question: ${query}\n`);
   const res = await fetch(`${api}/v1/research`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...auth() },
     body: JSON.stringify({ query }),
   });
   const created = (await res.json()) as { id: string; traceId: string; error?: { message: string } };
   if (res.status !== 202) {
     console.error(`submit failed (${res.status}): ${created.error?.message}`);
+    if (res.status === 401) console.error("The api has API_KEYS set: run the demo with TRACELANE_API_KEY=<one of them>.");
     return 1;
   }
   log(`submitted research ${created.id} (trace ${created.traceId})`);
@@ -102,7 +107,9 @@ async function runResearch(api: string, query: string): Promise<number> {
     else if (ev.event.startsWith("research.") && ev.event !== "research.queued") log(`${t} ${ev.event}`);
   }
 
-  const view = (await (await fetch(`${api}/v1/research/${created.id}`)).json()) as ResearchView & { links?: { ui?: string } };
+  const view = (await (await fetch(`${api}/v1/research/${created.id}`, { headers: auth() })).json()) as ResearchView & {
+    links?: { ui?: string };
+  };
   if (view.status !== "completed") {
     console.error(`\nresearch ended ${view.status}: ${view.error?.type} at ${view.error?.stage}: ${view.error?.message}`);
     return 1;
@@ -166,7 +173,7 @@ async function printReplay(api: string, traceId: string | null): Promise<void> {
   if (!traceId) return;
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    const res = await fetch(`${api}/v1/traces/${traceId}`).catch(() => undefined);
+    const res = await fetch(`${api}/v1/traces/${traceId}`, { headers: auth() }).catch(() => undefined);
     if (res?.ok) {
       const trace = (await res.json()) as {
         summary: { callCount: number; stages: string[] };
@@ -179,7 +186,7 @@ async function printReplay(api: string, traceId: string | null): Promise<void> {
       const complete =
         trace.summary.callCount >= RESEARCH_PIPELINE.stages.length && JSON.stringify(trace.tree).includes(`"process ${last.queue}"`);
       if (complete) {
-        const replay = await (await fetch(`${api}/v1/traces/${traceId}/replay`)).text();
+        const replay = await (await fetch(`${api}/v1/traces/${traceId}/replay`, { headers: auth() })).text();
         console.log(`\n=== Trace ${traceId} (assembled by the trace-collector) ===\n${replay}`);
         for (const a of trace.anomalies) console.log(`anomaly: ${a.type}${a.stage ? ` at ${a.stage}` : ""} — ${a.recommendation ?? ""}`);
         console.log(await jaegerLine(traceId, trace.links?.jaeger));

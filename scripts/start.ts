@@ -67,9 +67,12 @@ async function printSummary(stack: Stack, redisUrl: string): Promise<void> {
       : `nothing answers at ${otlp}: no span reaches Jaeger and its links will not work (start it: docker compose up -d jaeger)`;
   rows.push(`jaeger           ${jaeger}`);
   console.log(`\ntracelane is up\n${rows.map((r) => `  ${r}`).join("\n")}\n`);
+  // API_KEYS / API_KEYS_FILE set: the api wants a key on every call (the CLI reads TRACELANE_API_KEY).
+  const keyed = Boolean(process.env.API_KEYS?.trim() || process.env.API_KEYS_FILE?.trim());
   if (stack.apiUrl) {
+    if (keyed) console.log("  the api has API keys: set TRACELANE_API_KEY to one of them for the CLI; the console at /ui asks for it");
     console.log(
-      `  try: curl -s ${stack.apiUrl}/v1/research -H 'content-type: application/json' -d '{"query":"Why did solar panel prices fall?"}'`,
+      `  try: curl -s ${stack.apiUrl}/v1/research -H 'content-type: application/json'${keyed ? ` -H "Authorization: Bearer $TRACELANE_API_KEY"` : ""} -d '{"query":"Why did solar panel prices fall?"}'`,
     );
     const cliUrl = stack.apiUrl === "http://127.0.0.1:3000" ? "" : `TRACELANE_URL=${stack.apiUrl} `;
     console.log(`   or: ${cliUrl}pnpm tracelane research "Why did solar panel prices fall?" --wait\n`);

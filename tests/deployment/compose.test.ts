@@ -12,7 +12,7 @@ import { REPO_ROOT } from "@tracelane/testkit";
 import { parse } from "yaml";
 // Services are not libraries, and tracing keeps its env schema internal: their config loaders are
 // imported by path, so this test parses compose's environment with the code the containers run.
-import { loadEnv as loadApiEnv } from "@tracelane/api/testing";
+import { apiKeysFromEnv, checkBinding, loadEnv as loadApiEnv } from "@tracelane/api/testing";
 import { loadEnv as loadSimulatorEnv } from "@tracelane/llm-simulator/testing";
 import { loadEnv as loadCollectorEnv } from "@tracelane/trace-collector/testing";
 import { resolveTracingConfig } from "@tracelane/tracing";
@@ -187,6 +187,18 @@ describe("docker-compose.yml", () => {
       for (const name of required) expect(svc.environment[name], `${svc.service} requires ${name}`).toBeTruthy();
       expect(() => loadServiceConfig(svc, svc.environment), svc.service).not.toThrow();
     }
+  });
+
+  it("lets the api listen on every interface: open on purpose with no API_KEYS, keyed with them, refused if told not to run open", () => {
+    const environment = byName.get("api")!.environment;
+    const binds = (over: Record<string, string>) => {
+      const env = loadApiEnv({ ...environment, ...over });
+      checkBinding({ host: env.HOST, keys: apiKeysFromEnv(env), allowUnauthenticated: env.ALLOW_UNAUTHENTICATED });
+      return env.HOST;
+    };
+    expect(binds({})).toBe("0.0.0.0");
+    expect(binds({ API_KEYS: `${"k".repeat(32)} ops admin`, ALLOW_UNAUTHENTICATED: "false" })).toBe("0.0.0.0");
+    expect(() => binds({ ALLOW_UNAUTHENTICATED: "false" })).toThrow(/HOST: 0\.0\.0\.0 is reachable from other machines/);
   });
 });
 

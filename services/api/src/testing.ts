@@ -4,5 +4,6 @@
  */
 export { composeApi, type Api, type ComposeApiOptions } from "./api.js";
 export { loadEnv, appConfig, type Env } from "./env.js";
+export { apiKeysFromEnv, checkBinding } from "./auth/binding.js";
 export { HttpError } from "./http/errors.js";
 export { createTracesRouter, type TracesRouterDeps } from "./routes/traces.js";

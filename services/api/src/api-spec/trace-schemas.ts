@@ -57,6 +57,8 @@ const summaryFields = {
   durationMs: z.number(),
   spanCount: z.number().int(),
   droppedSpans: z.number().int(),
+  maxDepth: z.number().int().optional().meta({ description: "the collector's TRACELANE_MAX_TRACE_DEPTH when it assembled the trace" }),
+  tooDeepSpans: z.number().int().optional().meta({ description: "spans deeper than maxDepth: stored, cut from the tree" }),
   errorSpans: z.number().int(),
   services: z.array(z.string()),
   stages: z.array(z.string()),
@@ -128,6 +130,16 @@ const spanFields = {
   statusMessage: z.string().optional(),
   attributes: AttributesSchema,
   events: z.array(z.object({ name: z.string(), timeMs: EpochMs, attributes: AttributesSchema.optional() })).optional(),
+  links: z.array(z.object({ traceId: z.string(), spanId: z.string(), attributes: AttributesSchema.optional() })).optional(),
+  clamped: z
+    .object({
+      truncatedValues: z.number().int(),
+      droppedAttributes: z.number().int(),
+      droppedEvents: z.number().int(),
+      droppedLinks: z.number().int(),
+    })
+    .optional()
+    .meta({ description: "what the collector's per-span limits cut from the span as sent" }),
   call: ModelCallSchema.optional().meta({ description: "present when the span is a model call" }),
 };
 

@@ -161,10 +161,10 @@ export function spanDepths(spans: readonly SpanRecord[]): Map<string, number> {
 /**
  * Spans as a forest ordered by start time: roots are spans without a parent or whose
  * parent has not arrived (or was dropped over the cap). Built without recursion. A span deeper
- * than `maxDepth` is cut (with everything below it): a chain thousands of spans deep would
- * otherwise nest that deep in every JSON answer.
+ * than `maxDepth` is cut (with everything below it): the reader passes the collector's limit, as a
+ * chain thousands of spans deep would otherwise nest that deep in every JSON answer.
  */
-export function buildTree(spans: readonly SpanRecord[], stages = resolveStages(spans), maxDepth = MAX_TRACE_DEPTH_DEFAULT): SpanTreeNode[] {
+export function buildTree(spans: readonly SpanRecord[], stages = resolveStages(spans), maxDepth = Infinity): SpanTreeNode[] {
   const byId = new Map(spans.map((s) => [s.spanId, s]));
   const children = childrenOf(spans, byId);
   const placed = new Set<string>();

@@ -183,6 +183,22 @@ describe("every route needs a key", () => {
   });
 });
 
+describe("the OpenAPI document", () => {
+  it("says every /v1 operation takes the Bearer key and may answer 401; health and docs do not", async () => {
+    const doc = (await (await send({ method: "GET", path: "/openapi.json" })).json()) as Json;
+    expect(doc.components.securitySchemes.apiKey).toMatchObject({ type: "http", scheme: "bearer" });
+    const operations = Object.entries(doc.paths as Record<string, Record<string, Json>>).flatMap(([p, ops]) =>
+      Object.entries(ops).map(([method, op]) => ({ route: `${method.toUpperCase()} ${p}`, op })),
+    );
+    for (const { route, op } of operations) {
+      const keyed = route.split(" ")[1]!.startsWith("/v1/");
+      expect(op.security, route).toEqual(keyed ? [{ apiKey: [] }] : undefined);
+      expect(Object.keys(op.responses).includes("401"), route).toBe(keyed);
+    }
+    expect(Object.keys(doc.paths["/v1/traces"].get.responses)).toContain("403");
+  });
+});
+
 describe("METRICS_REQUIRE_KEY", () => {
   it("keys /metrics when true (open by default, see the public list above)", async () => {
     const redisUrl = inject("redisUrl");

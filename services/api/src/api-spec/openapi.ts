@@ -12,7 +12,7 @@ export interface OpenApiDocument {
   jsonSchemaDialect: string;
   tags: { name: string; description: string }[];
   paths: Record<string, Record<string, Json>>;
-  components: { schemas: Record<string, Json> };
+  components: { schemas: Record<string, Json>; securitySchemes: Record<string, Json> };
 }
 
 const DIALECT = "https://json-schema.org/draft/2020-12/schema";
@@ -62,7 +62,14 @@ function operation(route: RouteSpec, ctx: BodyContext): Json {
   ];
   const responses: Record<string, Json> = {};
   const internal = { description: "internal_error (details has the trace id when there is one)", schema: ErrorSchema };
-  for (const [status, r] of Object.entries({ ...route.responses, 500: internal } as Record<string, RouteSpec["responses"][number]>)) {
+  // Every /v1 route needs an API key when the api has API_KEYS (src/auth/middleware.ts).
+  const keyed = route.path.startsWith("/v1/");
+  const unauthorized = {
+    description: "unauthorized (no API key) or invalid_api_key, when the api has API_KEYS; WWW-Authenticate says Bearer",
+    schema: ErrorSchema,
+  };
+  const all = { ...(keyed ? { 401: unauthorized } : {}), ...route.responses, 500: internal };
+  for (const [status, r] of Object.entries(all as Record<string, RouteSpec["responses"][number]>)) {
     const type = r.contentType ?? "application/json";
     const media: Json = r.schema ? { schema: schemaOf(r.schema, "output") } : { schema: { type: "string" } };
     if (r.eventSchema) media["x-event-data"] = schemaOf(r.eventSchema, "output");
@@ -80,6 +87,7 @@ function operation(route: RouteSpec, ctx: BodyContext): Json {
     summary: route.summary,
     ...(route.description ? { description: route.description } : {}),
     ...(parameters.length ? { parameters } : {}),
+    ...(keyed ? { security: [{ apiKey: [] }] } : {}),
     ...(route.body
       ? { requestBody: { required: true, content: { "application/json": { schema: schemaOf(route.body(ctx), "input") } } } }
       : {}),
@@ -113,6 +121,16 @@ export function buildOpenApiDocument(ctx: BodyContext): OpenApiDocument {
       { name: "meta", description: "this description" },
     ],
     paths,
-    components: { schemas: components() },
+    components: {
+      schemas: components(),
+      securitySchemes: {
+        apiKey: {
+          type: "http",
+          scheme: "bearer",
+          description:
+            "One of the api's API_KEYS as Authorization: Bearer <key> (needed only when the api has keys). A member key sees its own researches and their traces; an admin key everything.",
+        },
+      },
+    },
   };
 }

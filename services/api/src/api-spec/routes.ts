@@ -100,6 +100,7 @@ const badQuery = error("invalid_query: a parameter is malformed, unknown or out 
 const badId = error("invalid_request: the id is malformed");
 const unknown = error("not_found");
 const unavailable = error("unavailable: Redis cannot be reached (Retry-After)");
+const adminKind = error("forbidden: kind=all needs an admin API key (a member key reads its own researches' traces)");
 const rateLimited = error(
   "rate_limited: over RATE_LIMIT_PER_MINUTE (policy api) or, for POST /v1/research, RATE_LIMIT_NEW_RESEARCH_PER_MINUTE (policy new-research); Retry-After says when to retry. Every /v1 answer carries RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers)",
 );
@@ -214,6 +215,7 @@ export const ROUTES = {
     responses: {
       200: { description: "a page of trace summaries", schema: TraceListSchema },
       400: badQuery,
+      403: adminKind,
       503: unavailable,
       429: rateLimited,
     },
@@ -266,6 +268,7 @@ export const ROUTES = {
     responses: {
       200: { description: "the statistics of the window", schema: CostStatsSchema },
       400: badQuery,
+      403: adminKind,
       503: unavailable,
       429: rateLimited,
     },

@@ -10,7 +10,8 @@ export const ANOMALY_STREAM_DEFAULT = "tracelane:anomalies";
  * Per trace (all with the trace TTL, refreshed whenever a span of the trace arrives):
  *   {p}:t:{traceId}:spans      HASH  spanId -> SpanRecord JSON
  *   {p}:t:{traceId}:dropped    SET   span ids refused over the per-trace cap
- *   {p}:t:{traceId}:summary    HASH  v (version = spans + dropped) , json (TraceSummary)
+ *   {p}:t:{traceId}:summary    HASH  v (version = spans + dropped) , json (TraceSummary), deep (spans below the
+ *                                    depth limit), origin (internal|otlp) and owner (key id): who may add OTLP spans
  *   {p}:t:{traceId}:anomalies  HASH  "{type}|{spanId}" -> Anomaly JSON (first detection wins)
  *
  * Indexes (no TTL; entries leave when the sweeper or a reader prunes an expired trace):

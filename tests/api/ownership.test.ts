@@ -5,7 +5,7 @@ import { composeApi, loadEnv, type Api } from "@tracelane/api/testing";
 import { createAssembler, decodeOtlpJson } from "@tracelane/trace-collector";
 import { pipelineTrace, toOtlpJson } from "@tracelane/trace-collector/testing";
 import { createTraceReader } from "@tracelane/trace-store";
-import { createRedis } from "@tracelane/runtime";
+import { createRedis, waitForRedis } from "@tracelane/runtime";
 import { waitFor } from "@tracelane/testkit";
 import { createLogger } from "@tracelane/tracing";
 import { useInMemoryTracing, type InMemoryTracing } from "@tracelane/tracing/testing";
@@ -52,6 +52,8 @@ beforeAll(async () => {
   tracing = useInMemoryTracing();
   const redisUrl = inject("redisUrl");
   connections = [createRedis(redisUrl, "producer"), createRedis(redisUrl, "producer"), createRedis(redisUrl, "producer")];
+  // Fail-fast connections, as the api's own: a request before they are ready would be a 503.
+  await Promise.all(connections.map((c) => waitForRedis(c)));
   api = composeApi({
     env: loadEnv({
       TRACELANE_QUEUE_PREFIX: prefixes.queue,
@@ -72,7 +74,7 @@ beforeAll(async () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ query }),
     });
-    expect(res.status).toBe(202);
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect(res.body.traceId).toMatch(/^[0-9a-f]{32}$/);
     researches[who] = { id: res.body.id, traceId: res.body.traceId, query };
   }

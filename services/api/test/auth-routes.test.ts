@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Express } from "express";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createRedis } from "@tracelane/runtime";
+import { createRedis, waitForRedis } from "@tracelane/runtime";
 import { createLogger } from "@tracelane/tracing";
 import { composeApi, type Api } from "../src/api.js";
 import { loadEnv } from "../src/env.js";
@@ -77,6 +77,8 @@ let url: string;
 beforeAll(async () => {
   const redisUrl = inject("redisUrl");
   connections = [createRedis(redisUrl, "producer"), createRedis(redisUrl, "producer")];
+  // Fail-fast connections, as the api's own: a request before they are ready would be a 503.
+  await Promise.all(connections.map((c) => waitForRedis(c)));
   api = composeApi({
     env: loadEnv({
       TRACELANE_QUEUE_PREFIX: `test-auth-${uid()}`,
@@ -203,6 +205,7 @@ describe("METRICS_REQUIRE_KEY", () => {
   it("keys /metrics when true (open by default, see the public list above)", async () => {
     const redisUrl = inject("redisUrl");
     const conns = [createRedis(redisUrl, "producer"), createRedis(redisUrl, "producer")];
+    await Promise.all(conns.map((c) => waitForRedis(c)));
     const keyed = composeApi({
       env: loadEnv({
         TRACELANE_QUEUE_PREFIX: `test-auth-${uid()}`,

@@ -49,7 +49,7 @@ export class ApiUnreachableError extends CliError {
 }
 
 /** What to do about a 401: the CLI sends TRACELANE_API_KEY as `Authorization: Bearer <key>`. */
-export const KEY_HINT =
+const KEY_HINT =
   "— the CLI sends TRACELANE_API_KEY as the API key: set it to a key from the api's API_KEYS / API_KEYS_FILE (export TRACELANE_API_KEY=<key>)";
 
 /** The api answered with an error: its own `{ error: { code, message } }`, shown as it is. */

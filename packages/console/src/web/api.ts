@@ -79,7 +79,7 @@ export interface StreamEvent {
   data: string;
 }
 
-export interface EventStreamHandlers {
+interface EventStreamHandlers {
   onOpen(): void;
   onEvent(event: StreamEvent): void;
   /** The connection dropped; it is opened again (resuming after the last event) unless `closed`. */

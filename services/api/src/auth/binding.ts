@@ -6,7 +6,7 @@ import { EnvError } from "@tracelane/runtime";
 export const DEFAULT_HOST = "127.0.0.1";
 
 /** 127.0.0.0/8, ::1 and localhost reach only this machine; anything else (0.0.0.0, ::, an interface address) may not. */
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   const h = host
     .trim()
     .toLowerCase()

@@ -77,7 +77,7 @@ export interface CollectorOptions {
   tracingStats?: () => TracingStatsLike;
   /** API_KEYS / API_KEYS_FILE: when enabled, POST /v1/traces needs a key, and OTLP spans join a trace only with its owner's. */
   apiKeys?: ApiKeys;
-  /** COLLECTOR_METRICS_REQUIRE_KEY: /metrics and /stats need a key too. */
+  /** METRICS_REQUIRE_KEY: /metrics and /stats need a key too. */
   metricsRequireKey?: boolean;
   /** AssemblerOptions.immediateAssemblySpans / assemblyIntervalMs / maxTraceDepth. */
   immediateAssemblySpans?: number;

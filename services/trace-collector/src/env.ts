@@ -51,7 +51,7 @@ const schema = z
     API_KEYS: envOptionalString(),
     API_KEYS_FILE: envOptionalString(),
     /** With keys set, /metrics and /stats need a key too (default: open, like the api's /metrics). */
-    COLLECTOR_METRICS_REQUIRE_KEY: envBoolean(false),
+    METRICS_REQUIRE_KEY: envBoolean(false),
     /** A trace above this many spans is re-assembled at most once per COLLECTOR_ASSEMBLY_INTERVAL_MS per this many spans. */
     COLLECTOR_IMMEDIATE_ASSEMBLY_SPANS: blankIsUnset(envInt(1_000, { min: 1, max: 1_000_000 })),
     COLLECTOR_ASSEMBLY_INTERVAL_MS: blankIsUnset(envInt(1_000, { min: 10, max: 60_000 })),

@@ -59,7 +59,7 @@ await runService({
       logger,
       tracingStats: () => tracing.stats(),
       apiKeys,
-      metricsRequireKey: env.COLLECTOR_METRICS_REQUIRE_KEY,
+      metricsRequireKey: env.METRICS_REQUIRE_KEY,
       immediateAssemblySpans: env.COLLECTOR_IMMEDIATE_ASSEMBLY_SPANS,
       assemblyIntervalMs: env.COLLECTOR_ASSEMBLY_INTERVAL_MS,
       maxTraceDepth: env.TRACELANE_MAX_TRACE_DEPTH,

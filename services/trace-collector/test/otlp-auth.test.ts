@@ -64,7 +64,7 @@ describe("OTLP/HTTP with API_KEYS set", () => {
     for (const path of ["/healthz", "/readyz", "/metrics", "/stats"]) expect((await fetch(`${open.base}${path}`)).status).toBe(200);
   });
 
-  it("with COLLECTOR_METRICS_REQUIRE_KEY, /metrics and /stats need a key and health stays open", async () => {
+  it("with METRICS_REQUIRE_KEY, /metrics and /stats need a key and health stays open", async () => {
     for (const path of ["/metrics", "/stats"]) {
       expect((await fetch(`${keyed.base}${path}`)).status).toBe(401);
       expect((await fetch(`${keyed.base}${path}`, { headers: { authorization: `Bearer ${MEMBER_KEY}` } })).status).toBe(200);

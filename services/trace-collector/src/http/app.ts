@@ -41,7 +41,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     res.status(401).json({
       error: {
         code: "unauthorized",
-        message: `${auth.outcome === "none" ? "The Authorization header is missing." : auth.reason} Send Authorization: Bearer <api key> (COLLECTOR_METRICS_REQUIRE_KEY=true).`,
+        message: `${auth.outcome === "none" ? "The Authorization header is missing." : auth.reason} Send Authorization: Bearer <api key> (METRICS_REQUIRE_KEY=true).`,
       },
     });
   };

@@ -1,13 +1,11 @@
 import { randomBytes } from "node:crypto";
 import protobuf from "protobufjs";
-import type { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
-import { createRedis } from "@tracelane/runtime";
 import { OTLP_TRACE_PROTO_FILES } from "@tracelane/tracing";
 import { apiClient } from "../support/api-client.js";
 import { waitForCollectedTrace } from "../support/collected-traces.js";
-import { startPipeline } from "../support/pipeline-stack.js";
+import { usePipeline } from "../support/pipeline-stack.js";
 
 /**
  * A bounded fuzz of every boundary a stranger reaches: the api's routes (from its own OpenAPI document, so a new
@@ -127,6 +125,15 @@ const HEADER_NAMES = [
   "x-forwarded-for",
 ];
 
+/** encodeURIComponent, except that a lone surrogate (which it cannot encode) goes as the raw bytes a client could send. */
+function percentEncoded(v: string): string {
+  try {
+    return encodeURIComponent(v);
+  } catch {
+    return "%ED%A0%80";
+  }
+}
+
 interface Operation {
   method: string;
   path: string;
@@ -193,33 +200,22 @@ async function pool<T>(items: readonly T[], n: number, run: (item: T) => Promise
   );
 }
 
-const redisUrl = inject("redisUrl");
-let stack: Awaited<ReturnType<typeof startPipeline>>;
-let redis: Redis;
-
-beforeAll(async () => {
-  redis = createRedis(redisUrl, "producer");
-  stack = await startPipeline(redisUrl, {
-    replicas: { ...ONE_OF_EACH },
-    // Limits would turn most of the fuzz into 429s before it reaches a handler: lift them for this run.
-    env: { RATE_LIMIT_PER_MINUTE: "0", RESEARCH_RATE_LIMIT_PER_MINUTE: "0", COLLECTOR_BLOCK_MS: "100" },
-  });
-}, 90_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  if (stack) {
-    const keys = await redis.keys(`${stack.prefixes.queue}*`);
-    for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
-  }
-  redis?.disconnect();
-});
+// With API keys on (the api and the collector), as a deployment on a network runs: most fuzzed requests carry the
+// key, so they reach the handlers; the rest exercise authentication.
+const FUZZ_KEY = `fuzz-admin-${randomBytes(12).toString("hex")}`;
+const run = usePipeline({ replicas: { ...ONE_OF_EACH }, env: { COLLECTOR_BLOCK_MS: "100", API_KEYS: `${FUZZ_KEY} fuzzer admin` } });
+const withKey = (headers: Record<string, string>) => {
+  if (!("authorization" in headers) && rnd.chance(0.9)) headers.authorization = `Bearer ${FUZZ_KEY}`;
+  return headers;
+};
 
 describe(`bounded fuzz (seed ${SEED})`, () => {
   it("answers thousands of hostile api and OTLP requests with no 5xx, enqueues nothing for a rejected one, and still assembles real traces", async () => {
-    const base = stack.apiUrl!;
-    const collector = stack.collectorUrl!;
-    const spec = (await (await fetch(`${base}/openapi.json`)).json()) as Parameters<typeof operationsOf>[0];
+    const base = run.stack.apiUrl!;
+    const collector = run.stack.collectorUrl!;
+    const spec = (await (await fetch(`${base}/openapi.json`, { headers: { authorization: `Bearer ${FUZZ_KEY}` } })).json()) as Parameters<
+      typeof operationsOf
+    >[0];
     const ops = operationsOf(spec);
     expect(ops.length).toBeGreaterThanOrEqual(8);
 
@@ -247,7 +243,7 @@ describe(`bounded fuzz (seed ${SEED})`, () => {
     };
 
     // One real research first, so ids and trace ids that exist are in the mix.
-    const seeded = await apiClient(base).submit({ query: "What is the boiling point of water at altitude?" });
+    const seeded = await apiClient(base, { apiKey: FUZZ_KEY }).submit({ query: "What is the boiling point of water at altitude?" });
     expect(seeded.status).toBe(202);
     accepted.add(seeded.body.id);
     knownTraceIds.push(seeded.body.traceId);
@@ -259,7 +255,7 @@ describe(`bounded fuzz (seed ${SEED})`, () => {
         () => (name.toLowerCase().includes("trace") ? HEX32() : HEX32().slice(0, 32)),
         () => {
           const v = rnd.pick(NASTY);
-          return (v.isWellFormed() ? encodeURIComponent(v) : "%ED%A0%80") || "%20"; // a lone surrogate as raw UTF-8 bytes
+          return percentEncoded(v) || "%20";
         },
         () => "%2e%2e%2f%2e%2e%2fetc",
         () => "a".repeat(300),
@@ -296,6 +292,7 @@ describe(`bounded fuzz (seed ${SEED})`, () => {
       if (rnd.chance(0.1)) qs.append(rnd.pick(["limit", "cursor", "since", "until", "__proto__", "x"]), rnd.pick(NASTY));
       const headers: Record<string, string> = {};
       for (let h = rnd.int(4); h > 0; h--) headers[rnd.pick(HEADER_NAMES)] = headerValue();
+      withKey(headers);
       let body: string | Uint8Array | undefined;
       if (method === "POST" || method === "PUT" || method === "PATCH") {
         const b = researchBody();
@@ -427,7 +424,7 @@ describe(`bounded fuzz (seed ${SEED})`, () => {
           : proto
             ? "application/x-protobuf"
             : "application/json";
-        const headers: Record<string, string> = { "content-type": type };
+        const headers: Record<string, string> = withKey({ "content-type": type });
         if (rnd.chance(0.1)) headers["content-encoding"] = rnd.pick(["gzip", "deflate", "br", "nope"]);
         const label = `POST /v1/traces (collector, ${type}, ${headers["content-encoding"] ?? "identity"})`;
         try {
@@ -447,26 +444,26 @@ describe(`bounded fuzz (seed ${SEED})`, () => {
     for (const url of [`${base}/healthz`, `${collector}/healthz`, `${base}/readyz`]) expect((await fetch(url)).status, url).toBe(200);
 
     // ...no rejected request left a record or a job: every research and every job belongs to an accepted request...
-    const researchIds = await redis.zrange(`${stack.prefixes.research}:index`, 0, -1);
+    const researchIds = await run.redis.zrange(`${run.stack.prefixes.research}:index`, 0, -1);
     expect(new Set(researchIds)).toEqual(accepted);
-    const jobKeys = (await redis.keys(`${stack.prefixes.queue}:*`)).filter(
-      (k) => !k.startsWith(stack.prefixes.research) && !k.startsWith(stack.prefixes.traces) && k !== stack.prefixes.spans,
+    const jobKeys = (await run.redis.keys(`${run.stack.prefixes.queue}:*`)).filter(
+      (k) => !k.startsWith(run.stack.prefixes.research) && !k.startsWith(run.stack.prefixes.traces) && k !== run.stack.prefixes.spans,
     );
     const jobOwners = new Set<string>();
     for (const key of jobKeys) {
-      if ((await redis.type(key)) !== "hash") continue;
-      const data = await redis.hget(key, "data");
+      if ((await run.redis.type(key)) !== "hash") continue;
+      const data = await run.redis.hget(key, "data");
       if (data) jobOwners.add((JSON.parse(data) as { researchId: string }).researchId);
     }
     for (const owner of jobOwners) expect(accepted.has(owner), `a job for research ${owner}, which no accepted request created`).toBe(true);
 
     // ...and the real pipeline still works end to end, its trace assembled in full.
-    const api = apiClient(base);
+    const api = apiClient(base, { apiKey: FUZZ_KEY });
     const after = await api.submit({ query: "After the storm: how are hurricanes categorised?" });
     expect(after.status).toBe(202);
     const finalView = await api.waitForFinal(after.body.id, 60_000);
     expect(finalView.status, JSON.stringify(finalView.error)).toBe("completed");
-    const trace = await waitForCollectedTrace(base, after.body.traceId, 13, 30_000);
+    const trace = await waitForCollectedTrace(base, after.body.traceId, 13, 30_000, FUZZ_KEY);
     expect(trace.spans.filter((s) => s.name.startsWith("chat ")).length).toBe(3);
   }, 240_000);
 });

@@ -11,8 +11,12 @@ export interface TraceResponse {
 }
 
 /** The trace as the api serves it from the collector's store, or undefined while it is unknown (404). */
-export async function fetchTrace(apiUrl: string, traceId: string): Promise<{ body: TraceResponse; text: string } | undefined> {
-  const res = await fetch(`${apiUrl}/v1/traces/${traceId}`);
+export async function fetchTrace(
+  apiUrl: string,
+  traceId: string,
+  apiKey?: string,
+): Promise<{ body: TraceResponse; text: string } | undefined> {
+  const res = await fetch(`${apiUrl}/v1/traces/${traceId}`, apiKey ? { headers: { authorization: `Bearer ${apiKey}` } } : {});
   if (res.status === 404) return undefined;
   const text = await res.text();
   if (!res.ok) throw new Error(`GET /v1/traces/${traceId} -> ${res.status}: ${text}`);
@@ -20,11 +24,11 @@ export async function fetchTrace(apiUrl: string, traceId: string): Promise<{ bod
 }
 
 /** Wait until the assembled trace has `spanCount` spans; returns it with its spans flattened. */
-export async function waitForCollectedTrace(apiUrl: string, traceId: string, spanCount: number, timeoutMs = 20_000) {
+export async function waitForCollectedTrace(apiUrl: string, traceId: string, spanCount: number, timeoutMs = 20_000, apiKey?: string) {
   let last: TraceResponse | undefined;
   const found = await waitFor(
     async () => {
-      const got = await fetchTrace(apiUrl, traceId);
+      const got = await fetchTrace(apiUrl, traceId, apiKey);
       last = got?.body;
       return got && got.body.summary.spanCount >= spanCount ? got : undefined;
     },

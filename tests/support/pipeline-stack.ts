@@ -1,4 +1,7 @@
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, inject } from "vitest";
 import { isolatedRun, ONE_OF_EACH } from "@tracelane/launcher";
+import { createRedis } from "@tracelane/runtime";
 import { startStack, type Stack, type StackOptions } from "@tracelane/testkit";
 
 /** A full pipeline as OS processes on the test run's Redis, isolated by unique prefixes. */
@@ -26,4 +29,35 @@ export async function startPipeline(
     ...(process.env.E2E_ECHO ? { echo: (svc: string, line: string) => console.log(`[${svc}] ${line}`) } : {}),
   });
   return Object.assign(stack, { prefixes });
+}
+
+/**
+ * One pipeline stack for a test file: started before its tests on the run's Redis, stopped after them with
+ * every key of its run deleted. Read `.stack` and `.redis` inside tests and hooks.
+ */
+export function usePipeline(opts: Parameters<typeof startPipeline>[1] = {}) {
+  let stack: Awaited<ReturnType<typeof startPipeline>> | undefined;
+  let redis: Redis | undefined;
+  beforeAll(async () => {
+    redis = createRedis(inject("redisUrl"), "producer");
+    stack = await startPipeline(inject("redisUrl"), opts);
+  }, 90_000);
+  afterAll(async () => {
+    await stack?.stop();
+    if (stack && redis) {
+      const keys = await redis.keys(`${stack.prefixes.queue}*`);
+      for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+    }
+    redis?.disconnect();
+  });
+  return {
+    get stack() {
+      if (!stack) throw new Error("the pipeline stack is not started yet (use it inside a test or hook)");
+      return stack;
+    },
+    get redis() {
+      if (!redis) throw new Error("the pipeline stack is not started yet (use it inside a test or hook)");
+      return redis;
+    },
+  };
 }

@@ -1,13 +1,11 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { Redis } from "ioredis";
+import { describe, expect, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
 import { sumUsd } from "@tracelane/pricing";
 import type { ResearchView } from "@tracelane/research-store";
-import { createRedis } from "@tracelane/runtime";
 import { waitFor } from "@tracelane/testkit";
 import { apiClient } from "../support/api-client.js";
 import { fetchTrace, type TraceResponse } from "../support/collected-traces.js";
-import { startPipeline } from "../support/pipeline-stack.js";
+import { usePipeline } from "../support/pipeline-stack.js";
 
 /**
  * OTEL_TRACES_SAMPLER=parentbased_traceidratio with ARG=0.1: the api's root span decides once per research and
@@ -17,30 +15,14 @@ import { startPipeline } from "../support/pipeline-stack.js";
 const RESEARCHES = 200;
 const SPANS_PER_RESEARCH = 13; // SERVER + 3 x (PRODUCER, CONSUMER, chat, HTTP attempt)
 
-const redisUrl = inject("redisUrl");
-let stack: Awaited<ReturnType<typeof startPipeline>>;
-let redis: Redis;
-
-beforeAll(async () => {
-  redis = createRedis(redisUrl, "producer");
-  stack = await startPipeline(redisUrl, {
-    replicas: { ...ONE_OF_EACH },
-    env: { OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1", COLLECTOR_BLOCK_MS: "100" },
-  });
-}, 90_000);
-
-afterAll(async () => {
-  await stack?.stop();
-  if (stack) {
-    const keys = await redis.keys(`${stack.prefixes.queue}*`);
-    for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
-  }
-  redis?.disconnect();
+const run = usePipeline({
+  replicas: { ...ONE_OF_EACH },
+  env: { OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1", COLLECTOR_BLOCK_MS: "100" },
 });
 
 describe("sampling keeps whole runs", () => {
   it("traces about 10% of researches completely and the rest not at all, with exact costs either way", async () => {
-    const api = apiClient(stack.apiUrl!);
+    const api = apiClient(run.stack.apiUrl!);
     const submitted: Array<{ id: string; traceId: string }> = [];
     for (let i = 0; i < RESEARCHES; i += 20) {
       const batch = await Promise.all(
@@ -57,7 +39,7 @@ describe("sampling keeps whole runs", () => {
 
     // Let the workers' batch exporters flush and the collector drain: read once nothing changed for 1.5 s.
     const snapshot = async () => {
-      const stats = (await (await fetch(`${stack.collectorUrl}/stats`)).json()) as {
+      const stats = (await (await fetch(`${run.stack.collectorUrl}/stats`)).json()) as {
         tracesStored: number;
         stream: { length: number; pending: number };
       };
@@ -76,7 +58,7 @@ describe("sampling keeps whole runs", () => {
 
     const traced: Array<{ view: ResearchView; trace: TraceResponse }> = [];
     for (const view of views) {
-      const got = await fetchTrace(stack.apiUrl!, view.traceId!);
+      const got = await fetchTrace(run.stack.apiUrl!, view.traceId!);
       if (got) traced.push({ view, trace: got.body });
     }
     // Binomial(200, 0.1): 20 expected, sd 4.2; these bounds are more than 3.5 sd wide on either side.
@@ -91,7 +73,7 @@ describe("sampling keeps whole runs", () => {
       expect(trace.summary.costUsd).toBeCloseTo(view.totals.costUsd, 9);
     }
     // The unsampled ones left nothing in the collector's store (no partial trace under their ids).
-    const stored = await redis.keys(`${stack.prefixes.traces}:*`);
+    const stored = await run.redis.keys(`${run.stack.prefixes.traces}:*`);
     const sampledIds = new Set(traced.map((t) => t.view.traceId!));
     for (const view of views.filter((v) => !sampledIds.has(v.traceId!))) {
       expect(

@@ -60,7 +60,7 @@ describe("daily spend cap per spender", () => {
 
   it("answers 429 daily_spend_cap_reached with Retry-After until 00:00 UTC once the cap is spent, creating nothing", async () => {
     const api = apiClient(pipeline.apiUrl);
-    const first = await api.submit({ query: "Within the cap" });
+    const first = await api.submit({ query: "Within the cap" }, { "idempotency-key": "within-the-cap" });
     expect(first.status).toBe(202);
     const done = await pipeline.waitForFinal(first.body.id);
     expect(done.status).toBe("completed");
@@ -86,6 +86,11 @@ describe("daily spend cap per spender", () => {
       active: 0,
       delayed: 0,
     });
+    // A replay of the research it already has (same Idempotency-Key and body) is still answered, a new key is not.
+    const replay = await api.submit({ query: "Within the cap" }, { "idempotency-key": "within-the-cap" });
+    expect(replay.status).toBe(200);
+    expect(replay.body.id).toBe(first.body.id);
+    expect((await api.submit({ query: "Within the cap" }, { "idempotency-key": "another-key" })).status).toBe(429);
   });
 });
 

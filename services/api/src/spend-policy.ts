@@ -30,17 +30,22 @@ function secondsUntilUtcMidnight(now: Date = new Date()): number {
 }
 
 /**
- * DAILY_SPEND_CAP_USD: a spender (API key id, else client address) who has spent the cap today
- * (UTC) gets 429 daily_spend_cap_reached with Retry-After until midnight UTC, and nothing is created.
- * 429 rather than 402: it is a quota that refills on its own, and clients already honour Retry-After on 429.
+ * DAILY_SPEND_CAP_USD: for a spender (API key id, else client address) who has spent the cap today
+ * (UTC), the 429 daily_spend_cap_reached (Retry-After until midnight UTC) to answer instead of creating
+ * a research; undefined while some of the cap is left. 429 rather than 402: it is a quota that refills
+ * on its own, and clients already honour Retry-After on a 429.
  */
-export async function checkDailySpend(store: Pick<ResearchStore, "spentOn">, subject: string, capUsd: number): Promise<void> {
-  if (capUsd <= 0) return;
+export async function dailySpendRefusal(
+  store: Pick<ResearchStore, "spentOn">,
+  subject: string,
+  capUsd: number,
+): Promise<RetryLaterError | undefined> {
+  if (capUsd <= 0) return undefined;
   const now = new Date();
   const spent = await store.spentOn(subject, now);
-  if (spent < capUsd) return;
+  if (spent < capUsd) return undefined;
   const retryAfter = secondsUntilUtcMidnight(now);
-  throw new RetryLaterError(
+  return new RetryLaterError(
     429,
     "daily_spend_cap_reached",
     `The daily spend cap of $${capUsd} for this ${subject.startsWith("ip:") ? "client address" : "API key"} is used up ` +

@@ -16,7 +16,7 @@ import { listResearch } from "../research-list.js";
 import type { QueueDepth, QueueDepthGate } from "../limits/queue-depth.js";
 import type { CountRejection } from "../limits/rejections.js";
 import type { SseSlots } from "../limits/sse-slots.js";
-import { checkDailySpend, researchOptions } from "../spend-policy.js";
+import { dailySpendRefusal, researchOptions } from "../spend-policy.js";
 import { streamResearchEvents, type SseStreams } from "../sse.js";
 import { parseIdempotencyKey, parseLastEventId, parseResearchId, parseResearchRequest } from "../validation.js";
 
@@ -96,6 +96,20 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     );
   };
 
+  /** Over the daily spend cap nothing is created, but a replay (same Idempotency-Key and body) of an existing research is answered. */
+  const replayOr = async (
+    refusal: Error,
+    request: Pick<CreateResearchInput, "query" | "options"> & { idempotencyKey: string | undefined; owner: string | undefined },
+  ): Promise<CreateResult> => {
+    const { idempotencyKey, owner, ...body } = request;
+    const found =
+      idempotencyKey !== undefined
+        ? await store.findIdempotent({ idempotencyKey, ...(owner !== undefined ? { owner } : {}), ...body })
+        : undefined;
+    if (found) return found;
+    throw refusal;
+  };
+
   router.post(ROUTES.createResearch.path, async (req: Request, res: Response) => {
     if (!req.is(JSON_TYPES)) {
       const sent = req.get("Content-Type");
@@ -110,7 +124,7 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     const body = parseResearchRequest(req.body, config.maxQueryChars, queues.pipeline);
     const options = researchOptions(body.options, { modelPolicy: deps.modelPolicy, defaultMaxCostUsd: config.defaultMaxCostUsd });
     const spendSubject = limitSubject(req, res);
-    await checkDailySpend(store, spendSubject, config.dailySpendCapUsd);
+    const overSpendCap = await dailySpendRefusal(store, spendSubject, config.dailySpendCapUsd);
 
     const id = newResearchId();
     // The research belongs to the key that created it (none when the api runs without keys).
@@ -119,17 +133,19 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     // The request's trace (continued from the caller's traceparent when there is one).
     const traceId = currentTraceId() ?? null;
     const depth: QueueDepth = (await deps.queueDepth?.check()) ?? { full: false };
-    const created = depth.full
-      ? await onlyExisting(depth, { idempotencyKey, owner, query: body.query, options })
-      : await store.create({
-          id,
-          query: body.query,
-          options,
-          traceId,
-          ...(owner !== undefined ? { owner } : {}),
-          spendSubject,
-          ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
-        });
+    const created = overSpendCap
+      ? await replayOr(overSpendCap, { idempotencyKey, owner, query: body.query, options })
+      : depth.full
+        ? await onlyExisting(depth, { idempotencyKey, owner, query: body.query, options })
+        : await store.create({
+            id,
+            query: body.query,
+            options,
+            traceId,
+            ...(owner !== undefined ? { owner } : {}),
+            spendSubject,
+            ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+          });
 
     if (created.outcome === "conflict") {
       throw new HttpError(

@@ -21,6 +21,8 @@ export const ANOMALY_STREAM_DEFAULT = "tracelane:anomalies";
  *   {p}:idx:research                       ZSET traceId, score = start ms: traces of a research (a span has research.id)
  *   {p}:idx:anomaly:{type}                 ZSET traceId, score = start ms
  *   {p}:idx:expiry                         ZSET traceId, score = expiry epoch ms (drives pruning)
+ *   {p}:idx:deferred                       ZSET traceId, score = when its deferred re-assembly is due (epoch ms);
+ *                                               any collector replica assembles an entry left overdue by a dead one
  *   {p}:idx:members:{traceId}              SET  "{zsetKey}\t{member}" for the trace's model/research/anomaly index entries
  *   {p}:anomalies / {p}:anomalies:{type}   ZSET "{traceId}|{spanId}|{type}", score = detectedAt ms
  *
@@ -39,6 +41,7 @@ export interface TraceKeys {
   readonly idxCost: string;
   readonly idxDuration: string;
   readonly idxExpiry: string;
+  readonly idxDeferred: string;
   idxStatus(status: TraceStatus): string;
   idxModel(model: string): string;
   /** Traces that belong to a research (their summary has a researchId). */
@@ -67,6 +70,7 @@ export function traceKeys(prefix: string = TRACE_PREFIX_DEFAULT): TraceKeys {
     idxCost: `${p}:idx:cost`,
     idxDuration: `${p}:idx:duration`,
     idxExpiry: `${p}:idx:expiry`,
+    idxDeferred: `${p}:idx:deferred`,
     idxStatus: (s) => `${p}:idx:status:${s}`,
     idxModel: (m) => `${p}:idx:model:${seg(m)}`,
     idxResearch: `${p}:idx:research`,

@@ -103,6 +103,29 @@ describe("ingesting into a large trace is O(1) per span", () => {
     await large.assembler.close();
   });
 
+  it("lets another replica assemble a deferred trace whose replica died before its tick", async () => {
+    const prefix = uniquePrefix("o1-orphan");
+    const dying = connect(server.url);
+    const a = testAssembler(dying, prefix, { assemblyIntervalMs: 100 });
+    const spans = chain(1_500);
+    await a.ingest(decodeOtlpJson(toOtlpJson(spans)).spans);
+    const late = hop(spans[0]!.traceId, 1_500, spans[1_499]!.spanId);
+    expect((await a.ingest(decodeOtlpJson(toOtlpJson([late])).spans)).deferred).toBe(1);
+    dying.disconnect(); // the replica is gone: its timer cannot assemble anything any more
+
+    const stats = new CollectorStats();
+    const b = testAssembler(redis, prefix, { assemblyIntervalMs: 100, stats });
+    await b.ingest(decodeOtlpJson(toOtlpJson(chain(3))).spans); // any batch: b's assembly timer runs from now on
+    const reader = createTraceReader(redis, { prefix });
+    await waitFor(async () => ((await reader.getTrace(spans[0]!.traceId))?.summary.spanCount === 1_501 ? true : undefined), {
+      timeoutMs: 10_000,
+      what: "the other replica to assemble the overdue trace",
+    });
+    expect(stats.tickAssemblies).toBeGreaterThanOrEqual(1);
+    await waitFor(async () => ((await redis.zcard(b.keys.idxDeferred)) === 0 ? true : undefined), { what: "the deferred index to empty" });
+    await b.close();
+  });
+
   it("assembles a batch that adds a quarter of the trace or more right away", async () => {
     const stats = new CollectorStats();
     const assembler = testAssembler(redis, uniquePrefix("o1-batch"), { stats, assemblyIntervalMs: 60_000 });

@@ -148,10 +148,17 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     newAnomalies: [],
   });
 
-  /** Re-assemble deferred traces (all of them with `all`, else those due), in chunks. */
+  /**
+   * Re-assemble deferred traces (all of them with `all`, else those due), in chunks; and traces another
+   * replica deferred and left overdue (it died before its tick): the deferred index is shared.
+   */
   async function assembleDeferred(all: boolean): Promise<void> {
     const now = Date.now();
     const due = [...deferred].filter(([, d]) => all || d.dueAt <= now).map(([id]) => id);
+    if (!all) {
+      const orphans = await redis.zrangebyscore(keys.idxDeferred, "-inf", now - 5 * intervalMs, "LIMIT", 0, chunkSize);
+      for (const id of orphans) if (!deferred.has(id)) due.push(id);
+    }
     if (due.length === 0) return;
     await loadScripts();
     const byTrace = new Map(due.map((id) => [id, [] as SpanRecord[]]));
@@ -165,24 +172,24 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
       .catch((err: unknown) => opts.logger?.warn({ err }, "deferred trace assembly failed; retried on the next tick"))
       .finally(() => {
         ticking = undefined;
-        if (deferred.size === 0 && timer) {
-          clearInterval(timer);
-          timer = undefined;
-        }
       });
+  };
+  /** The assembly timer runs from the first ingest until close(): it also picks up other replicas' overdue traces. */
+  let closed = false;
+  const startTimer = () => {
+    if (timer || closed) return;
+    timer = setInterval(tick, intervalMs);
+    timer.unref();
   };
   const defer = (id: string, fresh: SpanRecord[], spanCount: number) => {
     const d = deferred.get(id);
     if (d) d.fresh.push(...fresh);
     else deferred.set(id, { fresh, dueAt: Date.now() + intervalMs * Math.ceil(spanCount / immediateSpans) });
-    if (!timer) {
-      timer = setInterval(tick, intervalMs);
-      timer.unref();
-    }
   };
 
   async function ingest(input: readonly SpanRecord[], origin: IngestOrigin = INTERNAL): Promise<IngestResult> {
     const result = newResult(input.length);
+    startTimer();
     if (input.length === 0) return result;
     await loadScripts();
 
@@ -249,9 +256,11 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
           callerId,
           admin,
           named,
+          intervalMs,
+          id,
         ];
         for (const s of incoming) args.push(s.spanId, JSON.stringify(s));
-        insertSpansScript.queue(p, [keys.spans(id), keys.dropped(id), keys.summary(id)], args);
+        insertSpansScript.queue(p, [keys.spans(id), keys.dropped(id), keys.summary(id), keys.idxDeferred], args);
       });
       baselines.queueLoad(p, models);
     });
@@ -263,6 +272,8 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     const writes: { keys: string[]; args: (string | number)[]; anomalies: Anomaly[] }[] = [];
     /** Deferred traces assembled by this chunk: their pending spans are consumed once the writes succeed. */
     const consumed: { id: string; count: number }[] = [];
+    /** Traces assembled now (or found expired): they leave the shared deferred index. */
+    const settled: string[] = [];
 
     traceIds.forEach((id, i) => {
       const [version, droppedCount, flags, mode, ...stored] = replies1[i] as InsertReply;
@@ -297,6 +308,7 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
       const before = Number(mode) === 0 ? held[i]!.spans : stored.map((j) => JSON.parse(j) as SpanRecord);
       const spans = before.length === 0 ? fresh : fresh.concat(before);
       // Only over-cap spans of a trace whose stored spans expired (or a deferred trace that expired): nothing to summarise.
+      settled.push(id);
       if (spans.length === 0) return;
       recent.set(id, Number(version), spans);
       const judged = pending.length === 0 ? fresh : pending.concat(fresh);
@@ -360,6 +372,7 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     const replies2 = await execWithScripts(redis, scripts, (p) => {
       for (const w of writes) writeTraceScript.queue(p, w.keys, w.args);
       baselines.queueRecord(p, newLatencies);
+      if (settled.length > 0) p.zrem(keys.idxDeferred, ...settled);
     });
     for (const { id, count } of consumed) {
       const d = deferred.get(id);
@@ -387,6 +400,7 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     keys,
     ingest,
     async close() {
+      closed = true;
       if (timer) clearInterval(timer);
       timer = undefined;
       await ticking;

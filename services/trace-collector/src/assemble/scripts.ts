@@ -5,12 +5,14 @@ import { RedisScript } from "@tracelane/trace-store";
  * the trace back only when the caller is to assemble it now.
  *
  * KEYS: spans hash, dropped set, summary hash (fields `origin` = internal|otlp and `owner` = key id
- *       live beside the summary's `v`/`json`, and go with it)
+ *       live beside the summary's `v`/`json`, and go with it), deferred index (zset: trace -> due ms)
  * ARGV: 1 ttlSeconds, 2 maxSpans, 3 knownVersion (the version the caller holds in memory, -1 for
  *       none), 4 immediateSpans, 5 source (i = our services over the span stream, o = OTLP/HTTP, t = a deferred
  *       re-assembly: no spans, no ownership change),
  *       6 caller key id ('' without keys), 7 caller is admin (1/0), 8 owner key id named by an
- *       internal span of this batch (tracelane.owner, '' for none), then spanId1, json1, ...
+ *       internal span of this batch (tracelane.owner, '' for none), 9 assembly interval ms (a deferred
+ *       trace is due interval x ceil(spans / immediateSpans) from now, recorded in the deferred index unless
+ *       already there), 10 traceId, then spanId1, json1, ...
  * Returns: { version, droppedCount, flags, mode, ...storedSpanJson }
  *   version = spans stored + spans dropped (grows with every new span; orders summary writes)
  *   flags   = one char per input span: '1' stored now, '0' already stored, 'd' dropped now (over
@@ -33,7 +35,7 @@ local spans, dropped, meta = KEYS[1], KEYS[2], KEYS[3]
 local ttl, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 local immediate = tonumber(ARGV[4])
 local source, caller, admin, named = ARGV[5], ARGV[6], ARGV[7] == '1', ARGV[8]
-local n = (#ARGV - 8) / 2
+local n = (#ARGV - 10) / 2
 local origin = redis.call('HGET', meta, 'origin')
 local owner = redis.call('HGET', meta, 'owner')
 local refuse = false
@@ -61,7 +63,7 @@ if refuse then
 end
 local upToDate = tonumber(ARGV[3]) == len + redis.call('SCARD', dropped)
 local fresh = 0
-for i = 9, #ARGV, 2 do
+for i = 11, #ARGV, 2 do
   local id = ARGV[i]
   if mine[id] or redis.call('HEXISTS', spans, id) == 1 then
     flags[#flags + 1] = '0'
@@ -81,6 +83,10 @@ local droppedCount = redis.call('SCARD', dropped)
 for k = 1, 3 do redis.call('EXPIRE', KEYS[k], ttl) end
 local version = len + droppedCount
 if len > immediate and fresh * 4 < len then
+  if fresh > 0 then
+    local t = redis.call('TIME')
+    redis.call('ZADD', KEYS[4], 'NX', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[9]) * math.ceil(len / immediate), ARGV[10])
+  end
   return { version, droppedCount, table.concat(flags), fresh > 0 and 2 or 3 }
 end
 if upToDate then return { version, droppedCount, table.concat(flags), 0 } end

@@ -5,7 +5,8 @@ import { useInMemoryTracing, type InMemoryTracing } from "@tracelane/tracing/tes
 import { ATTR_GEN_AI_USAGE_INPUT_TOKENS } from "@tracelane/tracing/attributes";
 import { apiClient } from "../support/api-client.js";
 import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
-import { waitForTrace } from "../support/spans.js";
+import { waitFor } from "@tracelane/testkit";
+import { TraceSpans } from "../support/spans.js";
 
 /**
  * Issue 12: `traceparent: 00-<someone's trace id>-…-01` on POST /v1/research added a research's 14
@@ -27,8 +28,15 @@ const victim = (flags = "01") => {
   return { traceId, spanId, traceparent: `00-${traceId}-${spanId}-${flags}` };
 };
 const spansOf = (traceId: string) => tracing.spans().filter((s) => s.spanContext().traceId === traceId);
-/** SERVER, then per stage PRODUCER, CONSUMER, chat and its HTTP attempt. */
-const spansPerResearch = (pipeline: InProcessPipeline) => 1 + 4 * pipeline.pipeline.stages.length;
+/** The research's trace once its last stage's CONSUMER span (the last to end) is recorded. */
+async function researchTrace(pipeline: InProcessPipeline, traceId: string): Promise<TraceSpans> {
+  const last = `process ${pipeline.pipeline.stage(pipeline.pipeline.last).queue}`;
+  await waitFor(() => spansOf(traceId).some((s) => s.kind === SpanKind.CONSUMER && s.name === last), {
+    what: `the ${last} span of trace ${traceId}`,
+    intervalMs: 20,
+  });
+  return new TraceSpans(spansOf(traceId));
+}
 const modelCalls = (traceId: string) => spansOf(traceId).filter((s) => s.kind === SpanKind.CLIENT && s.name.startsWith("chat "));
 
 describe("the default (keyed) on an api without keys: a stranger's traceparent is not continued", () => {
@@ -53,8 +61,8 @@ describe("the default (keyed) on an api without keys: a stranger's traceparent i
     expect(view.totals.costUsd).toBeGreaterThan(0);
 
     // The research's spans, model calls with their tokens and cost included, are all in its own trace.
-    const trace = await waitForTrace(tracing, body.traceId, spansPerResearch(pipeline));
-    expect(modelCalls(body.traceId)).toHaveLength(pipeline.pipeline.stages.length);
+    const trace = await researchTrace(pipeline, body.traceId);
+    expect(modelCalls(body.traceId).length).toBeGreaterThanOrEqual(pipeline.pipeline.stages.length);
     expect(modelCalls(body.traceId).every((s) => Number(s.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]) > 0)).toBe(true);
     expect(spansOf(other.traceId)).toEqual([]);
 
@@ -68,9 +76,9 @@ describe("the default (keyed) on an api without keys: a stranger's traceparent i
     const { body } = await apiClient(pipeline.apiUrl).submit({ query: "Switching tracing off" }, { traceparent: other.traceparent });
     expect(body.traceId).not.toBe(other.traceId);
     expect((await pipeline.waitForFinal(body.id)).status).toBe("completed");
-    const trace = await waitForTrace(tracing, body.traceId, spansPerResearch(pipeline));
+    const trace = await researchTrace(pipeline, body.traceId);
     expect(trace.spans.every((s) => (s.spanContext().traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED)).toBe(true);
-    expect(modelCalls(body.traceId)).toHaveLength(pipeline.pipeline.stages.length);
+    expect(modelCalls(body.traceId).length).toBeGreaterThanOrEqual(pipeline.pipeline.stages.length);
     expect(trace.one("POST /v1/research", SpanKind.SERVER).links[0]?.context.traceId).toBe(other.traceId);
   });
 });
@@ -89,8 +97,8 @@ describe("TRUST_INCOMING_TRACE_CONTEXT=always (what every api did before): the f
     const { body } = await apiClient(pipeline.apiUrl).submit({ query: "Trusted caller" }, { traceparent: other.traceparent });
     expect(body.traceId).toBe(other.traceId);
     expect((await pipeline.waitForFinal(body.id)).status).toBe("completed");
-    const trace = await waitForTrace(tracing, other.traceId, spansPerResearch(pipeline));
-    expect(modelCalls(other.traceId)).toHaveLength(pipeline.pipeline.stages.length);
+    const trace = await researchTrace(pipeline, other.traceId);
+    expect(modelCalls(other.traceId).length).toBeGreaterThanOrEqual(pipeline.pipeline.stages.length);
     expect(trace.one("POST /v1/research", SpanKind.SERVER).parentSpanContext?.spanId).toBe(other.spanId);
   });
 });
@@ -114,7 +122,7 @@ describe("keyed with API keys: a caller with a valid key is trusted", () => {
     expect(status).toBe(202);
     expect(body.traceId).toBe(mine.traceId);
     expect((await pipeline.waitForFinal(body.id)).status).toBe("completed");
-    await waitForTrace(tracing, mine.traceId, spansPerResearch(pipeline));
-    expect(modelCalls(mine.traceId)).toHaveLength(pipeline.pipeline.stages.length);
+    await researchTrace(pipeline, mine.traceId);
+    expect(modelCalls(mine.traceId).length).toBeGreaterThanOrEqual(pipeline.pipeline.stages.length);
   });
 });

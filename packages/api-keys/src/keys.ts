@@ -53,10 +53,7 @@ function parseEntry(entry: string, where: string): StoredKey {
   return { id, name: name ?? id, role, digest: digestOf(key) };
 }
 
-export type Authentication =
-  | { outcome: "none" }
-  | { outcome: "invalid"; reason: string }
-  | { outcome: "ok"; caller: Caller };
+export type Authentication = { outcome: "none" } | { outcome: "invalid"; reason: string } | { outcome: "ok"; caller: Caller };
 
 /** The configured keys, held only as SHA-256 digests. */
 export class ApiKeys {

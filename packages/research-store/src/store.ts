@@ -21,6 +21,7 @@ import {
   researchIndexKeys,
   researchKeys,
   spendDay,
+  traceOwnerKey,
 } from "./keys.js";
 import {
   type ResearchError,

@@ -1,22 +1,10 @@
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { ServiceProcess } from "@tracelane/testkit";
 import { pipelineTrace, toOtlpJson } from "@tracelane/trace-collector/testing";
 import { startPipeline } from "../support/pipeline-stack.js";
+import { environOf } from "./support/processes.js";
 
 // The api's key list, as an operator sets it for the whole stack: only the api and the collector may receive it.
 const KEY = "collector-canary-key-5b8d2e7f01";
-
-/** The environment a running service process actually has (Linux: /proc/<pid>/environ). */
-function environOf(p: ServiceProcess): Record<string, string> {
-  const raw = readFileSync(`/proc/${p.child.pid}/environ`, "utf8");
-  return Object.fromEntries(
-    raw
-      .split("\0")
-      .filter(Boolean)
-      .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
-  );
-}
 
 let stack: Awaited<ReturnType<typeof startPipeline>>;
 
@@ -40,7 +28,7 @@ const post = (headers: Record<string, string> = {}) =>
 describe("the collector process with API_KEYS from the launcher", () => {
   it("is the one of these services that receives API_KEYS (a worker and the simulator do not)", () => {
     const keyed = (name: Parameters<typeof stack.byService>[0]) =>
-      Object.entries(environOf(stack.byService(name)[0]!))
+      Object.entries(environOf(stack.byService(name)[0]!.child.pid!))
         .filter(([, v]) => v.includes(KEY))
         .map(([k]) => k);
     expect(keyed("trace-collector")).toEqual(["API_KEYS"]);

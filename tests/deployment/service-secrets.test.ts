@@ -1,23 +1,11 @@
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
-import type { ServiceProcess } from "@tracelane/testkit";
 import { apiClient } from "../support/api-client.js";
 import { startPipeline } from "../support/pipeline-stack.js";
+import { environOf } from "./support/processes.js";
 
 // One key for the simulator and every worker, so the research can only complete if each worker got it.
 const CANARY = "sk-canary-7f3e9a1c-secrets";
-
-/** The environment a running service process actually has (Linux: /proc/<pid>/environ). */
-function environOf(p: ServiceProcess): Record<string, string> {
-  const raw = readFileSync(`/proc/${p.child.pid}/environ`, "utf8");
-  return Object.fromEntries(
-    raw
-      .split("\0")
-      .filter(Boolean)
-      .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
-  );
-}
 
 let stack: Awaited<ReturnType<typeof startPipeline>>;
 
@@ -38,7 +26,7 @@ describe("each service gets only the secrets it uses", () => {
     expect((await api.waitForFinal(body.id, 30_000)).status).toBe("completed");
 
     const keysOf = (name: Parameters<typeof stack.byService>[0]) =>
-      Object.entries(environOf(stack.byService(name)[0]!))
+      Object.entries(environOf(stack.byService(name)[0]!.child.pid!))
         .filter(([, v]) => v.includes(CANARY))
         .map(([k]) => k)
         .sort();

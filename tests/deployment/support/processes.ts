@@ -139,3 +139,14 @@ export function commandLine(pid: number): string {
     return "";
   }
 }
+
+/** The environment a running process actually has (Linux: /proc/<pid>/environ). */
+export function environOf(pid: number): Record<string, string> {
+  const raw = readFileSync(`/proc/${pid}/environ`, "utf8");
+  return Object.fromEntries(
+    raw
+      .split("\0")
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+  );
+}

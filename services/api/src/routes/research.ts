@@ -75,9 +75,12 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     if (!found || !mayAccess(callerOf(res), found.owner)) throw notFound("research", id);
   };
 
-  /** A full pipeline takes no new research, but still answers a replay (same Idempotency-Key) of one it has. */
-  const onlyExisting = async (
-    depth: Extract<QueueDepth, { full: true }>,
+  /**
+   * A refused request (over the spend cap, a full pipeline) creates nothing, but a replay (same Idempotency-Key and
+   * body) of a research that exists is still answered. `refusal` runs only when there is nothing to replay.
+   */
+  const replayOr = async (
+    refusal: () => Error,
     request: Pick<CreateResearchInput, "query" | "options"> & { idempotencyKey: string | undefined; owner: string | undefined },
   ): Promise<CreateResult> => {
     const { idempotencyKey, owner, ...body } = request;
@@ -86,28 +89,18 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
         ? await store.findIdempotent({ idempotencyKey, ...(owner !== undefined ? { owner } : {}), ...body })
         : undefined;
     if (found) return found;
+    throw refusal();
+  };
+
+  const queueFull = (depth: Extract<QueueDepth, { full: true }>) => () => {
     deps.countRejection?.("queue_full");
-    throw new RetryLaterError(
+    return new RetryLaterError(
       503,
       "queue_full",
       `The research pipeline is full: the ${depth.stage} queue has ${depth.waiting} jobs waiting (MAX_QUEUE_DEPTH). Nothing was created; retry in ${QUEUE_FULL_RETRY_AFTER_SECONDS} s.`,
       QUEUE_FULL_RETRY_AFTER_SECONDS,
       { stage: depth.stage, waiting: depth.waiting },
     );
-  };
-
-  /** Over the daily spend cap nothing is created, but a replay (same Idempotency-Key and body) of an existing research is answered. */
-  const replayOr = async (
-    refusal: Error,
-    request: Pick<CreateResearchInput, "query" | "options"> & { idempotencyKey: string | undefined; owner: string | undefined },
-  ): Promise<CreateResult> => {
-    const { idempotencyKey, owner, ...body } = request;
-    const found =
-      idempotencyKey !== undefined
-        ? await store.findIdempotent({ idempotencyKey, ...(owner !== undefined ? { owner } : {}), ...body })
-        : undefined;
-    if (found) return found;
-    throw refusal;
   };
 
   router.post(ROUTES.createResearch.path, async (req: Request, res: Response) => {
@@ -134,9 +127,9 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     const traceId = currentTraceId() ?? null;
     const depth: QueueDepth = (await deps.queueDepth?.check()) ?? { full: false };
     const created = overSpendCap
-      ? await replayOr(overSpendCap, { idempotencyKey, owner, query: body.query, options })
+      ? await replayOr(() => overSpendCap, { idempotencyKey, owner, query: body.query, options })
       : depth.full
-        ? await onlyExisting(depth, { idempotencyKey, owner, query: body.query, options })
+        ? await replayOr(queueFull(depth), { idempotencyKey, owner, query: body.query, options })
         : await store.create({
             id,
             query: body.query,

@@ -70,3 +70,14 @@ export const ATTR_COST_UNPRICED = "tracelane.cost.unpriced";
 /** Event of a span whose work was cancelled from outside, and its reason (ours). */
 export const EVENT_CANCELLED = "cancelled";
 export const ATTR_CANCEL_REASON = "tracelane.cancel.reason";
+
+// GenAI agents and tools (incubating semconv).
+export const ATTR_GEN_AI_AGENT_NAME = "gen_ai.agent.name";
+export const ATTR_GEN_AI_AGENT_ID = "gen_ai.agent.id";
+export const ATTR_GEN_AI_TOOL_NAME = "gen_ai.tool.name";
+export const ATTR_GEN_AI_TOOL_CALL_ID = "gen_ai.tool.call.id";
+export const ATTR_GEN_AI_TOOL_TYPE = "gen_ai.tool.type";
+export const ATTR_GEN_AI_TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments";
+export const ATTR_GEN_AI_TOOL_CALL_RESULT = "gen_ai.tool.call.result";
+/** Seconds from the request to the first streamed chunk (incubating semconv). */
+export const ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk";

@@ -40,7 +40,11 @@ export async function withPublishSpan<T>(opts: PublishOptions, fn: (carrier: Car
   try {
     return await context.with(ctx, () => fn(injectContext({}, ctx), span));
   } catch (err) {
-    recordError(span, err);
+    const handOff = opts.handOff?.(err);
+    if (handOff) {
+      span.addEvent(handOff);
+      span.setStatus({ code: SpanStatusCode.OK });
+    } else recordError(span, err);
     throw err;
   } finally {
     span.end();
@@ -56,6 +60,11 @@ export interface ProcessOptions {
   publishedAt?: number;
   carrier: Carrier | undefined;
   system?: string;
+  /**
+   * Errors that are how the queue moves a message on rather than failures (a job parked until its children
+   * are done, say): the span ends OK with an event naming it instead of recording an error.
+   */
+  handOff?: (err: unknown) => string | undefined;
 }
 
 /**
@@ -86,7 +95,11 @@ export async function withProcessSpan<T>(opts: ProcessOptions, fn: (span: Span) 
     if (!wasCancelled(span)) span.setStatus({ code: SpanStatusCode.OK });
     return result;
   } catch (err) {
-    recordError(span, err);
+    const handOff = opts.handOff?.(err);
+    if (handOff) {
+      span.addEvent(handOff);
+      span.setStatus({ code: SpanStatusCode.OK });
+    } else recordError(span, err);
     throw err;
   } finally {
     span.end();

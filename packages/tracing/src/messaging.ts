@@ -40,11 +40,7 @@ export async function withPublishSpan<T>(opts: PublishOptions, fn: (carrier: Car
   try {
     return await context.with(ctx, () => fn(injectContext({}, ctx), span));
   } catch (err) {
-    const handOff = opts.handOff?.(err);
-    if (handOff) {
-      span.addEvent(handOff);
-      span.setStatus({ code: SpanStatusCode.OK });
-    } else recordError(span, err);
+    recordError(span, err);
     throw err;
   } finally {
     span.end();

@@ -3,14 +3,23 @@ import { waitFor } from "@tracelane/testkit";
 import { apiClient, type ApiClient } from "../support/api-client.js";
 import { startPipeline } from "../support/pipeline-stack.js";
 import { simulatorStats } from "../support/simulator.js";
+import type { ResearchView } from "@tracelane/research-store";
 
-// Published list prices, USD per 1M tokens (input, output), written out by hand
+// Published list prices, USD per 1M tokens (input, cached input, output), written out by hand
 // so the test checks the price table rather than re-using it.
-const LIST_PRICES: Record<string, [number, number]> = {
-  "gpt-4.1": [2.0, 8.0],
-  "gemini-2.5-flash": [0.3, 2.5],
-  "deepseek-v3.2": [0.28, 0.42],
+const LIST_PRICES: Record<string, [number, number, number]> = {
+  "gpt-4.1": [2.0, 0.5, 8.0],
+  "gemini-2.5-flash": [0.3, 0.03, 2.5],
+  "deepseek-v3.2": [0.28, 0.028, 0.42],
 };
+/** To the nano-dollar: $X per 1M tokens is 1,000 X nano-dollars per token; cached input at its own rate. */
+const nanoOf = (model: string, u: { inputTokens: number; outputTokens: number; cachedInputTokens?: number }) => {
+  const [pin, pcached, pout] = LIST_PRICES[model]!;
+  const cached = u.cachedInputTokens ?? 0;
+  return Math.round((u.inputTokens - cached) * pin * 1_000 + cached * pcached * 1_000 + u.outputTokens * pout * 1_000);
+};
+/** Model calls a research made: one per stage, and the fact-check's per claim. */
+const factcheckCalls = (v: ResearchView) => (v.stages.factcheck.claims ?? []).reduce((n, c) => n + (c.modelCalls ?? 0), 0);
 
 let stack: Awaited<ReturnType<typeof startPipeline>>;
 let api: ApiClient;
@@ -60,10 +69,15 @@ describe("research pipeline", () => {
       expect(s.attempts).toBe(1);
       expect(s.usage!.inputTokens).toBeGreaterThan(20);
       expect(s.usage!.outputTokens).toBeGreaterThan(20);
-      // To the nano-dollar: $X per 1M tokens is 1,000 X nano-dollars per token.
-      const [pin, pout] = LIST_PRICES[model]!;
-      const expectedNano = Math.round(s.usage!.inputTokens * pin * 1_000 + s.usage!.outputTokens * pout * 1_000);
-      expect(s.costUsd).toBe(expectedNano / 1e9);
+      // The fact-check fans out: its row is the sum of its claims, each priced from its own tokens.
+      const rows = stage === "factcheck" ? s.claims! : [s];
+      if (stage === "factcheck") expect(rows.length).toBeGreaterThanOrEqual(1);
+      let expectedNano = 0;
+      for (const row of rows) {
+        expect(row.costUsd).toBe(nanoOf(model, row.usage!) / 1e9);
+        expectedNano += nanoOf(model, row.usage!);
+      }
+      expect(Math.round(s.costUsd! * 1e9)).toBe(expectedNano);
       // The model call happens between the stage's start and its checkpoint (ISO ms: 1 ms of slack)...
       const startedAt = Date.parse(s.startedAt!);
       expect(s.latencyMs).toBeGreaterThan(0);
@@ -73,8 +87,8 @@ describe("research pipeline", () => {
       previousEnd = s.finishedAt!;
       totalNano += expectedNano;
     }
-    // Each stage reads the previous outputs, so inputs grow along the pipeline.
-    expect(view.stages.synthesis.usage!.inputTokens).toBeGreaterThan(view.stages.factcheck.usage!.inputTokens);
+    // The report reads the analysis and the fact-check's notes, so its input outgrows the analysis'.
+    expect(view.stages.synthesis.usage!.inputTokens).toBeGreaterThan(view.stages.analysis.usage!.inputTokens);
     // The total is exactly the sum of the stages, and reads as a decimal with at most 9 places.
     expect(view.totals.costUsd).toBe(totalNano / 1e9);
     expect(JSON.stringify(view.totals.costUsd)).toMatch(/^0\.\d{1,9}$/);
@@ -83,7 +97,12 @@ describe("research pipeline", () => {
     );
 
     const events = await eventsPromise;
-    expect(events.map((e) => `${e.event}${e.data.stage && e.event.startsWith("stage") ? `:${String(e.data.stage)}` : ""}`)).toEqual([
+    const claims = view.stages.factcheck.claims!;
+    expect(events.filter((e) => e.event === "claim.completed").map((e) => (e.data.data as { claim: number }).claim).sort((a, b) => a - b)).toEqual(
+      claims.map((c) => c.index),
+    );
+    const stageEvents = events.filter((e) => !e.event.startsWith("claim."));
+    expect(stageEvents.map((e) => `${e.event}${e.data.stage && e.event.startsWith("stage") ? `:${String(e.data.stage)}` : ""}`)).toEqual([
       "research.queued",
       "stage.started:analysis",
       "stage.completed:analysis",
@@ -96,15 +115,16 @@ describe("research pipeline", () => {
   });
 
   it("ends a research as failed, naming the stage and reason, when a stage's model keeps failing", async () => {
-    const { body } = await api.submit({ query: "Compare grid storage options [[sim:fault=500;model=gemini-2.5-flash]]" });
+    const { body } = await api.submit({ query: "Compare grid storage options [[sim:fault=500;model=deepseek-v3.2]]" });
     const view = await api.waitForFinal(body.id);
     expect(view.status).toBe("failed");
-    expect(view.error).toMatchObject({ stage: "factcheck", type: "http_500" });
-    expect(view.error!.message).toMatch(/gemini-2\.5-flash/);
-    expect(view.stages.factcheck.attempts).toBe(3);
+    expect(view.error).toMatchObject({ stage: "synthesis", type: "http_500" });
+    expect(view.error!.message).toMatch(/deepseek-v3\.2/);
+    expect(view.stages.synthesis.attempts).toBe(3);
     expect(view.stages.analysis.status).toBe("completed");
-    expect(view.stages.synthesis.status).toBe("pending");
+    expect(view.stages.factcheck.status).toBe("completed");
     expect(view.partialResult?.analysis?.length).toBeGreaterThan(0);
+    expect(view.partialResult?.factCheck?.length).toBeGreaterThan(0);
   });
 
   it("fails at once, without retries, when the provider rejects the API key", async () => {
@@ -139,10 +159,12 @@ describe("research pipeline", () => {
     const perWorker = after.map((a, i) => a - before[i]!);
     expect(perWorker.reduce((a, b) => a + b, 0)).toBe(24);
     expect(perWorker.every((n) => n > 0)).toBe(true);
-    // One model call per stage per research: nothing ran twice.
-    for (const model of ["gpt-4.1", "gemini-2.5-flash", "deepseek-v3.2"]) {
-      expect((simAfter.byModel[model] ?? 0) - (simBefore.byModel[model] ?? 0)).toBe(24);
-    }
+    // One model call per stage per research, and the fact-check's per claim turn: nothing ran twice.
+    const calls = (model: string) => (simAfter.byModel[model] ?? 0) - (simBefore.byModel[model] ?? 0);
+    expect(calls("gpt-4.1")).toBe(24);
+    expect(calls("deepseek-v3.2")).toBe(24);
+    expect(calls("gemini-2.5-flash")).toBe(views.reduce((n, v) => n + factcheckCalls(v), 0));
+    expect(calls("gemini-2.5-flash")).toBeGreaterThanOrEqual(24);
   });
 
   it("cancel stops a research before its next stage", async () => {

@@ -216,7 +216,10 @@ describe("tracelane status, trace, traces, costs", () => {
     const run = await tracelane(["traces", "--since", "1h", "--min-cost", "0.0001", "--anomaly", "high_latency"]);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^started \(UTC\) +trace id +root span +status +duration +cost +calls +anomalies$/m);
-    expect(run.stdout).toMatch(new RegExp(`^\\S+ \\S+ +${done.traceId} +POST /v1/research +ok +.* 3 +\\S*high_latency`, "m"));
+    // Its model calls: analysis, synthesis, and each claim's turns in the fact-check.
+    const view = (await getJson(`/v1/research/${done.id}`)) as { stages: { factcheck: { claims: Array<{ modelCalls: number }> } } };
+    const calls = 2 + view.stages.factcheck.claims.reduce((n, c) => n + c.modelCalls, 0);
+    expect(run.stdout).toMatch(new RegExp(`^\\S+ \\S+ +${done.traceId} +POST /v1/research +ok +.* ${calls} +\\S*high_latency`, "m"));
 
     const json = await tracelane(["traces", "--since", "1h", "--min-cost", "0.0001", "--anomaly", "high_latency", "--json"]);
     expect(json.code).toBe(0);

@@ -47,3 +47,14 @@ export const EVENT_CIRCUIT_OPEN_WAIT_EXCEEDED = "circuit_open_wait_exceeded";
 export const ATTR_CIRCUIT_MODELS = "tracelane.circuit.models";
 export const ATTR_CIRCUIT_DELAY_MS = "tracelane.circuit.delay_ms";
 export const ATTR_CIRCUIT_WAITED_MS = "tracelane.circuit.waited_ms";
+
+/** The claim (0-based, in the order the analysis made them) a claim job and its spans check. */
+export const ATTR_CLAIM_INDEX = "tracelane.claim.index";
+/** How many claims a fan-out stage checked (on the span that continues after the fan-in). */
+export const ATTR_CLAIM_COUNT = "tracelane.claim.count";
+/** A claim's verdict: supported, refuted or unverifiable. */
+export const ATTR_CLAIM_VERDICT = "tracelane.claim.verdict";
+/** The model turn of a claim's tool loop (1-based). */
+export const ATTR_TOOL_TURN = "tracelane.tool.turn";
+/** True on the second call after a structured answer did not match its schema. */
+export const ATTR_OUTPUT_RETRY_AFTER_INVALID = "tracelane.output.retry_after_invalid";

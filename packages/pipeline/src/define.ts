@@ -13,6 +13,11 @@ export interface StageLine<S extends string = string, O extends string = string>
   defaultModel: string;
   /** Name of the stage's output in the research view (`result`, `partialResult`). */
   output: O;
+  /**
+   * "claims": the stage checks the claims the stage before it made, one BullMQ job per claim (a parent job
+   * with a child per claim, run by every replica of the stage's worker), and continues when all are done.
+   */
+  fanOut?: "claims";
 }
 
 /** A stage of a pipeline, with what follows from its line and its place. */
@@ -40,7 +45,14 @@ export interface Pipeline<S extends string = string, O extends string = string> 
   next(name: S): S | undefined;
   /** The stage whose worker is this service, if any. */
   stageOfService(service: string): PipelineStage<S, O> | undefined;
+  /** The stage that checks claims one job each (`fanOut: "claims"`), if any. */
+  readonly fanOutStage: S | undefined;
+  /** The stage whose answer lists the claims (the one before the fan-out stage), if any. */
+  readonly claimSource: S | undefined;
 }
+
+/** The most claims one research may fan out: the bound on a claim job's index (MAX_CLAIMS may ask for fewer). */
+export const MAX_CLAIMS_LIMIT = 32;
 
 /** Thrown when a pipeline definition cannot work (duplicate queue, bad stage name...). */
 export class PipelineDefinitionError extends Error {
@@ -74,7 +86,11 @@ export function definePipeline<const L extends readonly [StageLine, ...StageLine
     if (!line.queue || line.queue.includes(":"))
       throw new PipelineDefinitionError(`stage "${line.stage}": queue "${line.queue}" must be non-empty and have no ':'`);
     if (!line.defaultModel) throw new PipelineDefinitionError(`stage "${line.stage}": defaultModel must not be empty`);
+    if (line.fanOut && line === lines[0])
+      throw new PipelineDefinitionError(`stage "${line.stage}": the first stage cannot fan out (its claims come from the stage before it)`);
   }
+  if (lines.filter((l) => l.fanOut).length > 1)
+    throw new PipelineDefinitionError("at most one stage may fan out per claim (the research record keeps one claim list)");
   for (const key of ["stage", "queue", "service", "output"] as const) {
     const seen = new Set<string>();
     for (const line of lines) {
@@ -92,6 +108,8 @@ export function definePipeline<const L extends readonly [StageLine, ...StageLine
   }));
   const byName = new Map<string, PipelineStage<S, O>>(stages.map((s) => [s.stage, s]));
   const names = stages.map((s) => s.stage) as unknown as readonly [S, ...S[]];
+  const fanOutIndex = stages.findIndex((s) => s.fanOut);
+  const fanOutStage = fanOutIndex >= 0 ? stages[fanOutIndex]!.stage : undefined;
 
   return Object.freeze({
     stages: Object.freeze(stages),
@@ -106,6 +124,8 @@ export function definePipeline<const L extends readonly [StageLine, ...StageLine
     has: (name: string): name is S => byName.has(name),
     next: (name: S) => byName.get(name)?.next ?? undefined,
     stageOfService: (service: string) => stages.find((s) => s.service === service),
+    fanOutStage,
+    claimSource: fanOutIndex > 0 ? stages[fanOutIndex - 1]!.stage : undefined,
   });
 }
 

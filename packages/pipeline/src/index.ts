@@ -1,6 +1,7 @@
 export {
   definePipeline,
   PipelineDefinitionError,
+  MAX_CLAIMS_LIMIT,
   type Pipeline,
   type PipelineStage,
   type StageLine,

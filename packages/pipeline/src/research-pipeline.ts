@@ -8,7 +8,14 @@ import { definePipeline } from "./define.js";
  */
 export const RESEARCH_STAGES = [
   { stage: "analysis", queue: "research-analysis", service: "analysis-worker", defaultModel: "gpt-4.1", output: "analysis" },
-  { stage: "factcheck", queue: "research-factcheck", service: "factcheck-worker", defaultModel: "gemini-2.5-flash", output: "factCheck" },
+  {
+    stage: "factcheck",
+    queue: "research-factcheck",
+    service: "factcheck-worker",
+    defaultModel: "gemini-2.5-flash",
+    output: "factCheck",
+    fanOut: "claims",
+  },
   { stage: "synthesis", queue: "research-synthesis", service: "synthesis-worker", defaultModel: "deepseek-v3.2", output: "finalReport" },
 ] as const;
 

@@ -1,4 +1,13 @@
-export { STAGES, QUEUE_NAMES, DEFAULT_QUEUE_PREFIX, DEFAULT_JOB_OPTIONS, stageJobId, jobOptionsFromEnv, type Stage } from "./queues.js";
+export {
+  STAGES,
+  QUEUE_NAMES,
+  DEFAULT_QUEUE_PREFIX,
+  DEFAULT_JOB_OPTIONS,
+  stageJobId,
+  claimJobId,
+  jobOptionsFromEnv,
+  type Stage,
+} from "./queues.js";
 export {
   StageJobSchema,
   StageSchema,

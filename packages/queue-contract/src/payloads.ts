@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
+import { MAX_CLAIMS_LIMIT, RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
 
 /** W3C trace context carried in job data so one request is one trace. */
 export const TraceCarrierSchema = z
@@ -31,6 +31,13 @@ export const stageJobSchema = <S extends string = Stage>(pipeline?: Pipeline<S, 
       stage: stageSchema(pipeline),
       trace: TraceCarrierSchema.default({}),
       enqueuedAt: z.number().int().nonnegative(),
+      /** A claim job of a fan-out stage: the claim's index (its text is on the research record). Absent: the stage's own job. */
+      claim: z
+        .number()
+        .int()
+        .min(0)
+        .max(MAX_CLAIMS_LIMIT - 1)
+        .optional(),
     })
     .strict();
 export const StageJobSchema = stageJobSchema();

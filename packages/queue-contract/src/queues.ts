@@ -21,6 +21,11 @@ export function stageJobId(researchId: string, stage: string): string {
   return `${researchId}-${stage}`;
 }
 
+/** Deterministic id of claim `index`'s job (a child of the stage's job): a retried parent never adds a claim twice. */
+export function claimJobId(researchId: string, stage: string, index: number): string {
+  return `${researchId}-${stage}-claim${index}`;
+}
+
 /**
  * Retry policy lives where queues are created. Transient failures inside a
  * model call are retried by the model client first; these attempts cover the

@@ -1,9 +1,9 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from "bullmq";
-import { ATTR_RESEARCH_ID, RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
+import { ATTR_RESEARCH_ID, MAX_CLAIMS_LIMIT, RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
 // The messaging entry only: the queue contract must not load the OpenTelemetry SDK into every producer.
 import { withPublishSpan } from "@tracelane/tracing/messaging";
 import { stageJobSchema, type StageJob } from "./payloads.js";
-import { DEFAULT_JOB_OPTIONS, DEFAULT_QUEUE_PREFIX, stageJobId } from "./queues.js";
+import { claimJobId, DEFAULT_JOB_OPTIONS, DEFAULT_QUEUE_PREFIX, stageJobId } from "./queues.js";
 
 export interface StageQueuesOptions<S extends string = Stage> {
   connection: ConnectionOptions;
@@ -68,15 +68,43 @@ export class StageQueues<S extends string = Stage> {
     });
   }
 
+  /**
+   * Add one child job per claim under the stage's own (parent) job, each inside its PRODUCER span, so the
+   * claim's CONSUMER span continues from the fan-out. Ids are deterministic (adding an existing one is a
+   * no-op), and a claim job that fails for good fails its parent (the research then fails with it).
+   */
+  async publishClaims(researchId: string, stage: S, count: number): Promise<{ jobIds: string[] }> {
+    const queue = this.queue(stage);
+    const parent = { id: stageJobId(researchId, stage), queue: queue.qualifiedName };
+    const jobs = await Promise.all(
+      Array.from({ length: count }, (_, claim) => {
+        const jobId = claimJobId(researchId, stage, claim);
+        return withPublishSpan({ queue: queue.name, messageId: jobId }, async (carrier, span) => {
+          span.setAttribute(ATTR_RESEARCH_ID, researchId);
+          const data = this.jobSchema.parse({ researchId, stage, trace: carrier, enqueuedAt: Date.now(), claim }) as StageJob<S>;
+          return { name: `${stage}-claim`, data, opts: { jobId, parent, failParentOnFailure: true } };
+        });
+      }),
+    );
+    await queue.addBulk(jobs);
+    return { jobIds: jobs.map((j) => j.opts.jobId) };
+  }
+
   /** Remove a research's jobs that have not started (cancel). Active jobs see the cancelled status. */
   async removeWaiting(researchId: string): Promise<void> {
     await Promise.all(
       [...this.queues].map(async ([stage, queue]) => {
-        const job = await queue.getJob(stageJobId(researchId, stage));
-        if (!job) return;
-        const state = await job.getState();
-        if (state === "waiting" || state === "delayed" || state === "prioritized" || state === "waiting-children") {
-          await job.remove().catch(() => undefined); // it may have just become active
+        const ids = [stageJobId(researchId, stage)];
+        // A fan-out stage's claim jobs too (removing a parent first would remove its children with it).
+        if (stage === this.pipeline.fanOutStage)
+          ids.unshift(...Array.from({ length: MAX_CLAIMS_LIMIT }, (_, i) => claimJobId(researchId, stage, i)));
+        for (const id of ids) {
+          const job = await queue.getJob(id);
+          if (!job) continue;
+          const state = await job.getState();
+          if (state === "waiting" || state === "delayed" || state === "prioritized" || state === "waiting-children") {
+            await job.remove().catch(() => undefined); // it may have just become active
+          }
         }
       }),
     );

@@ -6,6 +6,7 @@ export {
   type CreateResult,
   type StageCall,
   type StageStart,
+  type ClaimStart,
   type UpdateResult,
   type ResearchListQuery,
   type ResearchListPage,
@@ -27,6 +28,11 @@ export {
   type ResearchEventType,
   type ResearchError,
   type StageRecord,
+  type ClaimRecord,
+  type ClaimVerdict,
+  CLAIM_VERDICTS,
+  addUsage,
+  type TokenUsage,
   type StageStatus,
 } from "./schemas.js";
 export { DEFAULT_RESEARCH_PREFIX, researchKeys } from "./keys.js";

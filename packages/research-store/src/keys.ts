@@ -9,6 +9,13 @@ export function researchKeys(prefix: string, id: string) {
   };
 }
 
+/** Research hash field holding the claims (JSON array of strings) the claim source stage made. */
+export const CLAIMS_FIELD = "claims";
+/** Research hash field of claim `index`'s check (a ClaimRecord as JSON). */
+export const claimField = (stage: string, index: number) => `claim.${stage}.${index}`;
+/** Set with a claim's final record: first writer wins, so a claim is checkpointed (and charged) once. */
+export const claimDoneField = (stage: string, index: number) => `claimdone.${stage}.${index}`;
+
 export const idempotencyKey = (prefix: string, key: string) => `${prefix}:idem:${key}`;
 
 /**

@@ -37,9 +37,21 @@ export interface ResearchOptions<S extends string = Stage> {
   maxCostUsd?: number;
 }
 
-interface TokenUsageView {
+/** A call's tokens; `cachedInputTokens` (of inputTokens, priced at the cached rate) only when the provider reported some. */
+export interface TokenUsage {
   inputTokens: number;
   outputTokens: number;
+  cachedInputTokens?: number;
+}
+
+/** The sum of two usages (either may be absent); cachedInputTokens stays absent while it is 0. */
+export function addUsage(a: TokenUsage | undefined, b: TokenUsage | undefined): TokenUsage {
+  const cached = (a?.cachedInputTokens ?? 0) + (b?.cachedInputTokens ?? 0);
+  return {
+    inputTokens: (a?.inputTokens ?? 0) + (b?.inputTokens ?? 0),
+    outputTokens: (a?.outputTokens ?? 0) + (b?.outputTokens ?? 0),
+    ...(cached > 0 ? { cachedInputTokens: cached } : {}),
+  };
 }
 
 /** Per-stage facts, stored as JSON under `stage.<name>` (the output text is stored apart). */
@@ -50,11 +62,49 @@ export interface StageRecord {
   finishedAt?: string;
   latencyMs?: number;
   queueWaitMs?: number;
-  usage?: TokenUsageView;
+  usage?: TokenUsage;
   /** null when the model is not in the price table (unpriced), never a silent 0. */
   costUsd?: number | null;
   attempts: number;
   error?: { type: string; message: string };
+  /**
+   * Of `costUsd`, what attempts whose answer was thrown away cost (an answer that did not match its schema,
+   * a claim attempt that failed after paying for some turns).
+   */
+  retryCostUsd?: number;
+  /** A fan-out stage's claims, one row each in the order the claims were made; its usage and cost are their sum. */
+  claims?: ClaimRecord[];
+}
+
+export const CLAIM_VERDICTS = ["supported", "refuted", "unverifiable"] as const;
+export type ClaimVerdict = (typeof CLAIM_VERDICTS)[number];
+
+/** One claim's check, as its claim job records it (`claim.<stage>.<index>` in the research hash). */
+export interface ClaimRecord {
+  index: number;
+  claim: string;
+  status: "queued" | "running" | "checked" | "failed";
+  /** Set once checked; `unverifiable` (with `error`) also when every attempt failed. */
+  verdict?: ClaimVerdict;
+  /** The evidence the verdict rests on: the sources the model cited from its searches. */
+  evidence?: Array<{ url: string; title?: string }>;
+  rationale?: string;
+  model?: string;
+  usage?: TokenUsage;
+  /** Every call of every attempt; null when a model is unpriced. */
+  costUsd?: number | null;
+  /** Of costUsd, what failed attempts cost. */
+  retryCostUsd?: number;
+  latencyMs?: number;
+  /** Model calls and tool runs of the attempt that answered. */
+  modelCalls?: number;
+  toolCalls?: number;
+  attempts: number;
+  startedAt?: string;
+  finishedAt?: string;
+  error?: { type: string; message: string };
+  /** The claim job's CONSUMER span, for the fan-in's span links. */
+  span?: { traceId: string; spanId: string };
 }
 
 export interface ResearchError<S extends string = Stage> {
@@ -87,6 +137,8 @@ export interface ResearchView<S extends string = Stage, O extends string = Outpu
     outputTokens: number;
     /** Sum over priced stages; see `unpricedModels`. */
     costUsd: number;
+    /** Of costUsd, what attempts whose answer was thrown away cost (retries that paid twice). */
+    retryCostUsd: number;
     unpricedModels: string[];
     latencyMs: number;
   };
@@ -98,6 +150,9 @@ export type ResearchEventType =
   | "stage.started"
   | "stage.completed"
   | "stage.retrying"
+  | "claim.started"
+  | "claim.completed"
+  | "claim.retrying"
   | "research.completed"
   | "research.failed"
   | "research.cancelled";

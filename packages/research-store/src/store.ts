@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
-import { RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
+import { MAX_CLAIMS_LIMIT as MAX_CLAIMS, RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
 import { fromNanoUsd, roundMs, roundUsd, toNanoUsd } from "@tracelane/pricing";
 import {
   CANCEL_SCRIPT,
@@ -12,6 +12,9 @@ import {
   UPDATE_SCRIPT,
 } from "./lua.js";
 import {
+  claimDoneField,
+  claimField,
+  CLAIMS_FIELD,
   DAILY_SPEND_TTL_SECONDS,
   dailySpendKey,
   DEFAULT_RESEARCH_PREFIX,
@@ -30,11 +33,14 @@ import {
   type ResearchOptions,
   type ResearchStatus,
   type ResearchView,
+  type ClaimRecord,
   type StageRecord,
+  type TokenUsage,
+  addUsage,
   emptyStages,
   RESEARCH_STATUSES,
 } from "./schemas.js";
-import { stageOutputs, toView } from "./view.js";
+import { claimsOf, stageOutputs, toView } from "./view.js";
 
 export interface ResearchStoreOptions {
   prefix?: string;
@@ -95,10 +101,20 @@ export type StageStart<S extends string = Stage, O extends string = OutputKey> =
 
 const START_RESULTS = { 0: "final", 3: "checkpointed", 1: "applied" } as const;
 
+/** A claim job's attempt begins (claimStarted). */
+export type ClaimStart<S extends string = Stage, O extends string = OutputKey> =
+  | { result: "missing" }
+  /** The research made fewer claims than the job's index: the job is not one this research created. */
+  | { result: "unknown_claim"; made: number }
+  | { result: "final"; view: ResearchView<S, O> }
+  /** Checked before (by an earlier attempt or another replica): nothing was written; do not pay for it again. */
+  | { result: "checked"; view: ResearchView<S, O>; claim: ClaimRecord }
+  | { result: "applied"; view: ResearchView<S, O>; outputs: Partial<Record<S, string>>; claim: ClaimRecord; spendSubject?: string };
+
 /** What a model call cost, as a stage record keeps it. */
 export interface StageCall {
   model: string;
-  usage: { inputTokens: number; outputTokens: number };
+  usage: TokenUsage;
   /** null when the model is unpriced. */
   costUsd: number | null;
   latencyMs: number;
@@ -125,6 +141,14 @@ const readableCall = (call: StageCall): StageCall => ({
   usage: call.usage,
   costUsd: call.costUsd === null ? null : roundUsd(call.costUsd),
   latencyMs: roundMs(call.latencyMs),
+});
+
+/** A claim record with costs to 1e-9 USD and latency to 0.1 ms, as every record and event shows them. */
+const readableClaim = (claim: ClaimRecord): ClaimRecord => ({
+  ...claim,
+  ...(claim.costUsd !== undefined ? { costUsd: claim.costUsd === null ? null : roundUsd(claim.costUsd) } : {}),
+  ...(claim.retryCostUsd !== undefined ? { retryCostUsd: roundUsd(claim.retryCostUsd) } : {}),
+  ...(claim.latencyMs !== undefined ? { latencyMs: roundMs(claim.latencyMs) } : {}),
 });
 
 /** What ResearchStore.list filters by. */
@@ -360,16 +384,31 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
   async stageCompleted(
     id: string,
     stage: S,
-    info: StageCall & { output: string; next: S | undefined; spendSubject?: string | undefined },
+    info: StageCall & {
+      output: string;
+      next: S | undefined;
+      spendSubject?: string | undefined;
+      /** The claims the stage's answer made, for the fan-out stage after it (at most MAX_CLAIMS_LIMIT). */
+      claims?: string[] | undefined;
+      /** Of costUsd, what calls whose answer was thrown away cost. */
+      retryCostUsd?: number | undefined;
+    },
     known?: { stage: StageRecord; next?: StageRecord | undefined },
   ): Promise<UpdateResult> {
     const prev = known?.stage ?? (await this.stageRecord(id, stage));
     const now = new Date().toISOString();
     const call = readableCall(info);
-    const rec: StageRecord = { ...prev, status: "completed", finishedAt: now, ...call };
+    const rec: StageRecord = {
+      ...prev,
+      status: "completed",
+      finishedAt: now,
+      ...call,
+      ...(info.retryCostUsd ? { retryCostUsd: roundUsd(info.retryCostUsd) } : {}),
+    };
     const fields: Record<string, string> = {
       [`output.${stage}`]: info.output,
       [`stage.${stage}`]: JSON.stringify(rec),
+      ...(info.claims ? { [CLAIMS_FIELD]: JSON.stringify(info.claims.slice(0, MAX_CLAIMS)) } : {}),
     };
     if (info.next) {
       const nextRec = known?.next ?? (await this.stageRecord(id, info.next));
@@ -385,6 +424,99 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       status: "running",
       unlessSet: `output.${stage}`,
       ...(info.spendSubject && call.costUsd ? { spend: { subject: info.spendSubject, usd: call.costUsd } } : {}),
+    });
+  }
+
+  /**
+   * A claim job's attempt begins: read the research and, unless it is final or the claim is already checked,
+   * mark the claim running (attempt `attempt`, first start kept) with a `claim.started` event.
+   */
+  async claimStarted(id: string, stage: S, index: number, info: { model: string; attempt: number }): Promise<ClaimStart<S, O>> {
+    const hash = await this.redis.hgetall(researchKeys(this.prefix, id).record);
+    if (!hash.status) return { result: "missing" };
+    const outputs = stageOutputs(hash, this.pipeline);
+    const view = toView(hash, outputs, this.pipeline);
+    if (view.status === "completed" || view.status === "failed" || view.status === "cancelled") return { result: "final", view };
+    const prev = claimsOf(hash, stage)[index];
+    if (!prev) return { result: "unknown_claim", made: claimsOf(hash, stage).length };
+    if (hash[claimDoneField(stage, index)]) return { result: "checked", view, claim: prev };
+    const { error: _lastError, ...rest } = prev;
+    const claim: ClaimRecord = {
+      ...rest,
+      status: "running",
+      model: info.model,
+      attempts: info.attempt,
+      startedAt: prev.startedAt ?? new Date().toISOString(),
+    };
+    const res = await this.update(id, {
+      event: "claim.started",
+      data: { stage, claim: index, attempt: info.attempt, model: info.model },
+      fields: { [claimField(stage, index)]: JSON.stringify(claim) },
+      status: "running",
+      unlessSet: claimDoneField(stage, index),
+    });
+    if (res === "missing") return { result: "missing" };
+    if (res === "final") return { result: "final", view };
+    if (res === "duplicate") return { result: "checked", view, claim: prev };
+    return { result: "applied", view, outputs, claim, ...(hash.spendSubject ? { spendSubject: hash.spendSubject } : {}) };
+  }
+
+  /**
+   * A claim's check is final (a verdict, or `unverifiable` after its last attempt failed): first writer
+   * wins, and `chargeUsd` (what this attempt's calls cost) goes on `spendSubject`'s daily spend in the same step.
+   */
+  async claimCompleted(
+    id: string,
+    stage: S,
+    claim: ClaimRecord,
+    charge: { usd: number | null; spendSubject?: string | undefined },
+  ): Promise<UpdateResult> {
+    const rec = readableClaim({ ...claim, finishedAt: new Date().toISOString() });
+    return this.update(id, {
+      event: "claim.completed",
+      data: {
+        stage,
+        claim: rec.index,
+        status: rec.status,
+        ...(rec.verdict ? { verdict: rec.verdict } : {}),
+        costUsd: rec.costUsd ?? null,
+        ...(rec.latencyMs !== undefined ? { latencyMs: rec.latencyMs } : {}),
+      },
+      fields: { [claimField(stage, rec.index)]: JSON.stringify(rec), [claimDoneField(stage, rec.index)]: "1" },
+      status: "running",
+      unlessSet: claimDoneField(stage, rec.index),
+      ...(charge.spendSubject && charge.usd ? { spend: { subject: charge.spendSubject, usd: charge.usd } } : {}),
+    });
+  }
+
+  /** A claim attempt failed and will be retried: its error and what its calls cost (added to the claim's retry cost). */
+  async claimRetrying(
+    id: string,
+    stage: S,
+    claim: ClaimRecord,
+    failed: {
+      error: { type: string; message: string };
+      spentUsd: number;
+      usage: TokenUsage;
+      spendSubject?: string | undefined;
+    },
+  ): Promise<UpdateResult> {
+    const spent = roundUsd(failed.spentUsd);
+    const rec = readableClaim({
+      ...claim,
+      status: "queued",
+      error: failed.error,
+      usage: addUsage(claim.usage, failed.usage),
+      costUsd: claim.costUsd === null ? null : (claim.costUsd ?? 0) + spent,
+      retryCostUsd: (claim.retryCostUsd ?? 0) + spent,
+    });
+    return this.update(id, {
+      event: "claim.retrying",
+      data: { stage, claim: rec.index, attempt: rec.attempts, error: failed.error },
+      fields: { [claimField(stage, rec.index)]: JSON.stringify(rec) },
+      status: "running",
+      unlessSet: claimDoneField(stage, rec.index),
+      ...(failed.spendSubject && spent > 0 ? { spend: { subject: failed.spendSubject, usd: spent } } : {}),
     });
   }
 
@@ -503,6 +635,9 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const bound = (n: number) => (n === Infinity ? "+inf" : n === -Infinity ? "-inf" : String(n));
     const fields = ["status", "id", "stage", "query", "options", "createdAt", "updatedAt", "finishedAt", "traceId", "error", "owner"];
     fields.push(...this.pipeline.names.map((stage) => `stage.${stage}`));
+    // A fan-out stage's row sums its claims' costs, so a list reads them too (not the outputs).
+    const fanOut = this.pipeline.fanOutStage;
+    if (fanOut) fields.push(CLAIMS_FIELD, ...Array.from({ length: MAX_CLAIMS }, (_, i) => claimField(fanOut, i)));
 
     const items: { summary: ResearchSummary<S>; score: number }[] = [];
     const gone: string[] = [];

@@ -1,14 +1,17 @@
 import { addUsd } from "@tracelane/pricing";
 import { RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
 import {
+  addUsage,
   emptyStages,
   researchOptionsSchema,
   type ResearchError,
   type ResearchOptions,
   type ResearchStatus,
+  type ClaimRecord,
   type ResearchView,
   type StageRecord,
 } from "./schemas.js";
+import { claimField, CLAIMS_FIELD } from "./keys.js";
 
 const shipped = <S extends string, O extends string>() => RESEARCH_PIPELINE as unknown as Pipeline<S, O>;
 
@@ -44,6 +47,11 @@ export function toView<S extends string = Stage, O extends string = OutputKey>(
     const raw = hash[`stage.${stage}`];
     if (raw) stages[stage] = JSON.parse(raw) as StageRecord;
   }
+  const fanOut = pipeline.fanOutStage;
+  if (fanOut) {
+    const claims = claimsOf(hash, fanOut);
+    if (claims.length > 0) stages[fanOut] = withClaims(stages[fanOut], claims);
+  }
   const status = hash.status as ResearchStatus;
   const outputs: Partial<Record<O, string>> = {};
   for (const s of pipeline.stages) {
@@ -54,11 +62,13 @@ export function toView<S extends string = Stage, O extends string = OutputKey>(
   let inputTokens = 0;
   let outputTokens = 0;
   let costUsd = 0;
+  let retryCostUsd = 0;
   const unpricedModels: string[] = [];
   for (const stage of pipeline.names) {
     const s = stages[stage];
     inputTokens += s.usage?.inputTokens ?? 0;
     outputTokens += s.usage?.outputTokens ?? 0;
+    retryCostUsd = addUsd(retryCostUsd, s.retryCostUsd ?? 0);
     if (s.costUsd === null && s.model) unpricedModels.push(s.model);
     else costUsd = addUsd(costUsd, s.costUsd ?? 0); // nano-dollars: the total is exactly the sum of the stages
   }
@@ -82,6 +92,7 @@ export function toView<S extends string = Stage, O extends string = OutputKey>(
       inputTokens,
       outputTokens,
       costUsd,
+      retryCostUsd,
       unpricedModels,
       latencyMs: Math.max(0, end - Date.parse(createdAt)),
     },
@@ -93,4 +104,45 @@ export function toView<S extends string = Stage, O extends string = OutputKey>(
   }
   if (hash.error) view.error = JSON.parse(hash.error) as ResearchError<S>;
   return view;
+}
+
+/** The claim texts the claim source stage made (`claims`), empty when none. */
+export function claimTexts(hash: Record<string, string>): string[] {
+  const raw = hash[CLAIMS_FIELD];
+  if (!raw) return [];
+  const parsed = JSON.parse(raw) as unknown;
+  return Array.isArray(parsed) ? parsed.filter((c): c is string => typeof c === "string") : [];
+}
+
+/** One row per claim made: its check's record, or `queued` when its job has not started. */
+export function claimsOf(hash: Record<string, string>, stage: string): ClaimRecord[] {
+  return claimTexts(hash).map((claim, index) => {
+    const raw = hash[claimField(stage, index)];
+    return raw ? (JSON.parse(raw) as ClaimRecord) : { index, claim, status: "queued", attempts: 0 };
+  });
+}
+
+/**
+ * A fan-out stage's row with its claims: its usage, cost and retry cost are its own calls' (none, usually)
+ * plus every claim's, so the research's totals count each claim's calls and retries exactly once.
+ */
+function withClaims(rec: StageRecord, claims: ClaimRecord[]): StageRecord {
+  let usage = addUsage(rec.usage, undefined);
+  let costUsd: number | null = rec.costUsd ?? 0;
+  let retryCostUsd = rec.retryCostUsd ?? 0;
+  for (const c of claims) {
+    usage = addUsage(usage, c.usage);
+    retryCostUsd = addUsd(retryCostUsd, c.retryCostUsd ?? 0);
+    if (c.costUsd === null || costUsd === null) costUsd = null;
+    else costUsd = addUsd(costUsd, c.costUsd ?? 0);
+  }
+  const model = rec.model ?? claims.find((c) => c.model)?.model;
+  return {
+    ...rec,
+    ...(model ? { model } : {}),
+    usage,
+    costUsd,
+    ...(retryCostUsd > 0 ? { retryCostUsd } : {}),
+    claims,
+  };
 }

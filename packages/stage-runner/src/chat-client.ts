@@ -8,9 +8,26 @@ import { BrokenCircuitError, RetryBudgetExceededError, type CircuitStateName, ty
 import { retryAfterMs } from "./resilience/transient.js";
 import { ATTR_CIRCUIT_STATE, ATTR_LLM_ATTEMPTS } from "@tracelane/pipeline";
 
-export interface ChatMessage {
-  role: "system" | "user" | "assistant";
-  content: string;
+export type ChatMessage =
+  | { role: "system" | "user"; content: string }
+  /** An assistant turn; `toolCalls` when it asked for tools (its content is then usually empty). */
+  | { role: "assistant"; content: string; toolCalls?: ChatToolCall[] }
+  /** A tool's result, answering the assistant's call `toolCallId`. */
+  | { role: "tool"; content: string; toolCallId: string };
+
+/** A function call the model asked for: `arguments` is its JSON text, as the model wrote it. */
+export interface ChatToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+/** A function the model may call (`tools: [{ type: "function", function }]`). */
+export interface ChatTool {
+  name: string;
+  description: string;
+  /** JSON Schema of the arguments. */
+  parameters: Record<string, unknown>;
 }
 
 export interface ChatResult {
@@ -19,6 +36,8 @@ export interface ChatResult {
   responseModel: string;
   responseId: string;
   finishReason: string;
+  /** The tools the model asked for this turn (empty when it answered). */
+  toolCalls: ChatToolCall[];
   usage: { inputTokens: number; outputTokens: number; cachedInputTokens: number };
   /** null when the model is not in the price table. */
   costUsd: number | null;
@@ -42,6 +61,25 @@ export interface ChatClientConfig {
 export interface ChatOptions {
   attributes?: Record<string, string | number | boolean>;
   maxOutputTokens?: number;
+  /** Functions the model may ask for; it answers with toolCalls, or with content once it needs none. */
+  tools?: ChatTool[];
+  /** Structured output: the answer is JSON valid against this schema (`response_format: json_schema`, strict). */
+  responseFormat?: { name: string; schema: Record<string, unknown> };
+}
+
+/** Our messages in the wire format of Chat Completions. */
+function toWire(messages: ChatMessage[]): OpenAI.Chat.Completions.ChatCompletionMessageParam[] {
+  return messages.map((m) => {
+    if (m.role === "tool") return { role: "tool", content: m.content, tool_call_id: m.toolCallId };
+    if (m.role === "assistant" && m.toolCalls?.length) {
+      return {
+        role: "assistant",
+        content: m.content || null,
+        tool_calls: m.toolCalls.map((c) => ({ id: c.id, type: "function" as const, function: { name: c.name, arguments: c.arguments } })),
+      };
+    }
+    return { role: m.role, content: m.content };
+  });
 }
 
 /** The openai client adds `_request_id` (the x-request-id response header) to every object it returns. */
@@ -124,9 +162,28 @@ export class ChatClient {
           completion = await this.policies.execute(
             key,
             async (signal) => {
-              const res = await this.client.chat.completions.create({ model, messages, max_tokens: maxTokens }, { signal });
-              if (!res?.choices?.[0] || typeof res.choices[0].message?.content !== "string" || !res.usage) {
-                throw new ModelCallError(provider, "malformed_response", "response has no choices[0].message.content or usage");
+              const res = await this.client.chat.completions.create(
+                {
+                  model,
+                  messages: toWire(messages),
+                  max_tokens: maxTokens,
+                  ...(opts.tools?.length
+                    ? { tools: opts.tools.map((t) => ({ type: "function" as const, function: t })), tool_choice: "auto" as const }
+                    : {}),
+                  ...(opts.responseFormat
+                    ? { response_format: { type: "json_schema" as const, json_schema: { ...opts.responseFormat, strict: true } } }
+                    : {}),
+                },
+                { signal },
+              );
+              const message = res?.choices?.[0]?.message;
+              const answered = typeof message?.content === "string" || (message?.tool_calls?.length ?? 0) > 0;
+              if (!message || !answered || !res.usage) {
+                throw new ModelCallError(
+                  provider,
+                  "malformed_response",
+                  "response has no choices[0].message content or tool_calls, or no usage",
+                );
               }
               return res;
             },
@@ -156,7 +213,15 @@ export class ChatClient {
         const responseModel = completion.model || model;
         const priced = this.prices.lookup(responseModel) ? responseModel : model;
         const cost = this.prices.cost(priced, usage);
-        captureContent(span, { input: messages, output: choice.message.content!, finishReason: choice.finish_reason ?? "unknown" });
+        const toolCalls: ChatToolCall[] = (choice.message.tool_calls ?? []).flatMap((c) =>
+          c.type === "function" ? [{ id: c.id, name: c.function.name, arguments: c.function.arguments }] : [],
+        );
+        const content = choice.message.content ?? "";
+        captureContent(span, {
+          input: messages.map((m) => ({ role: m.role, content: m.content })),
+          output: content || JSON.stringify(toolCalls.map((c) => ({ name: c.name, arguments: c.arguments }))),
+          finishReason: choice.finish_reason ?? "unknown",
+        });
         recordChatResponse(span, {
           responseModel,
           responseId: completion.id,
@@ -170,11 +235,12 @@ export class ChatClient {
           costUsd: cost.costUsd,
         });
         return {
-          content: choice.message.content!,
+          content,
           requestModel: model,
           responseModel,
           responseId: completion.id,
           finishReason: choice.finish_reason ?? "unknown",
+          toolCalls,
           usage,
           costUsd: cost.costUsd,
           latencyMs,

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
+import { MAX_CLAIMS_LIMIT, RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
 import { allowedModelsEnv } from "@tracelane/pricing";
 import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
 import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
@@ -65,6 +65,10 @@ const baseSchema = z.object({
   ALLOW_UNPRICED_MODELS: envBoolean(false),
   /** Most a spender (API key, or client address without keys) may spend on model calls per UTC day; 0: no cap. */
   DAILY_SPEND_CAP_USD: envNumber(0, { min: 0, max: 1_000_000 }),
+  /** The most claims the first stage's structured answer may make (one fan-out job each); up to MAX_CLAIMS_LIMIT. */
+  MAX_CLAIMS: envInt(8, { min: 1, max: MAX_CLAIMS_LIMIT }),
+  /** Model turns of one claim check that may ask for tools; the turn after them is offered none, so it answers. */
+  MAX_TOOL_TURNS: envInt(3, { min: 1, max: 10 }),
   /** Chaos knob for crash-safety tests: SIGKILL the process right after a stage checkpoint. */
   TRACELANE_TEST_CRASH_AFTER_CHECKPOINT: envBoolean(false),
 });
@@ -76,6 +80,7 @@ interface StageOverrides {
   apiKey?: string | undefined;
   provider?: string | undefined;
   allowedModels?: string[] | undefined;
+  failOnClaimError: boolean;
 }
 
 /**
@@ -93,6 +98,7 @@ function stageOverridesSchema(stage: string, pipeline: AnyPipeline) {
       [`${P}_LLM_API_KEY`]: envOptionalString(),
       [`${P}_PROVIDER`]: envOptionalString(),
       [`${P}_ALLOWED_MODELS`]: allowedModelsEnv(),
+      [`${P}_FAIL_ON_CLAIM_ERROR`]: envBoolean(false),
     })
     .superRefine((e, ctx) => {
       const v = e as Record<string, string | undefined>;
@@ -114,6 +120,7 @@ function stageOverridesSchema(stage: string, pipeline: AnyPipeline) {
         baseURL: v[`${P}_LLM_BASE_URL`],
         apiKey: v[`${P}_LLM_API_KEY`],
         provider: v[`${P}_PROVIDER`],
+        failOnClaimError: (e as Record<string, boolean>)[`${P}_FAIL_ON_CLAIM_ERROR`] === true,
       };
     });
 }
@@ -129,6 +136,7 @@ export function stageEnvNames(stage: string, pipeline: AnyPipeline = RESEARCH_PI
     `${P}_LLM_API_KEY`,
     `${P}_PROVIDER`,
     `${P}_ALLOWED_MODELS`,
+    `${P}_FAIL_ON_CLAIM_ERROR`,
   ];
 }
 
@@ -168,6 +176,10 @@ export function loadStageConfig<S extends string = Stage>(
     rateLimitBackoffMs: env.RATE_LIMIT_BACKOFF_MS,
     allowUnpricedModels: env.ALLOW_UNPRICED_MODELS,
     dailySpendCapUsd: env.DAILY_SPEND_CAP_USD,
+    maxClaims: env.MAX_CLAIMS,
+    maxToolTurns: env.MAX_TOOL_TURNS,
+    /** `<STAGE>_FAIL_ON_CLAIM_ERROR`: a claim that cannot be checked fails the research instead of ending unverifiable. */
+    failOnClaimError: o.failOnClaimError,
     /** `<STAGE>_ALLOWED_MODELS`; undefined: every priced model (plus the stage's model and fallback). */
     allowedModels: o.allowedModels,
     context: {

@@ -180,3 +180,13 @@ export function errorTypeOf(err: unknown): string {
   }
   return err instanceof Error ? err.name : "Error";
 }
+
+/** The model's structured answer did not match its schema, twice (it was asked again once). */
+export class InvalidModelOutputError extends UnrecoverableError {
+  readonly type = "invalid_model_output";
+}
+
+/** A claim check ran out of tool turns (MAX_TOOL_TURNS) without a verdict. */
+export class ToolTurnsExhaustedError extends UnrecoverableError {
+  readonly type = "tool_turns_exhausted";
+}

@@ -1,16 +1,12 @@
-import { trace } from "@opentelemetry/api";
+import { trace, type Span } from "@opentelemetry/api";
 import { addUsd } from "@tracelane/pricing";
-import type { ResearchView } from "@tracelane/research-store";
+import { addUsage, type ResearchView, type TokenUsage } from "@tracelane/research-store";
 import type { ChatClient, ChatMessage, ChatResult } from "./chat-client.js";
 import { ContextTooLongError, fitToBudget, type FitResult } from "./context/fit-context.js";
 import { countTokens } from "./context/tokens.js";
-import {
-  BudgetExceededError,
-  BudgetUnverifiableError,
-  CircuitOpenError,
-  ContextLengthExceededError,
-  DailySpendCapError,
-} from "./errors.js";
+import { checkCallBudget } from "./budget.js";
+import { CircuitOpenError, ContextLengthExceededError, InvalidModelOutputError } from "./errors.js";
+import { parseAnswer } from "./structured-answer.js";
 import type { StageDefinition, StageMaterial } from "./stage-definition.js";
 import {
   ATTR_CONTEXT_RETRY_AFTER_OVERFLOW,
@@ -18,6 +14,7 @@ import {
   ATTR_CONTEXT_TRIMMED_TOKENS,
   ATTR_FALLBACK_FROM,
   ATTR_FALLBACK_TO,
+  ATTR_OUTPUT_RETRY_AFTER_INVALID,
   ATTR_PURPOSE,
   ATTR_RESEARCH_ID,
   ATTR_STAGE,
@@ -30,22 +27,29 @@ export interface ModelStepConfig {
   /** With a maxCostUsd, call a model that has no price anyway (its cost is unknown: the budget cannot hold). */
   allowUnpricedModels?: boolean;
   context: { strategy: "trim" | "summarize"; summaryModel: string; limits: Record<string, number> };
+  /** MAX_CLAIMS: the most claims a structured answer may make (the rest are dropped). */
+  maxClaims?: number;
 }
 
-/** The research's spender's daily cap (DAILY_SPEND_CAP_USD) and what was left of it when the step began. */
-export interface DailySpend {
-  capUsd: number;
-  leftUsd: number;
-}
+export type { DailySpend } from "./budget.js";
+import type { DailySpend } from "./budget.js";
 
 export interface ModelStepResult {
   result: ChatResult;
   /** Usage and cost including any summarisation calls made to fit the context. */
-  usage: { inputTokens: number; outputTokens: number };
+  usage: TokenUsage;
   costUsd: number | null;
+  /** Of costUsd, what answers thrown away cost (one that did not match the stage's schema). */
+  retryCostUsd: number;
+  /** The stage's output text: the answer, or for a structured stage the text of its parsed answer. */
+  output: string;
+  /** The claims a structured answer made (at most maxClaims). */
+  claims?: string[];
 }
 
 const DEFAULT_CONTEXT_WINDOW = 128_000;
+/** Event on the stage consumer when a structured answer did not match its schema (it is asked for again once). */
+const EVENT_INVALID_OUTPUT = "invalid_output";
 /** After a provider's context_length_exceeded, retry once with this share of what was sent. */
 const OVERFLOW_RETRY_SHARE = 0.75;
 
@@ -57,7 +61,8 @@ const OVERFLOW_RETRY_SHARE = 0.75;
  */
 export async function runModelStep(
   // Any pipeline's stage: a model step needs the stage's prompt, not which pipeline it is in.
-  deps: { definition: StageDefinition<string>; client: ChatClient; config: ModelStepConfig },
+  // `stageSpan`: where the stage's own facts (trimming, fallback, invalid output) go; else the active span.
+  deps: { definition: StageDefinition<string>; client: ChatClient; config: ModelStepConfig; stageSpan?: Span },
   view: ResearchView<string, string>,
   outputs: Partial<Record<string, string>>,
   model: string,
@@ -65,8 +70,8 @@ export async function runModelStep(
 ): Promise<ModelStepResult> {
   const { definition, client, config } = deps;
   const stage = definition.stage;
-  const consumerSpan = trace.getActiveSpan();
-  const extra = { inputTokens: 0, outputTokens: 0, costUsd: 0 as number | null };
+  const consumerSpan = deps.stageSpan ?? trace.getActiveSpan();
+  const extra = { usage: addUsage(undefined, undefined), costUsd: 0 as number | null };
   const attributes = { [ATTR_STAGE]: stage, [ATTR_RESEARCH_ID]: view.id };
 
   const budgetFor = (m: string) => contextWindow(client, config, m) - config.maxOutputTokens;
@@ -84,14 +89,23 @@ export async function runModelStep(
     if (fit.trimmedTokens > 0) consumerSpan?.setAttribute(ATTR_CONTEXT_TRIMMED_TOKENS, fit.trimmedTokens);
     checkBudget(m, fit);
     return client.chat(m, fit.messages, {
+      ...(responseFormat ? { responseFormat } : {}),
       attributes: {
         ...attributes,
+        ...(retryAfterInvalid ? { [ATTR_OUTPUT_RETRY_AFTER_INVALID]: true } : {}),
         ...(fit.trimmedTokens > 0 ? { [ATTR_CONTEXT_TRIMMED_TOKENS]: fit.trimmedTokens, [ATTR_CONTEXT_STRATEGY]: "trim" } : {}),
         ...(retryAfterOverflow ? { [ATTR_CONTEXT_RETRY_AFTER_OVERFLOW]: true } : {}),
         ...(fallbackFrom ? { [ATTR_FALLBACK_FROM]: fallbackFrom } : {}),
       },
     });
   };
+
+  const structured = definition.structured;
+  const responseFormat = structured
+    ? { name: structured.name, schema: structured.jsonSchema({ maxClaims: config.maxClaims ?? 8 }) }
+    : undefined;
+  /** Set on the second call after an answer that did not match the schema. */
+  let retryAfterInvalid = false;
 
   const callWithOverflowRetry = async (m: string, fallbackFrom?: string): Promise<ChatResult> => {
     const budget = budgetFor(m);
@@ -112,24 +126,54 @@ export async function runModelStep(
     }
   };
 
-  let result: ChatResult;
-  try {
-    result = await callWithOverflowRetry(model);
-  } catch (err) {
-    if (!(err instanceof CircuitOpenError) || !config.fallbackModel || config.fallbackModel === model) throw err;
-    consumerSpan?.addEvent(EVENT_FALLBACK, { [ATTR_FALLBACK_FROM]: model, [ATTR_FALLBACK_TO]: config.fallbackModel });
+  const callModel = async (): Promise<ChatResult> => {
     try {
-      result = await callWithOverflowRetry(config.fallbackModel, model);
-    } catch (fallbackErr) {
-      if (fallbackErr instanceof CircuitOpenError) throw CircuitOpenError.both(err, fallbackErr);
-      throw fallbackErr;
+      return await callWithOverflowRetry(model);
+    } catch (err) {
+      if (!(err instanceof CircuitOpenError) || !config.fallbackModel || config.fallbackModel === model) throw err;
+      consumerSpan?.addEvent(EVENT_FALLBACK, { [ATTR_FALLBACK_FROM]: model, [ATTR_FALLBACK_TO]: config.fallbackModel });
+      try {
+        return await callWithOverflowRetry(config.fallbackModel, model);
+      } catch (fallbackErr) {
+        if (fallbackErr instanceof CircuitOpenError) throw CircuitOpenError.both(err, fallbackErr);
+        throw fallbackErr;
+      }
     }
+  };
+
+  let result = await callModel();
+  let retryCostUsd = 0;
+  let output = result.content;
+  let claims: string[] | undefined;
+  if (structured) {
+    let parsed = parseAnswer(structured, result.content);
+    if (!parsed.ok) {
+      // Paid for and thrown away: counted in the stage's cost, and apart as retry spend.
+      consumerSpan?.addEvent(EVENT_INVALID_OUTPUT, { reason: parsed.reason });
+      extra.usage = addUsage(extra.usage, result.usage);
+      extra.costUsd = extra.costUsd === null || result.costUsd === null ? null : addUsd(extra.costUsd, result.costUsd);
+      retryCostUsd = addUsd(retryCostUsd, result.costUsd ?? 0);
+      retryAfterInvalid = true;
+      result = await callModel();
+      parsed = parseAnswer(structured, result.content);
+      if (!parsed.ok) {
+        throw new InvalidModelOutputError(
+          `${stage}: ${result.responseModel} answered twice with output that does not match what the stage needs: ${parsed.reason}. ` +
+            `Choose a model that supports structured outputs (response_format json_schema) via ${stage.toUpperCase()}_MODEL.`,
+        );
+      }
+    }
+    output = structured.text(parsed.value);
+    claims = structured.claims?.(parsed.value).slice(0, config.maxClaims ?? 8);
   }
 
   return {
     result,
-    usage: { inputTokens: result.usage.inputTokens + extra.inputTokens, outputTokens: result.usage.outputTokens + extra.outputTokens },
+    output,
+    ...(claims ? { claims } : {}),
+    usage: addUsage(result.usage, extra.usage),
     costUsd: result.costUsd === null || extra.costUsd === null ? null : addUsd(result.costUsd, extra.costUsd),
+    retryCostUsd,
   };
 
   function fitOrFail(m: string, budget: number) {
@@ -146,43 +190,20 @@ export async function runModelStep(
     }
   }
 
-  /**
-   * The research's budget (maxCostUsd) and its spender's daily cap, whichever is tighter, checked on
-   * the call's estimate (input tokens + the whole output allowance). `fit.inputTokens` may run the
-   * tokenizer: read only when there is a budget to check.
-   */
   function checkBudget(m: string, fit: FitResult) {
-    const max = view.options.maxCostUsd;
-    if (max === undefined && daily === undefined) return;
-    const inputTokens = fit.inputTokens;
-    const estimate = client.prices.cost(m, { inputTokens, outputTokens: config.maxOutputTokens }).costUsd;
-    if (estimate === null) {
-      if (config.allowUnpricedModels) return; // the operator accepted unknown costs; the record marks it unpriced
-      const what = max !== undefined ? `maxCostUsd $${max}` : `the daily spend cap (DAILY_SPEND_CAP_USD $${daily!.capUsd})`;
-      throw new BudgetUnverifiableError(
-        `Stopped before ${stage}: ${m} has no price in the price table, so ${what} cannot be enforced. ` +
-          `Choose a priced model, add ${m} to the price table (TRACELANE_PRICE_TABLE), or set ALLOW_UNPRICED_MODELS=true on the ${stage} worker.`,
-      );
-    }
-    const call = `its estimated cost $${estimate.toFixed(6)} (${inputTokens} input + up to ${config.maxOutputTokens} output tokens on ${m})`;
-    const extraSpent = extra.costUsd ?? 0;
-    if (max !== undefined) {
-      const left = max - (view.totals.costUsd + extraSpent);
-      if (estimate > left) {
-        throw new BudgetExceededError(
-          `Stopped before ${stage}: ${call} exceeds the $${Math.max(0, left).toFixed(6)} left of maxCostUsd $${max}. Raise options.maxCostUsd or choose cheaper models.`,
-        );
-      }
-    }
-    if (daily !== undefined) {
-      const left = daily.leftUsd - extraSpent;
-      if (estimate > left) {
-        throw new DailySpendCapError(
-          `Stopped before ${stage}: ${call} exceeds the $${Math.max(0, left).toFixed(6)} left today of the daily spend cap $${daily.capUsd} ` +
-            `(DAILY_SPEND_CAP_USD, per API key, or client address without keys, per UTC day; it resets at 00:00 UTC). Try again after midnight UTC, choose cheaper models, or ask the operator to raise the cap.`,
-        );
-      }
-    }
+    if (view.options.maxCostUsd === undefined && daily === undefined) return;
+    checkCallBudget({
+      stage,
+      model: m,
+      prices: client.prices,
+      // May run the tokenizer: read only when there is a budget to check.
+      inputTokens: fit.inputTokens,
+      maxOutputTokens: config.maxOutputTokens,
+      allowUnpricedModels: config.allowUnpricedModels,
+      maxCostUsd: view.options.maxCostUsd,
+      spentUsd: view.totals.costUsd + (extra.costUsd ?? 0),
+      ...(daily ? { daily: { capUsd: daily.capUsd, leftUsd: daily.leftUsd - (extra.costUsd ?? 0) } } : {}),
+    });
   }
 
   /** Replace the oldest material with cheap-model summaries until the prompt fits. */
@@ -202,8 +223,7 @@ export async function runModelStep(
         maxOutputTokens: target,
       });
       consumerSpan?.setAttribute(ATTR_CONTEXT_STRATEGY, "summarize");
-      extra.inputTokens += summary.usage.inputTokens;
-      extra.outputTokens += summary.usage.outputTokens;
+      extra.usage = addUsage(extra.usage, summary.usage);
       extra.costUsd = extra.costUsd === null || summary.costUsd === null ? null : addUsd(extra.costUsd, summary.costUsd);
       item.text = `[summary] ${summary.content}`;
     }

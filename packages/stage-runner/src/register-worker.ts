@@ -1,4 +1,4 @@
-import { Worker, type Job, type ConnectionOptions, type WorkerOptions } from "bullmq";
+import { WaitingChildrenError, Worker, type Job, type ConnectionOptions, type WorkerOptions } from "bullmq";
 import type { Span } from "@opentelemetry/api";
 import { withProcessSpan, type Carrier, type Logger } from "@tracelane/tracing";
 import { isFinalAttempt } from "./final-attempt.js";
@@ -62,6 +62,8 @@ export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number 
             attempt: Math.max(job.attemptsStarted, job.attemptsMade + 1),
             publishedAt: job.data?.enqueuedAt ?? job.timestamp,
             carrier: job.data?.trace,
+            // A fan-out parent parking until its claim jobs are done is not a failure.
+            handOff: (err) => (err instanceof WaitingChildrenError ? "waiting_for_children" : undefined),
           },
           (span) => opts.processor(job, span, token),
         );

@@ -143,6 +143,21 @@ async function startStageWorker<S extends string>(
     logger,
     processor: createStageProcessor({
       definition,
+      ...(pipeline.fanOutStage === definition.stage && definition.claimCheck
+        ? {
+            tools: definition.claimCheck.tools(ctx.env.source, {
+              llmBaseURL: config.llm.baseURL,
+              llmApiKey: config.llm.apiKey,
+              ...(opts.fetch ? { fetch: opts.fetch } : {}),
+            }),
+            claimCheck: {
+              maxOutputTokens: config.llm.maxOutputTokens,
+              maxToolTurns: config.maxToolTurns,
+              allowUnpricedModels: config.allowUnpricedModels,
+            },
+            failOnClaimError: config.failOnClaimError,
+          }
+        : {}),
       store,
       queues,
       client,
@@ -154,6 +169,7 @@ async function startStageWorker<S extends string>(
         fallbackModel: config.llm.fallbackModel,
         allowUnpricedModels: config.allowUnpricedModels,
         context: config.context,
+        maxClaims: config.maxClaims,
       },
       rateLimitQueue: async (ms) => {
         await bullWorker?.rateLimit(ms);

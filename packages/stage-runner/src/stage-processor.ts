@@ -16,12 +16,13 @@ import {
 } from "@tracelane/pipeline";
 import { stageJobSchema, type StageJob, type StageQueues } from "@tracelane/queue-contract";
 import type { ResearchStore } from "@tracelane/research-store";
-import { recordCancellation } from "@tracelane/tracing";
+import { recordCancellation, withAgentSpan } from "@tracelane/tracing";
 import type { ChatClient } from "./chat-client.js";
 import { CircuitOpenError, errorTypeOf, InvalidJobDataError, ModelCallError, ModelNotAllowedError } from "./errors.js";
 import { isFinalAttempt } from "./final-attempt.js";
 import type { ModelPolicy } from "@tracelane/pricing";
 import { runModelStep, type DailySpend, type ModelStepConfig } from "./model-step.js";
+import { processClaim, processFanOutParent, type FanOutDeps } from "./fan-out.js";
 import type { StageDefinition } from "./stage-definition.js";
 
 export interface StageProcessorDeps<S extends string = Stage> {
@@ -73,11 +74,18 @@ const MIN_CIRCUIT_DELAY_MS = 50;
  * earlier attempt already checkpointed the output), checkpoint, then enqueue
  * the next stage with its deterministic id, or mark the research completed.
  */
-export function createStageProcessor<S extends string = Stage>(deps: StageProcessorDeps<S>) {
+export function createStageProcessor<S extends string = Stage>(
+  deps: StageProcessorDeps<S> & Partial<Omit<FanOutDeps<S>, keyof StageProcessorDeps<S>>>,
+) {
   const { definition, store, queues, client } = deps;
   const stage = definition.stage;
   const next = queues.pipeline.next(stage);
   const jobSchema = stageJobSchema(queues.pipeline);
+  const fanOut = queues.pipeline.fanOutStage === stage;
+  if (fanOut && (!definition.claimCheck || !deps.tools || !deps.claimCheck)) {
+    throw new Error(`stage "${stage}" fans out per claim: its definition needs claimCheck, and the runner its tools and claimCheck config`);
+  }
+  const fanOutDeps = deps as FanOutDeps<S>;
 
   // `token` is the job's lock token, which moving the job to delayed needs (BullMQ passes it to a processor).
   return async function processStage(job: Job<StageJob<S>>, span: Span, token?: string): Promise<StageOutcome> {
@@ -90,6 +98,14 @@ export function createStageProcessor<S extends string = Stage>(deps: StageProces
     }
     const { researchId } = parsed.data;
     span.setAttributes({ [ATTR_RESEARCH_ID]: researchId, [ATTR_STAGE]: stage });
+    if (parsed.data.claim !== undefined) {
+      if (!fanOut) throw new InvalidJobDataError(`job ${job.id} is a claim job but ${stage} does not fan out per claim`);
+      return processClaim(fanOutDeps, job, span, { researchId, index: parsed.data.claim });
+    }
+    if (fanOut) {
+      const queueWaitMs = Math.max(0, (job.processedOn ?? Date.now()) - parsed.data.enqueuedAt);
+      return processFanOutParent(fanOutDeps, job, span, token, { researchId, queueWaitMs });
+    }
 
     /** When this stage of the research first started (any attempt), for the circuit-open wait bound. */
     let stageStartedAt: number | undefined;
@@ -114,18 +130,23 @@ export function createStageProcessor<S extends string = Stage>(deps: StageProces
         const cap = deps.dailySpendCapUsd ?? 0;
         const daily: DailySpend | undefined =
           cap > 0 && started.spendSubject ? { capUsd: cap, leftUsd: cap - (await store.spentOn(started.spendSubject)) } : undefined;
-        const step = await runModelStep({ definition, client, config: deps.modelStep }, view, outputs, model, daily);
+        // The stage's work is an agent run (GenAI `invoke_agent`); its facts stay on the CONSUMER span.
+        const step = await withAgentSpan({ name: stage, id: job.id ?? researchId }, () =>
+          runModelStep({ definition, client, config: deps.modelStep, stageSpan: span }, view, outputs, model, daily),
+        );
         const saved = await store.stageCompleted(
           researchId,
           stage,
           {
-            output: step.result.content,
+            output: step.output,
             model: step.result.responseModel,
             usage: step.usage,
             costUsd: step.costUsd,
+            retryCostUsd: step.retryCostUsd,
             latencyMs: step.result.latencyMs,
             next,
             spendSubject: started.spendSubject,
+            claims: step.claims,
           },
           { stage: started.record, next: next ? view.stages[next] : undefined },
         );

@@ -8,6 +8,7 @@ import {
   ATTR_GEN_AI_TOOL_CALL_RESULT,
   ATTR_GEN_AI_TOOL_NAME,
   ATTR_GEN_AI_TOOL_TYPE,
+  ATTR_ERROR_TYPE,
 } from "./attributes.js";
 import { activeContentCaptureMode, redactSecrets } from "./content.js";
 import { recordError } from "./errors.js";
@@ -58,10 +59,20 @@ export interface ToolSpanInfo {
 }
 
 /**
- * One tool run as an INTERNAL span `execute_tool <name>`. Its arguments and its result (the string `fn`
- * resolves to) are recorded only when content capture allows (redacted under `redacted`).
+ * A tool run that failed but still answers the model (e.g. "search failed: HTTP 503"), so the agent may
+ * try again or give up: the span is an error with `type`, and the model gets `result`.
  */
-export function withToolSpan(info: ToolSpanInfo, fn: (span: Span) => Promise<string>): Promise<string> {
+export interface ToolFailure {
+  failed: { type: string; message: string };
+  result: string;
+}
+
+/**
+ * One tool run as an INTERNAL span `execute_tool <name>`. Its arguments and its result (the string `fn`
+ * resolves to) are recorded only when content capture allows (redacted under `redacted`). A ToolFailure
+ * marks the span failed and resolves to its result.
+ */
+export function withToolSpan(info: ToolSpanInfo, fn: (span: Span) => Promise<string | ToolFailure>): Promise<string> {
   return runSpan(
     `execute_tool ${info.name}`,
     {
@@ -74,12 +85,15 @@ export function withToolSpan(info: ToolSpanInfo, fn: (span: Span) => Promise<str
     async (span) => {
       const args = info.arguments === undefined ? undefined : capturedContent(info.arguments);
       if (args !== undefined) span.setAttribute(ATTR_GEN_AI_TOOL_CALL_ARGUMENTS, args);
-      const result = await fn(span);
+      const out = await fn(span);
+      const result = typeof out === "string" ? out : out.result;
       const captured = capturedContent(result);
       if (captured !== undefined) span.setAttribute(ATTR_GEN_AI_TOOL_CALL_RESULT, captured);
-      return result;
+      return typeof out === "string" ? { result } : { result, failed: out.failed };
     },
-  );
+    undefined,
+    (r) => r.failed,
+  ).then((r) => r.result);
 }
 
 function capturedContent(text: string): string | undefined {
@@ -89,11 +103,21 @@ function capturedContent(text: string): string | undefined {
   return shown.length > MAX_TOOL_CONTENT_CHARS ? `${shown.slice(0, MAX_TOOL_CONTENT_CHARS)}…` : shown;
 }
 
-async function runSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>, links?: Link[]): Promise<T> {
+async function runSpan<T>(
+  name: string,
+  attributes: Attributes,
+  fn: (span: Span) => Promise<T>,
+  links?: Link[],
+  failureOf?: (out: T) => ToolFailure["failed"] | undefined,
+): Promise<T> {
   const span = tracer().startSpan(name, { kind: SpanKind.INTERNAL, attributes, ...(links?.length ? { links } : {}) });
   try {
     const out = await context.with(trace.setSpan(context.active(), span), () => fn(span));
-    span.setStatus({ code: SpanStatusCode.OK });
+    const failed = failureOf?.(out);
+    if (failed) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: failed.message });
+      span.setAttribute(ATTR_ERROR_TYPE, failed.type);
+    } else span.setStatus({ code: SpanStatusCode.OK });
     return out;
   } catch (err) {
     recordError(span, err);

@@ -1,7 +1,7 @@
 export { injectContext, extractContext, carrierFromHeaders, type Carrier } from "./carrier.js";
 export { withPublishSpan, withProcessSpan, type PublishOptions, type ProcessOptions } from "./messaging.js";
 export { withChatSpan, recordChatResponse, type ChatRequestInfo, type ChatResponseInfo } from "./genai.js";
-export { withAgentSpan, withToolSpan, type AgentSpanInfo, type ToolSpanInfo } from "./agent.js";
+export { withAgentSpan, withToolSpan, type AgentSpanInfo, type ToolFailure, type ToolSpanInfo } from "./agent.js";
 export { recordError, recordCancellation, errorType } from "./errors.js";
 export { createLogger, censorSecretFields, type Logger, type LoggerOptions } from "./logger.js";
 export {

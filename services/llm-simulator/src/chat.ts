@@ -189,6 +189,19 @@ function injectFault(
           `{"id":"${ctx.id}","object":"chat.completion","model":${JSON.stringify(model)},"choices":[{"index":0,"message":{"role":"assistant","content":"The ev`,
         );
       return;
+    case "invalid_output": {
+      const content = "I am sorry, here is my answer in prose instead of the JSON you asked for.";
+      const usage = usageOf(ctx.promptTokens, countTokens(content), { cachedTokens: 0, reasoningTokens: 0 });
+      res.json({
+        id: ctx.id,
+        object: "chat.completion",
+        created: Math.floor(Date.now() / 1000),
+        model,
+        choices: [{ index: 0, message: { role: "assistant", content, refusal: null }, logprobs: null, finish_reason: "stop" }],
+        usage,
+      });
+      return;
+    }
     case "hang":
       // Hold the connection without a timer: it ends when the client gives up or the server closes it.
       state.track(res, "hanging");

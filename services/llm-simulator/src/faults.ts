@@ -2,7 +2,8 @@ import { z } from "zod";
 import { invalidRequest } from "./errors.js";
 import type { Random } from "./random.js";
 
-export const FAULT_KINDS = ["429", "500", "503", "hang", "malformed", "context_length", "401"] as const;
+/** `invalid_output`: a well-formed completion whose answer ignores the requested JSON schema (not JSON at all). */
+export const FAULT_KINDS = ["429", "500", "503", "hang", "malformed", "context_length", "401", "invalid_output"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 export const FaultKindSchema = z.enum(FAULT_KINDS);
 

@@ -61,8 +61,9 @@ export function instanceOf(schema: JsonSchema, opts: { seed: Buffer; topic: read
       case "array": {
         if (depth >= MAX_DEPTH) return [];
         const min = s.minItems ?? 1;
-        const max = Math.max(min, Math.min(s.maxItems ?? 3, 3));
-        return Array.from({ length: intBetween(random, min, max) }, (_, i) => gen(s.items ?? {}, `${key}${i}`, depth + 1));
+        // A bounded list is filled (a model asked for "up to 6 claims" makes 6), up to 8; an unbounded one has 1-3 items.
+        const length = s.maxItems !== undefined ? Math.max(min, Math.min(s.maxItems, 8)) : intBetween(random, min, Math.max(min, 3));
+        return Array.from({ length }, (_, i) => gen(s.items ?? {}, `${key}${i}`, depth + 1));
       }
       case "integer":
       case "number": {

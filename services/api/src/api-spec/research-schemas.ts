@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
 import {
+  CLAIM_VERDICTS,
   RESEARCH_STATUSES,
   ResearchOptionsSchema,
   STAGE_STATUSES,
@@ -12,6 +13,18 @@ import {
 import { AnomalyTypeSchema } from "@tracelane/trace-store";
 import { apiSchemas } from "./registry.js";
 
+const TokenUsageSchema = z
+  .object({
+    inputTokens: z.number().int(),
+    outputTokens: z.number().int(),
+    cachedInputTokens: z
+      .number()
+      .int()
+      .optional()
+      .meta({ description: "of inputTokens, read from the provider's prompt cache (priced at the cached rate)" }),
+  })
+  .meta({ description: "tokens of every call (and retry) counted here" });
+
 /**
  * What the research routes answer, as zod schemas: the OpenAPI document is generated from them
  * and the api's tests validate real responses against that document. The assignments at the end
@@ -22,6 +35,30 @@ const Iso = z.string().meta({ description: "ISO 8601 time (UTC)", format: "date-
 const Usd = z.number().meta({ description: "USD, rounded to 1e-9 (totals are exact sums of their parts)" });
 const Stage = z.enum(RESEARCH_PIPELINE.names);
 
+const ClaimRecordSchema = z
+  .object({
+    index: z.number().int().meta({ description: "0-based, in the order the analysis made the claims" }),
+    claim: z.string(),
+    status: z.enum(["queued", "running", "checked", "failed"]).meta({ description: "failed: every attempt failed (verdict unverifiable)" }),
+    verdict: z.enum(CLAIM_VERDICTS).optional(),
+    evidence: z.array(z.object({ url: z.string(), title: z.string().optional() })).optional(),
+    rationale: z.string().optional(),
+    model: z.string().optional(),
+    usage: TokenUsageSchema.optional(),
+    costUsd: Usd.nullable().optional().meta({ description: "every call of every attempt; null when a model is unpriced" }),
+    retryCostUsd: Usd.optional().meta({ description: "of costUsd, what failed attempts cost" }),
+    latencyMs: z.number().optional(),
+    modelCalls: z.number().int().optional(),
+    toolCalls: z.number().int().optional(),
+    attempts: z.number().int(),
+    startedAt: Iso.optional(),
+    finishedAt: Iso.optional(),
+    error: z.object({ type: z.string(), message: z.string() }).optional(),
+    span: z.object({ traceId: z.string(), spanId: z.string() }).optional().meta({ description: "the claim job's CONSUMER span" }),
+  })
+  .meta({ description: "One claim's check: verdict, evidence, model, usage, cost, latency, attempts" });
+apiSchemas.add(ClaimRecordSchema, { id: "ClaimRecord" });
+
 const StageRecordSchema = z
   .object({
     status: z.enum(STAGE_STATUSES),
@@ -30,10 +67,15 @@ const StageRecordSchema = z
     finishedAt: Iso.optional(),
     latencyMs: z.number().optional(),
     queueWaitMs: z.number().optional(),
-    usage: z.object({ inputTokens: z.number().int(), outputTokens: z.number().int() }).optional(),
+    usage: TokenUsageSchema.optional(),
     costUsd: Usd.nullable().optional().meta({ description: "null when the model is not in the price table" }),
     attempts: z.number().int(),
     error: z.object({ type: z.string(), message: z.string() }).optional(),
+    retryCostUsd: Usd.optional().meta({ description: "of costUsd, what answers thrown away cost (retries that paid twice)" }),
+    claims: z
+      .array(ClaimRecordSchema)
+      .optional()
+      .meta({ description: "a fan-out stage's claims (factcheck): its usage and cost are their sum" }),
   })
   .meta({ description: "One stage of a research: model, timing, usage, cost, attempts" });
 apiSchemas.add(StageRecordSchema, { id: "StageRecord" });
@@ -74,6 +116,7 @@ const summaryFields = {
     inputTokens: z.number().int(),
     outputTokens: z.number().int(),
     costUsd: Usd,
+    retryCostUsd: Usd.meta({ description: "of costUsd, what attempts whose answer was thrown away cost" }),
     unpricedModels: z.array(z.string()),
     latencyMs: z.number().meta({ description: "createdAt to finishedAt (or to now while unfinished)" }),
   }),
@@ -120,6 +163,9 @@ const RESEARCH_EVENT_TYPES = [
   "stage.started",
   "stage.completed",
   "stage.retrying",
+  "claim.started",
+  "claim.completed",
+  "claim.retrying",
   "research.completed",
   "research.failed",
   "research.cancelled",

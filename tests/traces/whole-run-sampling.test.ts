@@ -6,18 +6,19 @@ import { waitFor } from "@tracelane/testkit";
 import { apiClient } from "../support/api-client.js";
 import { fetchTrace, type TraceResponse } from "../support/collected-traces.js";
 import { usePipeline } from "../support/pipeline-stack.js";
+import { spansOfResearch } from "../support/spans.js";
 
 /**
  * OTEL_TRACES_SAMPLER=parentbased_traceidratio with ARG=0.1: the api's root span decides once per research and
  * every worker follows the sampled flag carried in job data, so about a tenth of the researches are traced
- * completely and the rest not at all, never in part. The research records' costs do not depend on spans.
+ * completely (every stage, claim job and tool run) and the rest not at all, never in part. The research records' costs do not depend on spans.
  */
 const RESEARCHES = 200;
-const SPANS_PER_RESEARCH = 13; // SERVER + 3 x (PRODUCER, CONSUMER, chat, HTTP attempt)
 
 const run = usePipeline({
   replicas: { ...ONE_OF_EACH },
-  env: { OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1", COLLECTOR_BLOCK_MS: "100" },
+  // Three claims each: every research still fans out, with tools, at a fraction of the calls.
+  env: { OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1", COLLECTOR_BLOCK_MS: "100", MAX_CLAIMS: "3" },
 });
 
 describe("sampling keeps whole runs", () => {
@@ -66,8 +67,9 @@ describe("sampling keeps whole runs", () => {
     expect(traced.length).toBeLessThanOrEqual(40);
 
     for (const { view, trace } of traced) {
-      // Complete: every span of the run, one root, every parent present.
-      expect(trace.summary.spanCount, view.id).toBe(SPANS_PER_RESEARCH);
+      // Complete: every span of the run (every stage, claim and tool), one root, every parent present.
+      expect(view.stages.factcheck.claims, view.id).toHaveLength(3);
+      expect(trace.summary.spanCount, view.id).toBe(spansOfResearch(view));
       expect(trace.tree).toHaveLength(1);
       expect(trace.summary.researchId).toBe(view.id);
       expect(trace.summary.costUsd).toBeCloseTo(view.totals.costUsd, 9);

@@ -6,7 +6,7 @@ import type { ResearchView } from "@tracelane/research-store";
 import { useInMemoryTracing, type InMemoryTracing, type ReadableSpan } from "@tracelane/tracing/testing";
 import { apiClient, type ApiClient } from "../support/api-client.js";
 import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
-import { hrMs, idOf, parentIdOf, waitForTrace, type TraceSpans } from "../support/spans.js";
+import { hrMs, idOf, parentIdOf, spansOfResearch, waitForTrace, type TraceSpans } from "../support/spans.js";
 import { ATTR_CLAIM_INDEX, ATTR_CLAIM_VERDICT, ATTR_RESEARCH_ID, ATTR_STAGE } from "@tracelane/pipeline";
 import {
   ATTR_GEN_AI_AGENT_ID,
@@ -53,15 +53,6 @@ const costOf = (price: [number, number, number], u: { inputTokens: number; outpu
   return ((u.inputTokens - cached) * price[0] + cached * price[1] + u.outputTokens * price[2]) / 1e6;
 };
 
-/**
- * What one research's trace holds: 1 SERVER; for analysis and synthesis a PRODUCER, a CONSUMER, the stage's
- * invoke_agent, its chat CLIENT and that call's HTTP attempt; for the fact-check's own job a PRODUCER, two
- * CONSUMER visits (fan-out, fan-in) with an invoke_agent each; per claim a PRODUCER, a CONSUMER, an
- * invoke_agent, and per model call a chat and its HTTP attempt, per tool run an execute_tool and its request.
- */
-const spansOf = (view: ResearchView) =>
-  1 + 5 + 5 + 5 + (view.stages.factcheck.claims ?? []).reduce((n, c) => n + 3 + 2 * (c.modelCalls ?? 0) + 2 * (c.toolCalls ?? 0), 0);
-
 let tracing: InMemoryTracing;
 let pipeline: InProcessPipeline;
 let api: ApiClient;
@@ -87,7 +78,7 @@ async function runResearch(query: string, headers: Record<string, string> = {}) 
   const view = await pipeline.waitForFinal(id);
   expect(view.status, JSON.stringify(view.error)).toBe("completed");
   expect(view.stages.factcheck.claims?.length).toBeGreaterThanOrEqual(4);
-  const trace = await waitForTrace(tracing, traceId, spansOf(view));
+  const trace = await waitForTrace(tracing, traceId, spansOfResearch(view));
   return { id, traceId, view, trace };
 }
 
@@ -171,7 +162,7 @@ describe("one trace per research request", () => {
 
     expect(traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(view.traceId).toBe(traceId);
-    expect(trace.spans, trace.describe()).toHaveLength(spansOf(view));
+    expect(trace.spans, trace.describe()).toHaveLength(spansOfResearch(view));
     // One root, and every other span's parent is in the trace.
     const ids = new Set(trace.spans.map(idOf));
     expect(trace.spans.filter((s) => !s.parentSpanContext || !ids.has(s.parentSpanContext.spanId))).toHaveLength(1);
@@ -329,7 +320,7 @@ describe("one trace per research request", () => {
 
     expect(traceId).toBe(callerTraceId);
     expect(view.traceId).toBe(callerTraceId);
-    expect(trace.spans, trace.describe()).toHaveLength(spansOf(view));
+    expect(trace.spans, trace.describe()).toHaveLength(spansOfResearch(view));
 
     const server = trace.one("POST /v1/research", SpanKind.SERVER);
     expect(server.parentSpanContext).toMatchObject({ traceId: callerTraceId, spanId: callerSpanId, isRemote: true });
@@ -363,7 +354,7 @@ describe("one trace per research request", () => {
     expect(traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(traceId).not.toBe("0".repeat(32));
     expect(traceparent).not.toContain(traceId);
-    expect(trace.spans, trace.describe()).toHaveLength(spansOf(view));
+    expect(trace.spans, trace.describe()).toHaveLength(spansOfResearch(view));
     const server = trace.one("POST /v1/research", SpanKind.SERVER);
     expect(server.parentSpanContext).toBeUndefined();
     expect(server.spanContext().traceState).toBeUndefined();

@@ -260,3 +260,22 @@ ${chargeSpend(5)}
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 `;
+
+/**
+ * A claim check that finished after its research was cancelled: its record (usage and cost) is written
+ * anyway (money spent is money spent), once (unless its done field is set). No event: the stream ended at
+ * research.cancelled.
+ *
+ * KEYS: record, daily spend key (== record for none). ARGV: ttl, claim field, done field, claimJson, now (ISO),
+ * spendNanoUsd, spendTtl. Returns 1 applied, 0 not cancelled, -1 missing, 2 already written.
+ */
+export const CLAIM_AFTER_CANCEL_SCRIPT = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status ~= 'cancelled' then return 0 end
+if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 1 then return 2 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[4], ARGV[3], '1', 'updatedAt', ARGV[5])
+${chargeSpend(6)}
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+`;

@@ -7,6 +7,7 @@ import {
   CREATE_SCRIPT,
   FAIL_SCRIPT,
   STAGE_CALL_AFTER_CANCEL_SCRIPT,
+  CLAIM_AFTER_CANCEL_SCRIPT,
   STAGE_RETRYING_SCRIPT,
   START_STAGE_SCRIPT,
   UPDATE_SCRIPT,
@@ -230,6 +231,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     redis.defineCommand("tracelaneResearchFail", { numberOfKeys: withIndexes, lua: FAIL_SCRIPT });
     redis.defineCommand("tracelaneResearchCancel", { numberOfKeys: withIndexes, lua: CANCEL_SCRIPT });
     redis.defineCommand("tracelaneResearchStageCallAfterCancel", { numberOfKeys: 2, lua: STAGE_CALL_AFTER_CANCEL_SCRIPT });
+    redis.defineCommand("tracelaneResearchClaimAfterCancel", { numberOfKeys: 2, lua: CLAIM_AFTER_CANCEL_SCRIPT });
   }
 
   private get scripts() {
@@ -241,6 +243,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       tracelaneResearchFail(...args: Array<string | number>): Promise<number>;
       tracelaneResearchCancel(...args: Array<string | number>): Promise<number>;
       tracelaneResearchStageCallAfterCancel(...args: Array<string | number>): Promise<number>;
+      tracelaneResearchClaimAfterCancel(...args: Array<string | number>): Promise<number>;
     };
   }
 
@@ -472,7 +475,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     charge: { usd: number | null; spendSubject?: string | undefined },
   ): Promise<UpdateResult> {
     const rec = readableClaim({ ...claim, finishedAt: new Date().toISOString() });
-    return this.update(id, {
+    const res = await this.update(id, {
       event: "claim.completed",
       data: {
         stage,
@@ -487,6 +490,22 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       unlessSet: claimDoneField(stage, rec.index),
       ...(charge.spendSubject && charge.usd ? { spend: { subject: charge.spendSubject, usd: charge.usd } } : {}),
     });
+    if (res !== "final") return res;
+    // Cancelled while the claim was checked: its calls were made and paid for, so they still count.
+    const keys = researchKeys(this.prefix, id);
+    const spend = charge.spendSubject && charge.usd ? toNanoUsd(charge.usd) : 0;
+    await this.scripts.tracelaneResearchClaimAfterCancel(
+      keys.record,
+      spend > 0 ? dailySpendKey(this.prefix, charge.spendSubject!, spendDay()) : keys.record,
+      this.ttl,
+      claimField(stage, rec.index),
+      claimDoneField(stage, rec.index),
+      JSON.stringify(rec),
+      new Date().toISOString(),
+      spend,
+      DAILY_SPEND_TTL_SECONDS,
+    );
+    return res;
   }
 
   /** A claim attempt failed and will be retried: its error and what its calls cost (added to the claim's retry cost). */

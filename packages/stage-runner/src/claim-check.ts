@@ -12,7 +12,7 @@ import { withAgentSpan, withToolSpan } from "@tracelane/tracing";
 import { checkCallBudget, type DailySpend } from "./budget.js";
 import type { ChatClient, ChatMessage, ChatResult } from "./chat-client.js";
 import { countMessageTokens } from "./context/tokens.js";
-import { InvalidModelOutputError, ToolTurnsExhaustedError } from "./errors.js";
+import { ClaimCancelledError, InvalidModelOutputError, ToolTurnsExhaustedError } from "./errors.js";
 import type { ClaimCheckDefinition, ClaimTool, ClaimVerdictAnswer } from "./stage-definition.js";
 import { parseAnswer } from "./structured-answer.js";
 
@@ -67,6 +67,8 @@ export async function checkClaim(input: {
   claim: string;
   model: string;
   daily?: DailySpend | undefined;
+  /** Asked before every turn after the first: false (the research was cancelled) stops the check there. */
+  stillWanted?: () => Promise<boolean>;
 }): Promise<ClaimCheckResult> {
   const { definition, client, config, view, stage, index, model } = input;
   const started = performance.now();
@@ -109,6 +111,9 @@ export async function checkClaim(input: {
     return await withAgentSpan({ name: stage, id: input.jobId, attributes }, async (agentSpan) => {
       let invalidOnce = false;
       for (let turn = 1; turn <= config.maxToolTurns + 1; turn++) {
+        if (spend.modelCalls > 0 && input.stillWanted && !(await input.stillWanted())) {
+          throw new ClaimCancelledError(`claim ${index}: the research was cancelled; stopped after ${spend.modelCalls} model calls`);
+        }
         const result = await chat(turn, turn <= config.maxToolTurns, invalidOnce ? { [ATTR_OUTPUT_RETRY_AFTER_INVALID]: true } : {});
         if (result.toolCalls.length > 0) {
           messages.push({ role: "assistant", content: result.content, toolCalls: result.toolCalls });

@@ -190,3 +190,8 @@ export class InvalidModelOutputError extends UnrecoverableError {
 export class ToolTurnsExhaustedError extends UnrecoverableError {
   readonly type = "tool_turns_exhausted";
 }
+
+/** The research was cancelled while one of its claims was checked: no further turn is paid for. */
+export class ClaimCancelledError extends UnrecoverableError {
+  readonly type = "cancelled";
+}

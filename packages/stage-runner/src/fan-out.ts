@@ -1,10 +1,10 @@
 import type { Span } from "@opentelemetry/api";
 import { WaitingChildrenError, type Job } from "bullmq";
-import { ATTR_CLAIM_COUNT, ATTR_CLAIM_INDEX, ATTR_CLAIM_VERDICT } from "@tracelane/pipeline";
-import { addUsage, type ClaimRecord, type ResearchView } from "@tracelane/research-store";
-import { withAgentSpan } from "@tracelane/tracing";
+import { ATTR_CLAIM_COUNT, ATTR_CLAIM_INDEX, ATTR_CLAIM_VERDICT, ATTR_RESEARCH_ID } from "@tracelane/pipeline";
+import { addUsage, CLAIM_VERDICTS, type ClaimRecord, type ResearchView } from "@tracelane/research-store";
+import { recordCancellation, withAgentSpan } from "@tracelane/tracing";
 import { checkClaim, ClaimAttemptError, type ClaimCheckConfig } from "./claim-check.js";
-import { errorTypeOf, InvalidJobDataError, ModelNotAllowedError } from "./errors.js";
+import { ClaimCancelledError, errorTypeOf, InvalidJobDataError, ModelNotAllowedError } from "./errors.js";
 import { isFinalAttempt } from "./final-attempt.js";
 import type { ClaimTool } from "./stage-definition.js";
 import type { StageOutcome, StageProcessorDeps } from "./stage-processor.js";
@@ -74,6 +74,7 @@ export async function processFanOutParent<S extends string>(
   }
 
   const claims = view.stages[stage].claims ?? [];
+  let fanIn: Pick<Extract<StageOutcome, { outcome: "completed" }>, "call" | "claims"> = {};
   if (!reused) {
     if (claims.length > 0 && token && (await job.moveToWaitingChildren(token))) {
       throw new WaitingChildrenError(`waiting for ${claims.length} claim jobs`);
@@ -104,11 +105,15 @@ export async function processFanOutParent<S extends string>(
       next,
     });
     if (saved === "final" || saved === "missing") return { outcome: "skipped", researchId, reason: saved };
+    fanIn = {
+      call: { model: row.model ?? deps.defaultModel, latencyMs: Date.now() - startedAt, costUsd: row.costUsd ?? null },
+      claims: Object.fromEntries(CLAIM_VERDICTS.map((v) => [v, checked.filter((c) => c.verdict === v).length])),
+    };
   }
   if (next) await queues.publish(researchId, next);
   else await store.completed(researchId);
   span.setAttribute(ATTR_CLAIM_COUNT, claims.length);
-  return { outcome: "completed", researchId, next: next ?? null, reusedCheckpoint: reused };
+  return { outcome: "completed", researchId, next: next ?? null, reusedCheckpoint: reused, ...fanIn };
 }
 
 /**
@@ -134,7 +139,10 @@ export async function processClaim<S extends string>(
     throw new InvalidJobDataError(`job ${job.id} checks claim ${index} but research ${researchId} made ${started.made} claims`);
   }
   if (started.result === "final") return { outcome: "skipped", researchId, reason: started.view.status };
-  if (started.result === "checked") return { outcome: "completed", researchId, next: null, reusedCheckpoint: true };
+  if (started.result === "checked") {
+    const claim = { index, verdict: started.claim.verdict ?? "unverifiable", modelCalls: 0 };
+    return { outcome: "completed", researchId, next: null, reusedCheckpoint: true, claim };
+  }
 
   const { view, claim } = started;
   const model = view.options.models?.[stage] ?? deps.defaultModel;
@@ -157,6 +165,7 @@ export async function processClaim<S extends string>(
       claim: claim.claim,
       model,
       daily,
+      stillWanted: async () => (await store.status(researchId)) !== "cancelled",
     });
     span.setAttribute(ATTR_CLAIM_VERDICT, result.answer.verdict);
     await store.claimCompleted(
@@ -178,12 +187,38 @@ export async function processClaim<S extends string>(
       { usd: result.costUsd, spendSubject: started.spendSubject },
     );
     deps.afterCheckpoint?.();
-    return { outcome: "completed", researchId, next: null, reusedCheckpoint: false };
+    return {
+      outcome: "completed",
+      researchId,
+      next: null,
+      reusedCheckpoint: false,
+      call: { model: result.model, latencyMs: result.latencyMs, costUsd: result.costUsd },
+      claim: { index, verdict: result.answer.verdict, modelCalls: result.modelCalls },
+    };
   } catch (thrown) {
     const err = thrown instanceof ClaimAttemptError ? thrown.cause : thrown;
     const spend = thrown instanceof ClaimAttemptError ? thrown.spend : undefined;
     const error = { type: errorTypeOf(err), message: err instanceof Error ? err.message : String(err) };
     const spent = { usage: addUsage(spend?.usage, undefined), costUsd: spend?.costUsd ?? 0 };
+    if (err instanceof ClaimCancelledError) {
+      // What it spent before stopping still counts (written on the cancelled research), and the trace says why.
+      await store.claimCompleted(
+        researchId,
+        stage,
+        {
+          ...base,
+          status: "failed",
+          error,
+          usage: addUsage(claim.usage, spent.usage),
+          costUsd: claim.costUsd === null || spent.costUsd === null ? null : (claim.costUsd ?? 0) + spent.costUsd,
+          modelCalls: spend?.modelCalls ?? 0,
+          toolCalls: spend?.toolCalls ?? 0,
+        },
+        { usd: spent.costUsd, spendSubject: started.spendSubject },
+      );
+      recordCancellation(span, "research cancelled while the claim was checked", { [ATTR_RESEARCH_ID]: researchId });
+      return { outcome: "cancelled", researchId, call: { model, latencyMs: 0, costUsd: spent.costUsd } };
+    }
     if (!isFinalAttempt(err, job.attemptsMade, job.opts.attempts ?? 1)) {
       await store
         .claimRetrying(researchId, stage, base, {
@@ -217,6 +252,12 @@ export async function processClaim<S extends string>(
       { usd: spent.costUsd, spendSubject: started.spendSubject },
     );
     span.setAttribute(ATTR_CLAIM_VERDICT, "unverifiable");
-    return { outcome: "completed", researchId, next: null, reusedCheckpoint: false };
+    return {
+      outcome: "completed",
+      researchId,
+      next: null,
+      reusedCheckpoint: false,
+      claim: { index, verdict: "unverifiable", modelCalls: 0 },
+    };
   }
 }

@@ -243,6 +243,26 @@ async function startStageWorker<S extends string>(
 /** Who did the work, in a completion line: the host (a container id under compose) and the process. */
 const REPLICA = `${hostname()}-${process.pid}`;
 
+const usd = (v: number | null) => (v === null ? "unpriced" : `$${v.toFixed(6)}`);
+
+function completionMessage(stage: string, outcome: Extract<StageOutcome, { outcome: "completed" }>): string {
+  const { call, claim, claims } = outcome;
+  if (claim) {
+    if (outcome.reusedCheckpoint) return `${stage} claim ${claim.index} was checked by an earlier attempt: ${claim.verdict}`;
+    return call
+      ? `${stage} claim ${claim.index} checked: ${claim.verdict}, ${call.model}, ${claim.modelCalls} calls, ${Math.round(call.latencyMs)} ms, ${usd(call.costUsd)}`
+      : `${stage} claim ${claim.index} could not be checked: unverifiable`;
+  }
+  if (!call) return `${stage} job completed (output reused from an earlier attempt)`;
+  if (claims) {
+    const verdicts = Object.entries(claims)
+      .map(([v, n]) => `${n} ${v}`)
+      .join(", ");
+    return `${stage} job completed: ${Object.values(claims).reduce((a, b) => a + b, 0)} claims (${verdicts}), ${Math.round(call.latencyMs)} ms, ${usd(call.costUsd)}`;
+  }
+  return `${stage} job completed: ${call.model}, ${Math.round(call.latencyMs)} ms, ${usd(call.costUsd)}`;
+}
+
 /** One info line per completed job: what a person watching `pnpm start` wants to see go by. */
 function logCompletedJobs(worker: RegisteredWorker, stage: string, logger: Logger): void {
   worker.worker.on("completed", (job, outcome: StageOutcome | undefined) => {
@@ -257,11 +277,11 @@ function logCompletedJobs(worker: RegisteredWorker, stage: string, logger: Logge
         latencyMs: outcome.call?.latencyMs,
         costUsd: outcome.call?.costUsd,
         reusedCheckpoint: outcome.reusedCheckpoint,
+        ...(outcome.claim ? { claim: outcome.claim.index, verdict: outcome.claim.verdict, modelCalls: outcome.claim.modelCalls } : {}),
+        ...(outcome.claims ? { verdicts: outcome.claims } : {}),
       },
       // The gist in the message too, for the readable (pretty) format.
-      outcome.call
-        ? `${stage} job completed: ${outcome.call.model}, ${Math.round(outcome.call.latencyMs)} ms, ${outcome.call.costUsd === null ? "unpriced" : `$${outcome.call.costUsd.toFixed(6)}`}`
-        : `${stage} job completed (output reused from an earlier attempt)`,
+      completionMessage(stage, outcome),
     );
   });
 }

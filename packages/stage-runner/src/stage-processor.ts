@@ -57,8 +57,11 @@ export type StageOutcome =
       researchId: string;
       next: string | null;
       reusedCheckpoint: boolean;
-      /** The model call this attempt made (none when it reused a checkpoint). */
+      /** The model call this attempt made (none when it reused a checkpoint); a fan-in's: its claims' sum. */
       call?: { model: string; latencyMs: number; costUsd: number | null };
+      /** A claim job's check, or (fan-in) the verdicts of every claim. */
+      claim?: { index: number; verdict: string; modelCalls: number };
+      claims?: Record<string, number>;
     }
   /** The research was cancelled during the model call; the call is recorded on the cancelled stage. */
   | { outcome: "cancelled"; researchId: string; call: { model: string; latencyMs: number; costUsd: number | null } }

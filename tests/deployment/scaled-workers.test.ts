@@ -6,6 +6,9 @@ import { simulatorStats } from "../support/simulator.js";
 
 const RESEARCHES = 36;
 const FACTCHECK_CONCURRENCY = 3;
+// Two claims per research: 72 claim jobs (and 36 fact-check jobs) to share out.
+const MAX_CLAIMS = 2;
+const MAX_TOOL_TURNS = 3;
 
 interface WorkerHealth {
   completed: number;
@@ -31,6 +34,8 @@ beforeAll(async () => {
       // (generous enough that a live worker under CI load never loses its lock).
       WORKER_LOCK_DURATION_MS: "5000",
       WORKER_STALLED_INTERVAL_MS: "1000",
+      MAX_CLAIMS: String(MAX_CLAIMS),
+      MAX_TOOL_TURNS: String(MAX_TOOL_TURNS),
     },
     serviceEnv: { "factcheck-worker": { WORKER_CONCURRENCY: String(FACTCHECK_CONCURRENCY) } },
   });
@@ -81,15 +86,19 @@ describe("factcheck worker scaled to three processes", () => {
     expect(survivorsAfter.reduce((n, h) => n + h.stalled, 0)).toBeGreaterThan(0);
 
     // Nothing ran twice: one analysis and one synthesis call per research (the factcheck
-    // stage enqueued each successor once), and factcheck calls beyond one per research are
-    // only the recorded retries of the jobs that were in flight on the killed worker.
+    // stage enqueued each successor once), every claim checked once, and factcheck calls beyond
+    // the checked claims' own are only those the killed worker had in flight (each of its slots
+    // at most one claim's turns), paid again by the retry.
     expect(delta("gpt-4.1")).toBe(RESEARCHES);
     expect(delta("deepseek-v3.2")).toBe(RESEARCHES);
-    const retried = views.filter((v) => v.stages.factcheck.attempts > 1);
+    const claims = views.flatMap((v) => v.stages.factcheck.claims!);
+    expect(claims).toHaveLength(RESEARCHES * MAX_CLAIMS);
+    expect(claims.every((c) => c.status === "checked" && c.attempts <= 2)).toBe(true);
+    expect(claims.filter((c) => c.attempts > 1).length).toBeLessThanOrEqual(FACTCHECK_CONCURRENCY);
+    const checkedCalls = claims.reduce((n, c) => n + c.modelCalls!, 0);
+    expect(delta("gemini-2.5-flash")).toBeGreaterThanOrEqual(checkedCalls);
+    expect(delta("gemini-2.5-flash")).toBeLessThanOrEqual(checkedCalls + FACTCHECK_CONCURRENCY * (MAX_TOOL_TURNS + 1));
     expect(views.every((v) => v.stages.factcheck.attempts <= 2)).toBe(true);
-    expect(retried.length).toBeLessThanOrEqual(FACTCHECK_CONCURRENCY);
-    expect(delta("gemini-2.5-flash")).toBeGreaterThanOrEqual(RESEARCHES);
-    expect(delta("gemini-2.5-flash")).toBeLessThanOrEqual(RESEARCHES + retried.length);
     expect(views.every((v) => v.stages.analysis.attempts === 1 && v.stages.synthesis.attempts === 1)).toBe(true);
   }, 150_000);
 });

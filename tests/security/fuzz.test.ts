@@ -3,6 +3,7 @@ import protobuf from "protobufjs";
 import { describe, expect, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
 import { OTLP_TRACE_PROTO_FILES } from "@tracelane/tracing";
+import { modelCallsOfResearch, spansOfResearch } from "../support/spans.js";
 import { apiClient } from "../support/api-client.js";
 import { waitForCollectedTrace } from "../support/collected-traces.js";
 import { usePipeline } from "../support/pipeline-stack.js";
@@ -463,7 +464,8 @@ describe(`bounded fuzz (seed ${SEED})`, () => {
     expect(after.status).toBe(202);
     const finalView = await api.waitForFinal(after.body.id, 60_000);
     expect(finalView.status, JSON.stringify(finalView.error)).toBe("completed");
-    const trace = await waitForCollectedTrace(base, after.body.traceId, 13, 30_000, FUZZ_KEY);
-    expect(trace.spans.filter((s) => s.name.startsWith("chat ")).length).toBe(3);
+    const trace = await waitForCollectedTrace(base, after.body.traceId, spansOfResearch(finalView), 30_000, FUZZ_KEY);
+    expect(trace.body.summary.spanCount).toBe(spansOfResearch(finalView));
+    expect(trace.spans.filter((s) => s.name.startsWith("chat ")).length).toBe(modelCallsOfResearch(finalView));
   }, 240_000);
 });

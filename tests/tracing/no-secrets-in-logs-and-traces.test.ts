@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { modelCallsOfResearch, spansOfResearch } from "../support/spans.js";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Redis } from "ioredis";
@@ -61,19 +62,23 @@ describe("API keys never reach logs or the collector's traces", () => {
     expect(rejectedView.error).toMatchObject({ stage: "analysis", type: "provider_auth" });
 
     // The collector assembled both traces under the trace ids the api answered with.
-    const okTrace = await waitForCollectedTrace(stack.apiUrl!, ok.body.traceId, 13);
+    const okTrace = await waitForCollectedTrace(stack.apiUrl!, ok.body.traceId, spansOfResearch(okView));
     expect(okTrace.body.summary.traceId).toBe(ok.body.traceId);
     expect(okTrace.body.summary.researchId).toBe(ok.body.id);
     const chats = okTrace.spans.filter((s) => s.kind === "client" && s.name.startsWith("chat "));
+    const claimCalls = modelCallsOfResearch(okView) - 2;
     expect(chats.map((s) => `${s.stage} ${s.name}`).sort()).toEqual([
       "analysis chat gpt-4.1",
-      "factcheck chat gemini-2.5-flash",
+      ...Array<string>(claimCalls).fill("factcheck chat gemini-2.5-flash"),
       "synthesis chat deepseek-v3.2",
     ]);
+    // The evidence search went to the simulator with the key too: its spans carry none of it either.
+    expect(okTrace.spans.filter((s) => s.name === "execute_tool search_evidence").length).toBeGreaterThan(0);
     for (const chat of chats) expect(chat.call?.inputTokens).toBeGreaterThan(0);
 
-    // SERVER, PRODUCER, CONSUMER, chat and its one HTTP attempt: an auth failure is not retried.
-    const rejectedTrace = await waitForCollectedTrace(stack.apiUrl!, rejected.body.traceId, 5);
+    // SERVER, PRODUCER, CONSUMER, the stage's agent, chat and its one HTTP attempt: an auth failure is not retried.
+    const rejectedTrace = await waitForCollectedTrace(stack.apiUrl!, rejected.body.traceId, 6);
+    expect(rejectedTrace.body.summary.spanCount).toBe(6);
     expect(rejectedTrace.body.summary.status).toBe("error");
     const failedChat = rejectedTrace.spans.find((s) => s.name === "chat gpt-4.1");
     expect(failedChat?.status).toBe("error");

@@ -145,7 +145,7 @@ export interface ResearchView<S extends string = Stage, O extends string = Outpu
   error?: ResearchError<S>;
 }
 
-export type ResearchEventType =
+export type ResearchEventType<S extends string = Stage> =
   | "research.queued"
   | "stage.started"
   | "stage.completed"
@@ -155,12 +155,14 @@ export type ResearchEventType =
   | "claim.retrying"
   | "research.completed"
   | "research.failed"
-  | "research.cancelled";
+  | "research.cancelled"
+  /** A piece of a streamed stage's answer (synthesis.delta): `data.text`, `data.attempt`. */
+  | `${S}.delta`;
 
 export interface ResearchEvent<S extends string = Stage> {
   /** Redis stream id; usable as SSE `id` / `Last-Event-ID`. */
   id: string;
-  type: ResearchEventType;
+  type: ResearchEventType<S>;
   researchId: string;
   status: ResearchStatus;
   stage: S | null;

@@ -735,6 +735,21 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     await p.exec();
   }
 
+  /**
+   * A piece of a streamed stage's answer, as `<stage>.delta` (e.g. synthesis.delta) on the research's event
+   * stream, so a reader watches the report being written. `attempt` changes when a failed call is sent again
+   * (its text starts over). Nothing on the record: the output is checkpointed whole when the stage completes.
+   */
+  async stageDelta(id: string, stage: S, text: string, attempt: number): Promise<void> {
+    const keys = researchKeys(this.prefix, id);
+    const data = JSON.stringify({ status: "running", stage, at: new Date().toISOString(), text, attempt });
+    await this.redis
+      .multi()
+      .xadd(keys.events, "MAXLEN", "~", "1000", "*", "type", `${stage}.delta`, "data", data)
+      .expire(keys.events, this.ttl)
+      .exec();
+  }
+
   /** Events after `afterId` (exclusive; "0" for all), oldest first. */
   async events(id: string, afterId = "0", count = 100): Promise<ResearchEvent<S>[]> {
     const key = researchKeys(this.prefix, id).events;
@@ -747,7 +762,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       const { status, stage, at, ...rest } = data;
       return {
         id: streamId,
-        type: map.type as ResearchEventType,
+        type: map.type as ResearchEventType<S>,
         researchId: id,
         status: status ?? "queued",
         stage: stage ?? null,

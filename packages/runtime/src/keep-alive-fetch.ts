@@ -1,3 +1,4 @@
+import { Readable } from "node:stream";
 import zlib from "node:zlib";
 import { Agent, fetch as undiciFetch, type Dispatcher } from "undici";
 
@@ -98,6 +99,15 @@ export function createKeepAliveFetch(opts: KeepAliveFetchOptions = {}): KeepAliv
         body: body === undefined || body === null ? null : body instanceof ArrayBuffer ? new Uint8Array(body) : body,
         signal: signal ?? null,
       });
+      // An event stream (a streamed completion) is handed over as it arrives: its reader acts on each event.
+      if (String(res.headers["content-type"] ?? "").startsWith("text/event-stream") && !res.headers["content-encoding"]) {
+        const streamed = new Response(Readable.toWeb(res.body) as ReadableStream<Uint8Array>, {
+          status: res.statusCode,
+          headers: headersOf(res.headers, false),
+        });
+        Object.defineProperty(streamed, "url", { value: url.href });
+        return streamed;
+      }
       payload = new Uint8Array(await res.body.arrayBuffer());
     } catch (err) {
       if (signal?.aborted) throw abortReason(signal);
@@ -112,20 +122,25 @@ export function createKeepAliveFetch(opts: KeepAliveFetchOptions = {}): KeepAliv
         throw new TypeError("fetch failed", { cause: err });
       }
     }
-    const responseHeaders = new Headers();
-    for (const [name, value] of Object.entries(res.headers)) {
-      if (value === undefined || (decode && (name === "content-encoding" || name === "content-length"))) continue;
-      if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
-      else responseHeaders.append(name, value);
-    }
     const response = new Response(NULL_BODY_STATUS.has(res.statusCode) ? null : payload, {
       status: res.statusCode,
-      headers: responseHeaders,
+      headers: headersOf(res.headers, Boolean(decode)),
     });
     Object.defineProperty(response, "url", { value: url.href });
     return response;
   };
   return Object.assign(keepAliveFetch as typeof fetch, { close: () => agent.close() });
+}
+
+/** undici's response headers as fetch Headers; without the encoding and length of a body we decoded. */
+function headersOf(raw: Dispatcher.ResponseData["headers"], decoded: boolean): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(raw)) {
+    if (value === undefined || (decoded && (name === "content-encoding" || name === "content-length"))) continue;
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else headers.append(name, value);
+  }
+  return headers;
 }
 
 function abortReason(signal: AbortSignal): unknown {

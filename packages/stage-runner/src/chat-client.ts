@@ -1,7 +1,15 @@
 import OpenAI from "openai";
 import type { PriceTable } from "@tracelane/pricing";
 import { createKeepAliveFetch } from "@tracelane/runtime";
-import { ATTR_GEN_AI_REQUEST_MAX_TOKENS, captureContent, createTracedFetch, recordChatResponse, withChatSpan } from "@tracelane/tracing";
+import {
+  ATTR_GEN_AI_REQUEST_MAX_TOKENS,
+  ATTR_GEN_AI_REQUEST_STREAM,
+  ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+  captureContent,
+  createTracedFetch,
+  recordChatResponse,
+  withChatSpan,
+} from "@tracelane/tracing";
 import { CircuitOpenError, classifyModelError, ModelCallError, type ProviderRef } from "./errors.js";
 import { inferProvider } from "./provider.js";
 import { BrokenCircuitError, RetryBudgetExceededError, type CircuitStateName, type ModelPolicies } from "./resilience/model-policies.js";
@@ -65,7 +73,14 @@ export interface ChatOptions {
   tools?: ChatTool[];
   /** Structured output: the answer is JSON valid against this schema (`response_format: json_schema`, strict). */
   responseFormat?: { name: string; schema: Record<string, unknown> };
+  /**
+   * Stream the answer (`stream: true` with usage) and hand each piece of text over as it arrives. `attempt`
+   * counts from 1: a resend after a failure starts the text again, so a reader restarts on a new attempt.
+   */
+  onDelta?: (text: string, attempt: number) => void;
 }
+
+type Completion = Pick<OpenAI.Chat.Completions.ChatCompletion, "id" | "model" | "choices" | "usage"> & { _request_id?: string | null };
 
 /** Our messages in the wire format of Chat Completions. */
 function toWire(messages: ChatMessage[]): OpenAI.Chat.Completions.ChatCompletionMessageParam[] {
@@ -116,6 +131,62 @@ export class ChatClient {
     this.server = { address: url.hostname, ...(url.port ? { port: Number(url.port) } : {}) };
   }
 
+  /**
+   * One streamed request (`stream: true`, usage in the last chunk), read to its end and put back together as
+   * the completion a non-streamed request answers: text, tool calls, finish reason, usage, request id.
+   */
+  private async streamed(
+    body: OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming,
+    signal: AbortSignal,
+    onText: (text: string) => void,
+  ): Promise<Completion> {
+    const { data: stream, request_id } = await this.client.chat.completions
+      .create({ ...body, stream: true, stream_options: { include_usage: true } }, { signal })
+      .withResponse();
+    let id = "";
+    let responseModel = "";
+    let content = "";
+    let finishReason: OpenAI.Chat.Completions.ChatCompletion.Choice["finish_reason"] | undefined;
+    let usage: OpenAI.Completions.CompletionUsage | undefined;
+    const toolCalls: Array<{ id: string; name: string; arguments: string }> = [];
+    for await (const chunk of stream) {
+      id ||= chunk.id;
+      responseModel ||= chunk.model;
+      if (chunk.usage) usage = chunk.usage;
+      const choice = chunk.choices?.[0];
+      if (!choice) continue;
+      if (choice.finish_reason) finishReason = choice.finish_reason;
+      const text = choice.delta?.content;
+      if (text) {
+        content += text;
+        onText(text);
+      }
+      for (const call of choice.delta?.tool_calls ?? []) {
+        const slot = (toolCalls[call.index] ??= { id: "", name: "", arguments: "" });
+        if (call.id) slot.id = call.id;
+        if (call.function?.name) slot.name += call.function.name;
+        if (call.function?.arguments) slot.arguments += call.function.arguments;
+      }
+    }
+    const message: OpenAI.Chat.Completions.ChatCompletionMessage = {
+      role: "assistant",
+      content: toolCalls.length && !content ? null : content,
+      refusal: null,
+      ...(toolCalls.length
+        ? {
+            tool_calls: toolCalls.map((c) => ({ id: c.id, type: "function" as const, function: { name: c.name, arguments: c.arguments } })),
+          }
+        : {}),
+    };
+    return {
+      id,
+      model: responseModel,
+      choices: finishReason ? [{ index: 0, message, finish_reason: finishReason, logprobs: null }] : [],
+      ...(usage ? { usage } : {}),
+      _request_id: request_id,
+    };
+  }
+
   /** The breaker key: one circuit per provider endpoint and model. */
   circuitKey(model: string): string {
     return `${this.config.baseURL}|${model}`;
@@ -155,27 +226,39 @@ export class ChatClient {
       },
       async (span) => {
         const started = performance.now();
-        let completion: OpenAI.Chat.Completions.ChatCompletion;
+        let completion: Completion;
         let attempts = 1;
+        /** When the first piece of a streamed answer arrived (of the attempt that answered). */
+        let firstChunkAt: number | undefined;
         const key = this.circuitKey(model);
+        const body = {
+          model,
+          messages: toWire(messages),
+          max_tokens: maxTokens,
+          ...(opts.tools?.length
+            ? { tools: opts.tools.map((t) => ({ type: "function" as const, function: t })), tool_choice: "auto" as const }
+            : {}),
+          ...(opts.responseFormat
+            ? { response_format: { type: "json_schema" as const, json_schema: { ...opts.responseFormat, strict: true } } }
+            : {}),
+        };
+        if (opts.onDelta) span.setAttribute(ATTR_GEN_AI_REQUEST_STREAM, true);
         try {
           completion = await this.policies.execute(
             key,
             async (signal) => {
-              const res = await this.client.chat.completions.create(
-                {
-                  model,
-                  messages: toWire(messages),
-                  max_tokens: maxTokens,
-                  ...(opts.tools?.length
-                    ? { tools: opts.tools.map((t) => ({ type: "function" as const, function: t })), tool_choice: "auto" as const }
-                    : {}),
-                  ...(opts.responseFormat
-                    ? { response_format: { type: "json_schema" as const, json_schema: { ...opts.responseFormat, strict: true } } }
-                    : {}),
-                },
-                { signal },
-              );
+              let res: Completion;
+              if (opts.onDelta) {
+                const attempt = attempts;
+                const sent = performance.now();
+                firstChunkAt = undefined;
+                res = await this.streamed(body, signal, (text) => {
+                  firstChunkAt ??= performance.now() - sent;
+                  opts.onDelta!(text, attempt);
+                });
+              } else {
+                res = await this.client.chat.completions.create(body, { signal });
+              }
               const message = res?.choices?.[0]?.message;
               const answered = typeof message?.content === "string" || (message?.tool_calls?.length ?? 0) > 0;
               if (!message || !answered || !res.usage) {
@@ -203,6 +286,8 @@ export class ChatClient {
           throw classified;
         }
         span.setAttributes({ [ATTR_LLM_ATTEMPTS]: attempts, [ATTR_CIRCUIT_STATE]: this.policies.state(key) });
+        // Seconds, as the GenAI conventions measure durations: how long the reader waited for the first words.
+        if (firstChunkAt !== undefined) span.setAttribute(ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, firstChunkAt / 1000);
         const latencyMs = Math.round(performance.now() - started);
         const choice = completion.choices[0]!;
         const usage = {

@@ -62,7 +62,14 @@ const OVERFLOW_RETRY_SHARE = 0.75;
 export async function runModelStep(
   // Any pipeline's stage: a model step needs the stage's prompt, not which pipeline it is in.
   // `stageSpan`: where the stage's own facts (trimming, fallback, invalid output) go; else the active span.
-  deps: { definition: StageDefinition<string>; client: ChatClient; config: ModelStepConfig; stageSpan?: Span },
+  // `onDelta`: a streamed stage's text as it arrives.
+  deps: {
+    definition: StageDefinition<string>;
+    client: ChatClient;
+    config: ModelStepConfig;
+    stageSpan?: Span;
+    onDelta?: (text: string, attempt: number) => void;
+  },
   view: ResearchView<string, string>,
   outputs: Partial<Record<string, string>>,
   model: string,
@@ -90,6 +97,7 @@ export async function runModelStep(
     checkBudget(m, fit);
     return client.chat(m, fit.messages, {
       ...(responseFormat ? { responseFormat } : {}),
+      ...(deps.onDelta ? { onDelta: deps.onDelta } : {}),
       attributes: {
         ...attributes,
         ...(retryAfterInvalid ? { [ATTR_OUTPUT_RETRY_AFTER_INVALID]: true } : {}),

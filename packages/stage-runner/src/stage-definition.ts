@@ -92,6 +92,8 @@ export interface StageDefinition<S extends string = Stage> {
   material(outputs: StageInput<S>["outputs"]): StageMaterial[];
   /** The stage answers in JSON (the first stage's claims, for instance). */
   structured?: StructuredAnswer<any>;
+  /** Stream the answer, each piece as a `<stage>.delta` event (the synthesis: a person watches the report being written). */
+  stream?: boolean;
   /** Required for a fan-out stage: how it checks one claim. */
   claimCheck?: ClaimCheckDefinition;
 }

@@ -22,6 +22,7 @@ import { CircuitOpenError, errorTypeOf, InvalidJobDataError, ModelCallError, Mod
 import { isFinalAttempt } from "./final-attempt.js";
 import type { ModelPolicy } from "@tracelane/pricing";
 import { runModelStep, type DailySpend, type ModelStepConfig } from "./model-step.js";
+import { createDeltaWriter } from "./delta-writer.js";
 import { processClaim, processFanOutParent, type FanOutDeps } from "./fan-out.js";
 import type { StageDefinition } from "./stage-definition.js";
 
@@ -133,10 +134,18 @@ export function createStageProcessor<S extends string = Stage>(
         const cap = deps.dailySpendCapUsd ?? 0;
         const daily: DailySpend | undefined =
           cap > 0 && started.spendSubject ? { capUsd: cap, leftUsd: cap - (await store.spentOn(started.spendSubject)) } : undefined;
+        // A streamed stage's text goes out as `<stage>.delta` events while the model writes it.
+        const deltas = definition.stream ? createDeltaWriter((text, n) => store.stageDelta(researchId, stage, text, n)) : undefined;
         // The stage's work is an agent run (GenAI `invoke_agent`); its facts stay on the CONSUMER span.
         const step = await withAgentSpan({ name: stage, id: job.id ?? researchId }, () =>
-          runModelStep({ definition, client, config: deps.modelStep, stageSpan: span }, view, outputs, model, daily),
-        );
+          runModelStep(
+            { definition, client, config: deps.modelStep, stageSpan: span, ...(deltas ? { onDelta: deltas.push } : {}) },
+            view,
+            outputs,
+            model,
+            daily,
+          ),
+        ).finally(() => deltas?.flush());
         const saved = await store.stageCompleted(
           researchId,
           stage,

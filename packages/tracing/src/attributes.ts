@@ -51,6 +51,8 @@ export const ATTR_GEN_AI_PROVIDER_NAME = "gen_ai.provider.name";
 export const ATTR_GEN_AI_SYSTEM = "gen_ai.system";
 export const ATTR_GEN_AI_REQUEST_MODEL = "gen_ai.request.model";
 export const ATTR_GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens";
+/** true on a streamed call (the synthesis), which also records gen_ai.response.time_to_first_chunk (seconds). */
+export const ATTR_GEN_AI_REQUEST_STREAM = "gen_ai.request.stream";
 export const ATTR_GEN_AI_RESPONSE_MODEL = "gen_ai.response.model";
 export const ATTR_GEN_AI_RESPONSE_ID = "gen_ai.response.id";
 export const ATTR_GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons";

@@ -9,6 +9,8 @@ export const synthesisStage: StageDefinition = {
     "qualify or drop what the fact-check doubts, and say plainly what remains uncertain.",
     "Structure: summary, findings, caveats, next steps.",
   ].join(" "),
+  // The report streams: GET /v1/research/:id/events shows it being written (synthesis.delta).
+  stream: true,
   // Oldest first: when the context is too small, the analysis is trimmed before the fact-check notes.
   material: (outputs) => [
     { title: "Analysis", text: outputs.analysis ?? "(missing)" },

@@ -169,6 +169,8 @@ const RESEARCH_EVENT_TYPES = [
   "research.completed",
   "research.failed",
   "research.cancelled",
+  // A streamed stage's answer as it is written (synthesis.delta): data.text, data.attempt.
+  ...RESEARCH_PIPELINE.names.map((s) => `${s}.delta` as const),
 ] as const satisfies readonly ResearchEventType[];
 
 /** The `data:` of each server-sent event of GET /v1/research/:id/events (its `id:` is `id`, its `event:` is `type`). */

@@ -99,8 +99,8 @@ describe("daily spend cap: calls that finish after a cancel, and models without 
   beforeAll(async () => {
     pipeline = await startInProcessPipeline({
       redisUrl: inject("redisUrl"),
-      // factcheck's model answers after 1 s, so the test can cancel while that call is in flight.
-      simulator: { latency: { baseMs: 0, jitterMs: 0, models: { "gemini-2.5-flash": { baseMs: 1_000, jitterMs: 0 } } } },
+      // synthesis's model answers after 1 s, so the test can cancel while that call (the stage's one) is in flight.
+      simulator: { latency: { baseMs: 0, jitterMs: 0, models: { "deepseek-v3.2": { baseMs: 1_000, jitterMs: 0 } } } },
       // o1-pro has no price: allowed here by the operator, so only the cap can stop it.
       env: { DAILY_SPEND_CAP_USD: "10", SYNTHESIS_ALLOWED_MODELS: "o1-pro" },
     });
@@ -111,24 +111,33 @@ describe("daily spend cap: calls that finish after a cancel, and models without 
 
   it("charges the spender for a call that finished after its research was cancelled", async () => {
     const api = apiClient(pipeline.apiUrl);
-    const { body } = await api.submit({ query: "Cancelled while factcheck runs" });
-    await waitFor(async () => (await pipeline.store.get(body.id))?.stages.factcheck.status === "running", {
-      what: "factcheck to be running",
+    const simulatorUrl = pipeline.simulator.baseURL.replace(/\/v1$/, "");
+    const before = (await simulatorStats(simulatorUrl)).byModel["deepseek-v3.2"] ?? 0;
+    const { body } = await api.submit({ query: "Cancelled while synthesis runs" });
+    await waitFor(async () => (await pipeline.store.get(body.id))?.stages.synthesis.status === "running", {
+      what: "synthesis to be running",
       intervalMs: 20,
     });
-    expect((await api.cancel(body.id)).status).toBe(200);
+    const cancelled = await api.cancel(body.id);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({ status: "cancelled", stages: { synthesis: { status: "cancelled" } } });
+    expect(cancelled.body.stages.synthesis.usage).toBeUndefined(); // the call is still in flight
     const view = await waitFor(
       async () => {
         const v = await pipeline.store.get(body.id);
-        return v?.stages.factcheck.usage ? v : undefined;
+        return v?.stages.synthesis.usage ? v : undefined;
       },
-      { what: "the factcheck call to be recorded on the cancelled stage" },
+      { what: "the synthesis call to be recorded on the cancelled stage" },
     );
-    expect(view.stages.factcheck.costUsd).toBeGreaterThan(0);
+    expect((await simulatorStats(simulatorUrl)).byModel["deepseek-v3.2"]).toBe(before + 1);
+    expect(view.status).toBe("cancelled");
+    expect(view.stages.synthesis.costUsd).toBeGreaterThan(0);
     const subject = await pipeline.redis.hget(researchKeys(pipeline.prefixes.research, body.id).record, "spendSubject");
     const spent = Number(await pipeline.redis.get(`${pipeline.prefixes.research}:spend:${today()}:${subject}`));
     expect(spent).toBe(toNanoUsd(view.totals.costUsd));
-    expect(spent).toBe(toNanoUsd(view.stages.analysis.costUsd!) + toNanoUsd(view.stages.factcheck.costUsd!));
+    expect(spent).toBe(
+      toNanoUsd(view.stages.analysis.costUsd!) + toNanoUsd(view.stages.factcheck.costUsd!) + toNanoUsd(view.stages.synthesis.costUsd!),
+    );
   });
 
   it("fails with budget_unverifiable before calling a model whose cost the cap cannot count", async () => {

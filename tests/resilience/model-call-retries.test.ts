@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { useTracedPipeline } from "../support/traced-pipeline-fixture.js";
-import { hrMs, waitForTrace } from "../support/spans.js";
+import { hrMs, spansOfResearch, waitForTrace } from "../support/spans.js";
 import { ATTR_LLM_ATTEMPTS } from "@tracelane/pipeline";
 import { ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_HTTP_RESPONSE_STATUS_CODE } from "@tracelane/tracing/attributes";
 
@@ -16,7 +16,8 @@ async function analysisAttempts(query: string) {
   const view = await ctx.pipeline.waitForFinal(body.id, 20_000);
   expect(view.status, JSON.stringify(view.error)).toBe("completed");
   expect(view.stages.analysis.attempts).toBe(1); // recovered inside the call, not by a job retry
-  const trace = await waitForTrace(ctx.tracing, body.traceId, 14);
+  // At least a plain research's spans; the retried attempts add one HTTP span each.
+  const trace = await waitForTrace(ctx.tracing, body.traceId, spansOfResearch(view));
   const chat = trace.one("chat gpt-4.1", SpanKind.CLIENT);
   return { chat, attempts: trace.childrenOf(chat).filter((s) => s.kind === SpanKind.CLIENT), view };
 }
@@ -55,12 +56,21 @@ describe("transient model-call failures are retried inside the call, each attemp
 
   it("gives up after the bounded number of retries and lets the job's own attempts take over", async () => {
     // 3 retries inside the call + the first try = 4 failures; the job's second attempt succeeds.
-    const { body } = await ctx.api.submit({ query: "Down for a while [[sim:fault=503;model=gemini-2.5-flash;times=4]]" });
+    const { body } = await ctx.api.submit({ query: "Down for a while [[sim:fault=503;model=deepseek-v3.2;times=4]]" });
     const view = await ctx.pipeline.waitForFinal(body.id, 20_000);
-    expect(view.status).toBe("completed");
-    expect(view.stages.factcheck.attempts).toBe(2);
+    expect(view.status, JSON.stringify(view.error)).toBe("completed");
+    expect(view.stages.synthesis.attempts).toBe(2);
     const events = await ctx.api.events(body.id);
-    const retrying = events.find((e) => e.event === "stage.retrying");
-    expect(retrying?.data).toMatchObject({ stage: "factcheck", data: { error: { type: "http_503" } } });
+    const retrying = events.filter((e) => e.event === "stage.retrying");
+    expect(retrying).toHaveLength(1);
+    expect(retrying[0]?.data).toMatchObject({ stage: "synthesis", data: { error: { type: "http_503" } } });
+    // A plain research's spans + the failed job attempt's CONSUMER, invoke_agent and chat, and its call's four
+    // HTTP attempts; the job's second attempt made one.
+    const trace = await waitForTrace(ctx.tracing, body.traceId, spansOfResearch(view) + 3 + 4);
+    const chats = trace.all("chat deepseek-v3.2", SpanKind.CLIENT).sort((a, b) => hrMs(a.startTime) - hrMs(b.startTime));
+    expect(chats.map((c) => trace.childrenOf(c).map((a) => a.attributes[ATTR_HTTP_RESPONSE_STATUS_CODE]))).toEqual([
+      [503, 503, 503, 503],
+      [200],
+    ]);
   });
 });

@@ -14,8 +14,8 @@ const ctx = useTracedPipeline({
   env: { JOB_ATTEMPTS: "1", BREAKER_THRESHOLD: "1000", LLM_RETRY_BASE_MS: "300", LLM_RETRY_MAX_DELAY_MS: "2000" },
   stageEnv: {
     analysis: { LLM_MAX_RETRIES: "2" },
-    factcheck: { LLM_MAX_RETRIES: "1", LLM_TIMEOUT_MS: "300" },
-    synthesis: { LLM_MAX_RETRIES: "2" },
+    // Synthesis makes one model call per research (the fact-check's calls are per claim): the timeouts go there.
+    synthesis: { LLM_MAX_RETRIES: "1", LLM_TIMEOUT_MS: "300" },
   },
 });
 
@@ -90,9 +90,18 @@ describe("anomalies: one per model call, with its stage, attempts and the advice
   });
 
   it("a call that timed out on both attempts is one error anomaly with timeout advice, not high_latency", async () => {
-    const { anomalies } = await anomaliesOf("What is a neutron star? [[sim:fault=hang;model=gemini-2.5-flash;times=2]]", "failed");
+    const { anomalies, spans } = await anomaliesOf("What is a neutron star? [[sim:fault=hang;model=deepseek-v3.2;times=2]]", "failed");
+    const chat = spans.find((s) => s.name === "chat deepseek-v3.2")!;
+    expect(spans.filter((s) => s.parentSpanId === chat.spanId)).toHaveLength(2);
     expect(modelCallAnomalies(anomalies)).toEqual([
-      expect.objectContaining({ type: "error", stage: "factcheck", model: "gemini-2.5-flash", attempts: 2, cause: "timeout" }),
+      expect.objectContaining({
+        type: "error",
+        spanId: chat.spanId,
+        stage: "synthesis",
+        model: "deepseek-v3.2",
+        attempts: 2,
+        cause: "timeout",
+      }),
     ]);
     expect(modelCallAnomalies(anomalies)[0]!.recommendation).toMatch(/timed out on every attempt/);
   });

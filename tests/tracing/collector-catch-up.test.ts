@@ -5,9 +5,42 @@ import { waitFor, type ServiceProcess } from "@tracelane/testkit";
 import { apiClient } from "../support/api-client.js";
 import { fetchTrace, readSpanStream, spawnCollector, waitForCollectedTrace, type StreamSpan } from "../support/collected-traces.js";
 import { startPipeline } from "../support/pipeline-stack.js";
+import { modelCallsOfResearch, spansOfResearch } from "../support/spans.js";
+import type { ResearchView } from "@tracelane/research-store";
 
-/** 1 SERVER + per stage: PRODUCER, CONSUMER, chat CLIENT, HTTP attempt CLIENT. */
-const SPANS_PER_RESEARCH = 13;
+/**
+ * Every span a completed research writes, as `service: name` (sorted): analysis and synthesis hand off, run their
+ * agent and make one model call each; the fact-check's own job fans out and fans in (two visits), and each of
+ * its claim jobs runs an agent with its model turns and tool runs, every one with its HTTP request.
+ */
+function spansWritten(view: ResearchView): string[] {
+  const factcheck = (name: string, times = 1) => Array.from({ length: times }, () => `factcheck-worker: ${name}`);
+  const claims = view.stages.factcheck.claims ?? [];
+  return [
+    "api: POST /v1/research",
+    "api: publish research-analysis",
+    "analysis-worker: process research-analysis",
+    "analysis-worker: invoke_agent analysis",
+    "analysis-worker: chat gpt-4.1",
+    "analysis-worker: POST",
+    "analysis-worker: publish research-factcheck",
+    ...factcheck("process research-factcheck", 2),
+    ...factcheck("invoke_agent factcheck", 2),
+    ...factcheck("publish research-factcheck", claims.length),
+    ...claims.flatMap((c) => [
+      ...factcheck("process research-factcheck"),
+      ...factcheck("invoke_agent factcheck"),
+      ...factcheck("chat gemini-2.5-flash", c.modelCalls ?? 0),
+      ...factcheck("execute_tool search_evidence", c.toolCalls ?? 0),
+      ...factcheck("POST", (c.modelCalls ?? 0) + (c.toolCalls ?? 0)),
+    ]),
+    "factcheck-worker: publish research-synthesis",
+    "synthesis-worker: process research-synthesis",
+    "synthesis-worker: invoke_agent synthesis",
+    "synthesis-worker: chat deepseek-v3.2",
+    "synthesis-worker: POST",
+  ].sort();
+}
 
 const redisUrl = inject("redisUrl");
 let stack: Awaited<ReturnType<typeof startPipeline>>;
@@ -40,32 +73,20 @@ describe("the Redis span path", () => {
     const { id, traceId } = submitted.body;
     const view = await api.waitForFinal(id);
     expect(view.status, JSON.stringify(view.error)).toBe("completed");
+    expect(view.stages.factcheck.claims?.length).toBeGreaterThanOrEqual(1);
+    expect(view.stages.factcheck.claims!.every((c) => c.status === "checked")).toBe(true);
+    const expected = spansWritten(view);
+    expect(expected).toHaveLength(spansOfResearch(view));
 
     // Every process has exported its part of the trace to the stream, and nothing has read it.
     const inStream = async () => (await readSpanStream(redis, stack.prefixes.spans)).spans.filter((s) => s.traceId === traceId);
-    await waitFor(async () => (await inStream()).length >= SPANS_PER_RESEARCH, {
+    await waitFor(async () => (await inStream()).length >= expected.length, {
       timeoutMs: 10_000,
       what: "the trace's spans in the stream",
     });
     await new Promise((r) => setTimeout(r, 300)); // a span too many would arrive by now
     const written = await inStream();
-    expect(written.map((s) => `${s.service}: ${s.name}`).sort()).toEqual(
-      [
-        "api: POST /v1/research",
-        "api: publish research-analysis",
-        "analysis-worker: process research-analysis",
-        "analysis-worker: chat gpt-4.1",
-        "analysis-worker: POST",
-        "analysis-worker: publish research-factcheck",
-        "factcheck-worker: process research-factcheck",
-        "factcheck-worker: chat gemini-2.5-flash",
-        "factcheck-worker: POST",
-        "factcheck-worker: publish research-synthesis",
-        "synthesis-worker: process research-synthesis",
-        "synthesis-worker: chat deepseek-v3.2",
-        "synthesis-worker: POST",
-      ].sort(),
-    );
+    expect(written.map((s) => `${s.service}: ${s.name}`).sort()).toEqual(expected);
     expect(await redis.xinfo("GROUPS", stack.prefixes.spans)).toEqual([]);
     expect(await fetchTrace(stack.apiUrl!, traceId)).toBeUndefined();
 
@@ -78,7 +99,7 @@ describe("the Redis span path", () => {
       LOG_LEVEL: "warn",
     });
 
-    const assembled = await waitForCollectedTrace(stack.apiUrl!, traceId, SPANS_PER_RESEARCH);
+    const assembled = await waitForCollectedTrace(stack.apiUrl!, traceId, expected.length);
     const { summary, tree } = assembled.body;
     expect(summary.spanCount).toBe(written.length);
     const link = (s: { spanId: string; parentSpanId?: string | undefined; name: string }) =>
@@ -92,7 +113,7 @@ describe("the Redis span path", () => {
       rootService: "api",
       status: "ok",
       droppedSpans: 0,
-      callCount: 3,
+      callCount: modelCallsOfResearch(view),
       researchId: id,
     });
     expect([...summary.stages].sort()).toEqual(["analysis", "factcheck", "synthesis"]);

@@ -5,6 +5,7 @@ import { claimJobId, QUEUE_NAMES, stageJobId, type Stage } from "@tracelane/queu
 import type { ResearchView } from "@tracelane/research-store";
 import { useInMemoryTracing, type InMemoryTracing, type ReadableSpan } from "@tracelane/tracing/testing";
 import { apiClient, type ApiClient } from "../support/api-client.js";
+import { registryProblem } from "./registry-attributes.js";
 import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
 import { hrMs, idOf, parentIdOf, spansOfResearch, waitForTrace, type TraceSpans } from "../support/spans.js";
 import { ATTR_CLAIM_INDEX, ATTR_CLAIM_VERDICT, ATTR_RESEARCH_ID, ATTR_STAGE } from "@tracelane/pipeline";
@@ -23,18 +24,18 @@ import {
   ATTR_GEN_AI_TOOL_NAME,
   ATTR_GEN_AI_TOOL_TYPE,
   ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-  ATTR_GEN_AI_USAGE_COST,
+  ATTR_USAGE_COST_USD,
   ATTR_GEN_AI_USAGE_INPUT_TOKENS,
   ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_REQUEST_RESEND_COUNT,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_HTTP_ROUTE,
-  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_JOB_ATTEMPT,
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_MESSAGE_ID,
   ATTR_MESSAGING_OPERATION_TYPE,
-  ATTR_MESSAGING_QUEUE_WAIT_MS,
+  ATTR_QUEUE_WAIT_MS,
   ATTR_MESSAGING_SYSTEM,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
@@ -193,13 +194,13 @@ describe("one trace per research request", () => {
         [ATTR_MESSAGING_OPERATION_TYPE]: "process",
         [ATTR_MESSAGING_DESTINATION_NAME]: queue,
         [ATTR_MESSAGING_MESSAGE_ID]: jobId,
-        [ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]: 1,
+        [ATTR_JOB_ATTEMPT]: 1,
         [ATTR_RESEARCH_ID]: id,
         [ATTR_STAGE]: stage,
       });
       // The wait runs from the job's enqueuedAt (set inside the publish span) to the start of this span; the
       // stage record's wait ends earlier, when BullMQ handed the job over (ms clocks: 1 ms of slack).
-      const waitMs = process.attributes[ATTR_MESSAGING_QUEUE_WAIT_MS] as number;
+      const waitMs = process.attributes[ATTR_QUEUE_WAIT_MS] as number;
       expect(waitMs).toBeGreaterThanOrEqual(view.stages[stage].queueWaitMs!);
       expect(waitMs).toBeLessThanOrEqual(hrMs(process.startTime) - hrMs(publish.startTime) + 1);
       expect(process.status.code).toBe(SpanStatusCode.OK);
@@ -229,7 +230,7 @@ describe("one trace per research request", () => {
         [ATTR_STAGE]: stage,
         [ATTR_RESEARCH_ID]: id,
       });
-      expect(chat!.attributes[ATTR_GEN_AI_USAGE_COST]).toBeCloseTo(costOf(price, usage), 12);
+      expect(chat!.attributes[ATTR_USAGE_COST_USD]).toBeCloseTo(costOf(price, usage), 12);
     }
 
     // The fan-out: one claim job per claim, each checked by a tool-using agent run.
@@ -241,7 +242,7 @@ describe("one trace per research request", () => {
       expect(claim.status).toBe("checked");
       expect(process.attributes).toMatchObject({
         [ATTR_MESSAGING_MESSAGE_ID]: claimJobId(id, "factcheck", i),
-        [ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]: 1,
+        [ATTR_JOB_ATTEMPT]: 1,
         [ATTR_CLAIM_INDEX]: i,
         [ATTR_CLAIM_VERDICT]: claim.verdict,
       });
@@ -286,7 +287,7 @@ describe("one trace per research request", () => {
         cachedInputTokens: a.cachedInputTokens + b.cachedInputTokens,
       }));
       expect({ cachedInputTokens: 0, ...claim.usage }).toEqual(sum);
-      const spanCost = chats.reduce((n, c) => n + (c.attributes[ATTR_GEN_AI_USAGE_COST] as number), 0);
+      const spanCost = chats.reduce((n, c) => n + (c.attributes[ATTR_USAGE_COST_USD] as number), 0);
       expect(claim.costUsd).toBeCloseTo(spanCost, 9);
       expect(claim.costUsd).toBeCloseTo(costOf(fc.price, sum), 9);
       claimsNano += Math.round(claim.costUsd! * 1e9);
@@ -302,10 +303,26 @@ describe("one trace per research request", () => {
     const allChats = trace.spans.filter((s) => s.name.startsWith("chat "));
     expect(allChats).toHaveLength(2 + claims.reduce((n, c) => n + c.modelCalls!, 0));
     expect(view.totals.costUsd).toBeCloseTo(
-      allChats.reduce((n, c) => n + (c.attributes[ATTR_GEN_AI_USAGE_COST] as number), 0),
+      allChats.reduce((n, c) => n + (c.attributes[ATTR_USAGE_COST_USD] as number), 0),
       9,
     );
     expect(view.totals.inputTokens).toBe(allChats.reduce((n, c) => n + usageOf(c).inputTokens, 0));
+
+    // Every attribute of every span is the registry's, with the registry's type, or ours under tracelane.*.
+    const problems = trace.spans.flatMap((span) =>
+      Object.entries(span.attributes).flatMap(([key, value]) => {
+        const problem = registryProblem(key, value);
+        return problem ? [`${span.name}: ${problem}`] : [];
+      }),
+    );
+    expect(problems).toEqual([]);
+    expect(trace.spans.reduce((n, s) => n + Object.keys(s.attributes).length, 0)).toBeGreaterThan(300);
+    // Every PRODUCER and CONSUMER span names its system, operation and destination.
+    for (const span of trace.spans.filter((s) => s.kind === SpanKind.PRODUCER || s.kind === SpanKind.CONSUMER)) {
+      expect(Object.keys(span.attributes)).toEqual(
+        expect.arrayContaining([ATTR_MESSAGING_SYSTEM, "messaging.operation.name", ATTR_MESSAGING_DESTINATION_NAME]),
+      );
+    }
   });
 
   it("continues the caller's trace and carries its tracestate unchanged to the last stage", async () => {

@@ -58,7 +58,7 @@ function retriedStage() {
       stage: "analysis",
       startMs: T0 + 20,
       endMs: T0 + 100,
-      attributes: { "messaging.queue.wait_ms": 10 },
+      attributes: { "tracelane.queue.wait_ms": 10 },
     },
     [call],
   );

@@ -1,3 +1,4 @@
+import { withCurrentNames } from "@tracelane/tracing/attributes";
 import type { Redis } from "ioredis";
 import { anomalyField, parseAnomalyMember, traceKeys, type TraceKeys } from "./keys.js";
 import { pruneTraces } from "./prune.js";
@@ -243,7 +244,11 @@ export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): 
     const [json, spanMap, anomalyJson] = replies.map(([, v]) => v);
     if (typeof json !== "string") return undefined;
     const summary = JSON.parse(json) as TraceSummary;
-    const spans = Object.values(spanMap as Record<string, string>).map((s) => withTimes(JSON.parse(s) as SpanRecord));
+    // Spans stored before our attributes were renamed read under the current names.
+    const spans = Object.values(spanMap as Record<string, string>).map((s) => {
+      const span = JSON.parse(s) as SpanRecord;
+      return withTimes({ ...span, attributes: withCurrentNames(span.attributes) });
+    });
     spans.sort((a, b) => a.startMs - b.startMs || (a.spanId < b.spanId ? -1 : 1));
     const anomalies = (anomalyJson as string[])
       .map((a) => JSON.parse(a) as Anomaly)

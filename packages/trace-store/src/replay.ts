@@ -4,8 +4,8 @@ import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_RESEND_COUNT,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
-  ATTR_MESSAGING_QUEUE_WAIT_MS,
+  ATTR_JOB_ATTEMPT,
+  ATTR_QUEUE_WAIT_MS,
 } from "@tracelane/tracing/attributes";
 
 const MAX_INDENT = 40;
@@ -29,9 +29,9 @@ function errorText(span: SpanTreeNode): string {
 function spanLine(n: SpanTreeNode): string {
   const parts = [`${n.status === "error" ? "✗" : "✓"} ${n.name}`, ms(n.durationMs)];
   if (n.stage) parts.push(`[${n.stage}]`);
-  const wait = n.attributes[ATTR_MESSAGING_QUEUE_WAIT_MS];
+  const wait = n.attributes[ATTR_QUEUE_WAIT_MS];
   if (typeof wait === "number") parts.push(`queue wait ${ms(wait)}`);
-  const attempt = n.attributes[ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT];
+  const attempt = n.attributes[ATTR_JOB_ATTEMPT];
   if (typeof attempt === "number" && attempt > 1) parts.push(`attempt ${attempt}`);
   if (n.call) {
     parts.push(n.call.model);

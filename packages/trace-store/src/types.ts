@@ -41,7 +41,7 @@ export interface ModelCall {
   cachedInputTokens: number;
   /** USD from the collector's price table; null when the model is not priced (never a silent 0). */
   costUsd: number | null;
-  /** gen_ai.usage.cost as reported by the emitting service, kept for comparison. */
+  /** tracelane.usage.cost_usd as reported by the emitting service, kept for comparison. */
   reportedCostUsd?: number;
 }
 
@@ -181,7 +181,7 @@ export interface TraceSummary {
   /** Exact sum over priced calls, to 1e-9 USD (unpriced calls are counted in unpricedCalls, not as $0). */
   costUsd: number;
   unpricedCalls: number;
-  /** Sum of messaging.queue.wait_ms over consumer spans. */
+  /** Sum of tracelane.queue.wait_ms over consumer spans. */
   queueWaitMs: number;
   /** Sum of model call durations. */
   modelTimeMs: number;

@@ -40,9 +40,9 @@ export const ATTR_MESSAGING_OPERATION_NAME = "messaging.operation.name";
 export const ATTR_MESSAGING_DESTINATION_NAME = "messaging.destination.name";
 export const ATTR_MESSAGING_MESSAGE_ID = "messaging.message.id";
 /** Ours: 1-based delivery attempt of a BullMQ job. */
-export const ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT = "messaging.bullmq.job.attempt";
+export const ATTR_JOB_ATTEMPT = "tracelane.job.attempt";
 /** Ours: ms from publish to the start of processing. */
-export const ATTR_MESSAGING_QUEUE_WAIT_MS = "messaging.queue.wait_ms";
+export const ATTR_QUEUE_WAIT_MS = "tracelane.queue.wait_ms";
 
 // GenAI (incubating semconv, plus two of ours).
 export const ATTR_GEN_AI_OPERATION_NAME = "gen_ai.operation.name";
@@ -65,7 +65,7 @@ export const ATTR_PROVIDER_REQUEST_ID = "tracelane.provider.request_id";
 export const ATTR_GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages";
 export const ATTR_GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages";
 /** Ours: the call's cost in USD by the emitting service's price table. */
-export const ATTR_GEN_AI_USAGE_COST = "gen_ai.usage.cost";
+export const ATTR_USAGE_COST_USD = "tracelane.usage.cost_usd";
 /** Ours: true when the model is not in the price table (cost unknown, never a silent 0). */
 export const ATTR_COST_UNPRICED = "tracelane.cost.unpriced";
 
@@ -83,3 +83,26 @@ export const ATTR_GEN_AI_TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments";
 export const ATTR_GEN_AI_TOOL_CALL_RESULT = "gen_ai.tool.call.result";
 /** Seconds from the request to the first streamed chunk (incubating semconv). */
 export const ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk";
+
+/**
+ * Our attributes' names before they left the registry's reserved namespaces (gen_ai.*, messaging.* belong to
+ * OpenTelemetry). Readers (the collector, the trace store) accept both for a release, so traces stored before
+ * and senders not yet upgraded keep working; writers use only the new names.
+ */
+export const RENAMED_ATTRIBUTES: Readonly<Record<string, string>> = {
+  "gen_ai.usage.cost": ATTR_USAGE_COST_USD,
+  "messaging.bullmq.job.attempt": ATTR_JOB_ATTEMPT,
+  "messaging.queue.wait_ms": ATTR_QUEUE_WAIT_MS,
+};
+
+/** `attributes` under the current names: an old name's value moves to its new name unless that is already set. */
+export function withCurrentNames<V>(attributes: Record<string, V>): Record<string, V> {
+  let out: Record<string, V> | undefined;
+  for (const [old, current] of Object.entries(RENAMED_ATTRIBUTES)) {
+    if (!(old in attributes)) continue;
+    out ??= { ...attributes };
+    if (!(current in out)) out[current] = out[old]!;
+    delete out[old];
+  }
+  return out ?? attributes;
+}

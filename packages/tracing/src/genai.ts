@@ -9,7 +9,7 @@ import {
   ATTR_GEN_AI_RESPONSE_ID,
   ATTR_GEN_AI_RESPONSE_MODEL,
   ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-  ATTR_GEN_AI_USAGE_COST,
+  ATTR_USAGE_COST_USD,
   ATTR_GEN_AI_USAGE_INPUT_TOKENS,
   ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
   ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
@@ -84,7 +84,7 @@ export function recordChatResponse(span: Span, res: ChatResponseInfo): void {
   if (res.providerRequestId) attrs[ATTR_PROVIDER_REQUEST_ID] = res.providerRequestId;
   if (res.costUsd !== undefined) {
     if (res.costUsd === null) attrs[ATTR_COST_UNPRICED] = true;
-    else attrs[ATTR_GEN_AI_USAGE_COST] = res.costUsd;
+    else attrs[ATTR_USAGE_COST_USD] = res.costUsd;
   }
   span.setAttributes(attrs);
   span.setStatus({ code: SpanStatusCode.OK });

@@ -2,12 +2,12 @@ import { context, SpanKind, SpanStatusCode, trace, type Span } from "@openteleme
 import { extractContext, injectContext, type Carrier } from "./carrier.js";
 import { recordError, wasCancelled } from "./errors.js";
 import {
-  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_JOB_ATTEMPT,
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_MESSAGE_ID,
   ATTR_MESSAGING_OPERATION_NAME,
   ATTR_MESSAGING_OPERATION_TYPE,
-  ATTR_MESSAGING_QUEUE_WAIT_MS,
+  ATTR_QUEUE_WAIT_MS,
   ATTR_MESSAGING_SYSTEM,
 } from "./attributes.js";
 
@@ -80,8 +80,8 @@ export async function withProcessSpan<T>(opts: ProcessOptions, fn: (span: Span) 
         [ATTR_MESSAGING_OPERATION_NAME]: "process",
         [ATTR_MESSAGING_DESTINATION_NAME]: opts.queue,
         ...(opts.messageId ? { [ATTR_MESSAGING_MESSAGE_ID]: opts.messageId } : {}),
-        [ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]: opts.attempt,
-        ...(opts.publishedAt !== undefined ? { [ATTR_MESSAGING_QUEUE_WAIT_MS]: Math.max(0, now - opts.publishedAt) } : {}),
+        [ATTR_JOB_ATTEMPT]: opts.attempt,
+        ...(opts.publishedAt !== undefined ? { [ATTR_QUEUE_WAIT_MS]: Math.max(0, now - opts.publishedAt) } : {}),
       },
     },
     parent,

@@ -4,10 +4,10 @@ import { withProcessSpan, withPublishSpan, type Carrier } from "../src/index.js"
 import { useInMemoryTracing, type InMemoryTracing } from "../src/testing.js";
 import {
   ATTR_ERROR_TYPE,
-  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_JOB_ATTEMPT,
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_MESSAGE_ID,
-  ATTR_MESSAGING_QUEUE_WAIT_MS,
+  ATTR_QUEUE_WAIT_MS,
 } from "@tracelane/tracing/attributes";
 
 describe("withPublishSpan -> carrier -> withProcessSpan", () => {
@@ -33,9 +33,9 @@ describe("withPublishSpan -> carrier -> withProcessSpan", () => {
     expect(consumer.attributes).toMatchObject({
       [ATTR_MESSAGING_DESTINATION_NAME]: "analysis",
       [ATTR_MESSAGING_MESSAGE_ID]: "job-1",
-      [ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]: 1,
+      [ATTR_JOB_ATTEMPT]: 1,
     });
-    expect(consumer.attributes[ATTR_MESSAGING_QUEUE_WAIT_MS]).toBeGreaterThanOrEqual(5);
+    expect(consumer.attributes[ATTR_QUEUE_WAIT_MS]).toBeGreaterThanOrEqual(5);
   });
 
   it("gives each processing attempt of one message its own CONSUMER span under the same producer", async () => {
@@ -49,7 +49,7 @@ describe("withPublishSpan -> carrier -> withProcessSpan", () => {
 
     const producer = tracing.spanNamed("publish factcheck");
     const attempts = tracing.spans().filter((s) => s.name === "process factcheck");
-    expect(attempts.map((s) => s.attributes[ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT])).toEqual([1, 2]);
+    expect(attempts.map((s) => s.attributes[ATTR_JOB_ATTEMPT])).toEqual([1, 2]);
     for (const attempt of attempts) {
       expect(attempt.spanContext().traceId).toBe(producer.spanContext().traceId);
       expect(attempt.parentSpanContext?.spanId).toBe(producer.spanContext().spanId);

@@ -4,7 +4,7 @@ import { startRedisServer, waitFor, type EphemeralRedis } from "@tracelane/testk
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { SPAN_STREAM_DEFAULT, startTracing, withProcessSpan, withPublishSpan, type TracingHandle } from "../src/index.js";
-import { ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT } from "@tracelane/tracing/attributes";
+import { ATTR_JOB_ATTEMPT } from "@tracelane/tracing/attributes";
 
 /** The parts of an OTLP/JSON ExportTraceServiceRequest these tests read. */
 interface OtlpJson {
@@ -84,7 +84,7 @@ describe("Redis span stream (trace-collector path)", () => {
       name: "process analysis",
       kind: SpanKind.CONSUMER + 1,
     });
-    expect(consumer?.attributes).toContainEqual({ key: ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT, value: { intValue: 1 } });
+    expect(consumer?.attributes).toContainEqual({ key: ATTR_JOB_ATTEMPT, value: { intValue: 1 } });
     expect(tracing.stats()).toMatchObject({ exportedSpans: 2, droppedSpans: 0, failedExports: 0 });
   });
 

@@ -7,7 +7,7 @@ import {
   ATTR_GEN_AI_RESPONSE_MODEL,
   ATTR_GEN_AI_SYSTEM,
   ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-  ATTR_GEN_AI_USAGE_COST,
+  ATTR_USAGE_COST_USD,
   ATTR_GEN_AI_USAGE_INPUT_TOKENS,
   ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
 } from "@tracelane/tracing/attributes";
@@ -33,7 +33,7 @@ export function modelCallOf(span: SpanRecord, prices: PriceTable): ModelCall | u
   };
   let cost = prices.cost(responseModel ?? model, usage);
   if (!cost.priced && responseModel && requestModel && responseModel !== requestModel) cost = prices.cost(requestModel, usage);
-  const reported = a[ATTR_GEN_AI_USAGE_COST];
+  const reported = a[ATTR_USAGE_COST_USD];
   const provider = str(a[ATTR_GEN_AI_PROVIDER_NAME]) ?? str(a[ATTR_GEN_AI_SYSTEM]);
   const operation = str(a[ATTR_GEN_AI_OPERATION_NAME]);
   return {

@@ -4,7 +4,7 @@ import { decodeOtlpJson, decodeOtlpProtobuf, OtlpDecodeError } from "../src/coll
 import { pipelineTrace, toOtlpJson } from "../src/testing/synthetic.js";
 import { recordSdkTrace } from "./support.js";
 import { ATTR_STAGE } from "@tracelane/pipeline";
-import { ATTR_GEN_AI_USAGE_COST, ATTR_GEN_AI_USAGE_INPUT_TOKENS } from "@tracelane/tracing/attributes";
+import { ATTR_USAGE_COST_USD, ATTR_GEN_AI_USAGE_INPUT_TOKENS } from "@tracelane/tracing/attributes";
 
 const text = (bytes: Uint8Array | undefined) => Buffer.from(bytes!).toString("utf8");
 
@@ -26,7 +26,7 @@ describe("OTLP decoding", () => {
     });
     expect(chat.durationMs).toBeCloseTo(800.5, 3);
     expect(chat.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]).toBe(1_000);
-    expect(chat.attributes[ATTR_GEN_AI_USAGE_COST]).toBe(0.006);
+    expect(chat.attributes[ATTR_USAGE_COST_USD]).toBe(0.006);
     expect(chat.attributes[ATTR_STAGE]).toBe("analysis");
     expect(spans.find((s) => s.name === "POST /v1/research")).toMatchObject({ kind: "server", status: "unset" });
     expect(spans.find((s) => s.name === "POST /v1/research")!.parentSpanId).toBeUndefined();
@@ -87,7 +87,17 @@ describe("OTLP ingest bounds (spans come from anyone who can reach the collector
     ["a fraction of a token", intAttr(ATTR_GEN_AI_USAGE_INPUT_TOKENS, 12.5), /got 12\.5/],
     ["negative tokens", intAttr(ATTR_GEN_AI_USAGE_INPUT_TOKENS, "-3"), /got -3/],
     ["tokens as text", { key: ATTR_GEN_AI_USAGE_INPUT_TOKENS, value: { stringValue: "many" } }, /got "many"/],
-    ["an infinite cost", { key: ATTR_GEN_AI_USAGE_COST, value: { doubleValue: "Infinity" } }, /gen_ai\.usage\.cost must be a cost in USD/],
+    [
+      "an infinite cost",
+      { key: ATTR_USAGE_COST_USD, value: { doubleValue: "Infinity" } },
+      /tracelane\.usage\.cost_usd must be a cost in USD/,
+    ],
+    // An older sender's name for the cost is read as the current one, bounds included.
+    [
+      "an infinite cost under its old name",
+      { key: "gen_ai.usage.cost", value: { doubleValue: "Infinity" } },
+      /tracelane\.usage\.cost_usd must be a cost/,
+    ],
   ])("rejects a span claiming %s, naming the attribute and the value", (_what, attribute, reason) => {
     const { spans, rejected } = decodeOtlpJson(request(span({ attributes: [attribute] })), NOW);
     expect(spans).toEqual([]);

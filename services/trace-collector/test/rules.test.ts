@@ -10,7 +10,7 @@ import { evaluateTrace } from "../src/anomalies/evaluate.js";
 import { DEFAULT_RULES, RULE_SETTINGS, RULES, withSettings } from "../src/anomalies/registry.js";
 import { summarizeTrace, traceStatus } from "../src/assemble/summary.js";
 import { callSpans } from "./rules/calls.js";
-import { ATTR_MESSAGING_MESSAGE_ID, ATTR_MESSAGING_QUEUE_WAIT_MS } from "@tracelane/tracing/attributes";
+import { ATTR_MESSAGING_MESSAGE_ID, ATTR_QUEUE_WAIT_MS } from "@tracelane/tracing/attributes";
 
 const detectedAt = "2025-01-01T00:00:00.000Z";
 
@@ -175,7 +175,7 @@ describe("summary", () => {
       spanId: "p",
       name: "process q",
       kind: "consumer",
-      attributes: { [ATTR_MESSAGING_QUEUE_WAIT_MS]: 25 },
+      attributes: { [ATTR_QUEUE_WAIT_MS]: 25 },
       durationMs: 450,
     };
     delete consumer.call;

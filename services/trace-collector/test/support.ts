@@ -11,16 +11,16 @@ import {
   ATTR_GEN_AI_PROVIDER_NAME,
   ATTR_GEN_AI_REQUEST_MODEL,
   ATTR_GEN_AI_RESPONSE_MODEL,
-  ATTR_GEN_AI_USAGE_COST,
+  ATTR_USAGE_COST_USD,
   ATTR_GEN_AI_USAGE_INPUT_TOKENS,
   ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_REQUEST_RESEND_COUNT,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_JOB_ATTEMPT,
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_MESSAGE_ID,
-  ATTR_MESSAGING_QUEUE_WAIT_MS,
+  ATTR_QUEUE_WAIT_MS,
   ATTR_MESSAGING_SYSTEM,
 } from "@tracelane/tracing/attributes";
 
@@ -102,8 +102,8 @@ export function recordSdkTrace(opts: { service?: string; model?: string; startMs
         [ATTR_MESSAGING_SYSTEM]: "bullmq",
         [ATTR_MESSAGING_DESTINATION_NAME]: "research-analysis",
         [ATTR_MESSAGING_MESSAGE_ID]: "r1-analysis",
-        [ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]: 1,
-        [ATTR_MESSAGING_QUEUE_WAIT_MS]: 10,
+        [ATTR_JOB_ATTEMPT]: 1,
+        [ATTR_QUEUE_WAIT_MS]: 10,
       },
     },
     trace.setSpan(ROOT_CONTEXT, publish),
@@ -135,7 +135,7 @@ export function recordSdkTrace(opts: { service?: string; model?: string; startMs
     [ATTR_GEN_AI_RESPONSE_MODEL]: `${model}-2025-04-14`,
     [ATTR_GEN_AI_USAGE_INPUT_TOKENS]: 1_000,
     [ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: 500,
-    [ATTR_GEN_AI_USAGE_COST]: 0.006,
+    [ATTR_USAGE_COST_USD]: 0.006,
   });
   chat.setStatus({ code: SpanStatusCode.OK });
   chat.end(hr(t0 + 813.5));

@@ -6,8 +6,8 @@
 import type { Anomaly, SpanNode } from "./schemas.js";
 
 const A = {
-  queueWait: "messaging.queue.wait_ms",
-  jobAttempt: "messaging.bullmq.job.attempt",
+  queueWait: "tracelane.queue.wait_ms",
+  jobAttempt: "tracelane.job.attempt",
   httpStatus: "http.response.status_code",
   httpMethod: "http.request.method",
   resendCount: "http.request.resend_count",

@@ -12,10 +12,10 @@ import {
 import { ATTR_RESEARCH_ID } from "@tracelane/pipeline";
 import {
   ATTR_HTTP_REQUEST_RESEND_COUNT,
-  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_JOB_ATTEMPT,
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_MESSAGE_ID,
-  ATTR_MESSAGING_QUEUE_WAIT_MS,
+  ATTR_QUEUE_WAIT_MS,
 } from "@tracelane/tracing/attributes";
 
 export const UNKNOWN_STAGE = "unknown";
@@ -29,7 +29,7 @@ const numAttr = (s: SpanRecord, key: string): number | undefined => {
 
 /** Retry evidence on one span: a redelivered job (attempt > 1) or a resent HTTP request. */
 function isRetrySpan(s: SpanRecord): boolean {
-  return (numAttr(s, ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT) ?? 1) > 1 || (numAttr(s, ATTR_HTTP_REQUEST_RESEND_COUNT) ?? 0) > 0;
+  return (numAttr(s, ATTR_JOB_ATTEMPT) ?? 1) > 1 || (numAttr(s, ATTR_HTTP_REQUEST_RESEND_COUNT) ?? 0) > 0;
 }
 
 function sameMessage(a: SpanRecord, b: SpanRecord): boolean {
@@ -149,7 +149,7 @@ export function summarizeTrace(
     const rid = s.attributes[ATTR_RESEARCH_ID];
     if (researchId === undefined && typeof rid === "string") researchId = rid;
     if (s.kind === "consumer") {
-      const wait = numAttr(s, ATTR_MESSAGING_QUEUE_WAIT_MS);
+      const wait = numAttr(s, ATTR_QUEUE_WAIT_MS);
       const producer = s.parentSpanId ? byId.get(s.parentSpanId) : undefined;
       if (wait !== undefined) queueWaitMs = roundMs(queueWaitMs + Math.max(0, wait));
       else if (producer?.kind === "producer") queueWaitMs = roundMs(queueWaitMs + Math.max(0, s.startMs - producer.endMs));

@@ -11,9 +11,10 @@ import type {
 } from "@tracelane/trace-store";
 import {
   ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-  ATTR_GEN_AI_USAGE_COST,
+  ATTR_USAGE_COST_USD,
   ATTR_GEN_AI_USAGE_INPUT_TOKENS,
   ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
+  withCurrentNames,
 } from "@tracelane/tracing/attributes";
 
 /** The request could not be read as an ExportTraceServiceRequest at all (answer 400). */
@@ -76,7 +77,7 @@ export const SPAN_MAX_CLOCK_SKEW_MS = 10 * 60 * 1000;
  */
 const TOKEN_ATTRIBUTES = [ATTR_GEN_AI_USAGE_INPUT_TOKENS, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS];
 const MAX_TOKENS = 100_000_000;
-/** A reported per-call cost in USD (gen_ai.usage.cost) above this is not a model call's. */
+/** A reported per-call cost in USD (tracelane.usage.cost_usd) above this is not a model call's. */
 const MAX_CALL_COST_USD = 10_000;
 
 const KINDS: SpanKindName[] = ["unspecified", "internal", "server", "client", "producer", "consumer"];
@@ -309,7 +310,8 @@ function spanRecord(s: unknown, service: string, window: { from: number; to: num
     endMs: Math.max(endMs, startMs),
     durationMs: roundMs(Math.max(0, endMs - startMs)),
     status,
-    attributes: attributes(s.attributes, 0, cut),
+    // Older senders' names for our attributes are read as the current ones (RENAMED_ATTRIBUTES).
+    attributes: withCurrentNames(attributes(s.attributes, 0, cut)),
   };
   const badUsage = usageProblem(record.attributes);
   if (badUsage) return badUsage;
@@ -338,9 +340,9 @@ function usageProblem(a: Attributes): string | undefined {
       return `${key} must be a whole number of tokens from 0 to ${MAX_TOKENS.toLocaleString("en-US")} (got ${JSON.stringify(v)})`;
     }
   }
-  const cost = a[ATTR_GEN_AI_USAGE_COST];
+  const cost = a[ATTR_USAGE_COST_USD];
   if (cost !== undefined && (typeof cost !== "number" || !Number.isFinite(cost) || cost < 0 || cost > MAX_CALL_COST_USD)) {
-    return `${ATTR_GEN_AI_USAGE_COST} must be a cost in USD from 0 to ${MAX_CALL_COST_USD} (got ${JSON.stringify(cost)})`;
+    return `${ATTR_USAGE_COST_USD} must be a cost in USD from 0 to ${MAX_CALL_COST_USD} (got ${JSON.stringify(cost)})`;
   }
   return undefined;
 }

@@ -14,11 +14,11 @@ import {
   ATTR_HTTP_REQUEST_RESEND_COUNT,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_HTTP_ROUTE,
-  ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT,
+  ATTR_JOB_ATTEMPT,
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_MESSAGE_ID,
   ATTR_MESSAGING_OPERATION_TYPE,
-  ATTR_MESSAGING_QUEUE_WAIT_MS,
+  ATTR_QUEUE_WAIT_MS,
   ATTR_MESSAGING_SYSTEM,
 } from "@tracelane/tracing/attributes";
 
@@ -147,8 +147,8 @@ export function pipelineTrace(spec: PipelineSpec = {}): SyntheticSpan[] {
           [ATTR_MESSAGING_OPERATION_TYPE]: "process",
           [ATTR_MESSAGING_DESTINATION_NAME]: queue,
           [ATTR_MESSAGING_MESSAGE_ID]: jobId,
-          [ATTR_MESSAGING_BULLMQ_JOB_ATTEMPT]: attempt,
-          [ATTR_MESSAGING_QUEUE_WAIT_MS]: wait,
+          [ATTR_JOB_ATTEMPT]: attempt,
+          [ATTR_QUEUE_WAIT_MS]: wait,
           ...(fails ? { [ATTR_ERROR_TYPE]: errorType } : {}),
         },
       };

@@ -94,17 +94,32 @@ async function runResearch(api: string, query: string): Promise<number> {
   log(`submitted research ${created.id} (trace ${created.traceId})`);
 
   const started = Date.now();
+  let streaming = false;
   for await (const ev of readServerSentEvents(`${api}/v1/research/${created.id}/events`)) {
     const event = JSON.parse(ev.data) as {
       stage?: string;
-      data?: { model?: string; latencyMs?: number; attempt?: number; error?: { message?: string } };
+      data?: {
+        model?: string;
+        latencyMs?: number;
+        attempt?: number;
+        error?: { message?: string };
+        claim?: number;
+        verdict?: string;
+        costUsd?: number | null;
+      };
     };
     const data = { stage: event.stage, ...event.data };
     const t = `+${((Date.now() - started) / 1000).toFixed(2)}s`;
     if (ev.event === "stage.started") log(`${t} ${data.stage} started on ${data.model} (attempt ${data.attempt})`);
     else if (ev.event === "stage.completed") log(`${t} ${data.stage} completed in ${ms(data.latencyMs)}`);
     else if (ev.event === "stage.retrying") log(`${t} ${data.stage} failed, retrying: ${data.error?.message}`);
-    else if (ev.event.startsWith("research.") && ev.event !== "research.queued") log(`${t} ${ev.event}`);
+    else if (ev.event === "claim.completed")
+      log(`${t}   claim ${data.claim}: ${data.verdict} (${ms(data.latencyMs)}, ${usd(data.costUsd)})`);
+    else if (ev.event === "claim.retrying") log(`${t}   claim ${data.claim} failed, retrying: ${data.error?.message}`);
+    else if (ev.event.endsWith(".delta") && !streaming) {
+      streaming = true;
+      log(`${t} ${data.stage} is writing the report (streamed: the console and GET /v1/research/:id/events show it live)`);
+    } else if (ev.event.startsWith("research.") && ev.event !== "research.queued") log(`${t} ${ev.event}`);
   }
 
   const view = (await (await fetch(`${api}/v1/research/${created.id}`, { headers: auth() })).json()) as ResearchView & {
@@ -137,8 +152,26 @@ async function runResearch(api: string, query: string): Promise<number> {
   });
   rows.push(["total", "", view.totals.inputTokens, view.totals.outputTokens, usd(view.totals.costUsd), ms(view.totals.latencyMs), ""]);
   console.log(table(["stage", "model", "tokens in", "tokens out", "cost", "latency", "queue wait"], rows));
+  // The fan-out: each claim the analysis made, checked as its own job with the search tool.
+  const fanOut = RESEARCH_PIPELINE.fanOutStage;
+  const claims = fanOut ? (view.stages[fanOut].claims ?? []) : [];
+  if (claims.length > 0) {
+    console.log(`\n${fanOut}: ${claims.length} claims, each checked as its own job (in parallel across replicas)`);
+    const claimRows = claims.map((c) => [
+      c.index,
+      c.verdict ?? c.status,
+      c.modelCalls ?? 0,
+      c.toolCalls ?? 0,
+      usd(c.costUsd),
+      ms(c.latencyMs),
+      c.claim.length > 72 ? `${c.claim.slice(0, 71)}…` : c.claim,
+    ]);
+    console.log(table(["#", "verdict", "calls", "searches", "cost", "latency", "claim"], claimRows, [1, 6]));
+  }
   console.log(`\ntrace id: ${view.traceId}`);
-  await printReplay(api, view.traceId);
+  // Complete once every model call is in: one per stage, and each claim's turns.
+  const calls = RESEARCH_PIPELINE.names.length - (fanOut ? 1 : 0) + claims.reduce((n, c) => n + (c.modelCalls ?? 0), 0);
+  await printReplay(api, view.traceId, calls);
   printLinks(api, view);
   return 0;
 }
@@ -169,7 +202,7 @@ function untilEnter(): Promise<void> {
 }
 
 /** The collector assembles spans asynchronously; wait until the whole pipeline is in, then show it. */
-async function printReplay(api: string, traceId: string | null): Promise<void> {
+async function printReplay(api: string, traceId: string | null, calls: number): Promise<void> {
   if (!traceId) return;
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
@@ -181,10 +214,9 @@ async function printReplay(api: string, traceId: string | null): Promise<void> {
         tree: unknown[];
         links?: { jaeger?: string };
       };
-      // Complete once every stage's model call is in, and the last stage's consumer span.
+      // Complete once every model call is in, and the last stage's consumer span.
       const last = RESEARCH_PIPELINE.stage(RESEARCH_PIPELINE.last);
-      const complete =
-        trace.summary.callCount >= RESEARCH_PIPELINE.stages.length && JSON.stringify(trace.tree).includes(`"process ${last.queue}"`);
+      const complete = trace.summary.callCount >= calls && JSON.stringify(trace.tree).includes(`"process ${last.queue}"`);
       if (complete) {
         const replay = await (await fetch(`${api}/v1/traces/${traceId}/replay`, { headers: auth() })).text();
         console.log(`\n=== Trace ${traceId} (assembled by the trace-collector) ===\n${replay}`);

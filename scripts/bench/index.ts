@@ -14,6 +14,7 @@ import { startRedisServer } from "@tracelane/testkit";
 import { table } from "../lib/format.js";
 import { benchChainIngest } from "./chain-ingest.js";
 import { benchCollector } from "./collector.js";
+import { benchFanOut, type FanOutResult } from "./fan-out.js";
 import { benchPipeline, PIPELINE_WARM_UP, poolRounds, type PipelineResult } from "./pipeline.js";
 import { benchRawChain } from "./raw-chain.js";
 import { BenchRunError, stallTimeoutMsFromEnv } from "./watch.js";
@@ -35,6 +36,11 @@ const concurrency = sizeFromEnv("BENCH_WORKER_CONCURRENCY", 32);
 const collectorSpans = sizeFromEnv("BENCH_COLLECTOR_SPANS", 100_000);
 const rounds = sizeFromEnv("BENCH_ROUNDS", 2);
 const stallMs = stallTimeoutMsFromEnv();
+const fanOutSequential = sizeFromEnv("BENCH_FAN_OUT_SEQUENTIAL", 30);
+const fanOutSaturation = sizeFromEnv("BENCH_FAN_OUT_JOBS", 300);
+const fanOutLatencyMs = sizeFromEnv("BENCH_FAN_OUT_LATENCY_MS", 200);
+/** BENCH_PARTS=fan-out runs only the fan-out rows (all of them by default). */
+const parts = new Set((process.env.BENCH_PARTS ?? "all").split(",").map((p) => p.trim()));
 // A run counts completions on the synthesis queue, which keeps the last 10,000 completed jobs.
 if (sequential + saturation + PIPELINE_WARM_UP > 10_000) {
   console.error(
@@ -64,6 +70,51 @@ function printCpuSplit(columns: Array<[string, Record<string, number> | undefine
   );
 }
 
+/**
+ * The fan-out: a research whose fact-check checks 6 claims with one tool turn each (14 model calls), beside the
+ * same pipeline with one claim and no tools (3 calls: the shape of the rows below), on the same Redis in the
+ * same run. At saturation: researches and model calls per second. One in flight, with every model call taking
+ * BENCH_FAN_OUT_LATENCY_MS: the research against its critical path (analysis + slowest claim + synthesis).
+ */
+async function fanOutRows() {
+  const common = { sequential: fanOutSequential, saturation: fanOutSaturation, concurrency, latencyMs: fanOutLatencyMs, stallMs };
+  const rows: FanOutResult[] = [];
+  rows.push(await benchFanOut(redisUrl, { ...common, label: "3-call pipeline (1 claim, no tools)", maxClaims: 1, maxToolTurns: 0 }));
+  console.log("fan-out baseline (3 calls) done");
+  rows.push(await benchFanOut(redisUrl, { ...common, label: "fan-out (6 claims, 1 tool turn each)", maxClaims: 6, maxToolTurns: 1 }));
+  console.log("fan-out (6 claims) done\n");
+  const f = (n: number) => n.toFixed(1);
+  console.log(
+    table(
+      [
+        "",
+        "calls",
+        "researches/s",
+        "model calls/s",
+        `p50 ms (${fanOutLatencyMs} ms calls)`,
+        "critical path p50 ms",
+        "overhead p50 ms",
+        "overhead / critical",
+      ],
+      rows.map((r) => [
+        r.label,
+        f(r.callsPerResearch),
+        f(r.researchesPerSec),
+        f(r.callsPerSec),
+        f(r.oneInFlight.p50Ms),
+        f(r.oneInFlight.criticalPathP50Ms),
+        f(r.oneInFlight.overheadP50Ms),
+        `${(r.oneInFlight.overheadShareP50 * 100).toFixed(1)}%`,
+      ]),
+    ),
+  );
+  const [base, fan] = rows as [FanOutResult, FanOutResult];
+  console.log(
+    `fan-out overhead beyond its critical path: ${(fan.oneInFlight.overheadShareP50 * 100).toFixed(1)}% (target < 10%; the 3-call pipeline's: ${(base.oneInFlight.overheadShareP50 * 100).toFixed(1)}%)` +
+      `\nmodel calls/s, fan-out vs 3-call: ${(fan.callsPerSec / base.callsPerSec).toFixed(2)}x; researches/s: ${(fan.researchesPerSec / base.researchesPerSec).toFixed(2)}x\n`,
+  );
+}
+
 const redis = process.env.REDIS_URL ? undefined : await startRedisServer();
 const redisUrl = process.env.REDIS_URL ?? redis!.url;
 console.log(
@@ -71,143 +122,146 @@ console.log(
 );
 
 try {
-  const raw = await benchRawChain(redisUrl, { sequential, saturation, concurrency });
-  console.log("raw chain done");
-  // The same chain making the same three model calls as the stage workers, by hand (over the same
-  // HTTP transport): the difference is what tracelane adds on top.
-  const sim = await startStack({ redisUrl, replicas: { "llm-simulator": 1 }, env: { LOG_LEVEL: "warn" } });
-  // The stage workers' transport (undici's Agent), so the difference is what tracelane adds.
-  const simFetch = createKeepAliveFetch();
-  const client = new OpenAI({
-    baseURL: `${sim.simulatorUrl}/v1`,
-    apiKey: "sk-simulator",
-    maxRetries: 0,
-    timeout: stallMs,
-    fetch: simFetch,
-  });
-  const models = ["gpt-4.1", "gemini-2.5-flash", "deepseek-v3.2"];
-  const rawWithModel = await benchRawChain(redisUrl, {
-    sequential,
-    saturation,
-    concurrency,
-    extraPids: { "llm-simulator": sim.byService("llm-simulator")[0]!.child.pid! },
-    modelCall: (stage) =>
-      client.chat.completions.create({
-        model: models[stage]!,
-        messages: [{ role: "user", content: `stage ${stage} question` }],
-        max_tokens: 1024,
-      }),
-  }).finally(async () => {
-    await sim.stop();
-    await simFetch.close();
-  });
-  console.log("raw chain with model calls done");
-  // On and off alternate, round after round, so a slow spell of the shared machine hits both.
-  const onRounds: PipelineResult[] = [];
-  const offRounds: PipelineResult[] = [];
-  for (let round = 1; round <= rounds; round++) {
-    const common = { sequential, saturation, concurrency, submitConcurrency: 64, stallMs };
-    onRounds.push(await benchPipeline(redisUrl, { ...common, tracing: true, label: `pipeline (tracing on) round ${round}` }));
-    console.log(`pipeline (tracing on) round ${round} done`);
-    offRounds.push(await benchPipeline(redisUrl, { ...common, tracing: false, label: `pipeline (tracing off) round ${round}` }));
-    console.log(`pipeline (tracing off) round ${round} done`);
-  }
-  const on = poolRounds(onRounds);
-  const off = poolRounds(offRounds);
-  console.log("");
+  if (parts.has("all") || parts.has("fan-out")) await fanOutRows();
+  if (parts.has("all") || parts.has("pipeline")) {
+    const raw = await benchRawChain(redisUrl, { sequential, saturation, concurrency });
+    console.log("raw chain done");
+    // The same chain making the same three model calls as the stage workers, by hand (over the same
+    // HTTP transport): the difference is what tracelane adds on top.
+    const sim = await startStack({ redisUrl, replicas: { "llm-simulator": 1 }, env: { LOG_LEVEL: "warn" } });
+    // The stage workers' transport (undici's Agent), so the difference is what tracelane adds.
+    const simFetch = createKeepAliveFetch();
+    const client = new OpenAI({
+      baseURL: `${sim.simulatorUrl}/v1`,
+      apiKey: "sk-simulator",
+      maxRetries: 0,
+      timeout: stallMs,
+      fetch: simFetch,
+    });
+    const models = ["gpt-4.1", "gemini-2.5-flash", "deepseek-v3.2"];
+    const rawWithModel = await benchRawChain(redisUrl, {
+      sequential,
+      saturation,
+      concurrency,
+      extraPids: { "llm-simulator": sim.byService("llm-simulator")[0]!.child.pid! },
+      modelCall: (stage) =>
+        client.chat.completions.create({
+          model: models[stage]!,
+          messages: [{ role: "user", content: `stage ${stage} question` }],
+          max_tokens: 1024,
+        }),
+    }).finally(async () => {
+      await sim.stop();
+      await simFetch.close();
+    });
+    console.log("raw chain with model calls done");
+    // On and off alternate, round after round, so a slow spell of the shared machine hits both.
+    const onRounds: PipelineResult[] = [];
+    const offRounds: PipelineResult[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const common = { sequential, saturation, concurrency, submitConcurrency: 64, stallMs };
+      onRounds.push(await benchPipeline(redisUrl, { ...common, tracing: true, label: `pipeline (tracing on) round ${round}` }));
+      console.log(`pipeline (tracing on) round ${round} done`);
+      offRounds.push(await benchPipeline(redisUrl, { ...common, tracing: false, label: `pipeline (tracing off) round ${round}` }));
+      console.log(`pipeline (tracing off) round ${round} done`);
+    }
+    const on = poolRounds(onRounds);
+    const off = poolRounds(offRounds);
+    console.log("");
 
-  const f = (n: number) => n.toFixed(1);
-  console.log(
-    table(
-      ["", "p50 ms", "p95 ms", "p99 ms", "pipelines/s", "failed", "spans dropped"],
-      [
-        [
-          "raw BullMQ chain (baseline)",
-          f(raw.oneInFlight.p50),
-          f(raw.oneInFlight.p95),
-          f(raw.oneInFlight.p99),
-          f(raw.throughputPerSec),
-          "-",
-          "-",
-        ],
-        [
-          "raw chain + 3 openai calls",
-          f(rawWithModel.oneInFlight.p50),
-          f(rawWithModel.oneInFlight.p95),
-          f(rawWithModel.oneInFlight.p99),
-          f(rawWithModel.throughputPerSec),
-          "-",
-          "-",
-        ],
-        [
-          "tracelane, tracing on",
-          f(on.oneInFlight.p50),
-          f(on.oneInFlight.p95),
-          f(on.oneInFlight.p99),
-          f(on.throughputPerSec),
-          on.failed,
-          on.droppedSpans,
-        ],
-        [
-          "tracelane, OTEL_SDK_DISABLED",
-          f(off.oneInFlight.p50),
-          f(off.oneInFlight.p95),
-          f(off.oneInFlight.p99),
-          f(off.throughputPerSec),
-          off.failed,
-          "-",
-        ],
-      ],
-    ),
-  );
-  console.log(
-    `\none in flight without the model calls (HTTP to the simulator): tracing on p50 ${f(on.overheadExcludingModel.p50)} / p95 ${f(on.overheadExcludingModel.p95)} / p99 ${f(on.overheadExcludingModel.p99)} ms; ` +
-      `off p50 ${f(off.overheadExcludingModel.p50)} ms`,
-  );
-  console.log(
-    `\np50 one-in-flight vs raw chain: ${(on.oneInFlight.p50 / raw.oneInFlight.p50).toFixed(2)}x (target <= 2x)` +
-      `\nthroughput vs raw chain: ${(on.throughputPerSec / raw.throughputPerSec).toFixed(2)} (target >= 0.5)` +
-      `\nagainst the raw chain making the same model calls: p50 ${(on.oneInFlight.p50 / rawWithModel.oneInFlight.p50).toFixed(2)}x, throughput ${(on.throughputPerSec / rawWithModel.throughputPerSec).toFixed(2)}` +
-      `\nthroughput tracing on/off: ${(on.throughputPerSec / off.throughputPerSec).toFixed(2)} (target >= 0.8; by round: ${on.rounds!.map((t, i) => (t / off.rounds![i]!).toFixed(2)).join(", ")})` +
-      `\nspans exported by workers: ${on.exportedSpans}, dropped: ${on.droppedSpans} (target 0)`,
-  );
-  printCpuSplit([
-    ["raw chain", raw.cpuPerPipeline],
-    ["raw + openai", rawWithModel.cpuPerPipeline],
-    ["tracing on", on.cpuPerPipeline],
-    ["tracing off", off.cpuPerPipeline],
-  ]);
-  if (on.queryableLag) {
+    const f = (n: number) => n.toFixed(1);
     console.log(
-      `research finished -> trace queryable at saturation: p50 ${f(on.queryableLag.p50)} ms, p99 ${f(on.queryableLag.p99)} ms (${on.queryableLag.samples} samples)`,
+      table(
+        ["", "p50 ms", "p95 ms", "p99 ms", "pipelines/s", "failed", "spans dropped"],
+        [
+          [
+            "raw BullMQ chain (baseline)",
+            f(raw.oneInFlight.p50),
+            f(raw.oneInFlight.p95),
+            f(raw.oneInFlight.p99),
+            f(raw.throughputPerSec),
+            "-",
+            "-",
+          ],
+          [
+            "raw chain + 3 openai calls",
+            f(rawWithModel.oneInFlight.p50),
+            f(rawWithModel.oneInFlight.p95),
+            f(rawWithModel.oneInFlight.p99),
+            f(rawWithModel.throughputPerSec),
+            "-",
+            "-",
+          ],
+          [
+            "tracelane, tracing on",
+            f(on.oneInFlight.p50),
+            f(on.oneInFlight.p95),
+            f(on.oneInFlight.p99),
+            f(on.throughputPerSec),
+            on.failed,
+            on.droppedSpans,
+          ],
+          [
+            "tracelane, OTEL_SDK_DISABLED",
+            f(off.oneInFlight.p50),
+            f(off.oneInFlight.p95),
+            f(off.oneInFlight.p99),
+            f(off.throughputPerSec),
+            off.failed,
+            "-",
+          ],
+        ],
+      ),
+    );
+    console.log(
+      `\none in flight without the model calls (HTTP to the simulator): tracing on p50 ${f(on.overheadExcludingModel.p50)} / p95 ${f(on.overheadExcludingModel.p95)} / p99 ${f(on.overheadExcludingModel.p99)} ms; ` +
+        `off p50 ${f(off.overheadExcludingModel.p50)} ms`,
+    );
+    console.log(
+      `\np50 one-in-flight vs raw chain: ${(on.oneInFlight.p50 / raw.oneInFlight.p50).toFixed(2)}x (target <= 2x)` +
+        `\nthroughput vs raw chain: ${(on.throughputPerSec / raw.throughputPerSec).toFixed(2)} (target >= 0.5)` +
+        `\nagainst the raw chain making the same model calls: p50 ${(on.oneInFlight.p50 / rawWithModel.oneInFlight.p50).toFixed(2)}x, throughput ${(on.throughputPerSec / rawWithModel.throughputPerSec).toFixed(2)}` +
+        `\nthroughput tracing on/off: ${(on.throughputPerSec / off.throughputPerSec).toFixed(2)} (target >= 0.8; by round: ${on.rounds!.map((t, i) => (t / off.rounds![i]!).toFixed(2)).join(", ")})` +
+        `\nspans exported by workers: ${on.exportedSpans}, dropped: ${on.droppedSpans} (target 0)`,
+    );
+    printCpuSplit([
+      ["raw chain", raw.cpuPerPipeline],
+      ["raw + openai", rawWithModel.cpuPerPipeline],
+      ["tracing on", on.cpuPerPipeline],
+      ["tracing off", off.cpuPerPipeline],
+    ]);
+    if (on.queryableLag) {
+      console.log(
+        `research finished -> trace queryable at saturation: p50 ${f(on.queryableLag.p50)} ms, p99 ${f(on.queryableLag.p99)} ms (${on.queryableLag.samples} samples)`,
+      );
+    }
+
+    console.log("\ntrace-collector ingest (one process), beside raw XREAD + JSON.parse of the same entries:");
+    const collector = await benchCollector({ redisUrl, spans: collectorSpans });
+    console.log(
+      table(
+        ["", "spans/s"],
+        [
+          ["baseline: XREAD + JSON.parse", Math.round(Number(collector.baselineXreadJsonParseSpansPerSec))],
+          ["collector: decode + assemble + price + rules", Math.round(Number(collector.collectorSpansPerSec))],
+        ],
+      ),
+    );
+    console.log(`target >= 20,000 spans/s: ${collector.meetsTarget}`);
+
+    console.log("\ntrace-collector: one span posted into a parent->child chain of N spans (median of 50 posts):");
+    const chain = await benchChainIngest(redisUrl);
+    console.log(
+      table(
+        ["chain spans", "ms per span", "baseline: re-assemble every batch", "GET trace + JSON ms"],
+        chain.map((r) => [r.chainSpans, r.perSpanMs.toFixed(2), r.baselinePerSpanMs.toFixed(2), r.getMs.toFixed(1)]),
+      ),
+    );
+    const [small, large] = [chain[0]!, chain[chain.length - 1]!];
+    console.log(
+      `per-span cost at N=${large.chainSpans} vs N=${small.chainSpans}: ${(large.perSpanMs / small.perSpanMs).toFixed(1)}x (O(1): about 1x; baseline ${(large.baselinePerSpanMs / small.baselinePerSpanMs).toFixed(1)}x)`,
     );
   }
-
-  console.log("\ntrace-collector ingest (one process), beside raw XREAD + JSON.parse of the same entries:");
-  const collector = await benchCollector({ redisUrl, spans: collectorSpans });
-  console.log(
-    table(
-      ["", "spans/s"],
-      [
-        ["baseline: XREAD + JSON.parse", Math.round(Number(collector.baselineXreadJsonParseSpansPerSec))],
-        ["collector: decode + assemble + price + rules", Math.round(Number(collector.collectorSpansPerSec))],
-      ],
-    ),
-  );
-  console.log(`target >= 20,000 spans/s: ${collector.meetsTarget}`);
-
-  console.log("\ntrace-collector: one span posted into a parent->child chain of N spans (median of 50 posts):");
-  const chain = await benchChainIngest(redisUrl);
-  console.log(
-    table(
-      ["chain spans", "ms per span", "baseline: re-assemble every batch", "GET trace + JSON ms"],
-      chain.map((r) => [r.chainSpans, r.perSpanMs.toFixed(2), r.baselinePerSpanMs.toFixed(2), r.getMs.toFixed(1)]),
-    ),
-  );
-  const [small, large] = [chain[0]!, chain[chain.length - 1]!];
-  console.log(
-    `per-span cost at N=${large.chainSpans} vs N=${small.chainSpans}: ${(large.perSpanMs / small.perSpanMs).toFixed(1)}x (O(1): about 1x; baseline ${(large.baselinePerSpanMs / small.baselinePerSpanMs).toFixed(1)}x)`,
-  );
 } catch (err) {
   console.error(
     `\nbench failed: ${err instanceof BenchRunError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`,

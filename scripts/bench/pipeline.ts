@@ -4,6 +4,7 @@ import { isolatedRun, ONE_OF_EACH, startStack, WORKER_SERVICES, type Stack } fro
 import { QUEUE_NAMES, STAGES } from "@tracelane/queue-contract";
 import { ResearchStore, researchKeys } from "@tracelane/research-store";
 import { createKeepAliveFetch } from "@tracelane/runtime";
+import { spansOfResearch } from "@tracelane/testkit";
 import { traceKeys } from "@tracelane/trace-store";
 import { cpuSampler, type CpuSplit } from "./cpu-split.js";
 import { mapLimit, summarize, type LatencySummary } from "./stats.js";
@@ -56,11 +57,9 @@ export function poolRounds(results: PipelineResult[]): PipelineResult {
   };
 }
 
-/** Spans of a plain research: request, 3 x (publish, process, chat, HTTP attempt). */
-const SPANS_PER_RESEARCH = 13;
 
 /**
- * The product path: HTTP submit to the api, three stage workers calling the
+ * The product path: HTTP submit to the api, three stage workers (the fact-check checking one claim) calling the
  * simulator (zero latency) through the openai client, research records, and
  * tracing on or off. Completion is observed on the research's event stream.
  */
@@ -91,6 +90,10 @@ export async function benchPipeline(
       WORKER_CONCURRENCY: String(opts.concurrency),
       LLM_SIM_LATENCY_MS: "0",
       LLM_SIM_JITTER_MS: "0",
+      // One claim checked without tools: three model calls, like the raw chain it is held against
+      // (the fan-out's own rows are benchFanOut's).
+      MAX_CLAIMS: "1",
+      MAX_TOOL_TURNS: "0",
       LOG_LEVEL: "warn",
       ...opts.env,
     },
@@ -114,9 +117,10 @@ export async function benchPipeline(
   const lagOf = async (id: string, traceId: string) => {
     await untilFinal(id);
     const finishedAt = Date.now();
+    const spans = spansOfResearch((await store.get(id))!);
     for (;;) {
       const json = await redis.hget(traces.summary(traceId), "json");
-      if (json && (JSON.parse(json) as { spanCount: number }).spanCount >= SPANS_PER_RESEARCH) return Date.now() - finishedAt;
+      if (json && (JSON.parse(json) as { spanCount: number }).spanCount >= spans) return Date.now() - finishedAt;
       if (Date.now() - finishedAt > 60_000) throw new Error(`trace ${traceId} incomplete after 60 s`);
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -1,6 +1,5 @@
 import { SpanKind } from "@opentelemetry/api";
 import type { InMemoryTracing, ReadableSpan } from "@tracelane/tracing/testing";
-import type { ResearchView } from "@tracelane/research-store";
 import { waitFor } from "@tracelane/testkit";
 
 /** The spans of one trace, as the in-memory exporter recorded them. */
@@ -76,15 +75,5 @@ export function serializeSpans(spans: readonly ReadableSpan[]): string {
   );
 }
 
-/**
- * What one completed research's trace holds: 1 SERVER; for analysis and synthesis a PRODUCER, a CONSUMER, the
- * stage's invoke_agent, its chat CLIENT and that call's HTTP attempt; for the fact-check's own job a PRODUCER,
- * two CONSUMER visits (fan-out, fan-in) with an invoke_agent each; per claim a PRODUCER, a CONSUMER, an
- * invoke_agent, and per model call a chat and its HTTP attempt, per tool run an execute_tool and its request.
- */
-export const spansOfResearch = (view: ResearchView) =>
-  1 + 5 + 5 + 5 + (view.stages.factcheck.claims ?? []).reduce((n, c) => n + 3 + 2 * (c.modelCalls ?? 0) + 2 * (c.toolCalls ?? 0), 0);
-
-/** The model calls a completed research made: analysis, synthesis, and every claim's turns. */
-export const modelCallsOfResearch = (view: ResearchView) =>
-  2 + (view.stages.factcheck.claims ?? []).reduce((n, c) => n + (c.modelCalls ?? 0), 0);
+// The shape of a completed research's trace and calls (shared with the bench).
+export { modelCallsOfResearch, spansOfResearch } from "@tracelane/testkit";

@@ -68,7 +68,7 @@ const baseSchema = z.object({
   /** The most claims the first stage's structured answer may make (one fan-out job each); up to MAX_CLAIMS_LIMIT. */
   MAX_CLAIMS: envInt(8, { min: 1, max: MAX_CLAIMS_LIMIT }),
   /** Model turns of one claim check that may ask for tools; the turn after them is offered none, so it answers. */
-  MAX_TOOL_TURNS: envInt(3, { min: 1, max: 10 }),
+  MAX_TOOL_TURNS: envInt(3, { min: 0, max: 10 }),
   /** Chaos knob for crash-safety tests: SIGKILL the process right after a stage checkpoint. */
   TRACELANE_TEST_CRASH_AFTER_CHECKPOINT: envBoolean(false),
 });

@@ -2,7 +2,7 @@ import type { Span } from "@opentelemetry/api";
 import { WaitingChildrenError, type Job } from "bullmq";
 import { ATTR_CLAIM_COUNT, ATTR_CLAIM_INDEX, ATTR_CLAIM_VERDICT, ATTR_RESEARCH_ID } from "@tracelane/pipeline";
 import { addUsage, CLAIM_VERDICTS, type ClaimRecord, type ResearchView } from "@tracelane/research-store";
-import { recordCancellation, withAgentSpan } from "@tracelane/tracing";
+import { ATTR_JOB_ATTEMPT, ATTR_QUEUE_WAIT_MS, recordCancellation, withAgentSpan } from "@tracelane/tracing";
 import { checkClaim, ClaimAttemptError, type ClaimCheckConfig } from "./claim-check.js";
 import { ClaimCancelledError, errorTypeOf, InvalidJobDataError, ModelNotAllowedError } from "./errors.js";
 import { isFinalAttempt } from "./final-attempt.js";
@@ -70,6 +70,11 @@ export async function processFanOutParent<S extends string>(
     if (!loaded) throw new InvalidJobDataError(`research ${researchId} expired while its claims were checked`);
     if (isFinalStatus(loaded.view.status)) return { outcome: "skipped", researchId, reason: loaded.view.status };
     view = loaded.view;
+    // BullMQ counts coming back from waiting-children as a start; it is the same attempt, and it waited only
+    // from the moment its last claim was done, not since the stage was first enqueued.
+    span.setAttribute(ATTR_JOB_ATTEMPT, job.attemptsMade + 1);
+    const lastDone = Math.max(0, ...(view.stages[stage].claims ?? []).map((c) => (c.finishedAt ? Date.parse(c.finishedAt) : 0)));
+    if (lastDone > 0) span.setAttribute(ATTR_QUEUE_WAIT_MS, Math.max(0, (job.processedOn ?? Date.now()) - lastDone));
     reused = view.stages[stage].status === "completed";
   }
 

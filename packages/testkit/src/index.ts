@@ -2,3 +2,4 @@ export { freePort, spawnService, startStack, REPO_ROOT, type ServiceProcess, typ
 export { waitFor } from "./wait.js";
 export { startRedisServer, type EphemeralRedis } from "./redis-server.js";
 export { readServerSentEvents, type ServerSentEvent } from "./sse.js";
+export { modelCallsOfResearch, spansOfResearch } from "./research-shape.js";

@@ -6,7 +6,9 @@ import {
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_JOB_ATTEMPT,
   ATTR_QUEUE_WAIT_MS,
+  ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
 } from "@tracelane/tracing/attributes";
+import { ATTR_CLAIM_COUNT, ATTR_CLAIM_INDEX, ATTR_CLAIM_VERDICT } from "@tracelane/pipeline";
 
 const MAX_INDENT = 40;
 
@@ -33,6 +35,17 @@ function spanLine(n: SpanTreeNode): string {
   if (typeof wait === "number") parts.push(`queue wait ${ms(wait)}`);
   const attempt = n.attributes[ATTR_JOB_ATTEMPT];
   if (typeof attempt === "number" && attempt > 1) parts.push(`attempt ${attempt}`);
+  // The fan-out: which claim a job checks and its verdict; the agent that fans out, and the one that fans in.
+  const claim = n.attributes[ATTR_CLAIM_INDEX];
+  if (typeof claim === "number" && n.kind === "consumer") parts.push(`claim ${claim}`);
+  const verdict = n.attributes[ATTR_CLAIM_VERDICT];
+  if (typeof verdict === "string" && n.kind === "consumer") parts.push(`-> ${verdict}`);
+  const count = n.attributes[ATTR_CLAIM_COUNT];
+  if (typeof count === "number" && n.name.startsWith("invoke_agent ")) {
+    parts.push(n.links?.length ? `fan-in of ${count} claims (linked to each claim's job)` : `fans out ${count} claims`);
+  }
+  const ttfc = n.attributes[ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK];
+  if (typeof ttfc === "number") parts.push(`streamed, first chunk ${ms(ttfc * 1000)}`);
   if (n.call) {
     parts.push(n.call.model);
     parts.push(`tokens in ${int(n.call.inputTokens)} / out ${int(n.call.outputTokens)}`);

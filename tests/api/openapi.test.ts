@@ -123,7 +123,8 @@ describe("answers of a real running api", () => {
     stack = await startPipeline(redisUrl, {
       replicas: { ...ONE_OF_EACH },
       // Every model call takes >= 200 ms, so a research cancelled right after it is created is still unfinished.
-      serviceEnv: { "llm-simulator": { LLM_SIM_LATENCY_MS: "200" } },
+      // No resends of fact-check calls: a 500 on a claim's call fails that claim job's attempt, which retries.
+      serviceEnv: { "llm-simulator": { LLM_SIM_LATENCY_MS: "200" }, "factcheck-worker": { LLM_MAX_RETRIES: "0" } },
     });
     url = stack.apiUrl!;
     doc = await (await fetch(`${url}/openapi.json`)).json();
@@ -162,7 +163,8 @@ describe("answers of a real running api", () => {
         if (data) body.push(JSON.parse(data.slice(6)));
       }
       const validate = validatorFor(`${base}/x-event-data`);
-      for (const event of body) expect(validate(event), `${method} ${path} event: ${ajv.errorsText(validate.errors)}`).toBe(true);
+      for (const event of body)
+        expect(validate(event), `${method} ${path} event: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(event)}`).toBe(true);
     } else {
       body = type === "application/json" ? await res.json() : await res.text();
       const validate = validatorFor(`${base}/schema`);
@@ -197,7 +199,10 @@ describe("answers of a real running api", () => {
 
   it("validate for every route: researches completed, failed and cancelled, their events, traces, anomalies, costs, health", async () => {
     const key = `openapi-${randomUUID()}`;
-    const body = { query: "How do heat pumps work in winter? [[sim:fault=429;model=gpt-4.1;times=1]]" };
+    // A resent analysis call (an anomaly), and one claim job that fails once and is retried (claim.retrying).
+    const body = {
+      query: "How do heat pumps work in winter? [[sim:fault=429;model=gpt-4.1;times=1]] [[sim:fault=500;model=gemini-2.5-flash;times=1]]",
+    };
     const created = await call("POST", "/v1/research", "/v1/research", json(body, { "idempotency-key": key }));
     expect(created.status).toBe(202);
     expect((await call("POST", "/v1/research", "/v1/research", json(body, { "idempotency-key": key }))).status).toBe(200);
@@ -208,19 +213,43 @@ describe("answers of a real running api", () => {
 
     const cancelled = await call("POST", "/v1/research", "/v1/research", json({ query: "Cancel me" }));
     expect((await call("DELETE", `/v1/research/${cancelled.body.id}`, "/v1/research/{id}")).body.status).toBe("cancelled");
-    const failing = await call("POST", "/v1/research", "/v1/research", json({ query: "Fail me [[sim:fault=401;model=gemini-2.5-flash]]" }));
+    // Fails at its last stage, after its claims were checked (a partial result with claims).
+    const failing = await call("POST", "/v1/research", "/v1/research", json({ query: "Fail me [[sim:fault=401;model=deepseek-v3.2]]" }));
+    // No claim can be checked (401 on every fact-check call): each ends unverifiable with its error, the research completes.
+    const unchecked = await call(
+      "POST",
+      "/v1/research",
+      "/v1/research",
+      json({ query: "Check me [[sim:fault=401;model=gemini-2.5-flash]]" }),
+    );
 
     const id = created.body.id as string;
     const traceId = created.body.traceId as string;
     expect((await finished(id)).status).toBe("completed");
     expect((await finished(failing.body.id)).status).toBe("failed");
+    expect((await finished(unchecked.body.id)).status).toBe("completed");
 
-    for (const rid of [id, failing.body.id, cancelled.body.id]) await call("GET", `/v1/research/${rid}`, "/v1/research/{id}");
+    const views = new Map<string, Json>();
+    for (const rid of [id, failing.body.id, unchecked.body.id, cancelled.body.id])
+      views.set(rid, (await call("GET", `/v1/research/${rid}`, "/v1/research/{id}")).body);
+    // The answers validated above hold every shape of a claim: checked, retried, and failed for good.
+    const claimsOf = (rid: string) => (views.get(rid).stages.factcheck.claims ?? []) as Json[];
+    expect(claimsOf(id).length).toBeGreaterThan(0);
+    expect(claimsOf(id).every((c) => c.status === "checked" && c.verdict && c.usage && c.modelCalls > 0)).toBe(true);
+    expect(claimsOf(id).some((c) => c.attempts === 2)).toBe(true);
+    expect(views.get(failing.body.id)).toMatchObject({ error: { stage: "synthesis", type: "provider_auth" } });
+    expect(claimsOf(failing.body.id).length).toBeGreaterThan(0);
+    expect(claimsOf(unchecked.body.id).length).toBeGreaterThan(0);
+    for (const c of claimsOf(unchecked.body.id))
+      expect(c).toMatchObject({ status: "failed", verdict: "unverifiable", error: { type: "provider_auth" } });
     await call("GET", `/v1/research/${"0".repeat(32)}`, "/v1/research/{id}");
     await call("GET", "/v1/research/bad!id", "/v1/research/{id}");
     expect((await call("DELETE", `/v1/research/${id}`, "/v1/research/{id}")).status).toBe(409);
     const events = await call("GET", `/v1/research/${id}/events`, "/v1/research/{id}/events");
     expect(events.body.at(-1).type).toBe("research.completed");
+    expect(events.body.map((e: Json) => e.type)).toEqual(expect.arrayContaining(["claim.started", "claim.retrying", "claim.completed"]));
+    const uncheckedEvents = await call("GET", `/v1/research/${unchecked.body.id}/events`, "/v1/research/{id}/events");
+    expect(uncheckedEvents.body.filter((e: Json) => e.type === "claim.completed")).toHaveLength(claimsOf(unchecked.body.id).length);
     await call("GET", `/v1/research/${"0".repeat(32)}/events`, "/v1/research/{id}/events");
 
     const list = await call("GET", "/v1/research?limit=2", "/v1/research");

@@ -29,6 +29,8 @@ beforeAll(async () => {
   [stack, browser] = await Promise.all([
     startPipeline(inject("redisUrl"), {
       replicas: ONE_OF_EACH,
+      // The report takes a moment to write, so the page can be seen streaming it.
+      env: { LLM_SIM_MODEL_LATENCY: JSON.stringify({ "deepseek-v3.2": { baseMs: 1500, jitterMs: 0 } }) },
       serviceEnv: { api: { JAEGER_UI_URL: JAEGER_UI } },
     }),
     chromium.launch({
@@ -142,6 +144,12 @@ describe("the web console at /ui", () => {
     // Live progress over SSE: every stage reaches completed, then the research does.
     const live = page.getByTestId("live-research");
     await live.waitFor();
+    // The report as it is being written: streamed text while the synthesis runs.
+    const report = page.getByTestId("live-report");
+    await page.locator("[data-testid=live-report][data-streaming=true]").waitFor({ timeout: 30_000 });
+    await waitFor(async () => ((await report.locator("pre").innerText()).length > 20 ? true : undefined), { what: "streamed report text" });
+    expect(await page.locator("[data-testid=live-stage][data-stage=synthesis]").getAttribute("data-status")).toBe("running");
+    await screenshot(page, "console-live-streaming");
     for (const stage of STAGES) {
       await page.locator(`[data-testid=live-stage][data-stage=${stage}][data-status=completed]`).waitFor({ timeout: 30_000 });
     }
@@ -150,6 +158,14 @@ describe("the web console at /ui", () => {
     const researchId = (await live.getAttribute("data-research-id"))!;
     const view = await apiClient(base).get(researchId);
     expect(view.status).toBe("completed");
+    // Each claim under the fact-check, with its verdict; then the report as checkpointed.
+    const claims = view.stages.factcheck.claims!;
+    const shown = page.getByTestId("live-claim");
+    await waitFor(async () => ((await shown.count()) === claims.length ? true : undefined), { what: "every claim on the page" });
+    expect(await shown.evaluateAll((rows) => rows.map((r) => r.getAttribute("data-verdict")))).toEqual(claims.map((c) => c.verdict));
+    expect(await shown.first().innerText()).toContain(claims[0]!.verdict!);
+    expect(await report.getAttribute("data-streaming")).toBe("false");
+    expect((await report.locator("pre").innerText()).trim()).toBe(view.result!.finalReport.trim());
     // The collector has the whole trace (and so its anomalies) once the last stage's queue span is in.
     const trace = await completeTrace(view.traceId!);
     const spans = flattenTree(trace.tree);

@@ -44,6 +44,7 @@ describe("the pipeline definition and the repository agree", () => {
         `${stage.envPrefix}_LLM_API_KEY`,
         `${stage.envPrefix}_PROVIDER`,
         `${stage.envPrefix}_ALLOWED_MODELS`,
+        `${stage.envPrefix}_FAIL_ON_CLAIM_ERROR`,
       ]);
       for (const name of own) expect(rows.has(name), `.env.example lacks "# ${name}="`).toBe(true);
       expect(rows.get(`${stage.envPrefix}_MODEL`)).toBe(stage.defaultModel);

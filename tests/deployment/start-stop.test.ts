@@ -62,6 +62,20 @@ describe("pnpm start", () => {
           expect(line.latencyMs).toBeGreaterThan(0);
           expect(line.costUsd).toBeGreaterThan(0);
         }
+        // The factcheck fans out: one line per claim job (all done before the fan-in), then the fan-in's summary.
+        const claims = pnpm
+          .output()
+          .split("\n")
+          .filter((line) => /"msg":"factcheck claim \d+ checked: /.test(line))
+          .map((line) => JSON.parse(line.slice(line.indexOf("| ") + 2)) as Record<string, unknown>);
+        expect(claims.map((l) => l.claim).sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+        for (const line of claims) {
+          expect(line).toMatchObject({ level: 30, stage: "factcheck", researchId: id, replica: expect.stringMatching(/-\d+$/) });
+          expect(["supported", "refuted", "unverifiable"]).toContain(line.verdict);
+          expect(line.modelCalls).toBeGreaterThanOrEqual(2); // the search_evidence turn, then the verdict
+          expect(line.costUsd).toBeGreaterThan(0);
+        }
+        expect(completed[1]!.msg).toMatch(/^factcheck job completed: 8 claims \(/);
 
         process.kill(pnpm.child.pid!, "SIGTERM");
         expect(await waitUntilGone(tree, GONE_MS)).toEqual([]);

@@ -4,6 +4,7 @@ import { bucketOf, scrapeMetrics, type Scrape } from "@tracelane/metrics/testing
 import { apiClient } from "../support/api-client.js";
 import { waitForCollectedTrace } from "../support/collected-traces.js";
 import { startPipeline } from "../support/pipeline-stack.js";
+import { modelCallsOfResearch, spansOfResearch } from "../support/spans.js";
 
 const STAGES = [
   { stage: "analysis", service: "analysis-worker", queue: "research-analysis", model: "gpt-4.1", provider: "openai" },
@@ -31,6 +32,13 @@ function inBucket(buckets: Record<string, number>, bounds: readonly number[], le
   return (buckets[le] ?? 0) - below;
 }
 
+/** Every bucket of the histogram holds exactly the observed values that fall in it. */
+function expectBuckets(buckets: Record<string, number>, bounds: readonly number[], values: readonly number[]): void {
+  const les = [...bounds.map(String), "+Inf"];
+  const expected = les.map((le) => values.filter((v) => bucketOf(v, bounds) === le).length);
+  expect(les.map((le) => inBucket(buckets, bounds, le))).toEqual(expected);
+}
+
 describe("/metrics after a real research", () => {
   it("collector, api and every worker expose Prometheus metrics that match the research's trace and the api's figures", async () => {
     const api = apiClient(stack.apiUrl!);
@@ -38,10 +46,14 @@ describe("/metrics after a real research", () => {
     expect(submitted.status).toBe(202);
     const view = await api.waitForFinal(submitted.body.id);
     expect(view.status).toBe("completed");
-    // SERVER, then per stage PRODUCER, CONSUMER, chat, HTTP attempt (13 spans).
-    const trace = await waitForCollectedTrace(stack.apiUrl!, submitted.body.traceId, 13);
+    // The research's whole trace: the fact-check fans out per claim, each claim a few model calls and tool runs.
+    const spanCount = spansOfResearch(view);
+    const trace = await waitForCollectedTrace(stack.apiUrl!, submitted.body.traceId, spanCount);
+    expect(trace.spans).toHaveLength(spanCount);
+    const claims = view.stages.factcheck.claims ?? [];
+    expect(claims.length).toBeGreaterThan(0);
     const chats = trace.spans.filter((s) => s.call);
-    expect(chats).toHaveLength(3);
+    expect(chats).toHaveLength(modelCallsOfResearch(view));
 
     // trace-collector: GenAI metrics derived from the spans, equal to the trace and the api's view.
     const collector = await scrapeMetrics(`${stack.collectorUrl!}/metrics`);
@@ -49,11 +61,15 @@ describe("/metrics after a real research", () => {
     expect(tokenSum("input")).toBe(trace.body.summary.inputTokens);
     expect(tokenSum("output")).toBe(trace.body.summary.outputTokens);
     expect(tokenSum("input")).toBe(view.totals.inputTokens);
+    expect(tokenSum("output")).toBe(view.totals.outputTokens);
     expect(collector.value("tracelane_gen_ai_client_cost_usd_total")).toBeCloseTo(view.totals.costUsd, 9);
     const durations = collector.histogram("gen_ai_client_operation_duration_seconds");
-    expect(durations.count).toBe(3);
+    expect(durations.count).toBe(modelCallsOfResearch(view));
     for (const st of STAGES) {
-      const chat = chats.find((s) => s.stage === st.stage)!;
+      const stageChats = chats.filter((s) => s.stage === st.stage);
+      // One call for analysis and synthesis; for the fact-check, every turn of every claim.
+      const calls = st.stage === "factcheck" ? claims.reduce((n, c) => n + (c.modelCalls ?? 0), 0) : 1;
+      expect(stageChats, st.stage).toHaveLength(calls);
       const labels = {
         gen_ai_request_model: st.model,
         gen_ai_provider_name: st.provider,
@@ -61,23 +77,28 @@ describe("/metrics after a real research", () => {
         tracelane_stage: st.stage,
       };
       const d = collector.histogram("gen_ai_client_operation_duration_seconds", labels);
-      expect(d.count, st.stage).toBe(1);
-      expect(inBucket(d.buckets, GEN_AI_DURATION_BUCKETS, bucketOf(chat.durationMs / 1000, GEN_AI_DURATION_BUCKETS))).toBe(1);
+      expect(d.count, st.stage).toBe(calls);
+      expectBuckets(
+        d.buckets,
+        GEN_AI_DURATION_BUCKETS,
+        stageChats.map((c) => c.durationMs / 1000),
+      );
+      // The stage row's usage is its calls' sum (a fan-out stage's: its claims').
       const usage = view.stages[st.stage].usage!;
-      for (const [type, n] of [
-        ["input", usage.inputTokens],
-        ["output", usage.outputTokens],
+      for (const [type, n, perCall] of [
+        ["input", usage.inputTokens, stageChats.map((c) => c.call!.inputTokens)],
+        ["output", usage.outputTokens, stageChats.map((c) => c.call!.outputTokens)],
       ] as const) {
         const t = collector.histogram("gen_ai_client_token_usage", { ...labels, gen_ai_token_type: type });
-        expect(t).toMatchObject({ count: 1, sum: n });
-        expect(inBucket(t.buckets, GEN_AI_TOKEN_BUCKETS, bucketOf(n, GEN_AI_TOKEN_BUCKETS))).toBe(1);
+        expect(t, `${st.stage} ${type}`).toMatchObject({ count: calls, sum: n });
+        expectBuckets(t.buckets, GEN_AI_TOKEN_BUCKETS, perCall);
       }
       expect(
         collector.value("tracelane_gen_ai_client_cost_usd_total", { gen_ai_request_model: st.model, tracelane_stage: st.stage }),
       ).toBeCloseTo(view.stages[st.stage].costUsd!, 9);
     }
-    expect(collector.value("tracelane_collector_spans_total", { tracelane_span_outcome: "stored" })).toBeGreaterThanOrEqual(13);
-    expect(collector.histogram("tracelane_collector_ingest_lag_seconds").count).toBeGreaterThanOrEqual(13);
+    expect(collector.value("tracelane_collector_spans_total", { tracelane_span_outcome: "stored" })).toBeGreaterThanOrEqual(spanCount);
+    expect(collector.histogram("tracelane_collector_ingest_lag_seconds").count).toBeGreaterThanOrEqual(spanCount);
     expect(collector.type("process_cpu_seconds_total")).toBe("counter");
 
     // api: empty queues afterwards, one completed research, request durations by route pattern.
@@ -103,16 +124,20 @@ describe("/metrics after a real research", () => {
     expect(apiMetrics.histogram("http_server_request_duration_seconds", { http_route: "/v1/research/:id" }).count).toBeGreaterThan(0);
     expect(routesOf(apiMetrics).some((r) => r.includes(submitted.body.id))).toBe(false);
 
-    // workers: one job per stage, its duration, no retries, the model's circuit closed, spans exported.
+    // workers: one job per stage (the fact-check's own and one per claim), their durations, no retries, the model's
+    // circuit closed, spans exported. The fact-check's job parking for its claims is not an attempt that ended.
     for (const st of STAGES) {
       const proc = stack.byService(st.service)[0]!;
       const w = await scrapeMetrics(`http://127.0.0.1:${proc.port}/metrics`);
-      expect(w.value("tracelane_worker_jobs_total", { tracelane_stage: st.stage, tracelane_job_outcome: "completed" }), st.stage).toBe(1);
+      const jobs = st.stage === "factcheck" ? 1 + claims.length : 1;
+      expect(w.value("tracelane_worker_jobs_total", { tracelane_stage: st.stage, tracelane_job_outcome: "completed" }), st.stage).toBe(
+        jobs,
+      );
       expect(w.value("tracelane_worker_jobs_total", { tracelane_job_outcome: "failed" })).toBe(0);
       expect(w.value("tracelane_worker_jobs_total", { tracelane_job_outcome: "retried" })).toBe(0);
       expect(
         w.histogram("messaging_process_duration_seconds", { messaging_destination_name: st.queue, tracelane_stage: st.stage }).count,
-      ).toBe(1);
+      ).toBe(jobs);
       expect(w.value("tracelane_gen_ai_client_retries_total")).toBe(0);
       expect(w.series("tracelane_gen_ai_client_circuit_state")).toEqual([
         {
@@ -142,7 +167,7 @@ describe("/metrics when calls fail", () => {
       factcheck: await scrapeMetrics(workerUrl("factcheck-worker")),
       api: await scrapeMetrics(`${stack.apiUrl!}/metrics`),
     };
-    // One 429 on the factcheck call (the client resends it), and a 401 on the analysis call (fails for good).
+    // One 429 on one of the fact-check's calls (the client resends it), and a 401 on the analysis call (fails for good).
     const retried = await api.submit({
       query: "How do heat pumps work in cold climates? [[sim:fault=429;model=gemini-2.5-flash;times=1]]",
     });

@@ -480,7 +480,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       data: {
         stage,
         claim: rec.index,
-        status: rec.status,
+        claimStatus: rec.status,
         ...(rec.verdict ? { verdict: rec.verdict } : {}),
         costUsd: rec.costUsd ?? null,
         ...(rec.latencyMs !== undefined ? { latencyMs: rec.latencyMs } : {}),
@@ -784,7 +784,8 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const now = new Date().toISOString();
     const data = change.data ?? {};
     const stage = (change.fields.stage ?? data.stage ?? null) || null;
-    const event = JSON.stringify({ status: change.status, stage, at: now, ...data });
+    // An event's own data (the stage it is about, a claim's fields) goes over the defaults, but never over the research's status.
+    const event = JSON.stringify({ stage, at: now, ...data, status: change.status });
     const res = await this.scripts.tracelaneResearchUpdate(
       keys.record,
       keys.events,

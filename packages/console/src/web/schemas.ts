@@ -18,6 +18,21 @@ const StageRecordSchema = z.looseObject({
   costUsd: z.optional(usdOrNull),
   attempts: z.number(),
   error: z.optional(z.object({ type: z.string(), message: z.string() })),
+  /** A fan-out stage's claims, each checked as its own job. */
+  claims: z.optional(
+    z.array(
+      z.looseObject({
+        index: z.number(),
+        claim: z.string(),
+        status: z.string(),
+        verdict: z.optional(z.string()),
+        costUsd: z.optional(usdOrNull),
+        latencyMs: z.optional(z.number()),
+        toolCalls: z.optional(z.number()),
+        error: z.optional(z.object({ type: z.string(), message: z.string() })),
+      }),
+    ),
+  ),
 });
 
 export const ResearchSchema = z.looseObject({
@@ -30,6 +45,8 @@ export const ResearchSchema = z.looseObject({
   finishedAt: z.optional(z.string()),
   traceId: z.nullable(z.string()),
   stages: z.record(z.string(), StageRecordSchema),
+  /** Every stage's output by its output name, in pipeline order, once completed. */
+  result: z.optional(z.record(z.string(), z.string())),
   totals: z.looseObject({
     inputTokens: z.number(),
     outputTokens: z.number(),
@@ -57,6 +74,7 @@ export const ResearchEventSchema = z.looseObject({
   status: z.string(),
   stage: z.nullable(z.string()),
   at: z.string(),
+  data: z.optional(z.record(z.string(), z.unknown())),
 });
 
 const Breakdown = z.looseObject({

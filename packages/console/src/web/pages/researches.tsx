@@ -11,6 +11,9 @@ const EVENT_TYPES = [
   "stage.started",
   "stage.completed",
   "stage.retrying",
+  "claim.started",
+  "claim.completed",
+  "claim.retrying",
   "research.completed",
   "research.failed",
   "research.cancelled",
@@ -389,11 +392,28 @@ function SubmitForm(props: { onFinished: () => void }) {
 type Connection = "connecting" | "live" | "reconnecting" | "closed";
 
 /** One research as it runs: every event re-reads its view; the stream is closed on the final event. */
+/** The report: as it is being written (streamed), then as it was checkpointed. */
+function LiveReport(props: { draft: { stage: string; text: string } | undefined; view: Research }) {
+  const stages = Object.keys(props.view.stages);
+  const last = stages[stages.length - 1];
+  const done = props.view.result ? Object.values(props.view.result).at(-1) : undefined;
+  const streaming = !done && props.draft !== undefined;
+  const text = done ?? props.draft?.text ?? "";
+  return (
+    <section class="live-report" data-testid="live-report" data-streaming={String(streaming)}>
+      <h3>{streaming ? `${props.draft!.stage || last} is writing the report…` : "Report"}</h3>
+      <pre>{text}</pre>
+    </section>
+  );
+}
+
 function LiveResearch(props: { id: string; onFinished: () => void }) {
   const [view, setView] = useState<Research | undefined>();
   const [error, setError] = useState<ApiError | undefined>();
   const [connection, setConnection] = useState<Connection>("connecting");
   const [lastEvent, setLastEvent] = useState<Record<string, string>>({});
+  /** A streamed stage's text so far (`<stage>.delta` events), until its checkpoint replaces it. */
+  const [draft, setDraft] = useState<{ stage: string; attempt: number; text: string } | undefined>();
   const finished = useRef(props.onFinished);
   finished.current = props.onFinished;
 
@@ -413,6 +433,20 @@ function LiveResearch(props: { id: string; onFinished: () => void }) {
       ));
     void refresh();
     const onEvent = (ev: StreamEvent) => {
+      if (ev.type.endsWith(".delta")) {
+        const parsed = ResearchEventSchema.safeParse(JSON.parse(ev.data));
+        const text = parsed.success ? parsed.data.data?.text : undefined;
+        const attempt = parsed.success ? parsed.data.data?.attempt : undefined;
+        if (!parsed.success || typeof text !== "string") return;
+        const n = typeof attempt === "number" ? attempt : 1;
+        // A resent call writes its text again from the start.
+        setDraft((d) =>
+          d && d.stage === parsed.data.stage && d.attempt === n
+            ? { ...d, text: d.text + text }
+            : { stage: parsed.data.stage ?? "", attempt: n, text },
+        );
+        return;
+      }
       if (!EVENT_TYPES.includes(ev.type)) return;
       const parsed = ResearchEventSchema.safeParse(JSON.parse(ev.data));
       if (!parsed.success) return;
@@ -481,9 +515,27 @@ function LiveResearch(props: { id: string; onFinished: () => void }) {
                 </span>
               ) : null}
             </span>
+            {s.claims && s.claims.length > 0 && (
+              <ol class="live-claims" data-testid="live-claims">
+                {s.claims.map((c) => (
+                  <li key={c.index} class="live-claim" data-testid="live-claim" data-verdict={c.verdict ?? ""} data-status={c.status}>
+                    <span class={`verdict verdict-${c.verdict ?? c.status}`}>
+                      {c.verdict ?? (c.status === "running" ? "checking…" : c.status)}
+                    </span>
+                    <span class="claim-text" title={c.claim}>
+                      {c.claim}
+                    </span>
+                    <span class="num small muted">{c.toolCalls ? `${c.toolCalls} search${c.toolCalls === 1 ? "" : "es"}` : ""}</span>
+                    <span class="num small">{c.costUsd !== undefined ? <Usd value={c.costUsd} /> : ""}</span>
+                    {c.error && <span class="bad small">{c.error.type}</span>}
+                  </li>
+                ))}
+              </ol>
+            )}
           </li>
         ))}
       </ol>
+      {(draft || view.result) && <LiveReport draft={draft} view={view} />}
       {final && (
         <div class="live-foot" data-testid="live-final">
           <span>

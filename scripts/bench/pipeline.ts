@@ -57,7 +57,6 @@ export function poolRounds(results: PipelineResult[]): PipelineResult {
   };
 }
 
-
 /**
  * The product path: HTTP submit to the api, three stage workers (the fact-check checking one claim) calling the
  * simulator (zero latency) through the openai client, research records, and

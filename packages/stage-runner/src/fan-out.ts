@@ -9,9 +9,6 @@ import { isFinalAttempt } from "./final-attempt.js";
 import type { ClaimTool } from "./stage-definition.js";
 import type { StageOutcome, StageProcessorDeps } from "./stage-processor.js";
 
-/** Event on a fan-out parent's CONSUMER span when it parks until its claim jobs are done. */
-export const EVENT_WAITING_FOR_CLAIMS = "waiting_for_claims";
-
 export interface FanOutDeps<S extends string> extends StageProcessorDeps<S> {
   tools: ClaimTool[];
   claimCheck: ClaimCheckConfig;
@@ -42,7 +39,7 @@ export async function processFanOutParent<S extends string>(
   const known = (children.processed ?? 0) + (children.unprocessed ?? 0) + (children.failed ?? 0) + (children.ignored ?? 0);
 
   let view: ResearchView<S, string>;
-  let reused = false;
+  let reused: boolean;
   if (known === 0) {
     // First visit (or a retry of one that died before adding its children): the stage starts here.
     // attemptsMade, not attemptsStarted: coming back from waiting-children is not another attempt.

@@ -43,4 +43,3 @@ export const analysisStage: StageDefinition = {
   // JSON: the analysis text, and the claims the fact-check checks one by one (its pipeline line fans out).
   structured: analysisAnswer,
 };
-

@@ -185,7 +185,8 @@ describe("fact-checking fans out per claim", () => {
     const [crasher] = await useFactcheckers(1, { WORKER_CONCURRENCY: "1", TRACELANE_TEST_CRASH_AFTER_CHECKPOINT: "true" });
     const callsBefore = await geminiCalls();
     const { body } = await api.submit({ query: "How much CO2 does concrete production emit?" });
-    await crasher!.exited;
+    // Killed by its own SIGKILL right after its first claim's checkpoint (no exit code: a signal).
+    expect(await crasher!.exited).toBeNull();
     factcheckers = [await stack.addReplica("factcheck-worker")];
 
     const view = await api.waitForFinal(body.id, 60_000);
@@ -194,8 +195,6 @@ describe("fact-checking fans out per claim", () => {
     expect(await claimCompletions(body.id)).toEqual(onceEach(view));
     expect(view.stages.factcheck.claims!.every((c) => c.status === "checked")).toBe(true);
     expect((await geminiCalls()) - callsBefore).toBe(modelCallsOfResearch(view) - 2);
-    const reused = crasher!.output().match(/killing this process after the checkpoint/g) ?? [];
-    expect(reused).toHaveLength(1);
   }, 60_000);
 
   it("takes over the claims of a replica SIGKILLed mid-fan-out: every claim checked exactly once, only the killed calls paid again", async () => {

@@ -234,6 +234,7 @@ describe("fact-checking fans out per claim", () => {
   }, 90_000);
 
   it("asks once more for an analysis that does not match its schema, then fails with a clear reason", async () => {
+    await useFactcheckers(1);
     const recovered = await api.submit({ query: "Why is the sky blue? [[sim:fault=invalid_output;model=gpt-4.1;times=1]]" });
     const once = await api.waitForFinal(recovered.body.id, 60_000);
     expect(once.status, JSON.stringify(once.error)).toBe("completed");
@@ -255,5 +256,16 @@ describe("fact-checking fans out per claim", () => {
     expect(gptAfter - gptBefore).toBe(2);
     expect(twice.stages.analysis.attempts).toBe(1);
     expect(twice.stages.factcheck.status).toBe("pending");
+    // Both answers were paid for and thrown away: the failed research still counts them, all as retry spend.
+    const { analysis } = twice.stages;
+    expect(analysis.usage!.inputTokens).toBeGreaterThan(0);
+    expect(analysis.costUsd).toBeGreaterThan(0);
+    expect(analysis.retryCostUsd).toBe(analysis.costUsd);
+    expect(twice.totals.costUsd).toBe(analysis.costUsd);
+    expect(twice.totals.retryCostUsd).toBe(analysis.costUsd);
+    // gpt-4.1 list price: $2 in, $0.50 cached in, $8 out per 1M tokens.
+    const u = analysis.usage!;
+    const cached = u.cachedInputTokens ?? 0;
+    expect(Math.round(analysis.costUsd! * 1e9)).toBe(Math.round((u.inputTokens - cached) * 2_000 + cached * 500 + u.outputTokens * 8_000));
   }, 60_000);
 });

@@ -16,6 +16,18 @@ export const claimField = (stage: string, index: number) => `claim.${stage}.${in
 /** Set with a claim's final record: first writer wins, so a claim is checkpointed (and charged) once. */
 export const claimDoneField = (stage: string, index: number) => `claimdone.${stage}.${index}`;
 
+/**
+ * What attempts of a stage paid for and threw away (an answer that never matched its schema): whole nano-dollars
+ * and tokens, added with HINCRBY so concurrent attempts never lose each other's spend. The view adds them to the
+ * stage's usage, cost and retry cost.
+ */
+export const wastedFields = (stage: string) => ({
+  nanoUsd: `wasted.${stage}.nano_usd`,
+  inputTokens: `wasted.${stage}.input_tokens`,
+  outputTokens: `wasted.${stage}.output_tokens`,
+  cachedInputTokens: `wasted.${stage}.cached_input_tokens`,
+});
+
 export const idempotencyKey = (prefix: string, key: string) => `${prefix}:idem:${key}`;
 
 /**

@@ -279,3 +279,22 @@ ${chargeSpend(6)}
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 `;
+
+/**
+ * Add what a stage attempt paid for and threw away to the research (and the spender's day), atomically.
+ *
+ * KEYS: record, daily spend key (== record for none). ARGV: ttl, nanoUsd field, nanoUsd, input field, input,
+ * output field, output, cached field, cached, spendTtl. Returns 1, or -1 when the research does not exist.
+ */
+export const STAGE_WASTED_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+for i = 2, 8, 2 do
+  if tonumber(ARGV[i + 1]) > 0 then redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+if KEYS[2] ~= KEYS[1] and tonumber(ARGV[3]) > 0 then
+  redis.call('INCRBY', KEYS[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[10])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+`;

@@ -8,6 +8,7 @@ import {
   FAIL_SCRIPT,
   STAGE_CALL_AFTER_CANCEL_SCRIPT,
   CLAIM_AFTER_CANCEL_SCRIPT,
+  STAGE_WASTED_SCRIPT,
   STAGE_RETRYING_SCRIPT,
   START_STAGE_SCRIPT,
   UPDATE_SCRIPT,
@@ -26,6 +27,7 @@ import {
   researchKeys,
   spendDay,
   traceOwnerKey,
+  wastedFields,
 } from "./keys.js";
 import {
   type ResearchError,
@@ -232,6 +234,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     redis.defineCommand("tracelaneResearchCancel", { numberOfKeys: withIndexes, lua: CANCEL_SCRIPT });
     redis.defineCommand("tracelaneResearchStageCallAfterCancel", { numberOfKeys: 2, lua: STAGE_CALL_AFTER_CANCEL_SCRIPT });
     redis.defineCommand("tracelaneResearchClaimAfterCancel", { numberOfKeys: 2, lua: CLAIM_AFTER_CANCEL_SCRIPT });
+    redis.defineCommand("tracelaneResearchStageWasted", { numberOfKeys: 2, lua: STAGE_WASTED_SCRIPT });
   }
 
   private get scripts() {
@@ -244,6 +247,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       tracelaneResearchCancel(...args: Array<string | number>): Promise<number>;
       tracelaneResearchStageCallAfterCancel(...args: Array<string | number>): Promise<number>;
       tracelaneResearchClaimAfterCancel(...args: Array<string | number>): Promise<number>;
+      tracelaneResearchStageWasted(...args: Array<string | number>): Promise<number>;
     };
   }
 
@@ -654,6 +658,8 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const bound = (n: number) => (n === Infinity ? "+inf" : n === -Infinity ? "-inf" : String(n));
     const fields = ["status", "id", "stage", "query", "options", "createdAt", "updatedAt", "finishedAt", "traceId", "error", "owner"];
     fields.push(...this.pipeline.names.map((stage) => `stage.${stage}`));
+    // What failed attempts paid for counts in a listed research's costs too.
+    fields.push(...this.pipeline.names.flatMap((stage) => Object.values(wastedFields(stage))));
     // A fan-out stage's row sums its claims' costs, so a list reads them too (not the outputs).
     const fanOut = this.pipeline.fanOutStage;
     if (fanOut) fields.push(CLAIMS_FIELD, ...Array.from({ length: MAX_CLAIMS }, (_, i) => claimField(fanOut, i)));
@@ -733,6 +739,35 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const p = this.redis.pipeline();
     for (const key of ownerKey ? [...this.indexKeys, ownerKey] : this.indexKeys) p.zrem(key, ...ids);
     await p.exec();
+  }
+
+  /**
+   * An attempt of `stage` paid for calls whose answers it threw away and then failed (e.g. two answers that did
+   * not match the stage's schema): their tokens and cost still count, in the stage's usage, cost and retry cost
+   * and on the spender's day. Added, never overwritten, so every attempt's spend is kept.
+   */
+  async stageWasted(
+    id: string,
+    stage: S,
+    spent: { usage: TokenUsage; costUsd: number | null; spendSubject?: string | undefined },
+  ): Promise<void> {
+    const keys = researchKeys(this.prefix, id);
+    const f = wastedFields(stage);
+    const nano = spent.costUsd ? toNanoUsd(spent.costUsd) : 0;
+    await this.scripts.tracelaneResearchStageWasted(
+      keys.record,
+      spent.spendSubject && nano > 0 ? dailySpendKey(this.prefix, spent.spendSubject, spendDay()) : keys.record,
+      this.ttl,
+      f.nanoUsd,
+      nano,
+      f.inputTokens,
+      spent.usage.inputTokens,
+      f.outputTokens,
+      spent.usage.outputTokens,
+      f.cachedInputTokens,
+      spent.usage.cachedInputTokens ?? 0,
+      DAILY_SPEND_TTL_SECONDS,
+    );
   }
 
   /**

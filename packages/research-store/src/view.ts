@@ -1,4 +1,4 @@
-import { addUsd } from "@tracelane/pricing";
+import { addUsd, fromNanoUsd } from "@tracelane/pricing";
 import { RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
 import {
   addUsage,
@@ -10,8 +10,9 @@ import {
   type ClaimRecord,
   type ResearchView,
   type StageRecord,
+  type TokenUsage,
 } from "./schemas.js";
-import { claimField, CLAIMS_FIELD } from "./keys.js";
+import { claimField, CLAIMS_FIELD, wastedFields } from "./keys.js";
 
 const shipped = <S extends string, O extends string>() => RESEARCH_PIPELINE as unknown as Pipeline<S, O>;
 
@@ -46,6 +47,10 @@ export function toView<S extends string = Stage, O extends string = OutputKey>(
   for (const stage of pipeline.names) {
     const raw = hash[`stage.${stage}`];
     if (raw) stages[stage] = JSON.parse(raw) as StageRecord;
+  }
+  for (const stage of pipeline.names) {
+    const wasted = wastedOf(hash, stage);
+    if (wasted) stages[stage] = withWasted(stages[stage], wasted);
   }
   const fanOut = pipeline.fanOutStage;
   if (fanOut) {
@@ -144,5 +149,28 @@ function withClaims(rec: StageRecord, claims: ClaimRecord[]): StageRecord {
     costUsd,
     ...(retryCostUsd > 0 ? { retryCostUsd } : {}),
     claims,
+  };
+}
+
+/** What attempts of `stage` paid for and threw away (wastedFields), or undefined when nothing. */
+function wastedOf(hash: Record<string, string>, stage: string): { nanoUsd: number; usage: TokenUsage } | undefined {
+  const f = wastedFields(stage);
+  const n = (k: string) => Number(hash[k] ?? 0) || 0;
+  if (hash[f.nanoUsd] === undefined && hash[f.inputTokens] === undefined) return undefined;
+  const cached = n(f.cachedInputTokens);
+  return {
+    nanoUsd: n(f.nanoUsd),
+    usage: { inputTokens: n(f.inputTokens), outputTokens: n(f.outputTokens), ...(cached > 0 ? { cachedInputTokens: cached } : {}) },
+  };
+}
+
+/** A stage row with the spend of its thrown-away attempts: in its usage and cost, and apart as retry cost. */
+function withWasted(rec: StageRecord, wasted: { nanoUsd: number; usage: TokenUsage }): StageRecord {
+  const usd = fromNanoUsd(wasted.nanoUsd);
+  return {
+    ...rec,
+    usage: addUsage(rec.usage, wasted.usage),
+    costUsd: rec.costUsd === null ? null : addUsd(rec.costUsd ?? 0, usd),
+    retryCostUsd: addUsd(rec.retryCostUsd ?? 0, usd),
   };
 }

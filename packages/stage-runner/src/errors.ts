@@ -195,3 +195,20 @@ export class ToolTurnsExhaustedError extends UnrecoverableError {
 export class ClaimCancelledError extends UnrecoverableError {
   readonly type = "cancelled";
 }
+
+/** What a failed attempt had already paid for (calls whose answers it threw away). */
+export interface PaidSpend {
+  usage: { inputTokens: number; outputTokens: number; cachedInputTokens?: number };
+  costUsd: number | null;
+}
+const paidBy = new WeakMap<object, PaidSpend>();
+
+/** `err`, remembered with what its attempt paid for before failing (so the record can still count it). */
+export function withPaidSpend(err: unknown, spend: PaidSpend): unknown {
+  const paid = spend.usage.inputTokens + spend.usage.outputTokens > 0 || (spend.costUsd ?? 0) > 0;
+  if (paid && err && typeof err === "object") paidBy.set(err, spend);
+  return err;
+}
+
+/** What the failed attempt behind `err` paid for, if anything. */
+export const paidSpendOf = (err: unknown): PaidSpend | undefined => (err && typeof err === "object" ? paidBy.get(err) : undefined);

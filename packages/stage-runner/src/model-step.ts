@@ -5,7 +5,7 @@ import type { ChatClient, ChatMessage, ChatResult } from "./chat-client.js";
 import { ContextTooLongError, fitToBudget, type FitResult } from "./context/fit-context.js";
 import { countTokens } from "./context/tokens.js";
 import { checkCallBudget } from "./budget.js";
-import { CircuitOpenError, ContextLengthExceededError, InvalidModelOutputError } from "./errors.js";
+import { CircuitOpenError, ContextLengthExceededError, InvalidModelOutputError, withPaidSpend } from "./errors.js";
 import { parseAnswer } from "./structured-answer.js";
 import type { StageDefinition, StageMaterial } from "./stage-definition.js";
 import {
@@ -149,7 +149,8 @@ export async function runModelStep(
     }
   };
 
-  let result = await callModel();
+  // A failure after calls were paid for (a context summary, an answer thrown away) carries their spend.
+  let result = await callModel().catch((err: unknown) => Promise.reject(withPaidSpend(err, extra)));
   let retryCostUsd = 0;
   let output = result.content;
   let claims: string[] | undefined;
@@ -162,13 +163,17 @@ export async function runModelStep(
       extra.costUsd = extra.costUsd === null || result.costUsd === null ? null : addUsd(extra.costUsd, result.costUsd);
       retryCostUsd = addUsd(retryCostUsd, result.costUsd ?? 0);
       retryAfterInvalid = true;
-      result = await callModel();
+      result = await callModel().catch((err: unknown) => Promise.reject(withPaidSpend(err, extra)));
       parsed = parseAnswer(structured, result.content);
       if (!parsed.ok) {
-        throw new InvalidModelOutputError(
+        const err = new InvalidModelOutputError(
           `${stage}: ${result.responseModel} answered twice with output that does not match what the stage needs: ${parsed.reason}. ` +
             `Choose a model that supports structured outputs (response_format json_schema) via ${stage.toUpperCase()}_MODEL.`,
         );
+        throw withPaidSpend(err, {
+          usage: addUsage(extra.usage, result.usage),
+          costUsd: extra.costUsd === null || result.costUsd === null ? null : addUsd(extra.costUsd, result.costUsd),
+        });
       }
     }
     output = structured.text(parsed.value);

@@ -18,7 +18,7 @@ import { stageJobSchema, type StageJob, type StageQueues } from "@tracelane/queu
 import type { ResearchStore } from "@tracelane/research-store";
 import { recordCancellation, withAgentSpan } from "@tracelane/tracing";
 import type { ChatClient } from "./chat-client.js";
-import { CircuitOpenError, errorTypeOf, InvalidJobDataError, ModelCallError, ModelNotAllowedError } from "./errors.js";
+import { CircuitOpenError, errorTypeOf, InvalidJobDataError, ModelCallError, ModelNotAllowedError, paidSpendOf } from "./errors.js";
 import { isFinalAttempt } from "./final-attempt.js";
 import type { ModelPolicy } from "@tracelane/pricing";
 import { runModelStep, type DailySpend, type ModelStepConfig } from "./model-step.js";
@@ -113,12 +113,15 @@ export function createStageProcessor<S extends string = Stage>(
 
     /** When this stage of the research first started (any attempt), for the circuit-open wait bound. */
     let stageStartedAt: number | undefined;
+    /** Whose daily spend this research's calls count against (known once the stage started). */
+    let spendSubjectOf: string | undefined;
     try {
       const queueWaitMs = Math.max(0, (job.processedOn ?? Date.now()) - parsed.data.enqueuedAt);
       const attempt = Math.max(job.attemptsStarted, job.attemptsMade + 1);
       const started = await store.stageStarted(researchId, stage, { model: deps.defaultModel, attempt, queueWaitMs });
       if (started.result === "missing") throw new InvalidJobDataError(`research ${researchId} does not exist (expired or never created)`);
       if (started.result === "final") return { outcome: "skipped", researchId, reason: started.view.status };
+      if (started.result === "applied") spendSubjectOf = started.spendSubject;
       const { view, outputs } = started;
       // (Only an applied start calls the model, so only it can meet an open circuit.)
       if (started.result === "applied" && started.record.startedAt) stageStartedAt = Date.parse(started.record.startedAt);
@@ -185,6 +188,9 @@ export function createStageProcessor<S extends string = Stage>(
       return { outcome: "completed", researchId, next: next ?? null, reusedCheckpoint, ...(call ? { call } : {}) };
     } catch (err) {
       const error = { type: errorTypeOf(err), message: err instanceof Error ? err.message : String(err) };
+      // Calls this attempt paid for before failing still count (the research's cost, the spender's day).
+      const paid = paidSpendOf(err);
+      if (paid) await store.stageWasted(researchId, stage, { ...paid, spendSubject: spendSubjectOf }).catch(() => undefined);
       if (err instanceof ModelCallError && err.type === "rate_limited" && deps.rateLimitQueue) {
         // Back the whole queue off instead of hammering the provider; the job goes back
         // to waiting without spending one of its attempts.

@@ -33,6 +33,12 @@ async function completedJobs(p: ServiceProcess): Promise<number> {
   return ((await res.json()) as { worker: { completed: number } }).worker.completed;
 }
 
+/**
+ * Short locks, so a killed replica's claims are taken over within seconds: only on the replicas a test kills
+ * or crashes (on a loaded machine a short lock can expire under a live worker, which would run a job twice).
+ */
+const FAST_RECOVERY = { WORKER_LOCK_DURATION_MS: "3000", WORKER_STALLED_INTERVAL_MS: "1000" };
+
 const geminiCalls = async () => (await simulatorStats(stack.simulatorUrl!)).byModel["gemini-2.5-flash"] ?? 0;
 
 /** How many times each claim's check was recorded as final (claim.completed), by claim index. */
@@ -53,9 +59,6 @@ beforeAll(async () => {
     env: {
       LLM_SIM_MODEL_LATENCY: LATENCY,
       COLLECTOR_BLOCK_MS: "100",
-      // A killed replica's claims are taken over within seconds.
-      WORKER_LOCK_DURATION_MS: "3000",
-      WORKER_STALLED_INTERVAL_MS: "1000",
     },
   });
   api = apiClient(stack.apiUrl!);
@@ -182,12 +185,16 @@ describe("fact-checking fans out per claim", () => {
 
   it("never pays twice for a claim checkpointed before its replica crashed", async () => {
     // The crasher takes one claim at a time and exits right after checkpointing the first it checks.
-    const [crasher] = await useFactcheckers(1, { WORKER_CONCURRENCY: "1", TRACELANE_TEST_CRASH_AFTER_CHECKPOINT: "true" });
+    const [crasher] = await useFactcheckers(1, {
+      ...FAST_RECOVERY,
+      WORKER_CONCURRENCY: "1",
+      TRACELANE_TEST_CRASH_AFTER_CHECKPOINT: "true",
+    });
     const callsBefore = await geminiCalls();
     const { body } = await api.submit({ query: "How much CO2 does concrete production emit?" });
     // Killed by its own SIGKILL right after its first claim's checkpoint (no exit code: a signal).
     expect(await crasher!.exited).toBeNull();
-    factcheckers = [await stack.addReplica("factcheck-worker")];
+    factcheckers = [await stack.addReplica("factcheck-worker", FAST_RECOVERY)];
 
     const view = await api.waitForFinal(body.id, 60_000);
     expect(view.status, JSON.stringify(view.error)).toBe("completed");
@@ -198,7 +205,7 @@ describe("fact-checking fans out per claim", () => {
   }, 60_000);
 
   it("takes over the claims of a replica SIGKILLed mid-fan-out: every claim checked exactly once, only the killed calls paid again", async () => {
-    const [victim, ...survivors] = await useFactcheckers(3, { WORKER_CONCURRENCY: "2" });
+    const [victim, ...survivors] = await useFactcheckers(3, { ...FAST_RECOVERY, WORKER_CONCURRENCY: "2" });
     const callsBefore = await geminiCalls();
     const ids = await Promise.all(
       Array.from(

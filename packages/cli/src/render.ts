@@ -56,6 +56,22 @@ export function renderResearch(api: ApiClient, view: ResearchView): string {
     "",
   ]);
   lines.push(table(["stage", "status", "model", "attempts", "tokens in", "tokens out", "cost", "latency", "queue wait"], rows, [0, 1, 2]));
+  // A fan-out stage's claims, one row each: what was checked, the verdict, what it took.
+  for (const [stage, s] of Object.entries(view.stages)) {
+    if (!s.claims?.length) continue;
+    lines.push("", `${stage}: ${s.claims.length} claims, each checked as its own job`);
+    const claimRows = s.claims.map((c) => [
+      c.index,
+      c.verdict ?? c.status,
+      c.modelCalls ?? "-",
+      c.toolCalls ?? "-",
+      c.attempts,
+      c.costUsd === undefined ? "-" : usd(c.costUsd),
+      duration(c.latencyMs),
+      `${c.claim.length > 70 ? `${c.claim.slice(0, 69)}…` : c.claim}${c.error ? ` (${c.error.type}: ${c.error.message})` : ""}`,
+    ]);
+    lines.push(table(["#", "verdict", "calls", "searches", "attempts", "cost", "latency", "claim"], claimRows, [0, 1, 7]));
+  }
   if (view.totals.unpricedModels.length > 0) {
     lines.push(`(not in the price table, so not in the total: ${view.totals.unpricedModels.join(", ")})`);
   }

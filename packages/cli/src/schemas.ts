@@ -16,6 +16,23 @@ const StageRecord = z.looseObject({
   costUsd: z.number().nullable().optional(),
   attempts: z.number(),
   error: z.object({ type: z.string(), message: z.string() }).optional(),
+  /** A fan-out stage's claims, each checked as its own job. */
+  claims: z
+    .array(
+      z.looseObject({
+        index: z.number(),
+        claim: z.string(),
+        status: z.string(),
+        verdict: z.string().optional(),
+        costUsd: z.number().nullable().optional(),
+        latencyMs: z.number().optional(),
+        modelCalls: z.number().optional(),
+        toolCalls: z.number().optional(),
+        attempts: z.number(),
+        error: z.object({ type: z.string(), message: z.string() }).optional(),
+      }),
+    )
+    .optional(),
 });
 
 const ResearchLinks = z.looseObject({

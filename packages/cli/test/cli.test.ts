@@ -168,6 +168,19 @@ describe("tracelane status, trace, traces, costs", () => {
     expect(run.stdout).toMatch(new RegExp(`^research ${done.id}: completed in `));
     for (const [stage, model] of STAGES)
       expect(run.stdout).toMatch(new RegExp(`^${stage} +completed +${model} +1 +\\d+ +\\d+ +\\$0\\.\\d{6}`, "m"));
+    // The fact-check's claims, one row each with its verdict and what it took.
+    const view = (await getJson(`/v1/research/${done.id}`)) as {
+      stages: { factcheck: { claims: Array<{ index: number; verdict: string; modelCalls: number; toolCalls: number; claim: string }> } };
+    };
+    const claims = view.stages.factcheck.claims;
+    expect(run.stdout).toContain(`factcheck: ${claims.length} claims, each checked as its own job`);
+    for (const c of claims) {
+      const row = new RegExp(
+        `^${c.index} +${c.verdict} +${c.modelCalls} +${c.toolCalls} +1 +\\$0\\.\\d{6} +\\S+ m?s +${c.claim.slice(0, 30).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`,
+        "m",
+      );
+      expect(run.stdout).toMatch(row);
+    }
 
     const json = await tracelane(["status", done.id, "--json"]);
     expect(json.code).toBe(0);

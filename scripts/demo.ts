@@ -166,7 +166,7 @@ async function runResearch(api: string, query: string): Promise<number> {
       ms(c.latencyMs),
       c.claim.length > 72 ? `${c.claim.slice(0, 71)}…` : c.claim,
     ]);
-    console.log(table(["#", "verdict", "calls", "searches", "cost", "latency", "claim"], claimRows, [1, 6]));
+    console.log(table(["#", "verdict", "calls", "searches", "cost", "latency", "claim"], claimRows, [0, 1, 6]));
   }
   console.log(`\ntrace id: ${view.traceId}`);
   // Complete once every model call is in: one per stage, and each claim's turns.

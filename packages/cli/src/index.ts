@@ -5,6 +5,7 @@ import { listResearches, listTraces, showCosts, showTrace } from "./reads.js";
 import { showStatus, submitResearch, type Output } from "./research.js";
 
 export { EXIT } from "./errors.js";
+export { table, usd } from "./format.js";
 
 const stdio: Output = {
   out: (text) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`),

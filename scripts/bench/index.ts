@@ -15,6 +15,7 @@ import { table } from "../lib/format.js";
 import { benchChainIngest } from "./chain-ingest.js";
 import { benchCollector } from "./collector.js";
 import { benchFanOut, type FanOutResult } from "./fan-out.js";
+import { benchRedisFootprint } from "./redis-footprint.js";
 import { benchPipeline, PIPELINE_WARM_UP, poolRounds, type PipelineResult } from "./pipeline.js";
 import { benchRawChain } from "./raw-chain.js";
 import { BenchRunError, stallTimeoutMsFromEnv } from "./watch.js";
@@ -39,7 +40,8 @@ const stallMs = stallTimeoutMsFromEnv();
 const fanOutSequential = sizeFromEnv("BENCH_FAN_OUT_SEQUENTIAL", 30);
 const fanOutSaturation = sizeFromEnv("BENCH_FAN_OUT_JOBS", 300);
 const fanOutLatencyMs = sizeFromEnv("BENCH_FAN_OUT_LATENCY_MS", 200);
-/** BENCH_PARTS=fan-out runs only the fan-out rows (all of them by default). */
+const footprintResearches = sizeFromEnv("BENCH_FOOTPRINT_RESEARCHES", 200);
+/** BENCH_PARTS=fan-out (or pipeline, redis; comma-separated) runs only those rows (all of them by default). */
 const parts = new Set((process.env.BENCH_PARTS ?? "all").split(",").map((p) => p.trim()));
 // A run counts completions on the synthesis queue, which keeps the last 10,000 completed jobs.
 if (sequential + saturation + PIPELINE_WARM_UP > 10_000) {
@@ -115,6 +117,43 @@ async function fanOutRows() {
   );
 }
 
+/**
+ * What Redis spends and keeps per research (each configuration on its own redis-server, so its counters are its
+ * own): CPU, commands and Lua time from RESETSTAT, and MEMORY USAGE by key family once every trace is assembled,
+ * beside a raw BullMQ chain of three jobs.
+ */
+async function redisRows() {
+  const rows = await benchRedisFootprint(footprintResearches);
+  const f = (n: number, d = 1) => n.toFixed(d);
+  console.log(`\nRedis per research (${footprintResearches} researches each, tracing on, default retention):`);
+  console.log(
+    table(
+      ["", "Redis CPU ms", "commands", "Lua calls", "Lua us", "KB kept"],
+      rows.map((r) => [
+        r.label,
+        f(r.redisCpuMsPer, 2),
+        f(r.commandsPer),
+        f(r.scriptCallsPer),
+        f(r.scriptUsecPer, 0),
+        f(Object.values(r.bytesPer).reduce((a, b) => a + b, 0) / 1024),
+      ]),
+    ),
+  );
+  const families = [...new Set(rows.flatMap((r) => Object.keys(r.bytesPer)))].sort();
+  console.log("\nbytes kept per research, by key family:");
+  console.log(
+    table(
+      ["key family", ...rows.slice(1).map((r) => r.label)],
+      families.map((fam) => [fam, ...rows.slice(1).map((r) => (r.bytesPer[fam] === undefined ? "-" : Math.round(r.bytesPer[fam]!)))]),
+    ),
+  );
+  for (const r of rows) {
+    console.log(
+      `top commands by Redis time, ${r.label}: ${r.topCommands.map((c) => `${c.command} ${f(c.callsPer)}x ${f(c.usecPer, 0)} us`).join(", ")}`,
+    );
+  }
+}
+
 const redis = process.env.REDIS_URL ? undefined : await startRedisServer();
 const redisUrl = process.env.REDIS_URL ?? redis!.url;
 console.log(
@@ -123,6 +162,7 @@ console.log(
 
 try {
   if (parts.has("all") || parts.has("fan-out")) await fanOutRows();
+  if (parts.has("all") || parts.has("redis")) await redisRows();
   if (parts.has("all") || parts.has("pipeline")) {
     const raw = await benchRawChain(redisUrl, { sequential, saturation, concurrency });
     console.log("raw chain done");

@@ -273,6 +273,15 @@ describe("answers of a real running api", () => {
     await call("GET", `/v1/traces/${"f".repeat(32)}`, "/v1/traces/{traceId}");
     await call("GET", "/v1/traces/xyz", "/v1/traces/{traceId}");
     await call("GET", `/v1/traces/${traceId}/replay`, "/v1/traces/{traceId}/replay");
+    const whatIf = await call(
+      "GET",
+      `/v1/traces/${traceId}/what-if?swap=factcheck:deepseek-v3.2&swap=synthesis:gpt-4.1`,
+      "/v1/traces/{traceId}/what-if",
+    );
+    expect(Object.keys(whatIf.body.byStage).length).toBeGreaterThan(0);
+    await call("GET", `/v1/traces/${traceId}/what-if?swap=factcheck:no-such-model`, "/v1/traces/{traceId}/what-if");
+    await call("GET", `/v1/traces/${traceId}/what-if`, "/v1/traces/{traceId}/what-if");
+    await call("GET", `/v1/traces/${"f".repeat(32)}/what-if?swap=factcheck:gpt-4.1`, "/v1/traces/{traceId}/what-if");
     await waitFor(async () => ((await (await fetch(`${url}/v1/anomalies`)).json()) as Json).anomalies.length > 0 || undefined, {
       timeoutMs: 30_000,
       intervalMs: 100,

@@ -82,11 +82,14 @@ export function composeApi(opts: ComposeApiOptions): Api {
   // A bad API_KEYS / API_KEYS_FILE stops the boot here with an EnvError naming the variable.
   const apiKeys = opts.apiKeys ?? apiKeysFromEnv(env);
   const traceReader = createTraceReader(redis, { prefix: env.TRACELANE_TRACE_PREFIX });
+  const prices = loadPriceTable(env.TRACELANE_PRICE_TABLE);
   const traceRouter =
     opts.traceRouter ??
     createTracesRouter({
       reader: traceReader,
       owners: store,
+      prices,
+      stages: queues.pipeline.names,
       ...(env.JAEGER_UI_URL ? { jaegerUiUrl: env.JAEGER_UI_URL } : {}),
     });
   const metrics = createApiMetrics({ queues, store, ...(opts.tracingStats ? { tracingStats: opts.tracingStats } : {}) });
@@ -103,7 +106,7 @@ export function composeApi(opts: ComposeApiOptions): Api {
     apiKeys,
     ...(opts.rateLimitNow ? { rateLimitNow: opts.rateLimitNow } : {}),
     // The stages' models as their workers have them (same variables), and what each may run instead.
-    modelPolicy: ModelPolicy.fromEnv(queues.pipeline.stages, env, loadPriceTable(env.TRACELANE_PRICE_TABLE)),
+    modelPolicy: ModelPolicy.fromEnv(queues.pipeline.stages, env, prices),
   });
 
   let server: Server | undefined;

@@ -3,11 +3,20 @@ import type { Pipeline } from "@tracelane/pipeline";
 import { ResearchIdSchema } from "@tracelane/queue-contract";
 import { RESEARCH_STATUSES } from "@tracelane/research-store";
 import { AnomalyTypeSchema, TRACE_KINDS, TRACE_STATUSES } from "@tracelane/trace-store";
-import { defineQuery, enumParam, numberParam, pageParams, stringParam, timeParam, windowParams } from "../http/query.js";
+import {
+  defineQuery,
+  enumParam,
+  numberParam,
+  pageParams,
+  repeatedStringParam,
+  stringParam,
+  timeParam,
+  windowParams,
+} from "../http/query.js";
 import { IdempotencyKeySchema, LastEventIdSchema, researchRequestSchema } from "../validation.js";
 import { ErrorSchema, HealthSchema, NotReadySchema, ReadySchema } from "./http-schemas.js";
 import { ResearchCreatedSchema, ResearchEventSchema, ResearchListSchema, ResearchViewSchema } from "./research-schemas.js";
-import { AnomalyListSchema, CostStatsSchema, TraceDetailSchema, TraceListSchema } from "./trace-schemas.js";
+import { AnomalyListSchema, CostStatsSchema, TraceDetailSchema, TraceListSchema, WhatIfSchema } from "./trace-schemas.js";
 
 /**
  * The api's JSON routes, one entry each: the routers mount their handlers at these paths and parse
@@ -89,6 +98,10 @@ export const AnomaliesQuery = defineQuery({
   since: timeParam("earliest detection, inclusive"),
   type: enumParam("only anomalies of this type", AnomalyTypeSchema.options),
   limit: numberParam("most anomalies returned (default 100)", "an integer from 1 to 1000", { int: true, min: 1, max: 1_000, default: 100 }),
+});
+
+export const WhatIfQuery = defineQuery({
+  swap: repeatedStringParam("<stage>:<model>: price that stage's calls on that model, e.g. factcheck:deepseek-v3.2", 240, 16),
 });
 
 export const CostsQuery = defineQuery({ kind: kindParam(), ...windowParams("trace start (default: the 24 hours before until)") });
@@ -245,6 +258,25 @@ export const ROUTES = {
     responses: {
       200: { description: "the replay", contentType: "text/plain", schema: z.string() },
       400: error("invalid_trace_id"),
+      404: unknown,
+      429: rateLimited,
+    },
+  },
+  traceWhatIf: {
+    method: "get",
+    path: "/v1/traces/:traceId/what-if",
+    operationId: "traceWhatIf",
+    tag: "traces",
+    summary: "What the trace's calls would have cost with some stages on other models",
+    description:
+      "Every recorded call keeps its input, cached input and output tokens; the swapped stages' calls are priced at the other model's rates (to 1e-9 USD). A call that would not fit the other model's context window is flagged and left out of both totals.",
+    params: { traceId },
+    query: WhatIfQuery,
+    responses: {
+      200: { description: "actual and what-if cost, by stage, with flags and assumptions", schema: WhatIfSchema },
+      400: error(
+        "invalid_trace_id, invalid_query (a swap that is malformed, names no stage of the pipeline, or repeats a stage) or unknown_model (not in the price table)",
+      ),
       404: unknown,
       429: rateLimited,
     },

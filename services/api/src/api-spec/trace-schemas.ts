@@ -211,3 +211,36 @@ const _listItem: Omit<z.input<typeof TraceListItemSchema>, "links"> = {} as Omit
 const _summary: z.input<typeof TraceSummarySchema> = {} as TraceListItem;
 const _span: z.input<z.ZodObject<typeof spanFields>> = {} as SpanRecord & { startedAt: string; endedAt: string };
 const _stats: Omit<z.input<typeof CostStatsSchema>, "since" | "until" | "sinceMs" | "untilMs"> = {} as Omit<CostStats, "since" | "until">;
+
+const WhatIfStageSchema = z.object({
+  model: z.string().meta({ description: "the model the stage's calls ran on (the most used one)" }),
+  whatIfModel: z.string(),
+  calls: z.number().int(),
+  actualCostUsd: z.number(),
+  whatIfCostUsd: z.number(),
+  unpricedCalls: z.number().int().meta({ description: "calls whose recorded cost is unknown: left out of both sums" }),
+  flaggedCalls: z.number().int().meta({ description: "calls that would not fit the swapped model's context window (see flags)" }),
+});
+
+export const WhatIfSchema = z.object({
+  traceId: z.string(),
+  swaps: z.record(z.string(), z.string()),
+  actualCostUsd: z.number(),
+  whatIfCostUsd: z.number(),
+  savingUsd: z.number().meta({ description: "actualCostUsd - whatIfCostUsd (negative: the swap costs more)" }),
+  savingShare: z.number(),
+  byStage: z.record(z.string(), WhatIfStageSchema),
+  flags: z.array(
+    z.object({
+      stage: z.string(),
+      spanId: z.string().optional(),
+      model: z.string(),
+      whatIfModel: z.string(),
+      reason: z.enum(["context_window"]),
+      message: z.string(),
+    }),
+  ),
+  assumptions: z.array(z.string()),
+  links: TraceLinksSchema,
+});
+apiSchemas.add(WhatIfSchema, { id: "WhatIf" });

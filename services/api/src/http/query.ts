@@ -129,6 +129,28 @@ export const stringParam = (description: string, max: number) =>
     return z.NEVER;
   });
 
+/** A string parameter that may be repeated (`?swap=a&swap=b`): its values in order, at most `most` of them. */
+export const repeatedStringParam = (description: string, maxLength: number, most: number) =>
+  z
+    .unknown()
+    .transform((v, ctx): string[] | undefined => {
+      if (v === undefined || v === "") return undefined;
+      const values = Array.isArray(v) ? v : [v];
+      if (values.length > most) {
+        ctx.addIssue({ code: "custom", message: `may be given at most ${most} times (got ${values.length})` });
+        return z.NEVER;
+      }
+      for (const value of values) {
+        if (typeof value !== "string" || value.length > maxLength) {
+          ctx.addIssue({ code: "custom", message: `each value must be a plain string of at most ${maxLength} characters` });
+          return z.NEVER;
+        }
+      }
+      return values as string[];
+    })
+    .optional()
+    .meta({ description: `${description} (repeat it for several)`, type: "string", maxLength });
+
 /** `since` and `until` of a window over `what` (e.g. "trace start"), both inclusive. */
 export const windowParams = (what: string) => ({
   since: timeParam(`earliest ${what}, inclusive`),

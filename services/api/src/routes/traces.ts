@@ -1,8 +1,16 @@
 import { Router, type Request, type Response } from "express";
 import type { ResearchStore } from "@tracelane/research-store";
-import { jaegerTraceUrl, type TraceKind, type TraceListItem, type TraceReader, type TraceVisibility } from "@tracelane/trace-store";
+import { loadPriceTable, UnknownSwapModelError, whatIf, type PriceTable } from "@tracelane/pricing";
+import {
+  flattenTree,
+  jaegerTraceUrl,
+  type TraceKind,
+  type TraceListItem,
+  type TraceReader,
+  type TraceVisibility,
+} from "@tracelane/trace-store";
 import { callerOf, listOwner, mayAccess } from "../auth/caller.js";
-import { AnomaliesQuery, CostsQuery, ROUTES, TraceIdParamSchema, TracesQuery } from "../api-spec/routes.js";
+import { AnomaliesQuery, CostsQuery, ROUTES, TraceIdParamSchema, TracesQuery, WhatIfQuery } from "../api-spec/routes.js";
 import { HttpError, notFound } from "../http/errors.js";
 import { given, nextPageLink, withCursor } from "../http/query.js";
 
@@ -15,9 +23,40 @@ export interface TracesRouterDeps {
    * traces. Without it a member sees none; an admin, or any caller when the api runs without keys, sees all.
    */
   owners?: Pick<ResearchStore, "traceOwners"> | undefined;
+  /** What-if swaps price the recorded tokens with this table (the workers' TRACELANE_PRICE_TABLE). */
+  prices?: PriceTable;
+  /** The pipeline's stages: what a swap may name. */
+  stages?: readonly string[];
 }
 
 const DAY_MS = 24 * 3600 * 1000;
+
+/** `swap=<stage>:<model>`, once per stage, one or more: the stages to price on another model. */
+function parseSwaps(values: readonly string[], stages: readonly string[]): Record<string, string> {
+  const usage = `swap=<stage>:<model>, e.g. swap=factcheck:deepseek-v3.2 (repeat it for several stages; stages: ${stages.join(", ")})`;
+  if (values.length === 0) throw new HttpError(400, "invalid_query", `what-if needs at least one ${usage}.`, { parameter: "swap" });
+  const swaps: Record<string, string> = {};
+  for (const value of values) {
+    const text = value;
+    const at = text.indexOf(":");
+    const [stage, model] = at > 0 ? [text.slice(0, at), text.slice(at + 1).trim()] : ["", ""];
+    if (!stage || !model || model.length > 200) {
+      throw new HttpError(400, "invalid_query", `"${text.slice(0, 80)}" is not a swap: expected ${usage}.`, { parameter: "swap" });
+    }
+    if (stages.length > 0 && !stages.includes(stage)) {
+      throw new HttpError(400, "invalid_query", `"${stage.slice(0, 40)}" is not a stage of the pipeline; expected ${usage}.`, {
+        parameter: "swap",
+      });
+    }
+    if (swaps[stage] !== undefined) {
+      throw new HttpError(400, "invalid_query", `stage ${stage} is swapped twice (${swaps[stage]}, ${model}); give each stage one model.`, {
+        parameter: "swap",
+      });
+    }
+    swaps[stage] = model;
+  }
+  return swaps;
+}
 
 function parseTraceId(raw: string): string {
   if (!TraceIdParamSchema.safeParse(raw).success) {
@@ -38,6 +77,7 @@ function parseTraceId(raw: string): string {
  *   GET /v1/traces                   list + filters (kind, since, until, minCostUsd, minDurationMs, anomaly, status, model, sort, limit, cursor)
  *   GET /v1/traces/:traceId          summary, span tree, anomalies, links (Jaeger when configured)
  *   GET /v1/traces/:traceId/replay   plain-text replay
+ *   GET /v1/traces/:traceId/what-if  its calls priced with some stages on other models (swap=<stage>:<model>)
  *   GET /v1/anomalies                newest first (since, type, limit)
  *   GET /v1/stats/costs              per stage and per model cost, tokens, latency, error rate (kind, since, until; default last 24 h)
  * The list and the stats count research traces unless kind=all (admin keys only). A member key reads only
@@ -107,6 +147,36 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
     const trace = await reader.getTrace(traceId);
     if (!trace) throw notFound("trace", traceId);
     res.type("text/plain; charset=utf-8").send(reader.renderReplay(trace));
+  });
+
+  router.get(ROUTES.traceWhatIf.path, async (req: Request<{ traceId: string }>, res: Response) => {
+    const traceId = parseTraceId(req.params.traceId);
+    const swaps = parseSwaps(WhatIfQuery.parse(req.query).swap ?? [], deps.stages ?? []);
+    await ensureVisible(traceId, res);
+    const trace = await reader.getTrace(traceId);
+    if (!trace) throw notFound("trace", traceId);
+    const calls = flattenTree(trace.tree).flatMap((s) =>
+      s.call && s.stage
+        ? [
+            {
+              stage: s.stage,
+              model: s.call.model,
+              inputTokens: s.call.inputTokens,
+              outputTokens: s.call.outputTokens,
+              cachedInputTokens: s.call.cachedInputTokens,
+              costUsd: s.call.costUsd,
+              spanId: s.spanId,
+            },
+          ]
+        : [],
+    );
+    try {
+      res.json({ traceId, swaps, ...whatIf(calls, swaps, deps.prices ?? loadPriceTable()), links: links(traceId) });
+    } catch (err) {
+      if (err instanceof UnknownSwapModelError)
+        throw new HttpError(400, "unknown_model", err.message, { parameter: "swap", stage: err.stage, model: err.model });
+      throw err;
+    }
   });
 
   router.get(ROUTES.listAnomalies.path, async (req: Request, res: Response) => {

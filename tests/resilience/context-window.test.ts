@@ -3,7 +3,7 @@ import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { useInMemoryTracing, type InMemoryTracing } from "@tracelane/tracing/testing";
 import { apiClient, type ApiClient } from "../support/api-client.js";
 import { startInProcessPipeline, type InProcessPipeline } from "../support/in-process-pipeline.js";
-import { waitForTrace } from "../support/spans.js";
+import { waitForTrace, spansOfResearch } from "../support/spans.js";
 import { ATTR_CONTEXT_RETRY_AFTER_OVERFLOW, ATTR_CONTEXT_STRATEGY, ATTR_CONTEXT_TRIMMED_TOKENS, ATTR_PURPOSE } from "@tracelane/pipeline";
 import { ATTR_ERROR_TYPE, ATTR_GEN_AI_USAGE_INPUT_TOKENS } from "@tracelane/tracing/attributes";
 
@@ -45,7 +45,7 @@ describe("context window", () => {
     expect(view.status, JSON.stringify(view.error)).toBe("completed");
     // Budget = window - max output tokens = 150 input tokens.
     expect(view.stages.synthesis.usage!.inputTokens).toBeLessThanOrEqual(150);
-    const trace = await waitForTrace(tracing, body.traceId, 13);
+    const trace = await waitForTrace(tracing, body.traceId, spansOfResearch(view));
     const chat = trace.one("chat small-known", SpanKind.CLIENT);
     expect(Number(chat.attributes[ATTR_CONTEXT_TRIMMED_TOKENS])).toBeGreaterThan(0);
     expect(chat.attributes[ATTR_CONTEXT_STRATEGY]).toBe("trim");

@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
 import { waitFor } from "@tracelane/testkit";
 import { toOtlpJson, type SyntheticSpan } from "@tracelane/trace-collector/testing";
+import type { ResearchView } from "@tracelane/research-store";
 import { startPipeline } from "../support/pipeline-stack.js";
+import { spansOfResearch } from "../support/spans.js";
 
 /**
  * Issue 12: anyone could post spans into any trace. Here a research's trace is created by the api and
@@ -56,19 +58,23 @@ describe("a foreign OTLP span and a research's trace", () => {
     });
     expect(created.status).toBe(202);
     const { id, traceId } = (await created.json()) as { id: string; traceId: string };
-    await waitFor(
+    const view = await waitFor(
       async () => {
         const r = await fetch(`${stack.apiUrl}/v1/research/${id}`, { headers: as(ALICE) });
-        const v = (await r.json()) as { status: string };
+        const v = (await r.json()) as ResearchView;
         return ["completed", "failed", "cancelled"].includes(v.status) ? v : undefined;
       },
       { timeoutMs: 60_000, what: "the research to finish" },
     );
-    // Every span of the research assembled, the api's request span (which names the owner) among them.
-    const trace = await waitFor(async () => {
-      const t = await traceOf(traceId);
-      return t && t.summary.rootName.startsWith("POST") && t.summary.spanCount >= 13 ? t : undefined;
-    });
+    expect(view.status).toBe("completed");
+    // Every span of the research assembled (none still to come), the api's request span (which names the owner) among them.
+    const trace = await waitFor(
+      async () => {
+        const t = await traceOf(traceId);
+        return t && t.summary.rootName.startsWith("POST") && t.summary.spanCount === spansOfResearch(view) ? t : undefined;
+      },
+      { timeoutMs: 30_000, what: "the research's whole trace" },
+    );
     const before = trace.summary.spanCount;
     const detail = (await (await fetch(`${stack.apiUrl}/v1/traces/${traceId}`, { headers: as(ALICE) })).json()) as {
       tree: { spanId: string }[];

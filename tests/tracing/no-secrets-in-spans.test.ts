@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { useTracedPipeline } from "../support/traced-pipeline-fixture.js";
-import { serializeSpans, waitForTrace } from "../support/spans.js";
+import { serializeSpans, waitForTrace, spansOfResearch } from "../support/spans.js";
 import { ATTR_HTTP_RESPONSE_STATUS_CODE } from "@tracelane/tracing/attributes";
 
 // A key no code path could produce by accident: if it shows up anywhere, it was copied there.
@@ -26,9 +26,10 @@ describe("API keys never reach a span", () => {
     expect(rejectedView.status).toBe("failed");
     expect(rejectedView.error).toMatchObject({ stage: "analysis", type: "provider_auth" });
 
-    await waitForTrace(ctx.tracing, ok.body.traceId, 13);
-    // SERVER, PRODUCER, CONSUMER, chat and its one HTTP attempt: an auth failure is not retried.
-    const failedTrace = await waitForTrace(ctx.tracing, rejected.body.traceId, 5);
+    // Every span of both traces, so the check below sees them all.
+    await waitForTrace(ctx.tracing, ok.body.traceId, spansOfResearch(okView));
+    // SERVER, PRODUCER, CONSUMER, the stage's agent, chat and its one HTTP attempt: an auth failure is not retried.
+    const failedTrace = await waitForTrace(ctx.tracing, rejected.body.traceId, 6);
     const chat = failedTrace.one("chat gpt-4.1", SpanKind.CLIENT);
     expect(chat.status.code).toBe(SpanStatusCode.ERROR);
     // The failure itself is in the trace (the message names the variable to fix)...

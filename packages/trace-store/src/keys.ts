@@ -53,8 +53,14 @@ export interface TraceKeys {
   baseline(model: string): string;
 }
 
-/** Model names go into key names URL-encoded, so no separator or whitespace can appear. */
-const seg = (s: string) => encodeURIComponent(s);
+/** A lone surrogate (half of a UTF-16 pair, e.g. from a fuzzed or truncated span attribute). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * Model names go into key names URL-encoded, so no separator or whitespace can appear. A lone surrogate, which
+ * encodeURIComponent refuses (URIError), becomes U+FFFD: a span naming such a model is still stored.
+ */
+const seg = (s: string) => encodeURIComponent(s.replace(LONE_SURROGATE, "\uFFFD"));
 
 export function traceKeys(prefix: string = TRACE_PREFIX_DEFAULT): TraceKeys {
   const p = prefix.replace(/:+$/, "");

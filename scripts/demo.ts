@@ -8,7 +8,7 @@ import { ONE_OF_EACH, startStack, type Stack } from "@tracelane/launcher";
 import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
 import type { ResearchView } from "@tracelane/research-store";
 import { watchParent } from "@tracelane/runtime";
-import { readServerSentEvents } from "@tracelane/testkit";
+import { modelCallsOfResearch, readServerSentEvents } from "@tracelane/testkit";
 import { ms, table, usd } from "./lib/format.js";
 import { jaegerLine } from "./lib/jaeger-status.js";
 import { redisForRun } from "./lib/redis-for-run.js";
@@ -170,8 +170,7 @@ async function runResearch(api: string, query: string): Promise<number> {
   }
   console.log(`\ntrace id: ${view.traceId}`);
   // Complete once every model call is in: one per stage, and each claim's turns.
-  const calls = RESEARCH_PIPELINE.names.length - (fanOut ? 1 : 0) + claims.reduce((n, c) => n + (c.modelCalls ?? 0), 0);
-  await printReplay(api, view.traceId, calls);
+  await printReplay(api, view.traceId, modelCallsOfResearch(view));
   printLinks(api, view);
   return 0;
 }

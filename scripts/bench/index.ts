@@ -18,6 +18,7 @@ import { benchFanOut, type FanOutResult } from "./fan-out.js";
 import { benchRedisFootprint } from "./redis-footprint.js";
 import { benchPipeline, PIPELINE_WARM_UP, poolRounds, type PipelineResult } from "./pipeline.js";
 import { benchRawChain } from "./raw-chain.js";
+import type { LatencySummary } from "./stats.js";
 import { BenchRunError, stallTimeoutMsFromEnv } from "./watch.js";
 
 /** A positive integer from the environment, or exit saying which variable is wrong. */
@@ -210,46 +211,20 @@ try {
     console.log("");
 
     const f = (n: number) => n.toFixed(1);
+    const row = (
+      label: string,
+      r: { oneInFlight: LatencySummary; throughputPerSec: number },
+      failed: number | string,
+      dropped: number | string,
+    ) => [label, f(r.oneInFlight.p50), f(r.oneInFlight.p95), f(r.oneInFlight.p99), f(r.throughputPerSec), failed, dropped];
     console.log(
       table(
         ["", "p50 ms", "p95 ms", "p99 ms", "pipelines/s", "failed", "spans dropped"],
         [
-          [
-            "raw BullMQ chain (baseline)",
-            f(raw.oneInFlight.p50),
-            f(raw.oneInFlight.p95),
-            f(raw.oneInFlight.p99),
-            f(raw.throughputPerSec),
-            "-",
-            "-",
-          ],
-          [
-            "raw chain + 3 openai calls",
-            f(rawWithModel.oneInFlight.p50),
-            f(rawWithModel.oneInFlight.p95),
-            f(rawWithModel.oneInFlight.p99),
-            f(rawWithModel.throughputPerSec),
-            "-",
-            "-",
-          ],
-          [
-            "tracelane, tracing on",
-            f(on.oneInFlight.p50),
-            f(on.oneInFlight.p95),
-            f(on.oneInFlight.p99),
-            f(on.throughputPerSec),
-            on.failed,
-            on.droppedSpans,
-          ],
-          [
-            "tracelane, OTEL_SDK_DISABLED",
-            f(off.oneInFlight.p50),
-            f(off.oneInFlight.p95),
-            f(off.oneInFlight.p99),
-            f(off.throughputPerSec),
-            off.failed,
-            "-",
-          ],
+          row("raw BullMQ chain (baseline)", raw, "-", "-"),
+          row("raw chain + 3 openai calls", rawWithModel, "-", "-"),
+          row("tracelane, tracing on", on, on.failed, on.droppedSpans),
+          row("tracelane, OTEL_SDK_DISABLED", off, off.failed, "-"),
         ],
       ),
     );

@@ -25,5 +25,9 @@ export function sumUsd(amounts: Iterable<number>): number {
 /** a + b to the nano-dollar (for running totals). */
 export const addUsd = (a: number, b: number): number => fromNanoUsd(toNanoUsd(a) + toNanoUsd(b));
 
+/** A cost that may be unknown: a + b to the nano-dollar, or null once either is null (an unpriced call); absent is 0. */
+export const addCostUsd = (a: number | null | undefined, b: number | null | undefined): number | null =>
+  a === null || b === null ? null : addUsd(a ?? 0, b ?? 0);
+
 /** A duration in milliseconds rounded to 0.1 ms: finer digits are clock noise to a reader. */
 export const roundMs = (ms: number): number => Math.round(ms * 10) / 10;

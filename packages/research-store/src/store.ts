@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import { MAX_CLAIMS_LIMIT as MAX_CLAIMS, RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
-import { fromNanoUsd, roundMs, roundUsd, toNanoUsd } from "@tracelane/pricing";
+import { addCostUsd, addUsd, fromNanoUsd, roundMs, roundUsd, toNanoUsd } from "@tracelane/pricing";
 import {
   CANCEL_SCRIPT,
   CREATE_SCRIPT,
@@ -530,8 +530,8 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       status: "queued",
       error: failed.error,
       usage: addUsage(claim.usage, failed.usage),
-      costUsd: claim.costUsd === null ? null : (claim.costUsd ?? 0) + spent,
-      retryCostUsd: (claim.retryCostUsd ?? 0) + spent,
+      costUsd: addCostUsd(claim.costUsd, spent),
+      retryCostUsd: addUsd(claim.retryCostUsd ?? 0, spent),
     });
     return this.update(id, {
       event: "claim.retrying",

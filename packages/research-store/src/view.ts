@@ -1,4 +1,4 @@
-import { addUsd, fromNanoUsd } from "@tracelane/pricing";
+import { addCostUsd, addUsd, fromNanoUsd } from "@tracelane/pricing";
 import { RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
 import {
   addUsage,
@@ -138,8 +138,7 @@ function withClaims(rec: StageRecord, claims: ClaimRecord[]): StageRecord {
   for (const c of claims) {
     usage = addUsage(usage, c.usage);
     retryCostUsd = addUsd(retryCostUsd, c.retryCostUsd ?? 0);
-    if (c.costUsd === null || costUsd === null) costUsd = null;
-    else costUsd = addUsd(costUsd, c.costUsd ?? 0);
+    costUsd = addCostUsd(costUsd, c.costUsd);
   }
   const model = rec.model ?? claims.find((c) => c.model)?.model;
   return {
@@ -170,7 +169,7 @@ function withWasted(rec: StageRecord, wasted: { nanoUsd: number; usage: TokenUsa
   return {
     ...rec,
     usage: addUsage(rec.usage, wasted.usage),
-    costUsd: rec.costUsd === null ? null : addUsd(rec.costUsd ?? 0, usd),
+    costUsd: addCostUsd(rec.costUsd, usd),
     retryCostUsd: addUsd(rec.retryCostUsd ?? 0, usd),
   };
 }

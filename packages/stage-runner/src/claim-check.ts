@@ -1,4 +1,4 @@
-import { addUsd } from "@tracelane/pricing";
+import { addCostUsd } from "@tracelane/pricing";
 import {
   ATTR_CLAIM_INDEX,
   ATTR_CLAIM_VERDICT,
@@ -103,7 +103,7 @@ export async function checkClaim(input: {
     });
     spend.modelCalls++;
     spend.usage = addUsage(spend.usage, result.usage);
-    spend.costUsd = spend.costUsd === null || result.costUsd === null ? null : addUsd(spend.costUsd, result.costUsd);
+    spend.costUsd = addCostUsd(spend.costUsd, result.costUsd);
     return result;
   };
 

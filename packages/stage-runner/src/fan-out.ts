@@ -1,6 +1,7 @@
 import type { Span } from "@opentelemetry/api";
 import { WaitingChildrenError, type Job } from "bullmq";
 import { ATTR_CLAIM_COUNT, ATTR_CLAIM_INDEX, ATTR_CLAIM_VERDICT, ATTR_RESEARCH_ID } from "@tracelane/pipeline";
+import { addCostUsd, addUsd } from "@tracelane/pricing";
 import { addUsage, CLAIM_VERDICTS, type ClaimRecord, type ResearchView } from "@tracelane/research-store";
 import { ATTR_JOB_ATTEMPT, ATTR_QUEUE_WAIT_MS, recordCancellation, withAgentSpan } from "@tracelane/tracing";
 import { checkClaim, ClaimAttemptError, type ClaimCheckConfig } from "./claim-check.js";
@@ -181,7 +182,7 @@ export async function processClaim<S extends string>(
         rationale: result.answer.rationale,
         model: result.model,
         usage: addUsage(claim.usage, result.usage),
-        costUsd: claim.costUsd === null || result.costUsd === null ? null : (claim.costUsd ?? 0) + result.costUsd,
+        costUsd: addCostUsd(claim.costUsd, result.costUsd),
         latencyMs: result.latencyMs,
         modelCalls: result.modelCalls,
         toolCalls: result.toolCalls,
@@ -212,7 +213,7 @@ export async function processClaim<S extends string>(
           status: "failed",
           error,
           usage: addUsage(claim.usage, spent.usage),
-          costUsd: claim.costUsd === null || spent.costUsd === null ? null : (claim.costUsd ?? 0) + spent.costUsd,
+          costUsd: addCostUsd(claim.costUsd, spent.costUsd),
           modelCalls: spend?.modelCalls ?? 0,
           toolCalls: spend?.toolCalls ?? 0,
         },
@@ -248,8 +249,8 @@ export async function processClaim<S extends string>(
         verdict: "unverifiable",
         error,
         usage: addUsage(claim.usage, spent.usage),
-        costUsd: claim.costUsd === null || spent.costUsd === null ? null : (claim.costUsd ?? 0) + spent.costUsd,
-        retryCostUsd: (claim.retryCostUsd ?? 0) + (spent.costUsd ?? 0),
+        costUsd: addCostUsd(claim.costUsd, spent.costUsd),
+        retryCostUsd: addUsd(claim.retryCostUsd ?? 0, spent.costUsd ?? 0),
       },
       { usd: spent.costUsd, spendSubject: started.spendSubject },
     );

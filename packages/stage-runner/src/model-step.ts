@@ -1,5 +1,5 @@
 import { trace, type Span } from "@opentelemetry/api";
-import { addUsd } from "@tracelane/pricing";
+import { addCostUsd, addUsd } from "@tracelane/pricing";
 import { addUsage, type ResearchView, type TokenUsage } from "@tracelane/research-store";
 import type { ChatClient, ChatMessage, ChatResult } from "./chat-client.js";
 import { ContextTooLongError, fitToBudget, type FitResult } from "./context/fit-context.js";
@@ -160,7 +160,7 @@ export async function runModelStep(
       // Paid for and thrown away: counted in the stage's cost, and apart as retry spend.
       consumerSpan?.addEvent(EVENT_INVALID_OUTPUT, { reason: parsed.reason });
       extra.usage = addUsage(extra.usage, result.usage);
-      extra.costUsd = extra.costUsd === null || result.costUsd === null ? null : addUsd(extra.costUsd, result.costUsd);
+      extra.costUsd = addCostUsd(extra.costUsd, result.costUsd);
       retryCostUsd = addUsd(retryCostUsd, result.costUsd ?? 0);
       retryAfterInvalid = true;
       result = await callModel().catch((err: unknown) => Promise.reject(withPaidSpend(err, extra)));
@@ -172,7 +172,7 @@ export async function runModelStep(
         );
         throw withPaidSpend(err, {
           usage: addUsage(extra.usage, result.usage),
-          costUsd: extra.costUsd === null || result.costUsd === null ? null : addUsd(extra.costUsd, result.costUsd),
+          costUsd: addCostUsd(extra.costUsd, result.costUsd),
         });
       }
     }
@@ -185,7 +185,7 @@ export async function runModelStep(
     output,
     ...(claims ? { claims } : {}),
     usage: addUsage(result.usage, extra.usage),
-    costUsd: result.costUsd === null || extra.costUsd === null ? null : addUsd(result.costUsd, extra.costUsd),
+    costUsd: addCostUsd(result.costUsd, extra.costUsd),
     retryCostUsd,
   };
 
@@ -237,7 +237,7 @@ export async function runModelStep(
       });
       consumerSpan?.setAttribute(ATTR_CONTEXT_STRATEGY, "summarize");
       extra.usage = addUsage(extra.usage, summary.usage);
-      extra.costUsd = extra.costUsd === null || summary.costUsd === null ? null : addUsd(extra.costUsd, summary.costUsd);
+      extra.costUsd = addCostUsd(extra.costUsd, summary.costUsd);
       item.text = `[summary] ${summary.content}`;
     }
     return out;

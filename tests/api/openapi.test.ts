@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Express } from "express";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -57,7 +57,7 @@ const describedRoutes = (doc: Json) =>
 
 describe("the OpenAPI document", () => {
   let app: Express;
-  let connections: Redis[];
+  let connections: RedisClient[];
   let doc: Json;
 
   beforeAll(async () => {

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { composeApi, loadEnv, type Api } from "@tracelane/api/testing";
 import { createAssembler, decodeOtlpJson } from "@tracelane/trace-collector";
@@ -23,7 +23,7 @@ type Who = keyof typeof keys;
 
 const run = randomUUID().slice(0, 8);
 const prefixes = { queue: `owner-${run}`, research: `owner-${run}:research`, traces: `owner-${run}:traces` };
-let connections: Redis[];
+let connections: RedisClient[];
 let tracing: InMemoryTracing;
 let api: Api;
 let url: string;

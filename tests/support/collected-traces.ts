@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { flattenTree, type SpanTreeNode, type TraceListItem } from "@tracelane/trace-store";
 import { freePort, spawnService, waitFor, type ServiceProcess } from "@tracelane/testkit";
 
@@ -57,7 +57,7 @@ export interface StreamSpan {
 }
 
 /** Every span currently in the stream, decoded from the `otlp` field of each entry. */
-export async function readSpanStream(redis: Redis, stream: string): Promise<{ entries: number; spans: StreamSpan[]; raw: string[] }> {
+export async function readSpanStream(redis: RedisClient, stream: string): Promise<{ entries: number; spans: StreamSpan[]; raw: string[] }> {
   const entries = await redis.xrange(stream, "-", "+");
   const spans: StreamSpan[] = [];
   const raw: string[] = [];
@@ -116,7 +116,7 @@ export async function spawnCollector(env: Record<string, string>): Promise<Servi
 }
 
 /** Every key under `prefix` with its value, as text (hashes, sets, zsets, lists, strings, streams). */
-export async function dumpKeys(redis: Redis, pattern: string): Promise<string> {
+export async function dumpKeys(redis: RedisClient, pattern: string): Promise<string> {
   const out: string[] = [];
   for (const key of await redis.keys(pattern)) {
     const type = await redis.type(key);

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
 import { jobOptionsFromEnv, type StageQueues } from "@tracelane/queue-contract";
 import { isFinal, ResearchStore, type ResearchView } from "@tracelane/research-store";
@@ -45,7 +45,7 @@ export interface InProcessPipeline<S extends string = Stage, O extends string = 
   /** The api's queues (same prefix), e.g. to read a job's data with `queue(stage).getJob(id)`. */
   queues: StageQueues<S>;
   /** A plain connection to the test Redis, for assertions. */
-  redis: Redis;
+  redis: RedisClient;
   /** Reads the research record directly (no HTTP, so no extra SERVER spans). */
   store: ResearchStore<S, O>;
   /** Poll the record until the research is completed, failed or cancelled. */

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { afterAll, beforeAll, inject } from "vitest";
 import { isolatedRun, ONE_OF_EACH } from "@tracelane/launcher";
 import { createRedis } from "@tracelane/runtime";
@@ -37,7 +37,7 @@ export async function startPipeline(
  */
 export function usePipeline(opts: Parameters<typeof startPipeline>[1] = {}) {
   let stack: Awaited<ReturnType<typeof startPipeline>> | undefined;
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
   beforeAll(async () => {
     redis = createRedis(inject("redisUrl"), "producer");
     stack = await startPipeline(inject("redisUrl"), opts);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { createAssembler, decodeOtlpJson, DEFAULT_RULES, withSettings } from "@tracelane/trace-collector";
 import { createRedis } from "@tracelane/runtime";
 import { createTraceReader, type Anomaly, type SpanRecord } from "@tracelane/trace-store";
@@ -19,7 +19,7 @@ const ctx = useTracedPipeline({
   },
 });
 
-let redis: Redis;
+let redis: RedisClient;
 const prefix = `anomalies-per-call-${process.pid}-${Date.now()}`;
 // Low enough that every call here took longer, retries and backoff included.
 const RULES = withSettings(DEFAULT_RULES, { high_latency: { latencyMs: 200 } });

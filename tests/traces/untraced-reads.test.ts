@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { isolatedRun } from "@tracelane/launcher";
 import { createRedis } from "@tracelane/runtime";
@@ -11,7 +11,7 @@ import { createTraceReader, type TraceReader } from "@tracelane/trace-store";
  * processes (the span stream between them, as deployed), real HTTP, the traces the collector stored.
  */
 const redisUrl = inject("redisUrl");
-let redis: Redis;
+let redis: RedisClient;
 
 beforeAll(() => {
   redis = createRedis(redisUrl, "producer");

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { createRedis } from "@tracelane/runtime";
 import { waitFor, type ServiceProcess } from "@tracelane/testkit";
 import { apiClient } from "../support/api-client.js";
@@ -45,7 +45,7 @@ function spansWritten(view: ResearchView): string[] {
 const redisUrl = inject("redisUrl");
 let stack: Awaited<ReturnType<typeof startPipeline>>;
 let collector: ServiceProcess | undefined;
-let redis: Redis;
+let redis: RedisClient;
 
 beforeAll(async () => {
   redis = createRedis(redisUrl, "producer");

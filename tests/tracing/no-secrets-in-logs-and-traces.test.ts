@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { modelCallsOfResearch, spansOfResearch } from "../support/spans.js";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { createRedis } from "@tracelane/runtime";
 import { apiClient, type ApiClient } from "../support/api-client.js";
 import { dumpKeys, waitForCollectedTrace } from "../support/collected-traces.js";
@@ -15,7 +15,7 @@ const ANOMALY_STREAM = `e2e-anomalies-${randomUUID().slice(0, 8)}`;
 const redisUrl = inject("redisUrl");
 let stack: Awaited<ReturnType<typeof startPipeline>>;
 let api: ApiClient;
-let redis: Redis;
+let redis: RedisClient;
 
 beforeAll(async () => {
   redis = createRedis(redisUrl, "producer");

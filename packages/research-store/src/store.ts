@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { MAX_CLAIMS_LIMIT as MAX_CLAIMS, RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
 import { addCostUsd, addUsd, fromNanoUsd, roundMs, roundUsd, toNanoUsd } from "@tracelane/pricing";
 import {
@@ -217,7 +217,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
   private readonly indexKeys: string[];
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     opts: ResearchStoreOptionsFor<S, O> = {},
   ) {
     this.prefix = opts.prefix ?? DEFAULT_RESEARCH_PREFIX;

@@ -140,8 +140,31 @@ export const serviceEnvShape = {
     .transform((v) => (v === undefined ? undefined : v === "true")),
 } as const;
 
+const CLUSTER_NODES_ALLOWED = "must be a comma-separated list of host:port seed nodes such as 10.0.0.1:7000,10.0.0.2:7000";
+
+/** `host:port,host:port` (REDIS_CLUSTER_NODES): the seed nodes of a Redis Cluster; any reachable one finds the rest. */
+export const envClusterNodes = () =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === "") return undefined;
+      const nodes = v.split(",").map((part) => part.trim());
+      const parsed = nodes.map((node) => /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(node));
+      if (parsed.some((m) => m === null || Number(m[2]) < 1 || Number(m[2]) > 65535)) {
+        ctx.addIssue({ code: "custom", message: CLUSTER_NODES_ALLOWED });
+        return z.NEVER;
+      }
+      return parsed.map((m) => ({ host: m![1]!.replace(/^\[|\]$/g, ""), port: Number(m![2]) }));
+    });
+
 export const redisEnvShape = {
   REDIS_URL: envRedisUrl(),
+  /**
+   * Seed nodes of a Redis Cluster. Set, every service connects to the cluster (ioredis Cluster) and REDIS_URL
+   * only lends its credentials and TLS (rediss://) to each node; unset, REDIS_URL is the one Redis.
+   */
+  REDIS_CLUSTER_NODES: envClusterNodes(),
   /** A Redis that does not answer within this at boot fails the start, naming the URL. */
   REDIS_CONNECT_TIMEOUT_MS: envInt(5_000, { min: 100, max: 600_000 }),
 } as const;

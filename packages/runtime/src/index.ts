@@ -8,6 +8,7 @@ export {
   envUrl,
   envOptionalString,
   envRedisUrl,
+  envClusterNodes,
   redisUrlSchema,
   redactUrl,
   serviceEnvShape,
@@ -22,7 +23,20 @@ export {
   type RedisEnv,
 } from "./env.js";
 export { BootError } from "./boot-error.js";
-export { createRedis, waitForRedis, closeRedis, RedisUnavailableError, type RedisRole } from "./redis.js";
+export {
+  createRedis,
+  batch,
+  type BatchReplies,
+  waitForRedis,
+  closeRedis,
+  describeRedis,
+  isCluster,
+  RedisUnavailableError,
+  type RedisClient,
+  type RedisRole,
+  type RedisTarget,
+} from "./redis.js";
+export { hashTag, partitionOf, partitionTags, slotOf } from "./key-slot.js";
 export { Shutdown, type ShutdownLogger } from "./shutdown.js";
 export { watchParent, exitsWithParent } from "./parent-watch.js";
 export {

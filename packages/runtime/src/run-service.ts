@@ -1,10 +1,9 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Redis } from "ioredis";
 import { BootError } from "./boot-error.js";
 import { EnvError, redactUrl, type EnvSource, type LogFormat, type LogLevel, type RedisEnv, type ServiceEnv } from "./env.js";
 import { exitsWithParent, watchParent } from "./parent-watch.js";
-import { closeRedis, createRedis, RedisUnavailableError, waitForRedis, type RedisRole } from "./redis.js";
+import { closeRedis, createRedis, RedisUnavailableError, waitForRedis, type RedisClient, type RedisRole } from "./redis.js";
 import { Shutdown, type ShutdownLogger } from "./shutdown.js";
 
 export interface ServiceLogger extends ShutdownLogger {
@@ -31,10 +30,10 @@ export interface ServiceContext<E, L> {
   logger: L;
   shutdown: Shutdown;
   /**
-   * A Redis connection to REDIS_URL, ready, or a BootError naming the URL after
-   * REDIS_CONNECT_TIMEOUT_MS. Logs "connecting to redis at …" first; closed as the last shutdown step.
+   * A Redis connection to REDIS_URL (or the cluster of REDIS_CLUSTER_NODES), ready, or a BootError naming it
+   * after REDIS_CONNECT_TIMEOUT_MS. Logs "connecting to redis at …" first; closed as the last shutdown step.
    */
-  connectRedis(role: RedisRole, connectionName: string): Promise<Redis>;
+  connectRedis(role: RedisRole, connectionName: string): Promise<RedisClient>;
   /** `server.listen`, with a port in use reported as a BootError naming `variable`; resolves to the bound port. */
   listen(server: Server, opts: { port: number; host?: string | undefined; variable: string }): Promise<number>;
 }
@@ -122,15 +121,17 @@ function context<E extends AnyEnv, L extends ServiceLogger>(
       if (env.REDIS_URL === undefined || env.REDIS_CONNECT_TIMEOUT_MS === undefined) {
         throw new Error(`${definition.name}: connectRedis needs redisEnvShape in the service's env schema`);
       }
-      const shown = redactUrl(env.REDIS_URL);
+      const cluster = env.REDIS_CLUSTER_NODES;
+      const shown = cluster ? `cluster ${cluster.map((n) => `${n.host}:${n.port}`).join(",")}` : redactUrl(env.REDIS_URL);
       if (!announced) logger.info({ redisUrl: shown }, `connecting to redis at ${shown}`);
       announced = true;
-      const redis = createRedis(env.REDIS_URL, role, { connectionName });
+      const redis = createRedis({ url: env.REDIS_URL, clusterNodes: cluster }, role, { connectionName });
       shutdown.addFinal(`disconnect redis (${connectionName})`, () => closeRedis(redis));
       try {
-        await waitForRedis(redis, env.REDIS_CONNECT_TIMEOUT_MS, env.REDIS_URL);
+        await waitForRedis(redis, env.REDIS_CONNECT_TIMEOUT_MS, cluster ? shown : env.REDIS_URL);
       } catch (err) {
-        if (err instanceof RedisUnavailableError) throw new BootError(`REDIS_URL: ${err.message}`, "REDIS_URL");
+        const variable = cluster ? "REDIS_CLUSTER_NODES" : "REDIS_URL";
+        if (err instanceof RedisUnavailableError) throw new BootError(`${variable}: ${err.message}`, variable);
         throw err;
       }
       return redis;

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { traceKeys, type TraceKeys } from "./keys.js";
 import { execWithScripts, RedisScript } from "./redis-script.js";
 
@@ -52,7 +52,7 @@ function pruneKeys(keys: TraceKeys, traceId: string): string[] {
 
 /** Prune the given traces if expired (or, with force, if their summary is gone). Returns how many were removed. */
 export async function pruneTraces(
-  redis: Redis,
+  redis: RedisClient,
   traceIds: readonly string[],
   opts: { prefix?: string; force?: boolean } = {},
 ): Promise<number> {
@@ -68,7 +68,7 @@ export async function pruneTraces(
  * One sweep: prune up to `limit` traces whose expiry is due (Redis clock). The collector runs
  * this periodically; readers also prune lazily what they trip over. Returns the number pruned.
  */
-export async function sweepExpired(redis: Redis, opts: { prefix?: string; limit?: number } = {}): Promise<number> {
+export async function sweepExpired(redis: RedisClient, opts: { prefix?: string; limit?: number } = {}): Promise<number> {
   const keys = traceKeys(opts.prefix);
   const [sec, usec] = await redis.time();
   const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);

@@ -1,5 +1,5 @@
 import { withCurrentNames } from "@tracelane/tracing/attributes";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { anomalyField, parseAnomalyMember, traceKeys, type TraceKeys } from "./keys.js";
 import { pruneTraces } from "./prune.js";
 import { renderReplay } from "./replay.js";
@@ -98,7 +98,7 @@ const withTimes = <T extends { startMs: number; endMs: number }>(r: T): T & { st
 });
 const typeOrder = (t: AnomalyType) => ANOMALY_TYPES.indexOf(t);
 
-export function createTraceReader(redis: Redis, opts: TraceReaderOptions = {}): TraceReader {
+export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions = {}): TraceReader {
   const keys = traceKeys(opts.prefix);
   const maxScan = opts.maxScan ?? 10_000;
   const maxStatsTraces = opts.maxStatsTraces ?? 50_000;

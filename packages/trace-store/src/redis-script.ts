@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 
 type Arg = string | number;
 
@@ -19,7 +20,7 @@ export class RedisScript {
     this.sha = createHash("sha1").update(lua).digest("hex");
   }
 
-  async run(redis: Redis, keys: readonly string[], args: readonly Arg[]): Promise<unknown> {
+  async run(redis: RedisClient, keys: readonly string[], args: readonly Arg[]): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
@@ -40,7 +41,7 @@ export class RedisScript {
  * Returns each command's result; the first command error is thrown.
  */
 export async function execWithScripts(
-  redis: Redis,
+  redis: RedisClient,
   scripts: readonly RedisScript[],
   build: (pipeline: ChainableCommander) => void,
 ): Promise<unknown[]> {

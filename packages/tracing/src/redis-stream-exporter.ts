@@ -2,14 +2,14 @@ import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { JsonTraceSerializer } from "@opentelemetry/otlp-transformer";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { createRedis } from "@tracelane/runtime";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { SPAN_STREAM_DEFAULT } from "./tracing-env.js";
 
 export interface RedisStreamSpanExporterOptions {
   /** Open (and own) a dedicated connection to this URL... */
   redisUrl?: string;
   /** ...or write through an existing connection, left open on shutdown. */
-  redis?: Redis;
+  redis?: RedisClient;
   /** Stream key; default SPAN_STREAM_DEFAULT. */
   stream?: string;
   /** Approximate cap (`MAXLEN ~`) so an absent collector cannot fill Redis; default 1,000,000 entries. */
@@ -31,7 +31,7 @@ export interface RedisStreamSpanExporterOptions {
  */
 export class RedisStreamSpanExporter implements SpanExporter {
   readonly stream: string;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly ownsConnection: boolean;
   private readonly maxLen: string;
   private readonly maxAttempts: number;

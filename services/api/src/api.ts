@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import type { ApiKeys } from "@tracelane/api-keys";
 import type { JobsOptions } from "bullmq";
 import type { Express, Router } from "express";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import type { Pipeline } from "@tracelane/pipeline";
 import { loadPriceTable, ModelPolicy } from "@tracelane/pricing";
 import { StageQueues } from "@tracelane/queue-contract";
@@ -26,9 +26,9 @@ const HTTP_DRAIN_MS = 10_000;
 export interface ComposeApiOptions {
   env: Env;
   /** Fail-fast ("producer") connection for the research store, trace reads and /readyz. */
-  redis: Redis;
+  redis: RedisClient;
   /** The queues' own fail-fast connection (BullMQ loads its scripts on it). */
-  queueRedis: Redis;
+  queueRedis: RedisClient;
   logger: Logger;
   /** Overrides of the default job options (JOB_ATTEMPTS, JOB_BACKOFF_MS... see jobOptionsFromEnv). */
   jobOptions?: JobsOptions;

@@ -1,7 +1,7 @@
 import express, { type Express, type Router } from "express";
 import { ApiKeys } from "@tracelane/api-keys";
 import { CONSOLE_BASE, createConsoleRouter } from "@tracelane/console";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import type { StageQueues } from "@tracelane/queue-contract";
 import type { ResearchStore } from "@tracelane/research-store";
 import type { TraceReader } from "@tracelane/trace-store";
@@ -27,7 +27,7 @@ export interface AppDeps {
   store: ResearchStore;
   queues: StageQueues;
   /** Fail-fast ("producer") connection, used by /readyz. */
-  redis: Redis;
+  redis: RedisClient;
   config: AppConfig;
   logger: Logger;
   /** GET /v1/traces... (from routes/traces.ts), mounted when given. */

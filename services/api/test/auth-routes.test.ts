@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Express } from "express";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createRedis, waitForRedis } from "@tracelane/runtime";
 import { createLogger } from "@tracelane/tracing";
@@ -70,7 +70,7 @@ function enumerate(app: Express): Probe[] {
   return probes;
 }
 
-let connections: Redis[];
+let connections: RedisClient[];
 let api: Api;
 let url: string;
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Router } from "express";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { inject } from "vitest";
 import type { StageQueues } from "@tracelane/queue-contract";
 import { ResearchStore } from "@tracelane/research-store";
@@ -17,7 +17,7 @@ export interface TestApi {
   store: ResearchStore;
   queues: StageQueues;
   /** Connection to the test run's Redis, for assertions. */
-  redis: Redis;
+  redis: RedisClient;
   researchPrefix: string;
   queuePrefix: string;
   streams: SseStreams;

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import type { ApiKeys } from "@tracelane/api-keys";
 import type { PriceTable } from "@tracelane/pricing";
 import type { TracingStatsLike } from "@tracelane/metrics";
@@ -51,9 +51,9 @@ export function createStreamHandler(assembler: Assembler, stats: CollectorStats,
 
 export interface CollectorOptions {
   /** Commands (assembly, HTTP, sweeps). */
-  redis: Redis;
+  redis: RedisClient;
   /** The consumer's own connection (XREADGROUP BLOCK holds it). */
-  consumerRedis: Redis;
+  consumerRedis: RedisClient;
   stream: string;
   prefix: string;
   anomalyStream: string;

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import type { Logger } from "@tracelane/tracing";
 import { sweepExpired } from "@tracelane/trace-store";
 import type { CollectorStats } from "./stats.js";
@@ -15,7 +15,7 @@ export class Sweeper {
   private running: Promise<number> | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly intervalMs: number,
     private readonly stats?: CollectorStats,

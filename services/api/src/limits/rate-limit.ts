@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 
 /** One quota: at most `limit` requests per `windowMs`, spread evenly (GCRA), with a burst of up to `limit`. */
 export interface RatePolicy {
@@ -92,7 +92,7 @@ export class RateLimiter {
   private readonly redis: GcraRedis;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly opts: RateLimiterOptions,
   ) {
     // defineCommand per connection: EVALSHA, reloading the script after a Redis restart (NOSCRIPT).

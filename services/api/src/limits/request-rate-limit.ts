@@ -1,5 +1,5 @@
 import type { Request, RequestHandler } from "express";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { ROUTES } from "../api-spec/routes.js";
 import { callerOf, limitSubject } from "../auth/caller.js";
 import { isConnectionError, RetryLaterError } from "../http/errors.js";
@@ -9,7 +9,7 @@ import type { CountRejection } from "./rejections.js";
 const MINUTE_MS = 60_000;
 
 export interface RequestRateLimitOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** TRACELANE_RATE_LIMIT_PREFIX. */
   prefix: string;
   /** RATE_LIMIT_PER_MINUTE: every /v1 request; 0 = no limit. */

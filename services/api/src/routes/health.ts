@@ -1,12 +1,12 @@
 import { Router } from "express";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import { ROUTES } from "../api-spec/routes.js";
 import { withTimeout } from "../http/errors.js";
 
 export const READY_TIMEOUT_MS = 1_000;
 
-/** `/healthz`: the process is up. `/readyz`: Redis answers PING, so requests can be served. */
-export function createHealthRouter(deps: { redis: Redis; timeoutMs?: number }): Router {
+/** `/healthz`: the process is up. `/readyz`: RedisClient answers PING, so requests can be served. */
+export function createHealthRouter(deps: { redis: RedisClient; timeoutMs?: number }): Router {
   const timeoutMs = deps.timeoutMs ?? READY_TIMEOUT_MS;
   const router = Router();
   router.get(ROUTES.healthz.path, (_req, res) => {

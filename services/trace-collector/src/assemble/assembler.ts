@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import type { Caller } from "@tracelane/api-keys";
 import { ATTR_OWNER } from "@tracelane/pipeline";
 import { loadPriceTable, type PriceTable } from "@tracelane/pricing";
@@ -24,7 +24,7 @@ import { insertSpansScript, writeTraceScript } from "./scripts.js";
 import { summarizeTrace } from "./summary.js";
 
 export interface AssemblerOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** Key prefix (TRACELANE_TRACE_PREFIX). */
   prefix?: string;
   /** Default 86,400 (TRACELANE_TRACE_TTL_SECONDS). */

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import express, { type NextFunction, type Request, type Response } from "express";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import type { ApiKeys } from "@tracelane/api-keys";
 import type { Logger } from "@tracelane/tracing";
 import type { SpanRecord } from "@tracelane/trace-store";
@@ -11,7 +11,7 @@ import { streamLag } from "../ingest/stream-consumer.js";
 import type { CollectorStats } from "../stats.js";
 
 export interface HttpAppDeps {
-  redis: Redis;
+  redis: RedisClient;
   stats: CollectorStats;
   stream: string;
   group: string;

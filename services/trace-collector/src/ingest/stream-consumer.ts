@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
 import type { Logger } from "@tracelane/tracing";
 import { CollectorStats } from "../stats.js";
 
@@ -11,7 +11,7 @@ export interface StreamEntry {
 
 export interface StreamConsumerOptions {
   /** A connection for this consumer alone: XREADGROUP BLOCK holds it. */
-  redis: Redis;
+  redis: RedisClient;
   stream: string;
   group?: string;
   consumer: string;
@@ -185,7 +185,7 @@ export class StreamConsumer {
 }
 
 /** Consumer-group lag for /stats (Redis >= 7: `lag` = entries not yet delivered to the group). */
-export async function streamLag(redis: Redis, stream: string, group = CONSUMER_GROUP) {
+export async function streamLag(redis: RedisClient, stream: string, group = CONSUMER_GROUP) {
   const [length, groups] = await Promise.all([
     redis.xlen(stream),
     (redis.call("XINFO", "GROUPS", stream) as Promise<unknown[][]>).catch(() => [] as unknown[][]),

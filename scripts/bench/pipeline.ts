@@ -1,7 +1,7 @@
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { isolatedRun, ONE_OF_EACH, startStack, WORKER_SERVICES, type Stack } from "@tracelane/launcher";
-import { QUEUE_NAMES, STAGES } from "@tracelane/queue-contract";
+import { QUEUE_NAMES, queuePrefix, STAGES } from "@tracelane/queue-contract";
 import { ResearchStore, researchKeys } from "@tracelane/research-store";
 import { createKeepAliveFetch } from "@tracelane/runtime";
 import { spansOfResearch } from "@tracelane/testkit";
@@ -125,7 +125,7 @@ export async function benchPipeline(
     }
   };
   const store = new ResearchStore(redis, { prefix: prefixes.research });
-  const stageQueues = STAGES.map((stage) => new Queue(QUEUE_NAMES[stage], { connection: redis, prefix: prefixes.queue }));
+  const stageQueues = STAGES.map((stage) => new Queue(QUEUE_NAMES[stage], { connection: redis, prefix: queuePrefix(prefixes.queue, QUEUE_NAMES[stage]) }));
   const workers = () => WORKER_SERVICES.flatMap((name) => stack.byService(name));
   const watch = await watchPipeline({
     label: opts.label,
@@ -168,7 +168,7 @@ export async function benchPipeline(
   try {
     // Warm up connections and JIT before measuring, one at a time and then a burst as at saturation.
     for (let i = 0; i < WARM_UP_ONE_AT_A_TIME; i++) await untilFinal(await submit(`warm-up ${i}`));
-    const synthesis = new Queue(QUEUE_NAMES.synthesis, { connection: redis, prefix: prefixes.queue });
+    const synthesis = new Queue(QUEUE_NAMES.synthesis, { connection: redis, prefix: queuePrefix(prefixes.queue, QUEUE_NAMES.synthesis) });
     const completedCount = () => synthesis.getCompletedCount();
     const warmed = (await completedCount()) + WARM_UP_BURST;
     await mapLimit(

@@ -98,12 +98,14 @@ async function productFootprint(label: string, researches: number, env: Record<s
     if (key.startsWith(`${prefixes.traces}:t:`)) return `trace ${key.slice(key.lastIndexOf(":") + 1)}`;
     if (key.startsWith(`${prefixes.traces}:`)) return "trace indexes and anomalies";
     if (key.startsWith(`${prefixes.research}:`)) {
-      const rest = key.slice(prefixes.research.length + 1);
+      // Past the partition's hash tag ({r<k>}).
+      const rest = key.slice(prefixes.research.length + 1).replace(/^\{[^}]*\}:/, "");
       if (rest.endsWith(":events")) return "research events";
       return /^[0-9a-f]{32}$/.test(rest) ? "research record" : "research indexes";
     }
     if (key.startsWith(`${prefixes.queue}:`)) {
-      const [, queue, ...rest] = key.split(":");
+      // <prefix>:{<queue>}:<queue>:<rest>: each queue under its own hash tag.
+      const [queue = "", ...rest] = key.slice(prefixes.queue.length + 1).replace(/^\{[^}]*\}:/, "").split(":");
       const tail = rest.join(":");
       return `bullmq ${queue} ${/^[0-9a-f]{32}-/.test(tail) ? "jobs" : "lists"}`;
     }

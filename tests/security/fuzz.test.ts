@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import protobuf from "protobufjs";
 import { describe, expect, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
+import { RESEARCH_PARTITIONS, researchIndexKeys } from "@tracelane/research-store";
 import { OTLP_TRACE_PROTO_FILES } from "@tracelane/tracing";
 import { modelCallsOfResearch, spansOfResearch } from "../support/spans.js";
 import { apiClient } from "../support/api-client.js";
@@ -445,7 +446,8 @@ describe(`bounded fuzz (seed ${SEED})`, () => {
     for (const url of [`${base}/healthz`, `${collector}/healthz`, `${base}/readyz`]) expect((await fetch(url)).status, url).toBe(200);
 
     // ...no rejected request left a record or a job: every research and every job belongs to an accepted request...
-    const researchIds = await run.redis.zrange(`${run.stack.prefixes.research}:index`, 0, -1);
+    const researchIds: string[] = [];
+    for (let k = 0; k < RESEARCH_PARTITIONS; k++) researchIds.push(...(await run.redis.zrange(researchIndexKeys(run.stack.prefixes.research, k).all, 0, -1)));
     expect(new Set(researchIds)).toEqual(accepted);
     const jobKeys = (await run.redis.keys(`${run.stack.prefixes.queue}:*`)).filter(
       (k) => !k.startsWith(run.stack.prefixes.research) && !k.startsWith(run.stack.prefixes.traces) && k !== run.stack.prefixes.spans,

@@ -2,6 +2,7 @@ export {
   STAGES,
   QUEUE_NAMES,
   DEFAULT_QUEUE_PREFIX,
+  queuePrefix,
   DEFAULT_JOB_OPTIONS,
   stageJobId,
   claimJobId,

@@ -13,6 +13,14 @@ export const QUEUE_NAMES = Object.fromEntries(RESEARCH_PIPELINE.stages.map((s) =
 export const DEFAULT_QUEUE_PREFIX = "tracelane";
 
 /**
+ * The BullMQ prefix of one queue: `prefix` plus the queue's own hash tag (`tracelane:{analysis}`). BullMQ's scripts
+ * touch many keys of a queue at once, so on a Redis Cluster all of them must share a slot; a tag per queue (not one
+ * for the whole prefix) spreads the queues over the masters. A fan-out's claim jobs are children in their parent's
+ * own queue, so no script crosses queues. Every Queue and Worker of a stage is made with this.
+ */
+export const queuePrefix = (prefix: string, queue: string) => `${prefix}:{${queue}}`;
+
+/**
  * Deterministic job id per (research, stage): BullMQ ignores an add whose id
  * already exists, so a retried stage can never enqueue its successor twice.
  * BullMQ 6 forbids ':' in custom ids, hence '-'.

@@ -3,7 +3,7 @@ import { ATTR_RESEARCH_ID, MAX_CLAIMS_LIMIT, RESEARCH_PIPELINE, type Pipeline, t
 // The messaging entry only: the queue contract must not load the OpenTelemetry SDK into every producer.
 import { withPublishSpan } from "@tracelane/tracing/messaging";
 import { stageJobSchema, type StageJob } from "./payloads.js";
-import { claimJobId, DEFAULT_JOB_OPTIONS, DEFAULT_QUEUE_PREFIX, stageJobId } from "./queues.js";
+import { claimJobId, DEFAULT_JOB_OPTIONS, DEFAULT_QUEUE_PREFIX, queuePrefix, stageJobId } from "./queues.js";
 
 export interface StageQueuesOptions<S extends string = Stage> {
   connection: ConnectionOptions;
@@ -33,7 +33,7 @@ export class StageQueues<S extends string = Stage> {
         s.stage,
         new Queue<StageJob<S>>(s.queue, {
           connection: opts.connection,
-          prefix,
+          prefix: queuePrefix(prefix, s.queue),
           defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, ...opts.jobOptions },
         }),
       ]),

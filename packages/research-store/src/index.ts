@@ -35,4 +35,4 @@ export {
   type TokenUsage,
   type StageStatus,
 } from "./schemas.js";
-export { DEFAULT_RESEARCH_PREFIX, researchKeys } from "./keys.js";
+export { dailySpendKey, DEFAULT_RESEARCH_PREFIX, RESEARCH_PARTITIONS, researchIndexKeys, researchKeys, researchPartition } from "./keys.js";

@@ -27,32 +27,27 @@ if not status then return -1 end
 if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end`;
 
 /**
- * KEYS: record, events, idem (== record when no key), owner index (== record when no owner), trace
- * owner key (== record when no trace), index keys (all, then one per status).
- * ARGV: ttl, id, fingerprint, eventJson, createdAtMs, trace owner JSON, field/value pairs...
- * Index entries created more than the TTL ago are trimmed here: their records, untouched for that
- * long or longer, are gone or about to go. A trace id already claimed by an earlier research keeps
- * that research as its owner.
+ * KEYS: record, events, owner index (== record when no owner), index keys of the research's partition (all, then
+ * one per status). ARGV: ttl, id, eventJson, createdAtMs, field/value pairs...
+ * Returns 'exists' (nothing written) when the record is there already: a replayed create whose first try wrote it.
+ * Index entries created more than the TTL ago are trimmed here: their records, untouched for that long or longer,
+ * are gone or about to go. The Idempotency-Key and the trace's owner are claimed around this script (SET NX), not
+ * in it: they are keyed by what a reader knows (the key, the trace id), so they live in other slots.
  */
 export const CREATE_SCRIPT = `
-${reindexAt(6)}
-if KEYS[3] ~= KEYS[1] then
-  local existing = redis.call('GET', KEYS[3])
-  if existing then return existing end
-  redis.call('SET', KEYS[3], ARGV[2] .. '|' .. ARGV[3], 'EX', ARGV[1])
-end
-for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', 'research.queued', 'data', ARGV[4])
-local cutoff = tonumber(ARGV[5]) - tonumber(ARGV[1]) * 1000
-for i = 6, #KEYS do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. cutoff) end
-redis.call('ZADD', KEYS[6], ARGV[5], ARGV[2])
+${reindexAt(4)}
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'type', 'research.queued', 'data', ARGV[3])
+local cutoff = tonumber(ARGV[4]) - tonumber(ARGV[1]) * 1000
+for i = 4, #KEYS do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. cutoff) end
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
 reindex(ARGV[2])
-if KEYS[4] ~= KEYS[1] then
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. cutoff)
-  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[2])
-  redis.call('EXPIRE', KEYS[4], ARGV[1])
+if KEYS[3] ~= KEYS[1] then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. cutoff)
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+  redis.call('EXPIRE', KEYS[3], ARGV[1])
 end
-if KEYS[5] ~= KEYS[1] then redis.call('SET', KEYS[5], ARGV[6], 'NX', 'EX', ARGV[1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return 'created'

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { RedisClient } from "@tracelane/runtime";
+import { batch, type RedisClient } from "@tracelane/runtime";
 import { MAX_CLAIMS_LIMIT as MAX_CLAIMS, RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
 import { addCostUsd, addUsd, fromNanoUsd, roundMs, roundUsd, toNanoUsd } from "@tracelane/pricing";
 import {
@@ -18,6 +18,7 @@ import {
   claimField,
   CLAIMS_FIELD,
   DAILY_SPEND_TTL_SECONDS,
+  ALL_PARTITIONS,
   dailySpendKey,
   DEFAULT_RESEARCH_PREFIX,
   idempotencyKey,
@@ -25,6 +26,7 @@ import {
   ownerIndexKey,
   researchIndexKeys,
   researchKeys,
+  researchPartition,
   spendDay,
   traceOwnerKey,
   wastedFields,
@@ -43,6 +45,7 @@ import {
   emptyStages,
   RESEARCH_STATUSES,
 } from "./schemas.js";
+import { newestFirst } from "./partition-merge.js";
 import { claimsOf, stageOutputs, toView } from "./view.js";
 
 export interface ResearchStoreOptions {
@@ -213,8 +216,6 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
   readonly prefix: string;
   readonly pipeline: Pipeline<S, O>;
   private readonly ttl: number;
-  /** The index keys every transition keeps (indexKeyList). */
-  private readonly indexKeys: string[];
 
   constructor(
     private readonly redis: RedisClient,
@@ -224,9 +225,8 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     this.pipeline = opts.pipeline ?? (RESEARCH_PIPELINE as unknown as Pipeline<S, O>);
     this.ttl = opts.ttlSeconds ?? 7 * 24 * 3600;
     // EVALSHA with a fallback to EVAL: the script text is not resent on every update.
-    this.indexKeys = indexKeyList(this.prefix);
-    const withIndexes = 2 + this.indexKeys.length; // record, events, indexes
-    redis.defineCommand("tracelaneResearchCreate", { numberOfKeys: withIndexes + 3, lua: CREATE_SCRIPT }); // + idem, owner index, trace owner
+    const withIndexes = 2 + indexKeyList(this.prefix, 0).length; // record, events, indexes
+    redis.defineCommand("tracelaneResearchCreate", { numberOfKeys: withIndexes + 1, lua: CREATE_SCRIPT }); // + owner index
     redis.defineCommand("tracelaneResearchUpdate", { numberOfKeys: withIndexes + 1, lua: UPDATE_SCRIPT }); // + daily spend
     redis.defineCommand("tracelaneResearchStartStage", { numberOfKeys: withIndexes, lua: START_STAGE_SCRIPT });
     redis.defineCommand("tracelaneResearchStageRetrying", { numberOfKeys: withIndexes, lua: STAGE_RETRYING_SCRIPT });
@@ -251,17 +251,42 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     };
   }
 
+  /** The index keys every transition of research `id` keeps: those of its partition (indexKeyList). */
+  private indexKeys(id: string): string[] {
+    return indexKeyList(this.prefix, researchPartition(id));
+  }
+
+  /** Today's spend key of `subject` in research `id`'s partition, charged by the script that records the call. */
+  private spendKey(id: string, subject: string): string {
+    return dailySpendKey(this.prefix, subject, spendDay(), researchPartition(id));
+  }
+
+  /**
+   * Create the record, once. An Idempotency-Key is claimed first (SET NX GET: one command answers whether it was
+   * free and, if not, for which research and body); the record, its event and its partition's indexes are then
+   * written by one script, which writes nothing if the record exists. A crash between the two leaves a claimed
+   * key without a record: the replay finds it and creates that research then, so nothing is lost or doubled.
+   */
   async create(input: CreateResearchInput): Promise<CreateResult> {
-    const keys = researchKeys(this.prefix, input.id);
-    // Idempotency keys are scoped by owner: two API keys sending the same Idempotency-Key get two researches.
-    const idem = input.idempotencyKey ? this.idempotencyKeyOf(input.owner, input.idempotencyKey) : keys.record;
     const fingerprint = requestFingerprint(input.query, input.options);
+    let id = input.id;
+    if (input.idempotencyKey) {
+      const idem = this.idempotencyKeyOf(input.owner, input.idempotencyKey);
+      const bound = (await this.redis.set(idem, `${id}|${fingerprint}`, "EX", this.ttl, "NX", "GET")) as string | null;
+      if (bound !== null) {
+        const [existingId = "", existingFingerprint] = bound.split("|");
+        if (existingFingerprint !== fingerprint) return { outcome: "conflict", id: existingId };
+        if ((await this.status(existingId)) !== undefined) return { outcome: "existing", id: existingId };
+        id = existingId; // claimed by a try that died before writing the record: finish it
+      }
+    }
+    const keys = researchKeys(this.prefix, id);
     const now = new Date().toISOString();
     const first = this.pipeline.first;
     const stages = emptyStages(this.pipeline);
     stages[first].status = "queued";
     const fields: Record<string, string> = {
-      id: input.id,
+      id,
       status: "queued",
       stage: first,
       query: input.query,
@@ -277,21 +302,20 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const result = await this.scripts.tracelaneResearchCreate(
       keys.record,
       keys.events,
-      idem,
-      input.owner ? ownerIndexKey(this.prefix, input.owner) : keys.record,
-      input.traceId ? traceOwnerKey(this.prefix, input.traceId) : keys.record,
-      ...this.indexKeys,
+      input.owner ? ownerIndexKey(this.prefix, input.owner, researchPartition(id)) : keys.record,
+      ...this.indexKeys(id),
       this.ttl,
-      input.id,
-      fingerprint,
+      id,
       event,
       Date.parse(now),
-      JSON.stringify({ researchId: input.id, ...(input.owner ? { owner: input.owner } : {}) }),
       ...Object.entries(fields).flat(),
     );
-    if (result === "created") return { outcome: "created", id: input.id };
-    const [existingId = "", existingFingerprint] = result.split("|");
-    return { outcome: existingFingerprint === fingerprint ? "existing" : "conflict", id: existingId };
+    // A trace id already claimed by an earlier research keeps that research as its owner (NX).
+    if (input.traceId) {
+      const owner = JSON.stringify({ researchId: id, ...(input.owner ? { owner: input.owner } : {}) });
+      await this.redis.set(traceOwnerKey(this.prefix, input.traceId), owner, "EX", this.ttl, "NX");
+    }
+    return { outcome: result === "created" ? "created" : "existing", id };
   }
 
   /** Idempotency keys are scoped by owner: two API keys sending the same Idempotency-Key get two researches. */
@@ -337,9 +361,13 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
    */
   async traceOwners(traceIds: string[]): Promise<({ researchId: string; owner: string | undefined } | undefined)[]> {
     if (traceIds.length === 0) return [];
-    const values = await this.redis.mget(...traceIds.map((t) => traceOwnerKey(this.prefix, t)));
-    return values.map((v) => {
-      if (v === null) return undefined;
+    // One GET per trace in one batch, not an MGET: on a Cluster the trace ids' keys live in many slots.
+    const replies = await batch(this.redis, (b) => {
+      for (const t of traceIds) b.get(traceOwnerKey(this.prefix, t));
+    });
+    return replies.map(([err, v]) => {
+      if (err) throw err;
+      if (typeof v !== "string") return undefined;
       const parsed = JSON.parse(v) as { researchId: string; owner?: string };
       return { researchId: parsed.researchId, owner: parsed.owner };
     });
@@ -365,7 +393,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const [code, pairs] = await this.scripts.tracelaneResearchStartStage(
       keys.record,
       keys.events,
-      ...this.indexKeys,
+      ...this.indexKeys(id),
       this.ttl,
       stage,
       info.model,
@@ -500,7 +528,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const spend = charge.spendSubject && charge.usd ? toNanoUsd(charge.usd) : 0;
     await this.scripts.tracelaneResearchClaimAfterCancel(
       keys.record,
-      spend > 0 ? dailySpendKey(this.prefix, charge.spendSubject!, spendDay()) : keys.record,
+      spend > 0 ? this.spendKey(id, charge.spendSubject!) : keys.record,
       this.ttl,
       claimField(stage, rec.index),
       claimDoneField(stage, rec.index),
@@ -549,7 +577,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const res = await this.scripts.tracelaneResearchStageRetrying(
       keys.record,
       keys.events,
-      ...this.indexKeys,
+      ...this.indexKeys(id),
       this.ttl,
       id,
       stage,
@@ -575,7 +603,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const res = await this.scripts.tracelaneResearchFail(
       keys.record,
       keys.events,
-      ...this.indexKeys,
+      ...this.indexKeys(id),
       this.ttl,
       id,
       JSON.stringify(error),
@@ -593,7 +621,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const res = await this.scripts.tracelaneResearchCancel(
       keys.record,
       keys.events,
-      ...this.indexKeys,
+      ...this.indexKeys(id),
       this.ttl,
       id,
       new Date().toISOString(),
@@ -613,7 +641,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const charge = call.spendSubject && readable.costUsd ? toNanoUsd(readable.costUsd) : 0;
     const res = await this.scripts.tracelaneResearchStageCallAfterCancel(
       record,
-      charge > 0 ? dailySpendKey(this.prefix, call.spendSubject!, spendDay()) : record,
+      charge > 0 ? this.spendKey(id, call.spendSubject!) : record,
       this.ttl,
       stage,
       JSON.stringify(readable),
@@ -629,14 +657,20 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
    * have been lost (a crash between create and enqueue). Expired records are dropped from the indexes.
    */
   async queuedOlderThan(olderThanMs: number, limit = 100): Promise<string[]> {
-    const key = researchIndexKeys(this.prefix).byStatus.queued;
-    const ids = await this.redis.zrangebyscore(key, 0, Date.now() - olderThanMs, "LIMIT", 0, limit);
+    const queued = ALL_PARTITIONS.map((k) => researchIndexKeys(this.prefix, k).byStatus.queued);
+    const replies = await batch(this.redis, (b) => {
+      for (const key of queued) b.zrangebyscore(key, 0, Date.now() - olderThanMs, "LIMIT", 0, limit);
+    });
     const out: string[] = [];
-    for (const id of ids) {
-      const status = await this.status(id);
-      if (status === "queued") out.push(id);
-      else if (status === undefined) await this.forget([id]);
-      else await this.redis.zrem(key, id); // moved on without this index hearing of it
+    for (const [i, [err, ids]] of replies.entries()) {
+      if (err) throw err;
+      for (const id of ids as string[]) {
+        if (out.length >= limit) return out;
+        const status = await this.status(id);
+        if (status === "queued") out.push(id);
+        else if (status === undefined) await this.forget([id]);
+        else await this.redis.zrem(queued[i]!, id); // moved on without this index hearing of it
+      }
     }
     return out;
   }
@@ -645,14 +679,17 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
    * Researches newest first (by createdAt), optionally in one status and a createdAt window
    * (epoch ms, inclusive), `limit` (1-500, default 50) per page; pass `nextCursor` back as `cursor`
    * for the next page. Entries whose record expired are dropped from the indexes as they are met.
+   * The index is read across its partitions as one (newestFirst).
    */
   async list(query: ResearchListQuery = {}): Promise<ResearchListPage<S>> {
     const limit = Math.min(Math.max(Math.trunc(query.limit ?? 50), 1), 500);
     const cursor = query.cursor === undefined ? undefined : decodeListCursor(query.cursor);
-    const indexes = researchIndexKeys(this.prefix);
     // An owner's own index (its status is checked per entry), else a status index, else every research.
-    const ownerKey = query.owner === undefined ? undefined : ownerIndexKey(this.prefix, query.owner);
-    const key = ownerKey ?? (query.status ? indexes.byStatus[query.status] : indexes.all);
+    const keyOf = (k: number) => {
+      if (query.owner !== undefined) return ownerIndexKey(this.prefix, query.owner, k);
+      const indexes = researchIndexKeys(this.prefix, k);
+      return query.status ? indexes.byStatus[query.status] : indexes.all;
+    };
     const max = Math.min(query.until ?? Infinity, cursor?.k ?? Infinity);
     const min = query.since ?? -Infinity;
     const bound = (n: number) => (n === Infinity ? "+inf" : n === -Infinity ? "-inf" : String(n));
@@ -667,23 +704,14 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const items: { summary: ResearchSummary<S>; score: number }[] = [];
     const gone: string[] = [];
     const chunk = Math.min(limit + 1, 200);
-    let offset = 0;
     let scanned = 0;
     let lastScanned: ListCursor | undefined;
-    scan: for (;;) {
-      const raw = await this.redis.zrevrangebyscore(key, bound(max), bound(min), "WITHSCORES", "LIMIT", offset, chunk);
-      if (raw.length === 0) break;
-      offset += raw.length / 2;
-      const entries: { id: string; score: number }[] = [];
-      for (let i = 0; i < raw.length; i += 2) {
-        const id = raw[i]!;
-        const score = Number(raw[i + 1]);
-        // Equal scores come in descending id order: the cursor's entry and those before it were on earlier pages.
-        if (!(cursor && score === cursor.k && id >= cursor.i)) entries.push({ id, score });
-      }
-      const p = this.redis.pipeline();
-      for (const e of entries) p.hmget(researchKeys(this.prefix, e.id).record, ...fields);
-      const replies = (await p.exec()) ?? [];
+    scan: for await (const page of newestFirst(this.redis, ALL_PARTITIONS.map(keyOf), { max: bound(max), min: bound(min) }, chunk)) {
+      // Equal scores come in descending id order: the cursor's entry and those before it were on earlier pages.
+      const entries = page.filter(({ id, score }) => !(cursor && score === cursor.k && id >= cursor.i));
+      const replies = await batch(this.redis, (b) => {
+        for (const e of entries) b.hmget(researchKeys(this.prefix, e.id).record, ...fields);
+      });
       for (let i = 0; i < entries.length; i++) {
         const [err, values] = replies[i]!;
         if (err) throw err;
@@ -701,9 +729,8 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
         }
         if (scanned >= LIST_MAX_SCAN) break scan;
       }
-      if (raw.length / 2 < chunk) break;
     }
-    await this.forget(gone, ownerKey);
+    await this.forget(gone, query.owner);
     if (items.length > limit) {
       const page = items.slice(0, limit);
       const last = page.at(-1)!;
@@ -716,29 +743,34 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
 
   /**
    * How many researches are in each status now (the api's /metrics gauge), from the status indexes:
-   * one ZCOUNT per status of the entries created within the record TTL (older ones have expired).
+   * one ZCOUNT per status and partition of the entries created within the record TTL (older ones have expired).
    */
   async countByStatus(): Promise<Record<ResearchStatus, number>> {
-    const indexes = researchIndexKeys(this.prefix);
-    const p = this.redis.pipeline();
     const since = Date.now() - this.ttl * 1000;
-    for (const status of RESEARCH_STATUSES) p.zcount(indexes.byStatus[status], since, "+inf");
-    const replies = (await p.exec()) ?? [];
-    return Object.fromEntries(
-      RESEARCH_STATUSES.map((status, i) => {
-        const [err, n] = replies[i]!;
-        if (err) throw err;
-        return [status, Number(n)];
-      }),
-    ) as Record<ResearchStatus, number>;
+    const replies = await batch(this.redis, (b) => {
+      for (const k of ALL_PARTITIONS) {
+        const indexes = researchIndexKeys(this.prefix, k);
+        for (const status of RESEARCH_STATUSES) b.zcount(indexes.byStatus[status], since, "+inf");
+      }
+    });
+    const counts = Object.fromEntries(RESEARCH_STATUSES.map((s) => [s, 0])) as Record<ResearchStatus, number>;
+    replies.forEach(([err, n], i) => {
+      if (err) throw err;
+      counts[RESEARCH_STATUSES[i % RESEARCH_STATUSES.length]!] += Number(n);
+    });
+    return counts;
   }
 
-  /** Drop researches whose record expired from every index (and the owner index they were found in). */
-  private async forget(ids: string[], ownerKey?: string): Promise<void> {
+  /** Drop researches whose record expired from every index of their partition (and their owner's index there). */
+  private async forget(ids: string[], owner?: string): Promise<void> {
     if (ids.length === 0) return;
-    const p = this.redis.pipeline();
-    for (const key of ownerKey ? [...this.indexKeys, ownerKey] : this.indexKeys) p.zrem(key, ...ids);
-    await p.exec();
+    await batch(this.redis, (b) => {
+      for (const id of ids) {
+        const k = researchPartition(id);
+        for (const key of indexKeyList(this.prefix, k)) b.zrem(key, id);
+        if (owner !== undefined) b.zrem(ownerIndexKey(this.prefix, owner, k), id);
+      }
+    });
   }
 
   /**
@@ -756,7 +788,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const nano = spent.costUsd ? toNanoUsd(spent.costUsd) : 0;
     await this.scripts.tracelaneResearchStageWasted(
       keys.record,
-      spent.spendSubject && nano > 0 ? dailySpendKey(this.prefix, spent.spendSubject, spendDay()) : keys.record,
+      spent.spendSubject && nano > 0 ? this.spendKey(id, spent.spendSubject) : keys.record,
       this.ttl,
       f.nanoUsd,
       nano,
@@ -809,8 +841,16 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
 
   /** What `subject` spent on model calls on the UTC day of `at` (default today), in USD. */
   async spentOn(subject: string, at: Date = new Date()): Promise<number> {
-    const nano = await this.redis.get(dailySpendKey(this.prefix, subject, spendDay(at)));
-    return nano === null ? 0 : fromNanoUsd(Number(nano));
+    const day = spendDay(at);
+    const replies = await batch(this.redis, (b) => {
+      for (const k of ALL_PARTITIONS) b.get(dailySpendKey(this.prefix, subject, day, k));
+    });
+    let nano = 0;
+    for (const [err, v] of replies) {
+      if (err) throw err;
+      if (typeof v === "string") nano += Number(v);
+    }
+    return fromNanoUsd(nano);
   }
 
   private async update(id: string, change: RecordUpdate): Promise<UpdateResult> {
@@ -824,8 +864,8 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const res = await this.scripts.tracelaneResearchUpdate(
       keys.record,
       keys.events,
-      ...this.indexKeys,
-      charge > 0 ? dailySpendKey(this.prefix, change.spend!.subject, spendDay()) : keys.record,
+      ...this.indexKeys(id),
+      charge > 0 ? this.spendKey(id, change.spend!.subject) : keys.record,
       this.ttl,
       change.event,
       event,

@@ -1,7 +1,16 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterEach, beforeAll, afterAll, describe, expect, inject, it } from "vitest";
-import { InvalidCursorError, RESEARCH_STATUSES, ResearchStore } from "@tracelane/research-store";
+import {
+  InvalidCursorError,
+  RESEARCH_PARTITIONS,
+  RESEARCH_STATUSES,
+  ResearchStore,
+  researchIndexKeys,
+  researchKeys,
+  researchPartition,
+  type ResearchStatus,
+} from "@tracelane/research-store";
 
 let redis: Redis;
 const newId = () => randomUUID().replaceAll("-", "");
@@ -39,13 +48,29 @@ async function createSome(store: ResearchStore, n: number): Promise<string[]> {
 
 const ids = (page: { researches: { id: string }[] }) => page.researches.map((r) => r.id);
 
-/** Every status index that holds `id`. */
+/** The index of research `id`'s partition: of every research, or of those in `status`. */
+const indexOf = (store: ResearchStore, id: string, status?: ResearchStatus) => {
+  const indexes = researchIndexKeys(store.prefix, researchPartition(id));
+  return status ? indexes.byStatus[status] : indexes.all;
+};
+
+/** Every status index (of its partition) that holds `id`. */
 async function indexesOf(store: ResearchStore, id: string): Promise<string[]> {
   const found: string[] = [];
   for (const status of RESEARCH_STATUSES) {
-    if ((await redis.zscore(`${store.prefix}:index:${status}`, id)) !== null) found.push(status);
+    if ((await redis.zscore(indexOf(store, id, status), id)) !== null) found.push(status);
   }
   return found;
+}
+
+/** Every research in the store's indexes, newest first (equal createdAt: higher id first), over all partitions. */
+async function allNewestFirst(store: ResearchStore): Promise<string[]> {
+  const entries: { id: string; score: number }[] = [];
+  for (let k = 0; k < RESEARCH_PARTITIONS; k++) {
+    const raw = await redis.zrange(researchIndexKeys(store.prefix, k).all, 0, -1, "WITHSCORES");
+    for (let i = 0; i < raw.length; i += 2) entries.push({ id: raw[i]!, score: Number(raw[i + 1]) });
+  }
+  return entries.sort((a, b) => b.score - a.score || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)).map((e) => e.id);
 }
 
 describe("ResearchStore.list", () => {
@@ -91,10 +116,10 @@ describe("ResearchStore.list", () => {
     const store = freshStore();
     const created = await createSome(store, 7);
     // Four of them share one createdAt, as researches created in the same millisecond do.
-    const same = Number(await redis.zscore(`${store.prefix}:index`, created[2]!));
+    const same = Number(await redis.zscore(indexOf(store, created[2]!), created[2]!));
     for (const id of created.slice(2, 6)) {
-      await redis.zadd(`${store.prefix}:index`, same, id);
-      await redis.zadd(`${store.prefix}:index:queued`, same, id);
+      await redis.zadd(indexOf(store, id), same, id);
+      await redis.zadd(indexOf(store, id, "queued"), same, id);
     }
     const seen: string[] = [];
     let cursor: string | undefined;
@@ -109,14 +134,13 @@ describe("ResearchStore.list", () => {
     expect(pages).toBe(4);
     expect([...seen].sort()).toEqual([...created].sort());
     expect(new Set(seen).size).toBe(created.length);
-    const expectedOrder = await redis.zrevrange(`${store.prefix}:index`, 0, -1);
-    expect(seen).toEqual(expectedOrder);
+    expect(seen).toEqual(await allNewestFirst(store));
   });
 
   it("filters by a createdAt window, inclusive at both ends", async () => {
     const store = freshStore();
     const created = await createSome(store, 4);
-    const at = async (id: string) => Number(await redis.zscore(`${store.prefix}:index`, id));
+    const at = async (id: string) => Number(await redis.zscore(indexOf(store, id), id));
     const page = await store.list({ since: await at(created[1]!), until: await at(created[2]!) });
     expect(ids(page)).toEqual([created[2], created[1]]);
   });
@@ -124,9 +148,9 @@ describe("ResearchStore.list", () => {
   it("drops entries whose record expired from every index when it meets them", async () => {
     const store = freshStore();
     const [keep, expire] = await createSome(store, 2);
-    await redis.del(`${store.prefix}:${expire}`);
+    await redis.del(researchKeys(store.prefix, expire!).record);
     expect(ids(await store.list())).toEqual([keep]);
-    expect(await redis.zscore(`${store.prefix}:index`, expire!)).toBeNull();
+    expect(await redis.zscore(indexOf(store, expire!), expire!)).toBeNull();
     expect(await indexesOf(store, expire!)).toEqual([]);
   });
 
@@ -134,11 +158,14 @@ describe("ResearchStore.list", () => {
     const store = freshStore(60);
     const [old] = await createSome(store, 1);
     const longAgo = Date.now() - 61_000;
-    await redis.zadd(`${store.prefix}:index`, longAgo, old!);
-    await redis.zadd(`${store.prefix}:index:queued`, longAgo, old!);
-    const [fresh] = await createSome(store, 1);
-    expect(await redis.zrange(`${store.prefix}:index`, 0, -1)).toEqual([fresh]);
-    expect(await redis.zrange(`${store.prefix}:index:queued`, 0, -1)).toEqual([fresh]);
+    await redis.zadd(indexOf(store, old!), longAgo, old!);
+    await redis.zadd(indexOf(store, old!, "queued"), longAgo, old!);
+    // The trim runs over the created research's partition (the one its script touches): create one beside it.
+    let fresh = newId();
+    while (researchPartition(fresh) !== researchPartition(old!)) fresh = newId();
+    await store.create({ id: fresh, query: "fresh", options: {}, traceId: null });
+    expect(await redis.zrange(indexOf(store, old!), 0, -1)).toEqual([fresh]);
+    expect(await redis.zrange(indexOf(store, old!, "queued"), 0, -1)).toEqual([fresh]);
   });
 
   it("rejects a cursor it did not make", async () => {

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { ResearchStore } from "@tracelane/research-store";
+import { slotOf } from "@tracelane/runtime";
+import { ResearchStore, researchIndexKeys, researchKeys, researchPartition } from "@tracelane/research-store";
 
 let redis: Redis;
 let store: ResearchStore;
@@ -26,6 +27,41 @@ describe("ResearchStore", () => {
     expect(first.outcome).toBe("created");
     expect(again).toEqual({ outcome: "existing", id: first.id });
     expect(other).toEqual({ outcome: "conflict", id: first.id });
+  });
+
+  it("finishes a research whose Idempotency-Key was claimed by a try that died before writing its record", async () => {
+    const key = `k-${newId()}`;
+    const claimedId = newId();
+    // What a create that crashed between its two steps leaves: the key bound to an id, no record. The binding's
+    // fingerprint of this body is taken from a real create under another prefix.
+    const fingerprint = await (async () => {
+      const probe = new ResearchStore(redis, { prefix: `test-probe-${newId()}` });
+      await probe.create({ id: claimedId, query: "q", options: {}, traceId: null, idempotencyKey: key });
+      const [bound] = await redis.keys(`${probe.prefix}:idem:*`);
+      const value = (await redis.get(bound!))!;
+      await redis.del(...(await redis.keys(`${probe.prefix}:*`)));
+      return value.split("|")[1]!;
+    })();
+    await redis.set(`${store.prefix}:idem:${key}`, `${claimedId}|${fingerprint}`, "EX", 60);
+
+    const replay = await store.create({ id: newId(), query: "q", options: {}, traceId: null, idempotencyKey: key });
+    expect(replay).toEqual({ outcome: "created", id: claimedId });
+    expect((await store.get(claimedId))?.status).toBe("queued");
+    expect(await store.create({ id: newId(), query: "q", options: {}, traceId: null, idempotencyKey: key })).toEqual({
+      outcome: "existing",
+      id: claimedId,
+    });
+  });
+
+  it("keeps a research's record, events and its partition's indexes in one Redis Cluster slot", async () => {
+    const id = newId();
+    const keys = researchKeys(store.prefix, id);
+    const indexes = researchIndexKeys(store.prefix, researchPartition(id));
+    const slots = new Set([keys.record, keys.events, indexes.all, ...Object.values(indexes.byStatus)].map(slotOf));
+    expect(slots.size).toBe(1);
+    // ...while researches spread over the partitions (and so over a cluster's masters).
+    const partitions = new Set(Array.from({ length: 400 }, () => researchPartition(newId())));
+    expect(partitions.size).toBe(16);
   });
 
   it("never moves a research out of a final state", async () => {

@@ -1,5 +1,6 @@
 import { WaitingChildrenError, Worker, type Job, type ConnectionOptions, type WorkerOptions } from "bullmq";
 import type { Span } from "@opentelemetry/api";
+import { queuePrefix } from "@tracelane/queue-contract";
 import { withProcessSpan, type Carrier, type Logger } from "@tracelane/tracing";
 import { isFinalAttempt } from "./final-attempt.js";
 
@@ -73,7 +74,7 @@ export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number 
     },
     {
       connection: opts.connection,
-      prefix: opts.prefix,
+      prefix: queuePrefix(opts.prefix, opts.queueName),
       concurrency: opts.concurrency,
       // A job whose worker was killed is retried (as a stalled job) up to twice before it fails.
       maxStalledCount: 2,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { bootFailureLine, EnvError, envBoolean, envInt, parseEnv, serviceEnvShape } from "@tracelane/runtime";
+import { bootFailureLine, EnvError, envBoolean, envInt, parseEnv, redisEnvShape, serviceEnvShape } from "@tracelane/runtime";
 
 const schema = z.object({
   PORT: envInt(3000, { min: 1, max: 65535 }),
@@ -49,5 +49,26 @@ describe("bootFailureLine", () => {
       'api: cannot start: LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent (got "loud"); ' +
         'PORT: must be a whole number from 0 to 65535 (got "http")',
     );
+  });
+});
+
+describe("REDIS_CLUSTER_NODES", () => {
+  const redisSchema = z.object(redisEnvShape);
+
+  it("is unset by default (REDIS_URL is the one Redis) and parses seeds into hosts and ports", () => {
+    expect(parseEnv(redisSchema, {}).REDIS_CLUSTER_NODES).toBeUndefined();
+    expect(parseEnv(redisSchema, { REDIS_CLUSTER_NODES: " 10.0.0.1:7000, redis-b:7001,[::1]:7002" }).REDIS_CLUSTER_NODES).toEqual([
+      { host: "10.0.0.1", port: 7000 },
+      { host: "redis-b", port: 7001 },
+      { host: "::1", port: 7002 },
+    ]);
+  });
+
+  it("refuses what is not a list of host:port, naming the variable and the form it takes", () => {
+    for (const bad of ["10.0.0.1", "redis://a:7000", "a:7000,,b:7001", "a:99999", "a:70x0"]) {
+      expect(() => parseEnv(redisSchema, { REDIS_CLUSTER_NODES: bad }), bad).toThrow(
+        /REDIS_CLUSTER_NODES: must be a comma-separated list of host:port seed nodes/,
+      );
+    }
   });
 });

@@ -1,4 +1,4 @@
-import type { RedisClient } from "@tracelane/runtime";
+import { hashTag, type RedisClient } from "@tracelane/runtime";
 
 /** One quota: at most `limit` requests per `windowMs`, spread evenly (GCRA), with a burst of up to `limit`. */
 export interface RatePolicy {
@@ -104,7 +104,8 @@ export class RateLimiter {
 
   /** Count one request of `subject` against `policies` (at least one), atomically. */
   async take(subject: string, policies: readonly RatePolicy[]): Promise<RateDecision> {
-    const keys = policies.map((p) => `${this.opts.prefix}:${p.name}:${subject}`);
+    // One hash tag per subject: the script takes all of a subject's policies at once, so on a Redis Cluster they share a slot.
+    const keys = policies.map((p) => `${this.opts.prefix}:${hashTag(subject)}:${p.name}`);
     const args = policies.flatMap((p) => [p.limit, p.windowMs]);
     const now = this.opts.now ? String(Math.floor(this.opts.now())) : "";
     const [allowed, retryAfterMs, ...perPolicy] = await this.redis.tracelaneRateLimit(keys.length, ...keys, now, ...args);

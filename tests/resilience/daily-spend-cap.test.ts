@@ -15,6 +15,19 @@ import { startInProcessPipeline, type InProcessPipeline } from "../support/in-pr
 const CAP_USD = 0.05;
 const today = () => new Date().toISOString().slice(0, 10);
 
+/** A spender's key for today in research `id`'s partition (where that research's calls are charged). */
+const spendKeyOf = (pipeline: InProcessPipeline, id: string, subject: string) =>
+  dailySpendKey(pipeline.prefixes.research, subject, today(), researchPartition(id));
+
+/** What a spender spent today: the sum of its keys over the partitions. */
+async function spentToday(pipeline: InProcessPipeline, subject: string): Promise<number> {
+  let nano = 0;
+  for (let k = 0; k < RESEARCH_PARTITIONS; k++) {
+    nano += Number((await pipeline.redis.get(dailySpendKey(pipeline.prefixes.research, subject, today(), k))) ?? 0);
+  }
+  return nano;
+}
+
 describe("daily spend cap per spender", () => {
   let pipeline: InProcessPipeline;
   beforeAll(async () => {
@@ -24,21 +37,11 @@ describe("daily spend cap per spender", () => {
     await pipeline?.close();
   });
 
-  /** A spender's key for today in research `id`'s partition (where that research's calls are charged). */
-  const spendKeyOf = (id: string, subject: string) => dailySpendKey(pipeline.prefixes.research, subject, today(), researchPartition(id));
-
-  /** What a spender spent today: the sum of its keys over the partitions. */
-  const spentToday = async (subject: string) => {
-    let nano = 0;
-    for (let k = 0; k < RESEARCH_PARTITIONS; k++) nano += Number((await pipeline.redis.get(dailySpendKey(pipeline.prefixes.research, subject, today(), k))) ?? 0);
-    return nano;
-  };
-
   /** The spender a research is charged to, as its record names it, and that spender's key for today. */
   const spendOf = async (id: string) => {
     const subject = await pipeline.redis.hget(researchKeys(pipeline.prefixes.research, id).record, "spendSubject");
     expect(subject).toMatch(/^ip:/);
-    return { subject: subject!, key: spendKeyOf(id, subject!) };
+    return { subject: subject!, key: spendKeyOf(pipeline, id, subject!) };
   };
 
   it("adds each call's cost to the spender's day and stops before a call that would pass the cap", async () => {
@@ -76,7 +79,7 @@ describe("daily spend cap per spender", () => {
     expect(done.status).toBe("completed");
     const { key, subject } = await spendOf(first.body.id);
     // The rest of the day's cap is spent (by other researches of the same spender).
-    await pipeline.redis.incrby(key, toNanoUsd(CAP_USD) - (await spentToday(subject)));
+    await pipeline.redis.incrby(key, toNanoUsd(CAP_USD) - (await spentToday(pipeline, subject)));
 
     const researchKeysBefore = (await pipeline.redis.keys(`${pipeline.prefixes.research}:*`)).sort();
     const refused = await api.submit({ query: "Over the cap" });
@@ -143,7 +146,7 @@ describe("daily spend cap: calls that finish after a cancel, and models without 
     expect(view.status).toBe("cancelled");
     expect(view.stages.synthesis.costUsd).toBeGreaterThan(0);
     const subject = await pipeline.redis.hget(researchKeys(pipeline.prefixes.research, body.id).record, "spendSubject");
-    const spent = await spentToday(subject!);
+    const spent = await spentToday(pipeline, subject!);
     expect(spent).toBe(toNanoUsd(view.totals.costUsd));
     expect(spent).toBe(
       toNanoUsd(view.stages.analysis.costUsd!) + toNanoUsd(view.stages.factcheck.costUsd!) + toNanoUsd(view.stages.synthesis.costUsd!),
@@ -186,7 +189,7 @@ describe("daily spend cap with API keys", () => {
     const subject = await pipeline.redis.hget(researchKeys(pipeline.prefixes.research, first.body.id).record, "spendSubject");
     expect(subject).toMatch(/^key_[0-9a-f]{16}$/);
     expect((await pipeline.waitForFinal(first.body.id)).status).toBe("completed");
-    await pipeline.redis.set(spendKeyOf(first.body.id, subject!), toNanoUsd(CAP_USD));
+    await pipeline.redis.set(spendKeyOf(pipeline, first.body.id, subject!), toNanoUsd(CAP_USD));
 
     const refused = await api.submit({ query: "Key A again" }, asA);
     expect(refused.status).toBe(429);

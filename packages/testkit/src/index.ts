@@ -3,3 +3,11 @@ export { waitFor } from "./wait.js";
 export { startRedisServer, type EphemeralRedis } from "./redis-server.js";
 export { readServerSentEvents, type ServerSentEvent } from "./sse.js";
 export { modelCallsOfResearch, spansOfResearch } from "./research-shape.js";
+export {
+  startRedisCluster,
+  type EphemeralRedisCluster,
+  type RedisClusterMaster,
+  type RedisClusterNode,
+  type RedisClusterOptions,
+  type SlotRange,
+} from "./redis-cluster.js";

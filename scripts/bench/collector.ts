@@ -6,7 +6,7 @@
  *
  * Pre-fills a private span stream with N spans of realistic pipeline traces (api root, then
  * publish/process/chat per stage; each service exports its own batches, so a trace arrives over
- * several entries), then times:
+ * several entries, all in the trace's shard of the stream), then times:
  *   - baseline: raw XREAD + JSON.parse of the same entries (the floor any consumer pays);
  *   - decode:   XREAD + OTLP/JSON -> SpanRecord (no Redis writes);
  *   - collector: the real consumer (XREADGROUP, assembly, pricing, anomaly rules, indexes, XACK).
@@ -23,10 +23,13 @@ import {
   createStreamHandler,
   decodeOtlpJson,
   DEFAULT_RULES,
+  SPAN_STREAM_SHARDS_DEFAULT,
+  spanStreamShardOf,
+  spanStreamShards,
   StreamConsumer,
 } from "@tracelane/trace-collector";
-import { pipelineTrace, toStreamEntries } from "@tracelane/trace-collector/testing";
-import { createTraceReader } from "@tracelane/trace-store";
+import { pipelineTrace, toStreamEntries, type SyntheticSpan } from "@tracelane/trace-collector/testing";
+import { createTraceReader, indexSize } from "@tracelane/trace-store";
 
 export interface BenchCollectorOptions {
   redisUrl: string;
@@ -56,17 +59,31 @@ async function redisCpuMs(redis: Redis): Promise<number> {
   return (field("used_cpu_user") + field("used_cpu_sys")) * 1000;
 }
 
-/** Read the whole stream in batches with plain XREAD; `each` gets every entry's otlp field. */
+/** The stream entries of `traces` as the services write them: each trace's to its shard, each service's spans batched. */
+function shardedEntries(stream: string, traces: SyntheticSpan[][], spansPerEntry: number): { key: string; otlp: string }[] {
+  const byShard = new Map<string, SyntheticSpan[][]>();
+  for (const t of traces) {
+    const key = spanStreamShardOf(stream, SPAN_STREAM_SHARDS_DEFAULT, t[0]!.traceId);
+    const list = byShard.get(key);
+    if (list) list.push(t);
+    else byShard.set(key, [t]);
+  }
+  return [...byShard].flatMap(([key, group]) => toStreamEntries(group, spansPerEntry).map((otlp) => ({ key, otlp })));
+}
+
+/** Read every shard of the stream in batches with plain XREAD; `each` gets every entry's otlp field. */
 async function readAll(redis: Redis, stream: string, batch: number, each: (otlp: string) => void): Promise<void> {
-  let last = "0-0";
-  for (;;) {
-    const reply = await redis.xread("COUNT", batch, "STREAMS", stream, last);
-    const entries = reply?.[0]?.[1] ?? [];
-    if (entries.length === 0) return;
-    for (const [id, fields] of entries) {
-      last = id;
-      const i = fields.indexOf("otlp");
-      if (i >= 0) each(fields[i + 1]!);
+  for (const key of spanStreamShards(stream, SPAN_STREAM_SHARDS_DEFAULT)) {
+    let last = "0-0";
+    for (;;) {
+      const reply = await redis.xread("COUNT", batch, "STREAMS", key, last);
+      const entries = reply?.[0]?.[1] ?? [];
+      if (entries.length === 0) break;
+      for (const [id, fields] of entries) {
+        last = id;
+        const i = fields.indexOf("otlp");
+        if (i >= 0) each(fields[i + 1]!);
+      }
     }
   }
 }
@@ -75,7 +92,7 @@ async function readAll(redis: Redis, stream: string, batch: number, each: (otlp:
 async function warmUp(redis: Redis, consumerRedis: Redis, prefix: string, batchSize: number): Promise<void> {
   const stream = `${prefix}-spans`;
   const traces = Array.from({ length: 500 }, (_, i) => pipelineTrace({ startMs: Date.now() - 3_600_000 + i }));
-  for (const e of toStreamEntries(traces, 128)) await redis.xadd(stream, "*", "otlp", e);
+  for (const e of shardedEntries(stream, traces, 128)) await redis.xadd(e.key, "*", "otlp", e.otlp);
   const assembler = createAssembler({ redis, prefix, ttlSeconds: 60, anomalyStream: `${prefix}-anomaly-stream` });
   const consumer = new StreamConsumer({
     redis: consumerRedis,
@@ -131,10 +148,10 @@ export async function benchCollector(opts: BenchCollectorOptions): Promise<Recor
       traces.push(t);
       spans += t.length;
     }
-    const entries = toStreamEntries(traces, opts.spansPerEntry ?? 128);
+    const entries = shardedEntries(stream, traces, opts.spansPerEntry ?? 128);
     for (let i = 0; i < entries.length; i += 500) {
       const p = redis.pipeline();
-      for (const e of entries.slice(i, i + 500)) p.xadd(stream, "*", "otlp", e);
+      for (const e of entries.slice(i, i + 500)) p.xadd(e.key, "*", "otlp", e.otlp);
       await p.exec();
     }
 
@@ -197,7 +214,8 @@ export async function benchCollector(opts: BenchCollectorOptions): Promise<Recor
 
     // Check: every trace queryable and complete (sampled), nothing pending.
     const reader = createTraceReader(redis, { prefix });
-    const stored = await redis.zcard(`${prefix}:idx:start`);
+    const startIndexes = reader.keys.partitions.map((part) => part.idxStart);
+    const stored = await indexSize(redis, startIndexes);
     for (const t of [traces[0]!, traces[Math.floor(traces.length / 2)]!, traces[traces.length - 1]!]) {
       const got = await reader.getTrace(t[0]!.traceId);
       if (got?.summary.spanCount !== t.length) throw new Error(`bench: trace ${t[0]!.traceId} incomplete`);

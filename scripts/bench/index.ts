@@ -13,6 +13,7 @@ import { createKeepAliveFetch } from "@tracelane/runtime";
 import { startRedisServer } from "@tracelane/testkit";
 import { table } from "../lib/format.js";
 import { benchChainIngest } from "./chain-ingest.js";
+import { benchCluster } from "./cluster.js";
 import { benchCollector } from "./collector.js";
 import { benchFanOut, type FanOutResult } from "./fan-out.js";
 import { benchRedisFootprint } from "./redis-footprint.js";
@@ -42,7 +43,7 @@ const fanOutSequential = sizeFromEnv("BENCH_FAN_OUT_SEQUENTIAL", 30);
 const fanOutSaturation = sizeFromEnv("BENCH_FAN_OUT_JOBS", 300);
 const fanOutLatencyMs = sizeFromEnv("BENCH_FAN_OUT_LATENCY_MS", 200);
 const footprintResearches = sizeFromEnv("BENCH_FOOTPRINT_RESEARCHES", 200);
-/** BENCH_PARTS=fan-out (or pipeline, redis; comma-separated) runs only those rows (all of them by default). */
+/** BENCH_PARTS=fan-out (or pipeline, redis, cluster; comma-separated) runs only those rows (all of them by default). */
 const parts = new Set((process.env.BENCH_PARTS ?? "all").split(",").map((p) => p.trim()));
 // A run counts completions on the synthesis queue, which keeps the last 10,000 completed jobs.
 if (sequential + saturation + PIPELINE_WARM_UP > 10_000) {
@@ -155,6 +156,49 @@ async function redisRows() {
   }
 }
 
+/**
+ * The same product on a real Redis Cluster (3 masters + 3 replicas on this machine): Redis CPU and commands per
+ * research on each master, and the share of commands and keys each holds. Compare the CPU column's sum with the
+ * `redis` part's single-Redis row of the same run.
+ */
+async function clusterRows() {
+  const f = (n: number, d = 1) => n.toFixed(d);
+  for (const [label, env] of [
+    ["3-call pipeline (1 claim, no tools)", { MAX_CLAIMS: "1", MAX_TOOL_TURNS: "0" }],
+    ["fan-out (8 claims, default)", {}],
+  ] as const) {
+    const run = await benchCluster(footprintResearches, env);
+    console.log(`
+Redis Cluster, ${label}: ${run.researches} researches in ${f(run.seconds)} s, per master (shard):`);
+    console.log(
+      table(
+        ["shard", "slots", "Redis CPU ms / research", "commands / research", "share of commands", "share of keys"],
+        [
+          ...run.shards.map((s) => [
+            `:${s.port}`,
+            s.slots,
+            f(s.cpuMsPer, 2),
+            f(s.commandsPer),
+            `${f(s.commandShare * 100)}%`,
+            `${f(s.keyShare * 100)}%`,
+          ]),
+          [
+            "all masters",
+            run.shards.reduce((n, s) => n + s.slots, 0),
+            f(
+              run.shards.reduce((n, s) => n + s.cpuMsPer, 0),
+              2,
+            ),
+            f(run.shards.reduce((n, s) => n + s.commandsPer, 0)),
+            "100%",
+            "100%",
+          ],
+        ],
+      ),
+    );
+  }
+}
+
 const redis = process.env.REDIS_URL ? undefined : await startRedisServer();
 const redisUrl = process.env.REDIS_URL ?? redis!.url;
 console.log(
@@ -164,6 +208,7 @@ console.log(
 try {
   if (parts.has("all") || parts.has("fan-out")) await fanOutRows();
   if (parts.has("all") || parts.has("redis")) await redisRows();
+  if (parts.has("all") || parts.has("cluster")) await clusterRows();
   if (parts.has("all") || parts.has("pipeline")) {
     const raw = await benchRawChain(redisUrl, { sequential, saturation, concurrency });
     console.log("raw chain done");

@@ -118,14 +118,16 @@ export async function benchPipeline(
     const finishedAt = Date.now();
     const spans = spansOfResearch((await store.get(id))!);
     for (;;) {
-      const json = await redis.hget(traces.summary(traceId), "json");
+      const json = await redis.hget(traces.of(traceId).summary, "json");
       if (json && (JSON.parse(json) as { spanCount: number }).spanCount >= spans) return Date.now() - finishedAt;
       if (Date.now() - finishedAt > 60_000) throw new Error(`trace ${traceId} incomplete after 60 s`);
       await new Promise((r) => setTimeout(r, 20));
     }
   };
   const store = new ResearchStore(redis, { prefix: prefixes.research });
-  const stageQueues = STAGES.map((stage) => new Queue(QUEUE_NAMES[stage], { connection: redis, prefix: queuePrefix(prefixes.queue, QUEUE_NAMES[stage]) }));
+  const stageQueues = STAGES.map(
+    (stage) => new Queue(QUEUE_NAMES[stage], { connection: redis, prefix: queuePrefix(prefixes.queue, QUEUE_NAMES[stage]) }),
+  );
   const workers = () => WORKER_SERVICES.flatMap((name) => stack.byService(name));
   const watch = await watchPipeline({
     label: opts.label,

@@ -2,6 +2,8 @@ import { Redis } from "ioredis";
 import { isolatedRun, ONE_OF_EACH, startStack } from "@tracelane/launcher";
 import { ResearchStore } from "@tracelane/research-store";
 import { createKeepAliveFetch } from "@tracelane/runtime";
+import { SPAN_STREAM_SHARDS_DEFAULT, spanStreamShards } from "@tracelane/trace-collector";
+import { traceKeys } from "@tracelane/trace-store";
 import { startRedisServer, waitFor } from "@tracelane/testkit";
 import { benchRawChain } from "./raw-chain.js";
 import { mapLimit } from "./stats.js";
@@ -24,7 +26,7 @@ export interface Footprint {
 
 const SCRIPT_COMMANDS = new Set(["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"]);
 
-async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
+export async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
   const out = new Map<string, { calls: number; usec: number }>();
   for (const line of (await redis.info("commandstats")).split("\n")) {
     const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
@@ -33,7 +35,7 @@ async function commandStats(redis: Redis): Promise<Map<string, { calls: number; 
   return out;
 }
 
-async function redisCpuMs(redis: Redis): Promise<number> {
+export async function redisCpuMs(redis: Redis): Promise<number> {
   const info = await redis.info("cpu");
   const value = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, "m").exec(info)?.[1] ?? NaN);
   return (value("used_cpu_sys") + value("used_cpu_user")) * 1000;
@@ -93,9 +95,11 @@ async function measure(
  */
 async function productFootprint(label: string, researches: number, env: Record<string, string>): Promise<Footprint> {
   const { prefixes, env: isolated } = isolatedRun("footprint");
+  const traceBases = traceKeys(prefixes.traces).partitions.map((part) => part.perTraceBase);
+  const spanShards = new Set(spanStreamShards(prefixes.spans, SPAN_STREAM_SHARDS_DEFAULT));
   const family = (key: string): string => {
-    if (key === prefixes.spans) return "span stream";
-    if (key.startsWith(`${prefixes.traces}:t:`)) return `trace ${key.slice(key.lastIndexOf(":") + 1)}`;
+    if (spanShards.has(key)) return "span stream";
+    if (traceBases.some((base) => key.startsWith(base))) return `trace ${key.slice(key.lastIndexOf(":") + 1)}`;
     if (key.startsWith(`${prefixes.traces}:`)) return "trace indexes and anomalies";
     if (key.startsWith(`${prefixes.research}:`)) {
       // Past the partition's hash tag ({r<k>}).
@@ -105,7 +109,10 @@ async function productFootprint(label: string, researches: number, env: Record<s
     }
     if (key.startsWith(`${prefixes.queue}:`)) {
       // <prefix>:{<queue>}:<queue>:<rest>: each queue under its own hash tag.
-      const [queue = "", ...rest] = key.slice(prefixes.queue.length + 1).replace(/^\{[^}]*\}:/, "").split(":");
+      const [queue = "", ...rest] = key
+        .slice(prefixes.queue.length + 1)
+        .replace(/^\{[^}]*\}:/, "")
+        .split(":");
       const tail = rest.join(":");
       return `bullmq ${queue} ${/^[0-9a-f]{32}-/.test(tail) ? "jobs" : "lists"}`;
     }

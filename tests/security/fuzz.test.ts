@@ -3,7 +3,7 @@ import protobuf from "protobufjs";
 import { describe, expect, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
 import { RESEARCH_PARTITIONS, researchIndexKeys } from "@tracelane/research-store";
-import { OTLP_TRACE_PROTO_FILES } from "@tracelane/tracing";
+import { OTLP_TRACE_PROTO_FILES, SPAN_STREAM_SHARDS_DEFAULT, spanStreamShards } from "@tracelane/tracing";
 import { modelCallsOfResearch, spansOfResearch } from "../support/spans.js";
 import { apiClient } from "../support/api-client.js";
 import { waitForCollectedTrace } from "../support/collected-traces.js";
@@ -447,10 +447,12 @@ describe(`bounded fuzz (seed ${SEED})`, () => {
 
     // ...no rejected request left a record or a job: every research and every job belongs to an accepted request...
     const researchIds: string[] = [];
-    for (let k = 0; k < RESEARCH_PARTITIONS; k++) researchIds.push(...(await run.redis.zrange(researchIndexKeys(run.stack.prefixes.research, k).all, 0, -1)));
+    for (let k = 0; k < RESEARCH_PARTITIONS; k++)
+      researchIds.push(...(await run.redis.zrange(researchIndexKeys(run.stack.prefixes.research, k).all, 0, -1)));
     expect(new Set(researchIds)).toEqual(accepted);
+    const spanShards = new Set(spanStreamShards(run.stack.prefixes.spans, SPAN_STREAM_SHARDS_DEFAULT));
     const jobKeys = (await run.redis.keys(`${run.stack.prefixes.queue}:*`)).filter(
-      (k) => !k.startsWith(run.stack.prefixes.research) && !k.startsWith(run.stack.prefixes.traces) && k !== run.stack.prefixes.spans,
+      (k) => !k.startsWith(run.stack.prefixes.research) && !k.startsWith(run.stack.prefixes.traces) && !spanShards.has(k),
     );
     const jobOwners = new Set<string>();
     for (const key of jobKeys) {

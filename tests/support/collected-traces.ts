@@ -1,5 +1,6 @@
 import type { RedisClient } from "@tracelane/runtime";
 import { flattenTree, type SpanTreeNode, type TraceListItem } from "@tracelane/trace-store";
+import { SPAN_STREAM_SHARDS_DEFAULT, spanStreamShards } from "@tracelane/tracing";
 import { freePort, spawnService, waitFor, type ServiceProcess } from "@tracelane/testkit";
 
 /** GET /v1/traces/:traceId as the api answers it. */
@@ -56,9 +57,16 @@ export interface StreamSpan {
   service: string;
 }
 
-/** Every span currently in the stream, decoded from the `otlp` field of each entry. */
-export async function readSpanStream(redis: RedisClient, stream: string): Promise<{ entries: number; spans: StreamSpan[]; raw: string[] }> {
-  const entries = await redis.xrange(stream, "-", "+");
+/**
+ * Every span currently in the stream, decoded from the `otlp` field of each entry of every shard (`stream` is
+ * TRACELANE_SPAN_STREAM, the shards' base name; `shards` what the run's services write, by default theirs).
+ */
+export async function readSpanStream(
+  redis: RedisClient,
+  stream: string,
+  shards = SPAN_STREAM_SHARDS_DEFAULT,
+): Promise<{ entries: number; spans: StreamSpan[]; raw: string[] }> {
+  const entries = (await Promise.all(spanStreamShards(stream, shards).map((key) => redis.xrange(key, "-", "+")))).flat();
   const spans: StreamSpan[] = [];
   const raw: string[] = [];
   for (const [, fields] of entries) {

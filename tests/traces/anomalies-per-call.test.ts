@@ -3,7 +3,7 @@ import type { RedisClient } from "@tracelane/runtime";
 import { createAssembler, decodeOtlpJson, DEFAULT_RULES, withSettings } from "@tracelane/trace-collector";
 import { createRedis } from "@tracelane/runtime";
 import { createTraceReader, type Anomaly, type SpanRecord } from "@tracelane/trace-store";
-import { RedisStreamSpanExporter } from "@tracelane/tracing";
+import { RedisStreamSpanExporter, SPAN_STREAM_SHARDS_DEFAULT, spanStreamShardOf } from "@tracelane/tracing";
 import { useTracedPipeline } from "../support/traced-pipeline-fixture.js";
 import { ATTR_HTTP_RESPONSE_STATUS_CODE } from "@tracelane/tracing/attributes";
 
@@ -45,7 +45,9 @@ async function anomaliesOf(query: string, expectStatus: "completed" | "failed"):
   const stream = `${prefix}:spans:${submitted.body.traceId}`;
   const exporter = new RedisStreamSpanExporter({ redis, stream });
   await new Promise<void>((resolve, reject) => exporter.export([...finished], (r) => (r.code === 0 ? resolve() : reject(r.error))));
-  const spans = (await redis.xrange(stream, "-", "+")).flatMap(([, fields]) => decodeOtlpJson(fields[fields.indexOf("otlp") + 1]!).spans);
+  // The exporter's default shards: the whole trace is in its one shard.
+  const shard = spanStreamShardOf(stream, SPAN_STREAM_SHARDS_DEFAULT, submitted.body.traceId);
+  const spans = (await redis.xrange(shard, "-", "+")).flatMap(([, fields]) => decodeOtlpJson(fields[fields.indexOf("otlp") + 1]!).spans);
   await createAssembler({ redis, prefix: `${prefix}:traces`, rules: RULES, anomalyStream: `${prefix}:anomalies` }).ingest(spans);
   const trace = await createTraceReader(redis, { prefix: `${prefix}:traces` }).getTrace(submitted.body.traceId);
   return { anomalies: trace!.anomalies, spans };

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { RedisClient } from "@tracelane/runtime";
 import { createRedis } from "@tracelane/runtime";
+import { SPAN_STREAM_SHARDS_DEFAULT, spanStreamShards } from "@tracelane/tracing";
 import { apiClient, type ApiClient } from "../support/api-client.js";
 import { dumpKeys, waitForCollectedTrace } from "../support/collected-traces.js";
 import { startPipeline } from "../support/pipeline-stack.js";
@@ -113,7 +114,9 @@ describe("API keys never reach logs or the collector's traces", () => {
     const stored = await dumpKeys(redis, `${stack.prefixes.traces}:*`);
     expect(stored).toContain(ok.body.traceId);
     expect(stored).not.toContain(CANARY);
-    expect(await dumpKeys(redis, stack.prefixes.spans)).not.toContain(CANARY);
+    for (const shard of spanStreamShards(stack.prefixes.spans, SPAN_STREAM_SHARDS_DEFAULT)) {
+      expect(await dumpKeys(redis, shard)).not.toContain(CANARY);
+    }
     expect(await dumpKeys(redis, ANOMALY_STREAM)).not.toContain(CANARY);
     // Every Redis value of this run: job payloads and results, research records, events, indexes.
     const everything = await dumpKeys(redis, `${stack.prefixes.queue}*`);

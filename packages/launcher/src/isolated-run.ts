@@ -10,6 +10,7 @@ export const ONE_OF_EACH = Object.fromEntries(SERVICES.map((s) => [s.name, 1])) 
  */
 export function isolatedRun(label: string) {
   const run = `${label}-${randomUUID().slice(0, 8)}`;
+  // `spans` is the span stream's base name: its shards are @tracelane/tracing's spanStreamShards(spans, n).
   const prefixes = { queue: run, research: `${run}:research`, spans: `${run}:spans`, traces: `${run}:traces` };
   return {
     prefixes,

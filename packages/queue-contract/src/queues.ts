@@ -1,5 +1,6 @@
 import type { JobsOptions } from "bullmq";
 import { RESEARCH_PIPELINE, type Stage } from "@tracelane/pipeline";
+import { envInt, hashTag, spreadTag } from "@tracelane/runtime";
 
 export type { Stage };
 
@@ -13,12 +14,28 @@ export const QUEUE_NAMES = Object.fromEntries(RESEARCH_PIPELINE.stages.map((s) =
 export const DEFAULT_QUEUE_PREFIX = "tracelane";
 
 /**
- * The BullMQ prefix of one queue: `prefix` plus the queue's own hash tag (`tracelane:{analysis}`). BullMQ's scripts
- * touch many keys of a queue at once, so on a Redis Cluster all of them must share a slot; a tag per queue (not one
- * for the whole prefix) spreads the queues over the masters. A fan-out's claim jobs are children in their parent's
- * own queue, so no script crosses queues. Every Queue and Worker of a stage is made with this.
+ * The BullMQ prefix of one queue: `prefix` plus the queue's own hash tag (`tracelane:{research-analysis}`, or
+ * `{research-analysis.<j>}`). BullMQ's scripts touch many keys of a queue at once, so on a Redis Cluster all of them
+ * must share a slot; a tag per queue (not one for the whole prefix) spreads the queues over the masters, and the
+ * k-th of the pipeline's n queues is tagged into the k-th n-th of the slot space (runtime's spreadTag): the queues
+ * are the busiest keys, and with as many masters as queues each master gets one. A fan-out's claim jobs are children
+ * in their parent's own queue, so no script crosses queues. Adding a stage may move the others' tags: drain the
+ * queues first.
  */
-export const queuePrefix = (prefix: string, queue: string) => `${prefix}:{${queue}}`;
+export function queuePrefix(prefix: string, queue: string, queues: readonly string[] = PIPELINE_QUEUES): string {
+  const k = queues.indexOf(queue);
+  return `${prefix}:${k < 0 ? hashTag(queue) : spreadTag(queue, k, queues.length)}`;
+}
+
+const PIPELINE_QUEUES = RESEARCH_PIPELINE.stages.map((s) => s.queue);
+
+/** The names of a queue's `shards` shards: the queue's own name, then `<queue>-1`, `<queue>-2`, ... */
+export const shardQueueNames = (queue: string, shards: number): string[] =>
+  Array.from({ length: Math.max(1, shards) }, (_, k) => (k === 0 ? queue : `${queue}-${k}`));
+
+/** TRACELANE_QUEUE_SHARDS as every producer and worker reads it (see StageQueuesOptions.shards). */
+export const QUEUE_SHARDS_MAX = 16;
+export const envQueueShards = () => envInt(1, { min: 1, max: QUEUE_SHARDS_MAX });
 
 /**
  * Deterministic job id per (research, stage): BullMQ ignores an add whose id

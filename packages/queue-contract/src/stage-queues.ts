@@ -3,7 +3,8 @@ import { ATTR_RESEARCH_ID, MAX_CLAIMS_LIMIT, RESEARCH_PIPELINE, type Pipeline, t
 // The messaging entry only: the queue contract must not load the OpenTelemetry SDK into every producer.
 import { withPublishSpan } from "@tracelane/tracing/messaging";
 import { stageJobSchema, type StageJob } from "./payloads.js";
-import { claimJobId, DEFAULT_JOB_OPTIONS, DEFAULT_QUEUE_PREFIX, queuePrefix, stageJobId } from "./queues.js";
+import { partitionOf } from "@tracelane/runtime";
+import { claimJobId, DEFAULT_JOB_OPTIONS, DEFAULT_QUEUE_PREFIX, queuePrefix, shardQueueNames, stageJobId } from "./queues.js";
 
 export interface StageQueuesOptions<S extends string = Stage> {
   connection: ConnectionOptions;
@@ -12,6 +13,12 @@ export interface StageQueuesOptions<S extends string = Stage> {
   jobOptions?: JobsOptions;
   /** The stages and their queues; default the shipped research pipeline. */
   pipeline?: Pipeline<S, string>;
+  /**
+   * TRACELANE_QUEUE_SHARDS: each stage's queue split into this many BullMQ queues (default 1), a research's jobs
+   * always in the same one (by research id). A queue lives in one Redis Cluster slot, so one busy stage (a fan-out
+   * adds 9 jobs per research) loads one master; shards spread it. Every producer and worker must agree.
+   */
+  shards?: number;
 }
 
 /**
@@ -21,21 +28,31 @@ export interface StageQueuesOptions<S extends string = Stage> {
  */
 export class StageQueues<S extends string = Stage> {
   readonly pipeline: Pipeline<S, string>;
-  private readonly queues: Map<S, Queue<StageJob<S>>>;
+  readonly shards: number;
+  /** Per stage, its queue's shards (shard 0 first). */
+  private readonly queues: Map<S, Queue<StageJob<S>>[]>;
   private readonly jobSchema;
 
   constructor(opts: StageQueuesOptions<S>) {
     const prefix = opts.prefix ?? DEFAULT_QUEUE_PREFIX;
     this.pipeline = opts.pipeline ?? (RESEARCH_PIPELINE as unknown as Pipeline<S, string>);
+    this.shards = opts.shards ?? 1;
     this.jobSchema = stageJobSchema(this.pipeline);
+    // Shard-major (every stage's shard 0, then every stage's shard 1, ...): spread over the slot space in this
+    // order, each n-th of it (each master, with as many masters as shards) gets one shard of every stage.
+    const names = this.pipeline.stages.map((s) => shardQueueNames(s.queue, this.shards));
+    const all = Array.from({ length: this.shards }, (_, k) => names.map((shards) => shards[k]!)).flat();
     this.queues = new Map(
       this.pipeline.stages.map((s) => [
         s.stage,
-        new Queue<StageJob<S>>(s.queue, {
-          connection: opts.connection,
-          prefix: queuePrefix(prefix, s.queue),
-          defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, ...opts.jobOptions },
-        }),
+        shardQueueNames(s.queue, this.shards).map(
+          (name) =>
+            new Queue<StageJob<S>>(name, {
+              connection: opts.connection,
+              prefix: queuePrefix(prefix, name, all),
+              defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, ...opts.jobOptions },
+            }),
+        ),
       ]),
     );
   }
@@ -45,10 +62,17 @@ export class StageQueues<S extends string = Stage> {
     return this.pipeline.first;
   }
 
-  queue(stage: S): Queue<StageJob<S>> {
-    const queue = this.queues.get(stage);
-    if (!queue) throw new Error(`no queue for stage "${stage}"; the pipeline's stages are ${this.pipeline.names.join(", ")}`);
-    return queue;
+  /** Every shard of a stage's queue (one unless TRACELANE_QUEUE_SHARDS): what its workers consume. */
+  shardsOf(stage: S): Queue<StageJob<S>>[] {
+    const queues = this.queues.get(stage);
+    if (!queues) throw new Error(`no queue for stage "${stage}"; the pipeline's stages are ${this.pipeline.names.join(", ")}`);
+    return queues;
+  }
+
+  /** The queue (shard) of a stage that holds a research's jobs; without a research, the stage's first shard. */
+  queue(stage: S, researchId?: string): Queue<StageJob<S>> {
+    const queues = this.shardsOf(stage);
+    return queues[researchId === undefined ? 0 : partitionOf(researchId, queues.length)]!;
   }
 
   /**
@@ -57,7 +81,7 @@ export class StageQueues<S extends string = Stage> {
    * stage, a retried HTTP request) never creates a second job.
    */
   async publish(researchId: string, stage: S): Promise<{ jobId: string }> {
-    const queue = this.queue(stage);
+    const queue = this.queue(stage, researchId);
     const jobId = stageJobId(researchId, stage);
     return withPublishSpan({ queue: queue.name, messageId: jobId }, async (carrier, span) => {
       // So a research's trace is known as one from its first span on (GET /v1/traces lists research traces).
@@ -74,7 +98,8 @@ export class StageQueues<S extends string = Stage> {
    * no-op), and a claim job that fails for good fails its parent (the research then fails with it).
    */
   async publishClaims(researchId: string, stage: S, count: number): Promise<{ jobIds: string[] }> {
-    const queue = this.queue(stage);
+    // The parent's own shard: a flow's jobs share its queue's slot.
+    const queue = this.queue(stage, researchId);
     const parent = { id: stageJobId(researchId, stage), queue: queue.qualifiedName };
     const jobs = await Promise.all(
       Array.from({ length: count }, (_, claim) => {
@@ -82,7 +107,9 @@ export class StageQueues<S extends string = Stage> {
         return withPublishSpan({ queue: queue.name, messageId: jobId }, async (carrier, span) => {
           span.setAttribute(ATTR_RESEARCH_ID, researchId);
           const data = this.jobSchema.parse({ researchId, stage, trace: carrier, enqueuedAt: Date.now(), claim }) as StageJob<S>;
-          return { name: `${stage}-claim`, data, opts: { jobId, parent, failParentOnFailure: true } };
+          // A done claim's job goes at once: its check is on the research record and its result in the parent's
+          // processed list, and kept jobs of one queue all sit in its one Cluster slot (8 per research here).
+          return { name: `${stage}-claim`, data, opts: { jobId, parent, failParentOnFailure: true, removeOnComplete: true } };
         });
       }),
     );
@@ -93,7 +120,8 @@ export class StageQueues<S extends string = Stage> {
   /** Remove a research's jobs that have not started (cancel). Active jobs see the cancelled status. */
   async removeWaiting(researchId: string): Promise<void> {
     await Promise.all(
-      [...this.queues].map(async ([stage, queue]) => {
+      this.pipeline.names.map(async (stage) => {
+        const queue = this.queue(stage, researchId);
         const ids = [stageJobId(researchId, stage)];
         // A fan-out stage's claim jobs too (removing a parent first would remove its children with it).
         if (stage === this.pipeline.fanOutStage)
@@ -111,6 +139,6 @@ export class StageQueues<S extends string = Stage> {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    await Promise.all([...this.queues.values()].flat().map((q) => q.close()));
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { batch, type RedisClient } from "@tracelane/runtime";
+import { batch, mergeDesc, type RedisClient } from "@tracelane/runtime";
 import { MAX_CLAIMS_LIMIT as MAX_CLAIMS, RESEARCH_PIPELINE, type OutputKey, type Pipeline, type Stage } from "@tracelane/pipeline";
 import { addCostUsd, addUsd, fromNanoUsd, roundMs, roundUsd, toNanoUsd } from "@tracelane/pricing";
 import {
@@ -45,7 +45,6 @@ import {
   emptyStages,
   RESEARCH_STATUSES,
 } from "./schemas.js";
-import { newestFirst } from "./partition-merge.js";
 import { claimsOf, stageOutputs, toView } from "./view.js";
 
 export interface ResearchStoreOptions {
@@ -679,7 +678,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
    * Researches newest first (by createdAt), optionally in one status and a createdAt window
    * (epoch ms, inclusive), `limit` (1-500, default 50) per page; pass `nextCursor` back as `cursor`
    * for the next page. Entries whose record expired are dropped from the indexes as they are met.
-   * The index is read across its partitions as one (newestFirst).
+   * The index is read across its partitions as one (runtime's mergeDesc).
    */
   async list(query: ResearchListQuery = {}): Promise<ResearchListPage<S>> {
     const limit = Math.min(Math.max(Math.trunc(query.limit ?? 50), 1), 500);
@@ -692,7 +691,6 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     };
     const max = Math.min(query.until ?? Infinity, cursor?.k ?? Infinity);
     const min = query.since ?? -Infinity;
-    const bound = (n: number) => (n === Infinity ? "+inf" : n === -Infinity ? "-inf" : String(n));
     const fields = ["status", "id", "stage", "query", "options", "createdAt", "updatedAt", "finishedAt", "traceId", "error", "owner"];
     fields.push(...this.pipeline.names.map((stage) => `stage.${stage}`));
     // What failed attempts paid for counts in a listed research's costs too.
@@ -706,7 +704,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     const chunk = Math.min(limit + 1, 200);
     let scanned = 0;
     let lastScanned: ListCursor | undefined;
-    scan: for await (const page of newestFirst(this.redis, ALL_PARTITIONS.map(keyOf), { max: bound(max), min: bound(min) }, chunk)) {
+    scan: for await (const page of mergeDesc(this.redis, ALL_PARTITIONS.map(keyOf), { max, min }, { first: chunk, most: chunk })) {
       // Equal scores come in descending id order: the cursor's entry and those before it were on earlier pages.
       const entries = page.filter(({ id, score }) => !(cursor && score === cursor.k && id >= cursor.i));
       const replies = await batch(this.redis, (b) => {

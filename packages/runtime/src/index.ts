@@ -36,7 +36,8 @@ export {
   type RedisRole,
   type RedisTarget,
 } from "./redis.js";
-export { hashTag, partitionOf, partitionTags, slotOf } from "./key-slot.js";
+export { hashTag, partitionOf, partitionTags, slotOf, spreadTag } from "./key-slot.js";
+export { comesBefore, indexSize, mergeDesc, type IndexEntry } from "./partition-merge.js";
 export { Shutdown, type ShutdownLogger } from "./shutdown.js";
 export { watchParent, exitsWithParent } from "./parent-watch.js";
 export {

@@ -29,26 +29,29 @@ export function partitionOf(id: string, n: number): number {
   return (h >>> 0) % n;
 }
 
+/**
+ * `{name}`, or `{name.<j>}` for the first j that puts it there: a tag for `name` whose slot falls in the k-th n-th
+ * of the slot space. A cluster's masters own contiguous slot ranges, so n things tagged this way spread over them
+ * as evenly as those ranges do, not as a hash happens to fall.
+ */
+export function spreadTag(name: string, k: number, n: number): string {
+  const from = Math.floor((k * SLOT_COUNT) / n);
+  const to = Math.floor(((k + 1) * SLOT_COUNT) / n);
+  for (let j = 0; ; j++) {
+    const tag = hashTag(j === 0 ? name : `${name}.${j}`);
+    const slot = slotOf(tag);
+    if (slot >= from && slot < to) return tag;
+  }
+}
+
 const tagCache = new Map<string, readonly string[]>();
 
-/**
- * The hash tags of `n` partitions of a key family, `{<family><k>}` or `{<family><k>.<j>}`: partition k's tag is
- * the first whose slot falls in the k-th n-th of the slot space. A cluster's masters own contiguous slot ranges,
- * so the partitions spread over them as evenly as those ranges do, not as a hash happens to fall.
- */
+/** The hash tags of `n` partitions of a key family: partition k's is spreadTag(`<family><k>`, k, n). */
 export function partitionTags(family: string, n: number): readonly string[] {
   const cacheKey = `${family}\u0000${n}`;
   const cached = tagCache.get(cacheKey);
   if (cached) return cached;
-  const tags = Array.from({ length: n }, (_, k) => {
-    const from = Math.floor((k * SLOT_COUNT) / n);
-    const to = Math.floor(((k + 1) * SLOT_COUNT) / n);
-    for (let j = 0; ; j++) {
-      const tag = hashTag(j === 0 ? `${family}${k}` : `${family}${k}.${j}`);
-      const slot = slotOf(tag);
-      if (slot >= from && slot < to) return tag;
-    }
-  });
+  const tags = Array.from({ length: n }, (_, k) => spreadTag(`${family}${k}`, k, n));
   tagCache.set(cacheKey, tags);
   return tags;
 }

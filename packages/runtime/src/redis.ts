@@ -58,6 +58,9 @@ function createCluster(url: string, seeds: readonly { host: string; port: number
     enableReadyCheck: true,
     // Commands issued in one tick are sent per node in one write: what a pipeline does on one Redis.
     enableAutoPipelining: true,
+    // ioredis finds no key in these (the stream key follows a subcommand), so it would batch them by the subcommand
+    // name's slot and the node that gets them answers MOVED: they go on their own.
+    autoPipeliningIgnoredCommands: ["xgroup", "xinfo"],
     clusterRetryStrategy: retryStrategy,
     retryDelayOnFailover: 200,
     retryDelayOnClusterDown: 200,
@@ -163,5 +166,7 @@ export async function batch(redis: RedisClient, build: (commands: ChainableComma
   build(recorder);
   const send = redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
   const settled = await Promise.allSettled(recorded.map(([name, args]) => send[name]!(...args)));
-  return settled.map((s) => (s.status === "fulfilled" ? [null, s.value] : [s.reason instanceof Error ? s.reason : new Error(String(s.reason)), null]));
+  return settled.map((s) =>
+    s.status === "fulfilled" ? [null, s.value] : [s.reason instanceof Error ? s.reason : new Error(String(s.reason)), null],
+  );
 }

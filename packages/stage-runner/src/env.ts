@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { MAX_CLAIMS_LIMIT, RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
 import { allowedModelsEnv } from "@tracelane/pricing";
-import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
+import { DEFAULT_QUEUE_PREFIX, envQueueShards } from "@tracelane/queue-contract";
 import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
 import { envBoolean, envInt, envNumber, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape } from "@tracelane/runtime";
 
@@ -24,6 +24,7 @@ const baseSchema = z.object({
   ...serviceEnvShape,
   ...redisEnvShape,
   TRACELANE_QUEUE_PREFIX: z.string().min(1).default(DEFAULT_QUEUE_PREFIX),
+  TRACELANE_QUEUE_SHARDS: envQueueShards(),
   TRACELANE_RESEARCH_PREFIX: z.string().min(1).default(DEFAULT_RESEARCH_PREFIX),
   TRACELANE_PRICE_TABLE: envOptionalString(),
   WORKER_CONCURRENCY: envInt(8, { min: 1, max: 1000 }),
@@ -165,6 +166,7 @@ export function loadStageConfig<S extends string = Stage>(
       REDIS_CONNECT_TIMEOUT_MS: env.REDIS_CONNECT_TIMEOUT_MS,
     },
     queuePrefix: env.TRACELANE_QUEUE_PREFIX,
+    queueShards: env.TRACELANE_QUEUE_SHARDS,
     researchPrefix: env.TRACELANE_RESEARCH_PREFIX,
     priceTablePath: env.TRACELANE_PRICE_TABLE,
     concurrency: env.WORKER_CONCURRENCY,

@@ -1,6 +1,5 @@
 import { WaitingChildrenError, Worker, type Job, type ConnectionOptions, type WorkerOptions } from "bullmq";
 import type { Span } from "@opentelemetry/api";
-import { queuePrefix } from "@tracelane/queue-contract";
 import { withProcessSpan, type Carrier, type Logger } from "@tracelane/tracing";
 import { isFinalAttempt } from "./final-attempt.js";
 
@@ -21,6 +20,7 @@ export interface AttemptEnd {
 
 export interface RegisterWorkerOptions<T, R> {
   queueName: string;
+  /** The queue's BullMQ prefix with its hash tag (StageQueues.prefixOf). */
   prefix: string;
   connection: ConnectionOptions;
   concurrency: number;
@@ -74,7 +74,7 @@ export function registerWorker<T extends { trace?: Carrier; enqueuedAt?: number 
     },
     {
       connection: opts.connection,
-      prefix: queuePrefix(opts.prefix, opts.queueName),
+      prefix: opts.prefix,
       concurrency: opts.concurrency,
       // A job whose worker was killed is retried (as a stalled job) up to twice before it fails.
       maxStalledCount: 2,

@@ -28,7 +28,8 @@ export interface TracingLike {
 export interface RunningStageWorker {
   config: StageWorkerConfig;
   logger: Logger;
-  worker: RegisteredWorker;
+  /** One per shard of the stage's queue (TRACELANE_QUEUE_SHARDS), each with its share of WORKER_CONCURRENCY. */
+  workers: RegisteredWorker[];
   shutdown: Shutdown;
 }
 
@@ -103,6 +104,7 @@ async function startStageWorker<S extends string>(
     prefix: config.queuePrefix,
     jobOptions: jobOptionsFromEnv(ctx.env.source),
     pipeline,
+    shards: config.queueShards,
   });
   const policies = new ModelPolicies(config.policies);
   const prices = loadPriceTable(config.priceTablePath);
@@ -133,75 +135,79 @@ async function startStageWorker<S extends string>(
     prices,
     policies,
   );
-  let bullWorker: RegisteredWorker["worker"] | undefined;
-
-  const worker = registerWorker<StageJob<S>, unknown>({
-    queueName: line.queue,
-    prefix: config.queuePrefix,
-    connection: redis,
-    concurrency: config.concurrency,
-    logger,
-    processor: createStageProcessor({
-      definition,
-      ...(pipeline.fanOutStage === definition.stage && definition.claimCheck
-        ? {
-            tools: definition.claimCheck.tools(ctx.env.source, {
-              llmBaseURL: config.llm.baseURL,
-              llmApiKey: config.llm.apiKey,
-              ...(opts.fetch ? { fetch: opts.fetch } : {}),
-            }),
-            claimCheck: {
-              maxOutputTokens: config.llm.maxOutputTokens,
-              maxToolTurns: config.maxToolTurns,
-              allowUnpricedModels: config.allowUnpricedModels,
-            },
-            failOnClaimError: config.failOnClaimError,
-          }
-        : {}),
-      store,
-      queues,
-      client,
-      defaultModel: config.llm.model,
-      modelPolicy,
-      dailySpendCapUsd: config.dailySpendCapUsd,
-      modelStep: {
-        maxOutputTokens: config.llm.maxOutputTokens,
-        fallbackModel: config.llm.fallbackModel,
-        allowUnpricedModels: config.allowUnpricedModels,
-        context: config.context,
-        maxClaims: config.maxClaims,
-      },
-      rateLimitQueue: async (ms) => {
-        await bullWorker?.rateLimit(ms);
-      },
-      rateLimitBackoffMs: config.rateLimitBackoffMs,
-      circuitOpenMaxWaitMs: config.circuitOpenMaxWaitMs,
-      ...(config.crashAfterCheckpoint
-        ? {
-            afterCheckpoint: () => {
-              logger.warn("TRACELANE_TEST_CRASH_AFTER_CHECKPOINT: killing this process after the checkpoint");
-              process.kill(process.pid, "SIGKILL");
-            },
-          }
-        : {}),
-    }),
-    workerOptions: {
-      // Always a limiter: BullMQ's moveToActive honours a manual `worker.rateLimit(ms)` (our queue-wide
-      // backoff after a provider's 429) only when the worker has one, so without it the other fetches of this
-      // worker and every other replica kept taking jobs during the backoff.
-      limiter: config.rateLimit ?? NO_RATE_LIMIT,
-      // Rate-limited jobs go back to waiting without spending an attempt; this bounds them.
-      maxStartedAttempts: 50,
-      lockDuration: config.lockDurationMs,
-      stalledInterval: config.stalledIntervalMs,
+  const shardQueues = queues.shardsOf(definition.stage);
+  // The process takes WORKER_CONCURRENCY jobs at once over all its shards.
+  const perShard = Math.max(1, Math.ceil(config.concurrency / shardQueues.length));
+  const processor = createStageProcessor({
+    definition,
+    ...(pipeline.fanOutStage === definition.stage && definition.claimCheck
+      ? {
+          tools: definition.claimCheck.tools(ctx.env.source, {
+            llmBaseURL: config.llm.baseURL,
+            llmApiKey: config.llm.apiKey,
+            ...(opts.fetch ? { fetch: opts.fetch } : {}),
+          }),
+          claimCheck: {
+            maxOutputTokens: config.llm.maxOutputTokens,
+            maxToolTurns: config.maxToolTurns,
+            allowUnpricedModels: config.allowUnpricedModels,
+          },
+          failOnClaimError: config.failOnClaimError,
+        }
+      : {}),
+    store,
+    queues,
+    client,
+    defaultModel: config.llm.model,
+    modelPolicy,
+    dailySpendCapUsd: config.dailySpendCapUsd,
+    modelStep: {
+      maxOutputTokens: config.llm.maxOutputTokens,
+      fallbackModel: config.llm.fallbackModel,
+      allowUnpricedModels: config.allowUnpricedModels,
+      context: config.context,
+      maxClaims: config.maxClaims,
     },
-    onAttemptEnd: (end) => metrics.attemptEnded(end),
-    onFinalFailure: async (job, err) => {
-      if (!job.data?.researchId) return;
-      await store.failed(job.data.researchId, { stage: definition.stage, type: errorTypeOf(err), message: err.message });
+    // A provider's 429 backs off the whole stage: every shard's worker.
+    rateLimitQueue: async (ms) => {
+      await Promise.all(workers.map((w) => w.worker.rateLimit(ms)));
     },
+    rateLimitBackoffMs: config.rateLimitBackoffMs,
+    circuitOpenMaxWaitMs: config.circuitOpenMaxWaitMs,
+    ...(config.crashAfterCheckpoint
+      ? {
+          afterCheckpoint: () => {
+            logger.warn("TRACELANE_TEST_CRASH_AFTER_CHECKPOINT: killing this process after the checkpoint");
+            process.kill(process.pid, "SIGKILL");
+          },
+        }
+      : {}),
   });
-  bullWorker = worker.worker;
+  const workers = shardQueues.map((queue) =>
+    registerWorker<StageJob<S>, unknown>({
+      queueName: queue.name,
+      prefix: queue.opts.prefix!,
+      connection: redis,
+      concurrency: perShard,
+      logger,
+      processor,
+      workerOptions: {
+        // Always a limiter: BullMQ's moveToActive honours a manual `worker.rateLimit(ms)` (our queue-wide
+        // backoff after a provider's 429) only when the worker has one, so without it the other fetches of this
+        // worker and every other replica kept taking jobs during the backoff.
+        limiter: config.rateLimit ?? NO_RATE_LIMIT,
+        // Rate-limited jobs go back to waiting without spending an attempt; this bounds them.
+        maxStartedAttempts: 50,
+        lockDuration: config.lockDurationMs,
+        stalledInterval: config.stalledIntervalMs,
+      },
+      onAttemptEnd: (end) => metrics.attemptEnded(end),
+      onFinalFailure: async (job, err) => {
+        if (!job.data?.researchId) return;
+        await store.failed(job.data.researchId, { stage: definition.stage, type: errorTypeOf(err), message: err.message });
+      },
+    }),
+  );
   let health: http.Server | undefined;
   const shutdown = ctx.shutdown
     .add("stop health server", () => {
@@ -211,17 +217,19 @@ async function startStageWorker<S extends string>(
       server.closeAllConnections(); // probes keep connections alive; don't wait for them
       return closed;
     })
-    .add("close worker (finish in-flight jobs)", () => worker.close())
+    .add("close worker (finish in-flight jobs)", async () => {
+      await Promise.all(workers.map((w) => w.close()));
+    })
     .add("close queues", () => queues.close());
-  logCompletedJobs(worker, definition.stage, logger);
+  for (const w of workers) logCompletedJobs(w, definition.stage, logger);
 
-  await worker.worker.waitUntilReady();
+  await Promise.all(workers.map((w) => w.worker.waitUntilReady()));
   // Healthy only once the worker is connected and taking jobs.
   health = await startHealthServer(
     config.healthPort,
     () => ({
       stage: definition.stage,
-      worker: worker.metrics,
+      worker: sumMetrics(workers.map((w) => w.metrics)),
       circuits: policies.states(),
       tracing: opts.tracing?.stats?.(),
     }),
@@ -237,7 +245,7 @@ async function startStageWorker<S extends string>(
     { queue: line.queue, model: config.llm.model, baseURL: config.llm.baseURL, concurrency: config.concurrency },
     `${definition.stage} worker ready`,
   );
-  return { config, logger, worker, shutdown };
+  return { config, logger, workers, shutdown };
 }
 
 /** Who did the work, in a completion line: the host (a container id under compose) and the process. */
@@ -261,6 +269,13 @@ function completionMessage(stage: string, outcome: Extract<StageOutcome, { outco
     return `${stage} job completed: ${Object.values(claims).reduce((a, b) => a + b, 0)} claims (${verdicts}), ${Math.round(call.latencyMs)} ms, ${usd(call.costUsd)}`;
   }
   return `${stage} job completed: ${call.model}, ${Math.round(call.latencyMs)} ms, ${usd(call.costUsd)}`;
+}
+
+/** The shards' job counters as one (what /healthz reports for the stage). */
+function sumMetrics(all: RegisteredWorker["metrics"][]): RegisteredWorker["metrics"] {
+  const sum = { completed: 0, failed: 0, stalled: 0, active: 0 };
+  for (const m of all) for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += m[k];
+  return sum;
 }
 
 /** One info line per completed job: what a person watching `pnpm start` wants to see go by. */

@@ -7,6 +7,10 @@ export {
   TRACE_PREFIX_DEFAULT,
   ANOMALY_STREAM_DEFAULT,
   TRACE_ID_RE,
+  TRACE_PARTITIONS,
+  tracePartition,
+  type OneTraceKeys,
+  type PartitionKeys,
   type TraceKeys,
 } from "./keys.js";
 export {
@@ -47,5 +51,6 @@ export { renderReplay } from "./replay.js";
 export { buildTree, flattenTree, resolveStages, spanDepths, MAX_TRACE_DEPTH_DEFAULT } from "./tree.js";
 export { aggregateCostStats, percentile } from "./stats.js";
 export { pruneTraces, sweepExpired } from "./prune.js";
-export { RedisScript, execWithScripts } from "./redis-script.js";
+export { indexSize } from "@tracelane/runtime";
+export { RedisScript, batchWithScripts, loadScripts } from "./redis-script.js";
 export { jaegerTraceUrl } from "./jaeger.js";

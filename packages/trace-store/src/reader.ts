@@ -1,6 +1,6 @@
 import { withCurrentNames } from "@tracelane/tracing/attributes";
-import type { RedisClient } from "@tracelane/runtime";
-import { anomalyField, parseAnomalyMember, traceKeys, type TraceKeys } from "./keys.js";
+import { batch, mergeDesc, type BatchReplies, type RedisClient } from "@tracelane/runtime";
+import { anomalyField, parseAnomalyMember, traceKeys, type PartitionKeys, type TraceKeys } from "./keys.js";
 import { pruneTraces } from "./prune.js";
 import { renderReplay } from "./replay.js";
 import { aggregateCostStats } from "./stats.js";
@@ -98,6 +98,13 @@ const withTimes = <T extends { startMs: number; endMs: number }>(r: T): T & { st
 });
 const typeOrder = (t: AnomalyType) => ANOMALY_TYPES.indexOf(t);
 
+/** A batch's replies, the first command error thrown. */
+const valuesOf = (replies: BatchReplies): unknown[] =>
+  replies.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+
 export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions = {}): TraceReader {
   const keys = traceKeys(opts.prefix);
   const maxScan = opts.maxScan ?? 10_000;
@@ -117,38 +124,22 @@ export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions =
 
   const anomalyCounts = async (ids: string[]): Promise<{ count: number; types: AnomalyType[] }[]> => {
     if (ids.length === 0) return [];
-    const p = redis.pipeline();
-    for (const id of ids) p.hkeys(keys.anomalies(id));
-    const replies = (await p.exec()) ?? [];
-    return replies.map(([err, fields]) => {
-      if (err) throw err;
+    const replies = await batch(redis, (commands) => {
+      for (const id of ids) commands.hkeys(keys.of(id).anomalies);
+    });
+    return valuesOf(replies).map((fields) => {
       const found = fields as string[];
       const types = new Set(found.map((f) => f.slice(0, f.indexOf("|")) as AnomalyType));
       return { count: found.length, types: [...types].sort((a, b) => typeOrder(a) - typeOrder(b)) };
     });
   };
 
-  /** Walk `key` from score `max` down to `min` (rank by rank), yielding (id, score) chunks. */
-  async function* walkDesc(key: string, min: number, max: number, chunk: number) {
-    let rank = max === Infinity ? 0 : await redis.zcount(key, `(${max}`, "+inf");
-    for (;;) {
-      const raw = await redis.zrange(key, rank, rank + chunk - 1, "REV", "WITHSCORES");
-      if (raw.length === 0) return;
-      rank += raw.length / 2;
-      const out: { id: string; score: number }[] = [];
-      let done = false;
-      for (let i = 0; i < raw.length; i += 2) {
-        const score = Number(raw[i + 1]);
-        if (score < min) {
-          done = true;
-          break;
-        }
-        out.push({ id: raw[i]!, score });
-      }
-      if (out.length > 0) yield out;
-      if (done) return;
-    }
-  }
+  /** One index over every partition (`indexOf` names it in a partition), newest or highest first. */
+  const scanIndex = (
+    indexOf: (part: PartitionKeys) => string,
+    range: { min: number; max: number },
+    sizes: { first: number; most: number },
+  ) => mergeDesc(redis, keys.partitions.map(indexOf), range, sizes);
 
   async function listTraces(filter: TraceFilter = {}, scope: ReadScope = {}): Promise<TraceListPage> {
     const limit = Math.min(Math.max(Math.trunc(filter.limit ?? 50), 1), 500);
@@ -156,26 +147,27 @@ export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions =
     const cursor = filter.cursor ? decodeCursor(filter.cursor, sort) : undefined;
     const researchOnly = filter.kind === "research";
 
-    // Pick the most selective index whose order matches the requested sort.
-    let key = keys.idxStart;
+    // Pick the most selective index whose order matches the requested sort (each partition has its own).
+    let indexOf = (part: PartitionKeys) => part.idxStart;
     let min: number;
     let max = Infinity;
     if (sort === "cost") {
-      key = keys.idxCost;
+      indexOf = (part) => part.idxCost;
       min = filter.minCostUsd ?? -Infinity;
     } else if (sort === "duration") {
-      key = keys.idxDuration;
+      indexOf = (part) => part.idxDuration;
       min = filter.minDurationMs ?? -Infinity;
     } else {
-      if (filter.anomaly) key = keys.idxAnomaly(filter.anomaly);
-      else if (filter.model) key = keys.idxModel(filter.model);
-      else if (researchOnly) key = keys.idxResearch;
-      else if (filter.status) key = keys.idxStatus(filter.status);
+      const { anomaly, model, status } = filter;
+      if (anomaly) indexOf = (part) => part.idxAnomaly(anomaly);
+      else if (model) indexOf = (part) => part.idxModel(model);
+      else if (researchOnly) indexOf = (part) => part.idxResearch;
+      else if (status) indexOf = (part) => part.idxStatus(status);
       min = filter.since ?? -Infinity;
       max = filter.until ?? Infinity;
     }
     if (cursor) max = Math.min(max, cursor.k);
-    const checkAnomalySet = filter.anomaly !== undefined && key !== keys.idxAnomaly(filter.anomaly);
+    const checkAnomalySet = filter.anomaly !== undefined && sort !== "start";
 
     const matches = (s: TraceSummary) =>
       (filter.since === undefined || s.startMs >= filter.since) &&
@@ -193,23 +185,26 @@ export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions =
     let nextCursor: string | undefined;
     const chunk = Math.min(Math.max(limit * 2, 100), 1000);
 
-    walk: for await (const entries of walkDesc(key, min, max, chunk)) {
+    // Up to `limit` entries per partition past the cursor first: the merged page never needs more from one.
+    walk: for await (const entries of scanIndex(indexOf, { min, max }, { first: limit, most: chunk })) {
       const fresh = entries.filter((e) => !seen.has(e.id) && !(cursor && e.score === cursor.k && e.id >= cursor.i));
       if (fresh.length === 0) continue;
-      const p = redis.pipeline();
-      for (const e of fresh) {
-        seen.add(e.id);
-        p.hget(keys.summary(e.id), "json");
-        if (checkAnomalySet) p.zscore(keys.idxAnomaly(filter.anomaly!), e.id);
-      }
-      const replies = (await p.exec()) ?? [];
+      const replies = valuesOf(
+        await batch(redis, (commands) => {
+          for (const e of fresh) {
+            seen.add(e.id);
+            const k = keys.of(e.id);
+            commands.hget(k.summary, "json");
+            if (checkAnomalySet) commands.zscore(k.idxAnomaly(filter.anomaly!), e.id);
+          }
+        }),
+      );
       const stride = checkAnomalySet ? 2 : 1;
       // Per entry: undefined when its trace expired, null when it does not match the filter.
       const candidates = fresh.map((_, i): TraceSummary | null | undefined => {
-        const [err, json] = replies[i * stride]!;
-        if (err) throw err;
+        const json = replies[i * stride];
         if (typeof json !== "string") return undefined;
-        const inAnomalySet = !checkAnomalySet || replies[i * stride + 1]![1] !== null;
+        const inAnomalySet = !checkAnomalySet || replies[i * stride + 1] !== null;
         const summary = JSON.parse(json) as TraceSummary;
         return inAnomalySet && matches(summary) ? summary : null;
       });
@@ -224,7 +219,8 @@ export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions =
         if (candidate === undefined) gone.push(e.id);
         else if (candidate !== null && visible.has(candidate.traceId)) found.push(candidate);
         if (found.length === limit || scanned >= maxScan) {
-          // Resume after the last entry examined (a page may end exactly at the last match).
+          // Resume after the last entry examined (a page may end exactly at the last match). The cursor is a
+          // place in the merged order (score, id), not in a partition, so it reads the same from every partition.
           nextCursor = encodeCursor({ s: sort, k: e.score, i: e.id });
           break walk;
         }
@@ -237,8 +233,8 @@ export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions =
   }
 
   async function getTrace(traceId: string): Promise<TraceDetail | undefined> {
-    const replies =
-      (await redis.pipeline().hget(keys.summary(traceId), "json").hgetall(keys.spans(traceId)).hvals(keys.anomalies(traceId)).exec()) ?? [];
+    const k = keys.of(traceId);
+    const replies = await batch(redis, (commands) => commands.hget(k.summary, "json").hgetall(k.spans).hvals(k.anomalies));
     const failed = replies.find(([err]) => err);
     if (failed) throw failed[0];
     const [json, spanMap, anomalyJson] = replies.map(([, v]) => v);
@@ -264,20 +260,22 @@ export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions =
 
   async function listAnomalies(query: AnomalyQuery = {}, scope: ReadScope = {}): Promise<Anomaly[]> {
     const limit = Math.min(Math.max(Math.trunc(query.limit ?? 100), 1), 1000);
-    const key = query.type ? keys.anomalyLogByType(query.type) : keys.anomalyLog;
-    const min = query.since ?? -Infinity;
+    const { type } = query;
+    const logOf = (part: PartitionKeys) => (type ? part.anomalyLogByType(type) : part.anomalyLog);
+    const range = { min: query.since ?? -Infinity, max: Infinity };
     const out: Anomaly[] = [];
     const gone = new Set<string>();
-    for await (const entries of walkDesc(key, min, Infinity, Math.max(limit, 100))) {
+    for await (const entries of scanIndex(logOf, range, { first: limit, most: Math.max(limit, 100) })) {
       const members = entries.map((e) => parseAnomalyMember(e.id)).filter((m) => m !== undefined);
       const visible = await visibleOf(scope, [...new Set(members.map((m) => m.traceId))]);
       const parsed = members.filter((m) => visible.has(m.traceId));
-      const p = redis.pipeline();
-      for (const m of parsed) p.hget(keys.anomalies(m.traceId), anomalyField(m.type, m.spanId));
-      const replies = (await p.exec()) ?? [];
+      const replies = valuesOf(
+        await batch(redis, (commands) => {
+          for (const m of parsed) commands.hget(keys.of(m.traceId).anomalies, anomalyField(m.type, m.spanId));
+        }),
+      );
       for (let i = 0; i < parsed.length; i++) {
-        const [err, json] = replies[i]!;
-        if (err) throw err;
+        const json = replies[i];
         if (typeof json !== "string") {
           gone.add(parsed[i]!.traceId);
           continue;
@@ -298,17 +296,19 @@ export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions =
     const summaries: TraceSummary[] = [];
     const gone: string[] = [];
     let truncated = false;
-    walk: for await (const entries of walkDesc(kind === "research" ? keys.idxResearch : keys.idxStart, since, until, 500)) {
-      const p = redis.pipeline();
-      for (const e of entries) p.hget(keys.summary(e.id), "json");
-      const replies = (await p.exec()) ?? [];
+    const indexOf = (part: PartitionKeys) => (kind === "research" ? part.idxResearch : part.idxStart);
+    walk: for await (const entries of scanIndex(indexOf, { min: since, max: until }, { first: 500, most: 500 })) {
+      const replies = valuesOf(
+        await batch(redis, (commands) => {
+          for (const e of entries) commands.hget(keys.of(e.id).summary, "json");
+        }),
+      );
       const visible = await visibleOf(
         scope,
         entries.map((e) => e.id),
       );
       for (let i = 0; i < entries.length; i++) {
-        const [err, json] = replies[i]!;
-        if (err) throw err;
+        const json = replies[i];
         if (typeof json !== "string") gone.push(entries[i]!.id);
         else if (visible.has(entries[i]!.id)) summaries.push(JSON.parse(json) as TraceSummary);
         else continue;

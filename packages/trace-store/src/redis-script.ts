@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { ChainableCommander } from "ioredis";
-import type { RedisClient } from "@tracelane/runtime";
+import { batch, isCluster, type RedisClient } from "@tracelane/runtime";
 
 type Arg = string | number;
 
@@ -29,29 +29,37 @@ export class RedisScript {
     }
   }
 
-  /** Queue on a pipeline; pair with `execWithScripts` so a NOSCRIPT reply reloads and retries. */
-  queue(pipeline: ChainableCommander, keys: readonly string[], args: readonly Arg[]): void {
-    pipeline.evalsha(this.sha, keys.length, ...keys, ...args);
+  /** Queue on a batch's commands; pair with `batchWithScripts` so a NOSCRIPT reply reloads and retries. */
+  queue(commands: ChainableCommander, keys: readonly string[], args: readonly Arg[]): void {
+    commands.evalsha(this.sha, keys.length, ...keys, ...args);
   }
 }
 
 /**
- * Build and exec a pipeline that uses `scripts`. If Redis lost the scripts (restart, SCRIPT FLUSH)
- * they are loaded and the whole pipeline runs again, so the queued commands must be idempotent.
- * Returns each command's result; the first command error is thrown.
+ * SCRIPT LOAD `scripts` where EVALSHA will look for them: the one Redis, or every master of a Cluster (a script
+ * cache is per node, and a command runs on the master of its keys' slot).
  */
-export async function execWithScripts(
+export async function loadScripts(redis: RedisClient, scripts: readonly RedisScript[]): Promise<void> {
+  const nodes = isCluster(redis) ? redis.nodes("master") : [redis];
+  await Promise.all(nodes.flatMap((node) => scripts.map((s) => node.script("LOAD", s.lua))));
+}
+
+/**
+ * Build and send a `batch` (runtime: a pipeline on one Redis, auto-pipelined commands on a Cluster) that uses
+ * `scripts`. If Redis lost the scripts (restart, SCRIPT FLUSH, a failed-over master) they are loaded and the whole
+ * batch runs again, so the queued commands must be idempotent. Returns each command's result; the first command
+ * error is thrown.
+ */
+export async function batchWithScripts(
   redis: RedisClient,
   scripts: readonly RedisScript[],
-  build: (pipeline: ChainableCommander) => void,
+  build: (commands: ChainableCommander) => void,
 ): Promise<unknown[]> {
   for (let attempt = 0; ; attempt++) {
-    const pipeline = redis.pipeline();
-    build(pipeline);
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await batch(redis, build);
     const noScript = replies.some(([err]) => isNoScript(err));
     if (noScript && attempt === 0) {
-      for (const s of scripts) await redis.script("LOAD", s.lua);
+      await loadScripts(redis, scripts);
       continue;
     }
     const failed = replies.find(([err]) => err);

@@ -74,9 +74,10 @@ describe("aggregateCostStats", () => {
 
 describe("keys", () => {
   it("keeps every key under the prefix and URL-encodes model names", () => {
-    const k = traceKeys("p:");
-    expect(k.spans("abc")).toBe("p:t:abc:spans");
-    expect(k.idxModel("openai/gpt 4")).toBe("p:idx:model:openai%2Fgpt%204");
+    const k = traceKeys("p:").of("abc");
+    expect(k.spans).toBe(`${k.base}t:abc:spans`);
+    expect(k.base).toMatch(/^p:\{t\d+(\.\d+)?\}:$/);
+    expect(k.idxModel("openai/gpt 4")).toBe(`${k.base}idx:model:openai%2Fgpt%204`);
     expect(parseAnomalyMember(anomalyMember("t1", "", "trace_cost_over_budget"))).toEqual({
       traceId: "t1",
       spanId: "",

@@ -14,7 +14,16 @@ export {
   type DestinationName,
 } from "./sdk.js";
 export type { ExportStats } from "./counted-batch-processor.js";
-export { SPAN_STREAM_DEFAULT, resolveTracingConfig, type TracingConfig } from "./tracing-env.js";
+export { resolveTracingConfig, type TracingConfig, type SpanStreamConfig } from "./tracing-env.js";
+export {
+  SPAN_STREAM_DEFAULT,
+  SPAN_STREAM_SHARDS_DEFAULT,
+  SPAN_STREAM_SHARDS_MAX,
+  envSpanStreamShards,
+  spanStreamShards,
+  spanStreamShardIndex,
+  spanStreamShardOf,
+} from "./span-stream.js";
 export { RedisStreamSpanExporter, type RedisStreamSpanExporterOptions } from "./redis-stream-exporter.js";
 export {
   captureContent,

@@ -19,7 +19,7 @@ export interface StartTracingOptions {
   /** service.name; OTEL_SERVICE_NAME overrides it. */
   serviceName: string;
   serviceVersion?: string;
-  /** Redis for the span stream to the trace-collector; falls back to REDIS_URL. */
+  /** Redis for the span stream to the trace-collector; falls back to REDIS_URL (a cluster: REDIS_CLUSTER_NODES). */
   redisUrl?: string;
   /** Environment to configure from; default process.env. */
   env?: NodeJS.ProcessEnv;
@@ -163,7 +163,9 @@ function createDestinations(config: TracingConfig): Array<{ name: DestinationNam
   if (config.spanStream) {
     const exporter = new RedisStreamSpanExporter({
       redisUrl: config.spanStream.redisUrl,
+      clusterNodes: config.spanStream.clusterNodes,
       stream: config.spanStream.stream,
+      shards: config.spanStream.shards,
       maxLen: config.spanStream.maxLen,
     });
     destinations.push({ name: "redis", processor: new CountedBatchSpanProcessor(exporter, config.batch) });

@@ -1,9 +1,16 @@
-import { envBoolean, envInt, envNumber, envOptionalString, parseEnv, redisUrlSchema } from "@tracelane/runtime";
+import {
+  envBoolean,
+  envClusterNodes,
+  envInt,
+  envNumber,
+  envOptionalString,
+  parseEnv,
+  REDIS_URL_DEFAULT,
+  redisUrlSchema,
+} from "@tracelane/runtime";
 import { z } from "zod";
 import { CONTENT_CAPTURE_MODES } from "./content.js";
-
-/** Default Redis stream the trace-collector reads span batches from. */
-export const SPAN_STREAM_DEFAULT = "tracelane:spans";
+import { envSpanStreamShards, SPAN_STREAM_DEFAULT } from "./span-stream.js";
 
 /** The samplers of the OpenTelemetry env spec that make sense without a remote config service. */
 export const SAMPLER_NAMES = [
@@ -52,8 +59,12 @@ const schema = z
     OTEL_EXPORTER_OTLP_TIMEOUT: blankIsUnset(envInt(10_000, { min: 1 })),
 
     REDIS_URL: redisUrlSchema().optional(),
+    /** The services' own REDIS_CLUSTER_NODES: a service on a cluster exports its spans to that cluster. */
+    REDIS_CLUSTER_NODES: envClusterNodes(),
     TRACELANE_SPAN_STREAM_ENABLED: envBoolean(true),
     TRACELANE_SPAN_STREAM: blankIsUnset(z.string().default(SPAN_STREAM_DEFAULT)),
+    /** Spans are split over this many streams by trace id; the trace-collector must read the same number. */
+    TRACELANE_SPAN_STREAM_SHARDS: blankIsUnset(envSpanStreamShards()),
     TRACELANE_SPAN_STREAM_MAXLEN: blankIsUnset(envInt(1_000_000, { min: 1 })),
 
     // Sized for benchmark load (1,000+ pipelines/s x ~8 spans): 100k spans absorb a multi-second exporter stall.
@@ -74,6 +85,18 @@ const schema = z
     }
   });
 
+/** Where and how the Redis stream destination writes. */
+export interface SpanStreamConfig {
+  redisUrl: string;
+  /** Seeds of a Redis Cluster (REDIS_CLUSTER_NODES); redisUrl then lends credentials and TLS only. */
+  clusterNodes: readonly { host: string; port: number }[] | undefined;
+  /** Base name; the entries go to spanStreamShards(stream, shards). */
+  stream: string;
+  shards: number;
+  /** MAXLEN ~ per shard. */
+  maxLen: number;
+}
+
 export interface BatchSettings {
   maxQueueSize: number;
   maxExportBatchSize: number;
@@ -91,7 +114,7 @@ export interface TracingConfig {
   /** undefined: the OTLP/gRPC (Jaeger) destination is off. */
   otlp: { url: string; timeoutMillis: number } | undefined;
   /** undefined: the Redis stream (trace-collector) destination is off. */
-  spanStream: { redisUrl: string; stream: string; maxLen: number } | undefined;
+  spanStream: SpanStreamConfig | undefined;
   batch: BatchSettings;
   captureContent: (typeof CONTENT_CAPTURE_MODES)[number];
 }
@@ -107,7 +130,9 @@ export function resolveTracingConfig(
   const env = parseEnv(schema, source);
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT;
   const otlpEnabled = env.TRACELANE_OTLP_ENABLED ?? endpoint !== undefined;
-  const redisUrl = opts.redisUrl ?? env.REDIS_URL;
+  const clusterNodes = env.REDIS_CLUSTER_NODES;
+  // Cluster seeds alone are a Redis to export to, as for the services themselves (REDIS_URL has a default there).
+  const redisUrl = opts.redisUrl ?? env.REDIS_URL ?? (clusterNodes ? REDIS_URL_DEFAULT : undefined);
   return {
     disabled: env.OTEL_SDK_DISABLED,
     serviceName: env.OTEL_SERVICE_NAME ?? opts.serviceName,
@@ -117,7 +142,13 @@ export function resolveTracingConfig(
     otlp: otlpEnabled ? { url: endpoint ?? OTLP_GRPC_DEFAULT_URL, timeoutMillis: env.OTEL_EXPORTER_OTLP_TIMEOUT } : undefined,
     spanStream:
       redisUrl !== undefined && env.TRACELANE_SPAN_STREAM_ENABLED
-        ? { redisUrl, stream: env.TRACELANE_SPAN_STREAM, maxLen: env.TRACELANE_SPAN_STREAM_MAXLEN }
+        ? {
+            redisUrl,
+            clusterNodes,
+            stream: env.TRACELANE_SPAN_STREAM,
+            shards: env.TRACELANE_SPAN_STREAM_SHARDS,
+            maxLen: env.TRACELANE_SPAN_STREAM_MAXLEN,
+          }
         : undefined,
     batch: {
       maxQueueSize: env.OTEL_BSP_MAX_QUEUE_SIZE,

@@ -40,11 +40,31 @@ describe("tracing environment", () => {
   it("enables the span stream with a Redis URL unless TRACELANE_SPAN_STREAM_ENABLED=false", () => {
     expect(resolve({ REDIS_URL: "redis://r:6379" }).spanStream).toEqual({
       redisUrl: "redis://r:6379",
+      clusterNodes: undefined,
       stream: "tracelane:spans",
+      shards: 4,
       maxLen: 1_000_000,
     });
     expect(resolve({ REDIS_URL: "redis://r:6379" }, { redisUrl: "redis://opt:6379" }).spanStream?.redisUrl).toBe("redis://opt:6379");
     expect(resolve({ REDIS_URL: "redis://r:6379", TRACELANE_SPAN_STREAM_ENABLED: "false" }).spanStream).toBeUndefined();
+  });
+
+  it("splits the stream into TRACELANE_SPAN_STREAM_SHARDS shards and exports to a cluster named by REDIS_CLUSTER_NODES", () => {
+    expect(resolve({ REDIS_URL: "redis://r:6379", TRACELANE_SPAN_STREAM_SHARDS: "16" }).spanStream?.shards).toBe(16);
+    expect(resolve({ REDIS_URL: "redis://r:6379", TRACELANE_SPAN_STREAM_SHARDS: "" }).spanStream?.shards).toBe(4);
+    const onCluster = resolve({ REDIS_URL: "rediss://:pw@r:6379", REDIS_CLUSTER_NODES: "10.0.0.1:7000, 10.0.0.2:7001" }).spanStream;
+    expect(onCluster).toMatchObject({
+      redisUrl: "rediss://:pw@r:6379",
+      clusterNodes: [
+        { host: "10.0.0.1", port: 7000 },
+        { host: "10.0.0.2", port: 7001 },
+      ],
+    });
+    // Seeds alone are a Redis to export to (the URL's default lends no credentials), as for the services.
+    expect(resolve({ REDIS_CLUSTER_NODES: "10.0.0.1:7000" }).spanStream).toMatchObject({
+      redisUrl: "redis://127.0.0.1:6379",
+      clusterNodes: [{ host: "10.0.0.1", port: 7000 }],
+    });
   });
 
   it("treats blank values as unset", () => {
@@ -57,12 +77,23 @@ describe("tracing environment", () => {
     ["OTEL_EXPORTER_OTLP_ENDPOINT", "jaeger:4317"],
     ["OTEL_BSP_MAX_QUEUE_SIZE", "lots"],
     ["TRACELANE_SPAN_STREAM_MAXLEN", "0"],
+    ["TRACELANE_SPAN_STREAM_SHARDS", "0"],
+    ["TRACELANE_SPAN_STREAM_SHARDS", "65"],
+    ["TRACELANE_SPAN_STREAM_SHARDS", "2.5"],
+    ["TRACELANE_SPAN_STREAM_SHARDS", "four"],
+    ["REDIS_CLUSTER_NODES", "10.0.0.1"],
     ["TRACELANE_OTLP_ENABLED", "maybe"],
     ["REDIS_URL", "localhost:6379"],
     ["OTEL_SDK_DISABLED", "disabled"],
   ])("fails at boot naming %s for a bad value", (name, value) => {
     expect(() => startTracing({ serviceName: "svc", env: { [name]: value } })).toThrow(EnvError);
     expect(() => startTracing({ serviceName: "svc", env: { [name]: value } })).toThrow(new RegExp(`${name}: `));
+  });
+
+  it("says what TRACELANE_SPAN_STREAM_SHARDS allows", () => {
+    expect(() => resolve({ TRACELANE_SPAN_STREAM_SHARDS: "0" })).toThrow(
+      /TRACELANE_SPAN_STREAM_SHARDS: must be a whole number from 1 to 64 \(got "0"\)/,
+    );
   });
 
   it("rejects an export batch larger than the queue", () => {

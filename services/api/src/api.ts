@@ -75,6 +75,7 @@ export function composeApi(opts: ComposeApiOptions): Api {
   const queues = new StageQueues({
     connection: queueRedis,
     prefix: env.TRACELANE_QUEUE_PREFIX,
+    shards: env.TRACELANE_QUEUE_SHARDS,
     ...(opts.jobOptions ? { jobOptions: opts.jobOptions } : {}),
     ...pipeline,
   }) as unknown as StageQueues;

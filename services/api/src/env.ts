@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
 import { stageModelEnvShape } from "@tracelane/pricing";
-import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
+import { DEFAULT_QUEUE_PREFIX, envQueueShards } from "@tracelane/queue-contract";
 import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
 import { TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
 import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape, type EnvSource } from "@tracelane/runtime";
@@ -43,6 +43,7 @@ export const EnvSchema = z.object({
   /** Loopback by default; another address without API keys needs ALLOW_UNAUTHENTICATED=true (auth/binding.ts). */
   HOST: z.string().min(1).default(DEFAULT_HOST),
   TRACELANE_QUEUE_PREFIX: prefix(DEFAULT_QUEUE_PREFIX),
+  TRACELANE_QUEUE_SHARDS: envQueueShards(),
   TRACELANE_RESEARCH_PREFIX: prefix(DEFAULT_RESEARCH_PREFIX),
   /** Key prefix the trace-collector writes traces under (read by GET /v1/traces). */
   TRACELANE_TRACE_PREFIX: prefix(TRACE_PREFIX_DEFAULT),

@@ -47,12 +47,14 @@ export function createApiMetrics(o: { queues: StageQueues; store: ResearchStore;
 
   metrics.gaugeFrom(METRICS.queueDepth, async () => {
     const stages = o.queues.pipeline.stages;
-    const counts = await Promise.all(stages.map((s) => o.queues.queue(s.stage).getJobCounts(...QUEUE_STATES)));
-    return stages.flatMap((s, i) =>
+    // One series per queue shard (TRACELANE_QUEUE_SHARDS): sum by stage for the stage's depth.
+    const shards = stages.flatMap((s) => o.queues.shardsOf(s.stage).map((queue) => ({ stage: s.stage, queue })));
+    const counts = await Promise.all(shards.map(({ queue }) => queue.getJobCounts(...QUEUE_STATES)));
+    return shards.flatMap(({ stage, queue }, i) =>
       QUEUE_STATES.map(
         (state) =>
           [
-            { [ATTR_MESSAGING_DESTINATION_NAME]: s.queue, [ATTR_STAGE]: s.stage, [ATTR_QUEUE_STATE]: state },
+            { [ATTR_MESSAGING_DESTINATION_NAME]: queue.name, [ATTR_STAGE]: stage, [ATTR_QUEUE_STATE]: state },
             counts[i]![state] ?? 0,
           ] as const,
       ),

@@ -42,7 +42,7 @@ describe("GET /v1/research", () => {
     });
     // What the trace-collector stored for the first research's trace: two anomalies.
     const keys = traceKeys(tracePrefix);
-    await api.redis.hset(keys.anomalies(first.traceId), anomalyField("high_latency", "a1"), "{}", anomalyField("retries", "a2"), "{}");
+    await api.redis.hset(keys.of(first.traceId).anomalies, anomalyField("high_latency", "a1"), "{}", anomalyField("retries", "a2"), "{}");
 
     const { status, body } = await get("/v1/research");
     expect(status).toBe(200);

@@ -3,6 +3,7 @@ import type { ApiKeys } from "@tracelane/api-keys";
 import type { PriceTable } from "@tracelane/pricing";
 import type { TracingStatsLike } from "@tracelane/metrics";
 import type { SpanRecord } from "@tracelane/trace-store";
+import { SPAN_STREAM_SHARDS_DEFAULT } from "@tracelane/tracing";
 import { WebhookAlerter, type WebhookOptions } from "./alerts/webhook.js";
 import type { AnomalyRules } from "./anomalies/registry.js";
 import { createAssembler, type Assembler } from "./assemble/assembler.js";
@@ -52,9 +53,12 @@ export function createStreamHandler(assembler: Assembler, stats: CollectorStats,
 export interface CollectorOptions {
   /** Commands (assembly, HTTP, sweeps). */
   redis: RedisClient;
-  /** The consumer's own connection (XREADGROUP BLOCK holds it). */
+  /** The consumer's connection; each shard's reader blocks (XREADGROUP BLOCK) on a duplicate of it. */
   consumerRedis: RedisClient;
+  /** TRACELANE_SPAN_STREAM: the base name of the span stream. */
   stream: string;
+  /** TRACELANE_SPAN_STREAM_SHARDS; default SPAN_STREAM_SHARDS_DEFAULT (the exporters' default). */
+  shards?: number;
   prefix: string;
   anomalyStream: string;
   anomalyStreamMaxLen: number;
@@ -94,7 +98,7 @@ export interface Collector {
   /** GET /metrics: LLM metrics derived from the stored spans, ingest counters, process metrics. */
   metrics: CollectorMetrics;
   app: ReturnType<typeof createHttpApp>;
-  /** Create the consumer group, start the consumer loop and the expiry sweeper. */
+  /** Create the consumer group on every shard, start the consumer's shard loops and the expiry sweeper. */
   start(): Promise<void>;
 }
 
@@ -102,6 +106,7 @@ export interface Collector {
 export function createCollector(o: CollectorOptions): Collector {
   const stats = new CollectorStats();
   const logger = o.logger;
+  const shards = o.shards ?? SPAN_STREAM_SHARDS_DEFAULT;
   const alerter = o.webhook ? new WebhookAlerter({ ...o.webhook, ...(logger ? { logger } : {}) }) : undefined;
   const metrics = createCollectorMetrics(stats, o.tracingStats);
   // A metrics failure must not fail the batch (it would be retried, and its spans then count as duplicates).
@@ -138,6 +143,7 @@ export function createCollector(o: CollectorOptions): Collector {
   const consumer = new StreamConsumer({
     redis: o.consumerRedis,
     stream: o.stream,
+    shards,
     consumer: o.consumer,
     batchSize: o.batchSize,
     blockMs: o.blockMs,
@@ -153,8 +159,9 @@ export function createCollector(o: CollectorOptions): Collector {
     redis: o.redis,
     stats,
     stream: o.stream,
+    shards,
     group: consumer.group,
-    tracesIndexKey: assembler.keys.idxStart,
+    tracesIndexKeys: assembler.keys.partitions.map((part) => part.idxStart),
     ingest: (spans, origin) => assembler.ingest(spans, origin),
     ...(o.apiKeys ? { apiKeys: o.apiKeys } : {}),
     ...(o.metricsRequireKey ? { metricsRequireKey: true } : {}),
@@ -182,6 +189,8 @@ export function createCollector(o: CollectorOptions): Collector {
 export { createAssembler, type Assembler, type AssemblerOptions, type IngestOrigin, type IngestResult } from "./assemble/assembler.js";
 export { summarizeTrace, traceStatus } from "./assemble/summary.js";
 export { StreamConsumer, streamLag, CONSUMER_GROUP, type StreamConsumerOptions, type StreamEntry } from "./ingest/stream-consumer.js";
+// The span stream's naming, for the benchmarks and tests that write or read it beside a collector.
+export { SPAN_STREAM_SHARDS_DEFAULT, spanStreamShards, spanStreamShardOf } from "@tracelane/tracing";
 export { decodeOtlpJson } from "./ingest/otlp-json.js";
 export { decodeOtlpProtobuf } from "./ingest/otlp-protobuf.js";
 export { OtlpDecodeError } from "./ingest/otlp-common.js";

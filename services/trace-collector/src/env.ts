@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape } from "@tracelane/runtime";
 import { ANOMALY_STREAM_DEFAULT, TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
-import { SPAN_STREAM_DEFAULT } from "@tracelane/tracing";
+import { envSpanStreamShards, SPAN_STREAM_DEFAULT } from "@tracelane/tracing";
 import { z } from "zod";
 
 // Compose passes `VAR=` for "unset"; without this z.coerce would read "" as 0.
@@ -19,6 +19,8 @@ const schema = z
     ...redisEnvShape,
     PORT: blankIsUnset(envInt(4319, { min: 0, max: 65_535 })),
     TRACELANE_SPAN_STREAM: blankIsUnset(z.string().min(1).default(SPAN_STREAM_DEFAULT)),
+    /** As many shards as the services write (their tracing reads the same variable): a shard not read is never assembled. */
+    TRACELANE_SPAN_STREAM_SHARDS: blankIsUnset(envSpanStreamShards()),
     TRACELANE_TRACE_PREFIX: blankIsUnset(z.string().min(1).default(TRACE_PREFIX_DEFAULT)),
     TRACELANE_ANOMALY_STREAM: blankIsUnset(z.string().min(1).default(ANOMALY_STREAM_DEFAULT)),
     TRACELANE_ANOMALY_STREAM_MAXLEN: blankIsUnset(envInt(10_000, { min: 1 })),

@@ -20,7 +20,7 @@ await runService({
     // The api's key list (a bad entry fails the boot naming the variable, never the key).
     const apiKeys = ApiKeys.fromEnv(env);
 
-    // The consumer blocks on XREADGROUP, so it gets a connection of its own.
+    // The consumer's connection; each shard's read loop blocks on XREADGROUP on a duplicate of it.
     const [redis, consumerRedis] = await Promise.all([
       connectRedis("worker", "trace-collector"),
       connectRedis("worker", "trace-collector-consumer"),
@@ -30,6 +30,7 @@ await runService({
       redis,
       consumerRedis,
       stream: env.TRACELANE_SPAN_STREAM,
+      shards: env.TRACELANE_SPAN_STREAM_SHARDS,
       prefix: env.TRACELANE_TRACE_PREFIX,
       anomalyStream: env.TRACELANE_ANOMALY_STREAM,
       anomalyStreamMaxLen: env.TRACELANE_ANOMALY_STREAM_MAXLEN,
@@ -77,7 +78,7 @@ await runService({
             server.closeIdleConnections();
           }),
       )
-      .add("stop the stream consumer after its current batch", () => collector.consumer.stop())
+      .add("stop the stream consumer after its current batches", () => collector.consumer.stop())
       .add("stop the expiry sweeper", () => collector.sweeper.stop())
       .add("assemble the traces whose summary was deferred", () => collector.assembler.close())
       .add("flush alerts", () => collector.alerter?.flush(env.COLLECTOR_ALERT_FLUSH_MS));
@@ -88,6 +89,7 @@ await runService({
       {
         port,
         stream: env.TRACELANE_SPAN_STREAM,
+        shards: env.TRACELANE_SPAN_STREAM_SHARDS,
         prefix: env.TRACELANE_TRACE_PREFIX,
         consumer: env.COLLECTOR_CONSUMER_NAME,
         webhook: env.ALERT_WEBHOOK_URL !== undefined,

@@ -7,8 +7,8 @@ const PER_ROUND = 1_000;
 
 /**
  * Periodic removal of expired traces' index entries (the per-trace keys expire by TTL on their
- * own; the zset indexes have no TTL). Readers prune lazily too; this bounds index growth when
- * nobody reads.
+ * own; the zset indexes have no TTL), in every partition. Readers prune lazily too; this bounds
+ * index growth when nobody reads.
  */
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
@@ -29,7 +29,10 @@ export class Sweeper {
     this.timer.unref();
   }
 
-  /** Prune every trace whose expiry is due (in rounds of 1,000). Returns how many were pruned. */
+  /**
+   * Prune every trace whose expiry is due (in rounds of up to 1,000 per partition; a round that prunes fewer than
+   * 1,000 in all left no partition with more due). Returns how many were pruned.
+   */
   sweep(): Promise<number> {
     this.running ??= (async () => {
       let total = 0;

@@ -1,4 +1,4 @@
-import { createTraceReader, type SpanRecord } from "@tracelane/trace-store";
+import { createTraceReader, indexSize, traceKeys, type SpanRecord } from "@tracelane/trace-store";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { decodeOtlpJson } from "../src/collector.js";
 import { pipelineTrace, toOtlpJson, type SyntheticSpan } from "../src/testing/synthetic.js";
@@ -121,7 +121,7 @@ describe("assembly", () => {
     const t = await createTraceReader(redis, { prefix: p }).getTrace(spans[0]!.traceId);
     expect(t!.summary.spanCount).toBe(4);
     expect(t!.summary.droppedSpans).toBe(6);
-    expect(await redis.hlen(`${p}:t:${spans[0]!.traceId}:spans`)).toBe(4);
+    expect(await redis.hlen(traceKeys(p).of(spans[0]!.traceId).spans)).toBe(4);
   });
 
   it("learns a per-model latency baseline and flags an outlier against it", async () => {
@@ -169,8 +169,14 @@ describe("assembly", () => {
     await new Promise((r) => setTimeout(r, 1_300));
     const reader = createTraceReader(redis, { prefix: p });
     expect((await reader.listTraces({ model: "gpt-4.1" })).traces).toEqual([]);
-    expect(await redis.zcard(`${p}:idx:start`)).toBe(0);
-    expect(await redis.exists(`${p}:idx:members:${spans[0]!.traceId}`)).toBe(0);
+    const keys = traceKeys(p);
+    expect(
+      await indexSize(
+        redis,
+        keys.partitions.map((part) => part.idxStart),
+      ),
+    ).toBe(0);
+    expect(await redis.exists(keys.of(spans[0]!.traceId).members)).toBe(0);
   });
 
   it("keeps a span's record as first stored when a duplicate differs", async () => {

@@ -1,8 +1,8 @@
 import { freePort, spawnService, waitFor, type ServiceProcess } from "@tracelane/testkit";
 import { createTraceReader } from "@tracelane/trace-store";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { pipelineTrace, toStreamEntries, type SyntheticSpan } from "../src/testing/synthetic.js";
-import { cleanup, connect, uniquePrefix } from "./support.js";
+import { pipelineTrace, type SyntheticSpan } from "../src/testing/synthetic.js";
+import { cleanup, connect, uniquePrefix, writeSpanStream } from "./support.js";
 
 const url = inject("redisUrl");
 const redis = connect(url);
@@ -33,7 +33,7 @@ async function start(port: number): Promise<ServiceProcess> {
 }
 
 async function write(traces: SyntheticSpan[][]): Promise<void> {
-  for (const otlp of toStreamEntries(traces, 20)) await redis.xadd(stream, "*", "otlp", otlp);
+  await writeSpanStream(redis, stream, traces, { spansPerEntry: 20 }); // the default shards, as the process reads
 }
 
 describe("trace-collector process", () => {
@@ -63,5 +63,16 @@ describe("trace-collector process", () => {
     const stats = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { stream: unknown };
     expect(stats.stream).toMatchObject({ pending: 0, length: 0 });
     expect((await reader.listTraces({ limit: 500 })).traces).toHaveLength(50);
+  });
+
+  it("refuses to start with a bad TRACELANE_SPAN_STREAM_SHARDS, naming the variable and what is allowed", async () => {
+    const p = spawnService("trace-collector#bad-shards", "services/trace-collector/src/index.ts", {
+      REDIS_URL: url,
+      PORT: "0",
+      TRACELANE_SPAN_STREAM_SHARDS: "65",
+      OTEL_SDK_DISABLED: "true",
+    });
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toMatch(/TRACELANE_SPAN_STREAM_SHARDS: must be a whole number from 1 to 64 \(got "65"\)/);
   });
 });

@@ -1,5 +1,5 @@
 import { startRedisServer, waitFor, type EphemeralRedis } from "@tracelane/testkit";
-import { createTraceReader } from "@tracelane/trace-store";
+import { createTraceReader, indexSize } from "@tracelane/trace-store";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeOtlpJson } from "../src/collector.js";
@@ -122,7 +122,16 @@ describe("ingesting into a large trace is O(1) per span", () => {
       what: "the other replica to assemble the overdue trace",
     });
     expect(stats.tickAssemblies).toBeGreaterThanOrEqual(1);
-    await waitFor(async () => ((await redis.zcard(b.keys.idxDeferred)) === 0 ? true : undefined), { what: "the deferred index to empty" });
+    await waitFor(
+      async () =>
+        (await indexSize(
+          redis,
+          b.keys.partitions.map((part) => part.idxDeferred),
+        )) === 0
+          ? true
+          : undefined,
+      { what: "the deferred index to empty" },
+    );
     await b.close();
   });
 

@@ -1,5 +1,6 @@
 import { JsonTraceSerializer, ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { ApiKeys } from "@tracelane/api-keys";
+import { indexSize } from "@tracelane/trace-store";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startHttpCollector } from "./http-collector.js";
 import { recordSdkTrace, uniquePrefix } from "./support.js";
@@ -16,6 +17,11 @@ const logger = {
 
 let open: Awaited<ReturnType<typeof startHttpCollector>>;
 let keyed: Awaited<ReturnType<typeof startHttpCollector>>;
+const storedTraces = () =>
+  indexSize(
+    open.redis,
+    open.collector.assembler.keys.partitions.map((part) => part.idxStart),
+  );
 
 beforeAll(async () => {
   open = await startHttpCollector(inject("redisUrl"), uniquePrefix("otlpauth-open"), { apiKeys: keys, logger });
@@ -31,7 +37,7 @@ const proto = () => Buffer.from(ProtobufTraceSerializer.serializeRequest(recordS
 
 describe("OTLP/HTTP with API_KEYS set", () => {
   it("answers 401 with an OTLP JSON Status (UNAUTHENTICATED) without a key or with an unknown one, storing nothing", async () => {
-    const before = await open.redis.zcard(open.collector.assembler.keys.idxStart);
+    const before = await storedTraces();
     const attempts: Record<string, string>[] = [{}, { authorization: "Bearer not-a-known-key-at-all" }, { authorization: "Token abc" }];
     for (const headers of attempts) {
       const res = await open.post(json(), "application/json", headers);
@@ -41,7 +47,7 @@ describe("OTLP/HTTP with API_KEYS set", () => {
       expect(body.code).toBe(16);
       expect(body.message).toMatch(/Authorization: Bearer <api key>/);
     }
-    expect(await open.redis.zcard(open.collector.assembler.keys.idxStart)).toBe(before);
+    expect(await storedTraces()).toBe(before);
     expect(open.collector.stats.unauthorizedRequests).toBeGreaterThanOrEqual(3);
   });
 

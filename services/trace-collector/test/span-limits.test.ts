@@ -73,7 +73,7 @@ describe("per-span limits over OTLP/HTTP", () => {
     const span = base();
     const res = await stack.post(request({ ...span, attributes: { big: "z".repeat(50_000) } }), "application/json");
     expect(res.status).toBe(200);
-    const stored = JSON.parse((await stack.redis.hget(stack.collector.assembler.keys.spans(span.traceId), span.spanId))!);
+    const stored = JSON.parse((await stack.redis.hget(stack.collector.assembler.keys.of(span.traceId).spans, span.spanId))!);
     expect(stored.attributes.big).toHaveLength(SPAN_LIMITS.stringChars + 1);
     expect(stored.clamped.truncatedValues).toBe(1);
     const stats = (await (await fetch(`${stack.base}/stats`)).json()) as { spansClamped: number };

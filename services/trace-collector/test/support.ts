@@ -4,7 +4,10 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { loadPriceTable } from "@tracelane/pricing";
 import { Redis } from "ioredis";
+import type { RedisClient } from "@tracelane/runtime";
+import { SPAN_STREAM_SHARDS_DEFAULT, spanStreamShardOf } from "@tracelane/tracing";
 import { createAssembler, DEFAULT_RULES, withSettings, type AnomalyRules, type AssemblerOptions } from "../src/collector.js";
+import { toStreamEntries, type SyntheticSpan } from "../src/testing/synthetic.js";
 import { ATTR_RESEARCH_ID, ATTR_STAGE } from "@tracelane/pipeline";
 import {
   ATTR_GEN_AI_OPERATION_NAME,
@@ -43,6 +46,33 @@ export async function cleanup(redis: Redis, ...prefixes: string[]): Promise<void
       if (keys.length > 0) await redis.del(...keys);
     } while (cursor !== "0");
   }
+}
+
+/**
+ * Write synthetic traces to the span stream the way the services' exporters do: every trace to its own
+ * shard (spanStreamShardOf), each service's spans batched into entries. Returns the entries written per shard key.
+ */
+export async function writeSpanStream(
+  redis: RedisClient,
+  stream: string,
+  traces: readonly SyntheticSpan[][],
+  opts: { shards?: number; spansPerEntry?: number } = {},
+): Promise<Map<string, number>> {
+  const shards = opts.shards ?? SPAN_STREAM_SHARDS_DEFAULT;
+  const byShard = new Map<string, SyntheticSpan[][]>();
+  for (const trace of traces) {
+    const key = spanStreamShardOf(stream, shards, trace[0]!.traceId);
+    const list = byShard.get(key);
+    if (list) list.push(trace);
+    else byShard.set(key, [trace]);
+  }
+  const written = new Map<string, number>();
+  for (const [key, group] of byShard) {
+    const entries = toStreamEntries(group, opts.spansPerEntry);
+    for (const otlp of entries) await redis.xadd(key, "*", "otlp", otlp);
+    written.set(key, entries.length);
+  }
+  return written;
 }
 
 /** The default rules with some settings changed, e.g. `rules({ high_latency: { latencyMs: 500 } })`. */

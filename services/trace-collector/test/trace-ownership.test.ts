@@ -122,13 +122,13 @@ describe("a foreign (OTLP) span and a trace created by the api", () => {
     const traceId = randomTraceId();
     const old = span(traceId, { name: "stored before the upgrade" });
     await keyed.redis.hset(
-      keyed.collector.assembler.keys.spans(traceId),
+      keyed.collector.assembler.keys.of(traceId).spans,
       old.spanId,
       JSON.stringify({ ...old, durationMs: 5, status: "unset", attributes: {} }),
     );
     expect((await otlp(keyed, [span(traceId)], OWNER_KEY)).partialSuccess?.rejectedSpans).toBe(1);
     expect(await otlp(keyed, [span(traceId)], ADMIN_KEY)).toEqual({});
-    expect(await keyed.redis.hlen(keyed.collector.assembler.keys.spans(traceId))).toBe(2);
+    expect(await keyed.redis.hlen(keyed.collector.assembler.keys.of(traceId).spans)).toBe(2);
   });
 
   it("reports malformed and refused spans of one request together", async () => {

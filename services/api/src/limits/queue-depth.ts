@@ -41,7 +41,11 @@ export class QueueDepthGate {
 
   private async read(): Promise<QueueDepth> {
     const stages = this.queues.pipeline.stages;
-    const waiting = await Promise.all(stages.map((s) => this.queues.queue(s.stage).getWaitingCount()));
+    const waiting = await Promise.all(
+      stages.map(async (s) =>
+        (await Promise.all(this.queues.shardsOf(s.stage).map((q) => q.getWaitingCount()))).reduce((a, b) => a + b, 0),
+      ),
+    );
     const i = waiting.findIndex((n) => n >= this.maxDepth);
     return i === -1 ? { full: false } : { full: true, stage: stages[i]!.stage, queue: stages[i]!.queue, waiting: waiting[i]! };
   }

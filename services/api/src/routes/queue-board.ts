@@ -35,14 +35,16 @@ type RenderFile = (file: string, options: object, done: (err: Error | null, html
 export function createQueueBoardRouter(queues: StageQueues): Router {
   const serverAdapter = new ExpressAdapter().setBasePath(QUEUE_BOARD_PATH);
   createBullBoard({
-    queues: queues.pipeline.stages.map(
-      (s) =>
-        new BullMQAdapter(queues.queue(s.stage), {
-          readOnlyMode: false,
-          allowRetries: true,
-          displayName: s.queue,
-          description: `stage ${s.index + 1} of ${queues.pipeline.stages.length}: ${s.stage}, consumed by ${s.service}`,
-        }),
+    queues: queues.pipeline.stages.flatMap((s) =>
+      queues.shardsOf(s.stage).map(
+        (queue, shard, all) =>
+          new BullMQAdapter(queue, {
+            readOnlyMode: false,
+            allowRetries: true,
+            displayName: queue.name,
+            description: `stage ${s.index + 1} of ${queues.pipeline.stages.length}: ${s.stage}, consumed by ${s.service}${all.length > 1 ? ` (shard ${shard + 1} of ${all.length})` : ""}`,
+          }),
+      ),
     ),
     serverAdapter,
     options: { uiConfig: { boardTitle: "tracelane queues", sortQueues: false } },

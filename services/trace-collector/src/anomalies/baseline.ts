@@ -19,9 +19,9 @@ export class BaselineStore {
     private readonly window: number,
   ) {}
 
-  /** Queue the reads; `parse` turns the replies (same order) into baselines. */
-  queueLoad(pipeline: ChainableCommander, models: readonly string[]): void {
-    for (const m of models) pipeline.lrange(this.keys.baseline(m), 0, this.window - 1);
+  /** Queue the reads on a batch; `parse` turns the replies (same order) into baselines. */
+  queueLoad(commands: ChainableCommander, models: readonly string[]): void {
+    for (const m of models) commands.lrange(this.keys.baseline(m), 0, this.window - 1);
   }
 
   parse(models: readonly string[], replies: readonly unknown[]): Map<string, Baseline> {
@@ -33,13 +33,14 @@ export class BaselineStore {
     return out;
   }
 
-  queueRecord(pipeline: ChainableCommander, latencies: ReadonlyMap<string, number[]>): void {
+  /** Queue on a batch: each command names one key, so a Cluster needs no partition here. */
+  queueRecord(commands: ChainableCommander, latencies: ReadonlyMap<string, number[]>): void {
     for (const [model, values] of latencies) {
       if (values.length === 0) continue;
       const key = this.keys.baseline(model);
-      pipeline.lpush(key, ...values.map((v) => Math.round(v * 1000) / 1000));
-      pipeline.ltrim(key, 0, this.window - 1);
-      pipeline.expire(key, BASELINE_TTL_SECONDS);
+      commands.lpush(key, ...values.map((v) => Math.round(v * 1000) / 1000));
+      commands.ltrim(key, 0, this.window - 1);
+      commands.expire(key, BASELINE_TTL_SECONDS);
     }
   }
 }

@@ -1,4 +1,4 @@
-import type { RedisClient } from "@tracelane/runtime";
+import { batch, type RedisClient } from "@tracelane/runtime";
 import type { Caller } from "@tracelane/api-keys";
 import { ATTR_OWNER } from "@tracelane/pipeline";
 import { loadPriceTable, type PriceTable } from "@tracelane/pricing";
@@ -6,7 +6,8 @@ import {
   ANOMALY_STREAM_DEFAULT,
   anomalyField,
   anomalyMember,
-  execWithScripts,
+  batchWithScripts,
+  loadScripts as loadScriptsOn,
   resolveStages,
   spanDepths,
   traceKeys,
@@ -45,7 +46,7 @@ export interface AssemblerOptions {
    */
   onStored?: (fresh: readonly SpanRecord[], stages: ReadonlyMap<string, string | undefined>, nowMs: number) => void;
   stats?: CollectorStats;
-  /** Traces per pipelined chunk of a batch (default 256). */
+  /** Traces per chunk of a batch, sent as one `batch` per round trip (default 256). */
   chunkSize?: number;
   /** Traces whose spans are kept in memory between batches, so they are not read back (default 2,000; 0 turns it off). */
   recentTraces?: number;
@@ -123,14 +124,14 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
   let timer: NodeJS.Timeout | undefined;
   let ticking: Promise<void> | undefined;
 
-  /** Traces per pipelined chunk: chunks run concurrently, so JS work on one overlaps Redis work on others. */
+  /** Traces per chunk: chunks run concurrently, so JS work on one overlaps Redis work on others. */
   const chunkSize = opts.chunkSize ?? 256;
 
-  // Scripts are loaded before the first batch, so concurrent chunks never meet NOSCRIPT halfway through
-  // a pipeline (execWithScripts still reloads and re-runs after a Redis restart flushed them).
+  // Scripts are loaded (on every master of a Cluster) before the first batch, so concurrent chunks never meet
+  // NOSCRIPT halfway through a batch (batchWithScripts still reloads and re-runs after a Redis restart flushed them).
   let scriptsLoaded: Promise<unknown> | undefined;
   const loadScripts = () => {
-    scriptsLoaded ??= Promise.all(scripts.map((s) => redis.script("LOAD", s.lua))).catch((err: unknown) => {
+    scriptsLoaded ??= loadScriptsOn(redis, scripts).catch((err: unknown) => {
       scriptsLoaded = undefined;
       throw err;
     });
@@ -150,14 +151,19 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
 
   /**
    * Re-assemble deferred traces (all of them with `all`, else those due), in chunks; and traces another
-   * replica deferred and left overdue (it died before its tick): the deferred index is shared.
+   * replica deferred and left overdue (it died before its tick): the deferred index of every partition is shared.
    */
   async function assembleDeferred(all: boolean): Promise<void> {
     const now = Date.now();
     const due = [...deferred].filter(([, d]) => all || d.dueAt <= now).map(([id]) => id);
     if (!all) {
-      const orphans = await redis.zrangebyscore(keys.idxDeferred, "-inf", now - 5 * intervalMs, "LIMIT", 0, chunkSize);
-      for (const id of orphans) if (!deferred.has(id)) due.push(id);
+      const replies = await batch(redis, (commands) => {
+        for (const part of keys.partitions) commands.zrangebyscore(part.idxDeferred, "-inf", now - 5 * intervalMs, "LIMIT", 0, chunkSize);
+      });
+      for (const [err, orphans] of replies) {
+        if (err) throw err;
+        for (const id of orphans as string[]) if (!deferred.has(id)) due.push(id);
+      }
     }
     if (due.length === 0) return;
     await loadScripts();
@@ -243,7 +249,7 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     // Round trip 1: insert every trace's spans and read back the traces to assemble now; load model baselines.
     const held = traceIds.map((id) => recent.get(id));
     const taken = traceIds.map((id) => deferred.get(id)?.fresh.length ?? 0);
-    const replies1 = await execWithScripts(redis, scripts, (p) => {
+    const replies1 = await batchWithScripts(redis, scripts, (commands) => {
       traceIds.forEach((id, i) => {
         const incoming = byTrace.get(id)!;
         const named = source === "i" ? ownerNamedBy(incoming) : "";
@@ -260,9 +266,10 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
           id,
         ];
         for (const s of incoming) args.push(s.spanId, JSON.stringify(s));
-        insertSpansScript.queue(p, [keys.spans(id), keys.dropped(id), keys.summary(id), keys.idxDeferred], args);
+        const k = keys.of(id);
+        insertSpansScript.queue(commands, [k.spans, k.dropped, k.summary, k.idxDeferred], args);
       });
-      baselines.queueLoad(p, models);
+      baselines.queueLoad(commands, models);
     });
     const baseline = baselines.parse(models, replies1.slice(traceIds.length));
 
@@ -330,21 +337,21 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
       }
 
       // The start-scored "tag" indexes the trace belongs to: one per model, and research traces.
-      const tagIndexes = [...summary.models.map((m) => keys.idxModel(m)), ...(summary.researchId !== undefined ? [keys.idxResearch] : [])];
+      const k = keys.of(id);
+      const tagIndexes = [...summary.models.map((m) => k.idxModel(m)), ...(summary.researchId !== undefined ? [k.idxResearch] : [])];
       const writeKeys = [
-        keys.summary(id),
-        keys.anomalies(id),
-        keys.spans(id),
-        keys.dropped(id),
-        keys.idxExpiry,
-        keys.members(id),
-        keys.idxStart,
-        keys.idxCost,
-        keys.idxDuration,
-        keys.idxStatus("ok"),
-        keys.idxStatus("error"),
-        keys.anomalyLog,
-        anomalyStream,
+        k.summary,
+        k.anomalies,
+        k.spans,
+        k.dropped,
+        k.idxExpiry,
+        k.members,
+        k.idxStart,
+        k.idxCost,
+        k.idxDuration,
+        k.idxStatus("ok"),
+        k.idxStatus("error"),
+        k.anomalyLog,
         ...tagIndexes,
       ];
       const args: (string | number)[] = [
@@ -358,21 +365,21 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
         summary.status,
         tagIndexes.length,
         anomalies.length,
-        streamMaxLen,
         summary.tooDeepSpans ?? 0,
       ];
       for (const a of anomalies) {
-        writeKeys.push(keys.idxAnomaly(a.type), keys.anomalyLogByType(a.type));
-        args.push(anomalyField(a.type, a.spanId), JSON.stringify(a), anomalyMember(id, a.spanId, a.type), a.type, detectedAtMs);
+        writeKeys.push(k.idxAnomaly(a.type), k.anomalyLogByType(a.type));
+        args.push(anomalyField(a.type, a.spanId), JSON.stringify(a), anomalyMember(id, a.spanId, a.type), detectedAtMs);
       }
       writes.push({ keys: writeKeys, args, anomalies });
     });
 
     // Round trip 2: summaries, indexes, anomalies (first detection wins), baselines.
-    const replies2 = await execWithScripts(redis, scripts, (p) => {
-      for (const w of writes) writeTraceScript.queue(p, w.keys, w.args);
-      baselines.queueRecord(p, newLatencies);
-      if (settled.length > 0) p.zrem(keys.idxDeferred, ...settled);
+    const replies2 = await batchWithScripts(redis, scripts, (commands) => {
+      for (const w of writes) writeTraceScript.queue(commands, w.keys, w.args);
+      baselines.queueRecord(commands, newLatencies);
+      // One ZREM per partition: a multi-member command names one key, the partition's deferred index.
+      for (const [deferredIndex, ids] of groupBy(settled, (id) => keys.of(id).idxDeferred)) commands.zrem(deferredIndex, ...ids);
     });
     for (const { id, count } of consumed) {
       const d = deferred.get(id);
@@ -393,7 +400,24 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     if (newAnomalies.length > 0) {
       result.newAnomalies.push(...newAnomalies);
       opts.onNewAnomalies?.(newAnomalies);
+      await streamAnomalies(newAnomalies);
     }
+  }
+
+  /**
+   * XADD new anomalies to the anomaly stream, one key read by outside consumers, so not written inside writeTrace
+   * (whose keys are all of one partition). Sent right after the writes that found them new, it misses them in one
+   * case: the process dies (or loses Redis) between the two; the anomalies are stored, and a redelivery of the spans
+   * finds them already recorded, not new.
+   */
+  async function streamAnomalies(anomalies: readonly Anomaly[]): Promise<void> {
+    const replies = await batch(redis, (commands) => {
+      for (const a of anomalies) {
+        commands.xadd(anomalyStream, "MAXLEN", "~", streamMaxLen, "*", "type", a.type, "traceId", a.traceId, "anomaly", JSON.stringify(a));
+      }
+    });
+    const failed = replies.find(([err]) => err);
+    if (failed) throw failed[0];
   }
 
   return {
@@ -407,6 +431,17 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
       await assembleDeferred(true);
     },
   };
+}
+
+/** `items` grouped by `keyOf`, in first-seen order. */
+function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const group = groups.get(keyOf(item));
+    if (group) group.push(item);
+    else groups.set(keyOf(item), [item]);
+  }
+  return groups;
 }
 
 /** The owner key id an internal span names (the api sets tracelane.owner on its request span). */

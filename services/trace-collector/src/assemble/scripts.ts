@@ -5,7 +5,8 @@ import { RedisScript } from "@tracelane/trace-store";
  * the trace back only when the caller is to assemble it now.
  *
  * KEYS: spans hash, dropped set, summary hash (fields `origin` = internal|otlp and `owner` = key id
- *       live beside the summary's `v`/`json`, and go with it), deferred index (zset: trace -> due ms)
+ *       live beside the summary's `v`/`json`, and go with it), the partition's deferred index (zset: trace -> due
+ *       ms): all in the trace's partition, one slot
  * ARGV: 1 ttlSeconds, 2 maxSpans, 3 knownVersion (the version the caller holds in memory, -1 for
  *       none), 4 immediateSpans, 5 source (i = our services over the span stream, o = OTLP/HTTP, t = a deferred
  *       re-assembly: no spans, no ownership change),
@@ -103,14 +104,18 @@ return out
  * Store a recomputed summary (only if no newer version is stored: replicas may race on one
  * trace), refresh indexes, TTLs and expiry, and record anomalies first-detection-wins.
  *
+ * Every key is the trace's or its partition's (one hash tag, one Cluster slot), and the script names no other: the
+ * members set's entries are built from KEYS. The anomaly stream, one key outside the partitions, is XADDed by the
+ * collector right after, from the new anomalies this returns.
+ *
  * KEYS: 1 summary, 2 anomalies hash, 3 spans, 4 dropped, 5 idx:expiry, 6 members set,
  *       7 idx:start, 8 idx:cost, 9 idx:duration, 10 idx:status:ok, 11 idx:status:error,
- *       12 anomaly log, 13 anomaly stream, then nTags start-scored tag zsets the trace belongs to
+ *       12 anomaly log, then nTags start-scored tag zsets the trace belongs to
  *       (idx:model:{model} per model, idx:research when it is a research's trace), then per anomaly
  *       (idx:anomaly:{type}, anomaly log by type)
  * ARGV: 1 traceId, 2 version, 3 summary json, 4 ttlSeconds, 5 startMs, 6 costUsd, 7 durationMs,
- *       8 status, 9 nTags, 10 nAnomalies, 11 anomaly stream MAXLEN, 12 spans below the depth limit,
- *       then per anomaly (field, json, member, type, detectedAtMs)
+ *       8 status, 9 nTags, 10 nAnomalies, 11 spans below the depth limit,
+ *       then per anomaly (field, json, member, detectedAtMs)
  * Returns: { summaryWritten (0/1), spans newly below the depth limit (counted once, by the writer
  *   that saw them first), index of each NEW anomaly... }
  *
@@ -141,7 +146,7 @@ local deeper = 0
 local current = tonumber(redis.call('HGET', KEYS[1], 'v') or '-1')
 if tonumber(ARGV[2]) >= current then
   written = 1
-  local deep = tonumber(ARGV[12])
+  local deep = tonumber(ARGV[11])
   deeper = math.max(0, deep - tonumber(redis.call('HGET', KEYS[1], 'deep') or '0'))
   redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3], 'deep', deep)
   redis.call('ZADD', KEYS[7], 'LT', start, id)
@@ -155,17 +160,16 @@ if tonumber(ARGV[2]) >= current then
     redis.call('ZADD', KEYS[10], start, id)
   end
 end
-for i = 1, nTags do index(KEYS[13 + i], 'LT', start) end
+for i = 1, nTags do index(KEYS[12 + i], 'LT', start) end
 local out = { written, deeper }
 for j = 0, nAnomalies - 1 do
-  local a = 13 + j * 5
-  local typeTraces, typeLog = KEYS[14 + nTags + j * 2], KEYS[15 + nTags + j * 2]
+  local a = 12 + j * 4
+  local typeTraces, typeLog = KEYS[13 + nTags + j * 2], KEYS[14 + nTags + j * 2]
   index(typeTraces, 'LT', start)
   if redis.call('HSETNX', KEYS[2], ARGV[a], ARGV[a + 1]) == 1 then
     out[#out + 1] = j
-    index(KEYS[12], 'NX', ARGV[a + 4], ARGV[a + 2])
-    index(typeLog, 'NX', ARGV[a + 4], ARGV[a + 2])
-    redis.call('XADD', KEYS[13], 'MAXLEN', '~', ARGV[11], '*', 'type', ARGV[a + 3], 'traceId', id, 'anomaly', ARGV[a + 1])
+    index(KEYS[12], 'NX', ARGV[a + 3], ARGV[a + 2])
+    index(typeLog, 'NX', ARGV[a + 3], ARGV[a + 2])
   end
 end
 redis.call('ZADD', KEYS[5], 'GT', now + ttl * 1000, id)

@@ -3,7 +3,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import type { RedisClient } from "@tracelane/runtime";
 import type { ApiKeys } from "@tracelane/api-keys";
 import type { Logger } from "@tracelane/tracing";
-import type { SpanRecord } from "@tracelane/trace-store";
+import { indexSize, type SpanRecord } from "@tracelane/trace-store";
 import type { WebhookStats } from "../alerts/webhook.js";
 import type { IngestOrigin } from "../assemble/assembler.js";
 import { otlpHttpRouter } from "../ingest/otlp-http.js";
@@ -13,9 +13,12 @@ import type { CollectorStats } from "../stats.js";
 export interface HttpAppDeps {
   redis: RedisClient;
   stats: CollectorStats;
+  /** The span stream's base name and shard count, for its lag in /stats. */
   stream: string;
+  shards: number;
   group: string;
-  tracesIndexKey: string;
+  /** Every partition's start index: the traces stored are their sum. */
+  tracesIndexKeys: readonly string[];
   ingest: (spans: readonly SpanRecord[], origin: IngestOrigin) => Promise<{ refused: number }>;
   /** When enabled: POST /v1/traces needs a key; /metrics and /stats too with `metricsRequireKey`. */
   apiKeys?: ApiKeys;
@@ -64,7 +67,10 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
 
   app.get("/stats", keyed, async (_req, res, next) => {
     try {
-      const [lag, traces] = await Promise.all([streamLag(deps.redis, deps.stream, deps.group), deps.redis.zcard(deps.tracesIndexKey)]);
+      const [lag, traces] = await Promise.all([
+        streamLag(deps.redis, deps.stream, deps.shards, deps.group),
+        indexSize(deps.redis, deps.tracesIndexKeys),
+      ]);
       res.json({
         ...deps.stats.snapshot(),
         tracesStored: traces,

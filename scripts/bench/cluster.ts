@@ -44,6 +44,8 @@ export async function benchCluster(researches: number, env: Record<string, strin
       env: {
         ...isolated,
         REDIS_CLUSTER_NODES: cluster.seeds,
+        // A queue is one slot: one shard of each stage's queue per master (docs/scaling.md).
+        TRACELANE_QUEUE_SHARDS: String(masters.length),
         LOG_LEVEL: "warn",
         LLM_SIM_LATENCY_MS: "0",
         COLLECTOR_BLOCK_MS: "100",

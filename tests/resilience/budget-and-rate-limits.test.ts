@@ -107,7 +107,9 @@ describe("rate limits toward providers", () => {
       redisUrl: inject("redisUrl"),
       simulator: { retryAfterS: 1 },
       // No retries inside the call: a 429 goes straight to the queue-wide backoff.
-      env: { LLM_MAX_RETRIES: "0", BREAKER_THRESHOLD: "1000" },
+      // One claim per research: the factcheck queue's rate limit counts every job in it (a parent, its claims and
+      // the parent's return from waiting), so 8 claims would make 6 researches take ~30 s at 2 jobs a second.
+      env: { LLM_MAX_RETRIES: "0", BREAKER_THRESHOLD: "1000", MAX_CLAIMS: "1" },
       stageEnv: { factcheck: { WORKER_RATE_LIMIT_MAX: "2", WORKER_RATE_LIMIT_DURATION_MS: "1000" } },
     });
   });

@@ -350,10 +350,10 @@ describe("one trace per research request", () => {
       tracestate,
     });
     expect(hops.synthesis.process.parentSpanContext?.traceState?.serialize()).toBe(tracestate);
-    // And every claim job: the fan-out passes the caller's tracestate on unchanged too.
-    for (const [i, claim] of hops.claims.entries()) {
-      const claimJob = await pipeline.queues.queue("factcheck").getJob(claimJobId(id, "factcheck", i));
-      expect(claimJob?.data.trace).toEqual({ traceparent: `00-${callerTraceId}-${idOf(claim.publish)}-01`, tracestate });
+    // And every claim: the fan-out passes the caller's tracestate on unchanged too, as each claim's CONSUMER
+    // received it (a claim's job leaves the queue once it completes).
+    for (const claim of hops.claims) {
+      expect(claim.process.parentSpanContext?.spanId).toBe(idOf(claim.publish));
       expect(claim.process.parentSpanContext?.traceState?.serialize()).toBe(tracestate);
     }
   });

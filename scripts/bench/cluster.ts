@@ -3,7 +3,7 @@ import { isolatedRun, ONE_OF_EACH, startStack } from "@tracelane/launcher";
 import { createKeepAliveFetch } from "@tracelane/runtime";
 import { startRedisCluster, waitFor } from "@tracelane/testkit";
 import { commandStats, redisCpuMs } from "./redis-footprint.js";
-import { mapLimit } from "./stats.js";
+import { submitResearches } from "./submit.js";
 import { BenchRunError } from "./watch.js";
 
 /** What one master of the cluster did for the researches of a run, per research. */
@@ -56,19 +56,7 @@ export async function benchCluster(researches: number, env: Record<string, strin
       await Promise.all(probes.map((p) => p.config("RESETSTAT")));
       const cpu0 = await Promise.all(probes.map(redisCpuMs));
       const started = Date.now();
-      const ids = await mapLimit(
-        Array.from({ length: researches }, (_, i) => i),
-        16,
-        async (i) => {
-          const res = await fetch(`${stack.apiUrl}/v1/research`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify({ query: `Cluster question ${i}: how do tides work?` }),
-          });
-          if (res.status !== 202) throw new BenchRunError(`cluster: submit -> ${res.status}: ${await res.text()}`);
-          return ((await res.json()) as { id: string }).id;
-        },
-      );
+      const ids = await submitResearches(fetch, stack.apiUrl, researches, "Cluster");
       for (const id of ids) {
         const view = await waitFor(
           async () => {

@@ -6,7 +6,7 @@ import { SPAN_STREAM_SHARDS_DEFAULT, spanStreamShards } from "@tracelane/trace-c
 import { traceKeys } from "@tracelane/trace-store";
 import { startRedisServer, waitFor } from "@tracelane/testkit";
 import { benchRawChain } from "./raw-chain.js";
-import { mapLimit } from "./stats.js";
+import { submitResearches } from "./submit.js";
 import { BenchRunError } from "./watch.js";
 
 /** What one research (or one raw chain) costs Redis: CPU, commands, Lua time, and bytes kept, by key family. */
@@ -132,19 +132,7 @@ async function productFootprint(label: string, researches: number, env: Record<s
       const store = new ResearchStore(redis, { prefix: prefixes.research });
       const fetch = createKeepAliveFetch();
       try {
-        const ids = await mapLimit(
-          Array.from({ length: researches }, (_, i) => i),
-          16,
-          async (i) => {
-            const res = await fetch(`${stack.apiUrl}/v1/research`, {
-              method: "POST",
-              headers: { "content-type": "application/json" },
-              body: JSON.stringify({ query: `Footprint question ${i}: how do tides work?` }),
-            });
-            if (res.status !== 202) throw new BenchRunError(`${label}: submit -> ${res.status}`);
-            return ((await res.json()) as { id: string }).id;
-          },
-        );
+        const ids = await submitResearches(fetch, stack.apiUrl, researches, label);
         for (const id of ids) {
           const view = await waitFor(
             async () => {

@@ -1,4 +1,14 @@
-export { PriceTable, loadPriceTable, type ModelPrice, type TokenUsage, type CallCost } from "./price-table.js";
+export {
+  PriceTable,
+  loadPriceTable,
+  type CallCost,
+  type DatedPrice,
+  type ModelEntry,
+  type ModelPrice,
+  type PriceSource,
+  type Rates,
+  type TokenUsage,
+} from "./price-table.js";
 export { addCostUsd, addUsd, fromNanoUsd, NANO_USD_PER_USD, roundMs, roundUsd, sumUsd, toNanoUsd } from "./money.js";
 export { allowedModelsEnv, ModelPolicy, stageModelEnvShape, type ModelRefusal, type PolicyStage } from "./model-policy.js";
 export { whatIf, UnknownSwapModelError, type RecordedCall, type WhatIfResult, type WhatIfStage, type WhatIfFlag } from "./what-if.js";

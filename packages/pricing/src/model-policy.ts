@@ -1,5 +1,5 @@
 import { envOptionalString } from "@tracelane/runtime";
-import type { PriceTable } from "./price-table.js";
+import type { PriceSource } from "./price-table.js";
 
 /** What the model policy needs of a pipeline stage (a @tracelane/pipeline PipelineStage fits). */
 export interface PolicyStage {
@@ -60,11 +60,11 @@ export interface ModelRefusal {
 export class ModelPolicy {
   private constructor(
     private readonly stages: ReadonlyMap<string, StageModels & { envPrefix: string }>,
-    private readonly prices: PriceTable,
+    private readonly prices: PriceSource,
   ) {}
 
   /** The policy of `stages` from parsed env values (`stageModelEnvShape`, or a worker's own overrides). */
-  static fromEnv(stages: readonly PolicyStage[], env: Readonly<Record<string, unknown>>, prices: PriceTable): ModelPolicy {
+  static fromEnv(stages: readonly PolicyStage[], env: Readonly<Record<string, unknown>>, prices: PriceSource): ModelPolicy {
     const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
     const byStage = new Map<string, StageModels & { envPrefix: string }>();
     for (const s of stages) {

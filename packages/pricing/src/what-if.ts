@@ -1,5 +1,5 @@
 import { fromNanoUsd, toNanoUsd } from "./money.js";
-import type { PriceTable } from "./price-table.js";
+import type { PriceSource } from "./price-table.js";
 
 /** One model call as a trace recorded it: what it was sent and answered, and what it cost. */
 export interface RecordedCall {
@@ -69,7 +69,7 @@ const ASSUMPTIONS = [
  * that model's rates, to 1e-9 USD (sums in whole nano-dollars). Calls whose recorded cost is unknown (unpriced
  * model) are left out of both sides, so the saving compares like with like.
  */
-export function whatIf(calls: readonly RecordedCall[], swaps: Readonly<Record<string, string>>, prices: PriceTable): WhatIfResult {
+export function whatIf(calls: readonly RecordedCall[], swaps: Readonly<Record<string, string>>, prices: PriceSource): WhatIfResult {
   for (const [stage, model] of Object.entries(swaps)) if (!prices.lookup(model)) throw new UnknownSwapModelError(stage, model);
   const nano = new Map<
     string,

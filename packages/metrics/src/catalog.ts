@@ -8,6 +8,7 @@ import {
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_HTTP_ROUTE,
   ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_PRICE_VERSION,
   ATTR_SERVER_ADDRESS,
 } from "@tracelane/tracing/attributes";
 import { prometheusLabel, prometheusName, type MetricType } from "./names.js";
@@ -235,6 +236,15 @@ export const METRICS = {
     unit: "{error}",
     description: "Scrape-time reads that failed (e.g. Redis down for queue depth); that metric is absent from the scrape.",
     attributes: [ATTR_METRIC_NAME],
+    source: "every service",
+  }),
+  priceTable: metric({
+    name: "tracelane.price_table.info",
+    type: "gauge",
+    unit: "",
+    description:
+      "1 for the version of the price table in force (TRACELANE_PRICE_TABLE, reloaded on change and on SIGHUP; a refused file leaves the old version), in each service that prices calls: api, trace-collector, stage workers.",
+    attributes: [ATTR_PRICE_VERSION],
     source: "every service",
   }),
 } as const;

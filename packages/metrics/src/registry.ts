@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { ATTR_PRICE_VERSION } from "@tracelane/tracing/attributes";
 import { ATTR_EXPORT_DESTINATION, ATTR_METRIC_NAME, ATTR_SPAN_OUTCOME, METRICS, type Metric } from "./catalog.js";
 
 export type Attributes<A extends string> = Partial<Record<A, string | number>>;
@@ -52,6 +53,8 @@ export interface ServiceMetricsOptions {
   tracingStats?: () => TracingStatsLike;
   /** Node.js process metrics (CPU, memory, event loop lag, GC, handles): prom-client's defaults. Default true. */
   processMetrics?: boolean;
+  /** The version of the price table in force (a PriceBook's), read at each scrape; omit where nothing is priced. */
+  priceVersion?: () => string;
 }
 
 /**
@@ -157,6 +160,10 @@ export function createServiceMetrics(opts: ServiceMetricsOptions = {}): ServiceM
         if (s) yield [{ [ATTR_EXPORT_DESTINATION]: destination }, s.failedExports];
       }
     });
+  }
+  if (opts.priceVersion) {
+    const version = opts.priceVersion;
+    metrics.gaugeFrom(METRICS.priceTable, () => [[{ [ATTR_PRICE_VERSION]: version() }, 1]]);
   }
   return metrics;
 }

@@ -151,6 +151,23 @@ describe("createServiceMetrics", () => {
   });
 });
 
+describe("price table info", () => {
+  it("reports 1 for the version in force, read at each scrape, and only that one", async () => {
+    let version = "aaaaaaaaaaaa";
+    const metrics = createServiceMetrics({ processMetrics: false, priceVersion: () => version });
+    let scrape = await parseMetricsText(await metrics.registry.metrics());
+    expect(scrape.series("tracelane_price_table_info")).toEqual([{ labels: { tracelane_price_version: "aaaaaaaaaaaa" }, value: 1 }]);
+    version = "bbbbbbbbbbbb";
+    scrape = await parseMetricsText(await metrics.registry.metrics());
+    expect(scrape.series("tracelane_price_table_info")).toEqual([{ labels: { tracelane_price_version: "bbbbbbbbbbbb" }, value: 1 }]);
+  });
+
+  it("is absent where nothing is priced", async () => {
+    const scrape = await parseMetricsText(await createServiceMetrics({ processMetrics: false }).registry.metrics());
+    expect(scrape.series("tracelane_price_table_info")).toEqual([]);
+  });
+});
+
 describe("README", () => {
   it("lists exactly the catalog's metrics, and its example queries use their names", () => {
     const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");

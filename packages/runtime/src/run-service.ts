@@ -36,6 +36,11 @@ export interface ServiceContext<E, L> {
   connectRedis(role: RedisRole, connectionName: string): Promise<RedisClient>;
   /** `server.listen`, with a port in use reported as a BootError naming `variable`; resolves to the bound port. */
   listen(server: Server, opts: { port: number; host?: string | undefined; variable: string }): Promise<number>;
+  /**
+   * Run `listener` on each reload request: SIGHUP under runService (the handler is installed with the first
+   * listener, so a service with nothing to reload still stops on SIGHUP), `BootedService.reload()` under bootService.
+   */
+  onReload(listener: () => void): void;
 }
 
 export interface BootedService<E, L, R> {
@@ -43,6 +48,8 @@ export interface BootedService<E, L, R> {
   logger: L;
   shutdown: Shutdown;
   value: R;
+  /** What SIGHUP does under runService: run the listeners registered with `ctx.onReload`. */
+  reload(): void;
 }
 
 type AnyEnv = ServiceEnv & Partial<RedisEnv>;
@@ -59,9 +66,10 @@ export async function bootService<E extends AnyEnv, L extends ServiceLogger, R>(
   const env = definition.loadEnv(opts.env ?? process.env);
   const logger = definition.createLogger(definition.name, { level: env.LOG_LEVEL, format: env.LOG_FORMAT });
   const shutdown = newShutdown(definition, logger);
+  const reloads = new Reloads();
   try {
-    const value = await definition.start(context(definition, env, logger, shutdown));
-    return { env, logger, shutdown, value };
+    const value = await definition.start(context(definition, env, logger, shutdown, reloads));
+    return { env, logger, shutdown, value, reload: () => reloads.run() };
   } catch (err) {
     await shutdown.shutdown("start failed");
     throw err;
@@ -89,8 +97,14 @@ export async function runService<E extends AnyEnv, L extends ServiceLogger, R>(d
       shutdown.stopAndExit("parent exited", env.SHUTDOWN_GRACE_MS);
     });
   }
+  const reloads = new Reloads(() =>
+    process.on("SIGHUP", () => {
+      logger.info({ signal: "SIGHUP" }, "SIGHUP: reloading");
+      reloads.run();
+    }),
+  );
   try {
-    await definition.start(context(definition, env, logger, shutdown));
+    await definition.start(context(definition, env, logger, shutdown, reloads));
   } catch (err) {
     // A signal during boot is a shutdown, not a failure: its handler exits.
     if (shutdown.started) return;
@@ -105,11 +119,25 @@ function newShutdown(definition: { tracing?: { shutdown(): Promise<void> } | und
   return shutdown;
 }
 
+/** The listeners of `ctx.onReload`; `onFirst` runs when the first one registers. */
+class Reloads {
+  private readonly listeners: Array<() => void> = [];
+  constructor(private readonly onFirst?: () => void) {}
+  add(listener: () => void): void {
+    if (this.listeners.length === 0) this.onFirst?.();
+    this.listeners.push(listener);
+  }
+  run(): void {
+    for (const listener of this.listeners) listener();
+  }
+}
+
 function context<E extends AnyEnv, L extends ServiceLogger>(
   definition: { name: string },
   env: E,
   logger: L,
   shutdown: Shutdown,
+  reloads: Reloads,
 ): ServiceContext<E, L> {
   let announced = false;
   return {
@@ -137,6 +165,7 @@ function context<E extends AnyEnv, L extends ServiceLogger>(
       return redis;
     },
     listen: (server, opts) => listen(server, opts),
+    onReload: (listener) => reloads.add(listener),
   };
 }
 

@@ -1,4 +1,4 @@
-import type { PriceTable } from "@tracelane/pricing";
+import type { PriceSource } from "@tracelane/pricing";
 import { BudgetExceededError, BudgetUnverifiableError, DailySpendCapError } from "./errors.js";
 
 /** The research's spender's daily cap (DAILY_SPEND_CAP_USD) and what was left of it when the work began. */
@@ -10,7 +10,7 @@ export interface DailySpend {
 export interface CallBudget {
   stage: string;
   model: string;
-  prices: PriceTable;
+  prices: PriceSource;
   inputTokens: number;
   maxOutputTokens: number;
   allowUnpricedModels?: boolean | undefined;

@@ -1,5 +1,5 @@
 import OpenAI from "openai";
-import type { PriceTable } from "@tracelane/pricing";
+import type { PriceSource } from "@tracelane/pricing";
 import { createKeepAliveFetch } from "@tracelane/runtime";
 import {
   ATTR_GEN_AI_REQUEST_MAX_TOKENS,
@@ -114,7 +114,7 @@ export class ChatClient {
 
   constructor(
     private readonly config: ChatClientConfig,
-    readonly prices: PriceTable,
+    readonly prices: PriceSource,
     private readonly policies: ModelPolicies,
   ) {
     this.client = new OpenAI({
@@ -226,6 +226,8 @@ export class ChatClient {
       },
       async (span) => {
         const started = performance.now();
+        // A call is priced by the price in force when it started.
+        const startedAtMs = Date.now();
         let completion: Completion;
         let attempts = 1;
         /** When the first piece of a streamed answer arrived (of the attempt that answered). */
@@ -297,7 +299,7 @@ export class ChatClient {
         };
         const responseModel = completion.model || model;
         const priced = this.prices.lookup(responseModel) ? responseModel : model;
-        const cost = this.prices.cost(priced, usage);
+        const cost = this.prices.cost(priced, usage, startedAtMs);
         const toolCalls: ChatToolCall[] = (choice.message.tool_calls ?? []).flatMap((c) =>
           c.type === "function" ? [{ id: c.id, name: c.function.name, arguments: c.function.arguments }] : [],
         );
@@ -318,6 +320,7 @@ export class ChatClient {
           // The provider's x-request-id, for support tickets and its own logs.
           ...requestIdOf(completion),
           costUsd: cost.costUsd,
+          ...(cost.priced ? { priceVersion: cost.version } : {}),
         });
         return {
           content,

@@ -2,7 +2,7 @@ import type http from "node:http";
 import { hostname } from "node:os";
 import { RESEARCH_PIPELINE, type Pipeline, type Stage } from "@tracelane/pipeline";
 import { jobOptionsFromEnv, StageQueues, type StageJob } from "@tracelane/queue-contract";
-import { loadPriceTable, ModelPolicy } from "@tracelane/pricing";
+import { ModelPolicy, openPriceBook } from "@tracelane/pricing";
 import { ResearchStore } from "@tracelane/research-store";
 import { bootService, runService, type ServiceContext, type ServiceDefinition, type Shutdown } from "@tracelane/runtime";
 import type { TracingStatsLike } from "@tracelane/metrics";
@@ -107,7 +107,8 @@ async function startStageWorker<S extends string>(
     shards: config.queueShards,
   });
   const policies = new ModelPolicies(config.policies);
-  const prices = loadPriceTable(config.priceTablePath);
+  // Reloaded when the file changes or on SIGHUP; a bad file is refused, the table in force stays.
+  const prices = openPriceBook(ctx, config.priceTablePath);
   // The same policy the api applies to options.models, checked again before each call (defence in depth).
   const modelPolicy = ModelPolicy.fromEnv(
     [line],
@@ -123,6 +124,7 @@ async function startStageWorker<S extends string>(
     stage: definition.stage,
     queue: line.queue,
     circuits: () => client.circuits(),
+    priceVersion: () => prices.version,
     ...(tracingStats ? { tracingStats } : {}),
   });
   const client: ChatClient = new ChatClient(

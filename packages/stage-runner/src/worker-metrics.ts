@@ -32,8 +32,12 @@ export function createStageWorkerMetrics(o: {
   queue: string;
   circuits: () => ReturnType<ChatClient["circuits"]>;
   tracingStats?: () => TracingStatsLike;
+  priceVersion?: () => string;
 }): StageWorkerMetrics {
-  const service = createServiceMetrics(o.tracingStats ? { tracingStats: o.tracingStats } : {});
+  const service = createServiceMetrics({
+    ...(o.tracingStats ? { tracingStats: o.tracingStats } : {}),
+    ...(o.priceVersion ? { priceVersion: o.priceVersion } : {}),
+  });
   const jobs = service.counter(METRICS.jobs);
   const duration = service.histogram(METRICS.jobDuration);
   const retries = service.counter(METRICS.modelRetries);

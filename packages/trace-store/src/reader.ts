@@ -21,6 +21,13 @@ import {
   type TraceSummary,
 } from "./types.js";
 
+/** A stored summary; one stored before priceVersions existed (nor a call's priceVersion) reads with none. */
+function summaryOf(json: string): TraceSummary {
+  const summary = JSON.parse(json) as TraceSummary;
+  summary.priceVersions ??= [];
+  return summary;
+}
+
 export interface TraceReaderOptions {
   /** Key prefix the collector writes under (TRACELANE_TRACE_PREFIX). */
   prefix?: string;
@@ -205,7 +212,7 @@ export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions =
         const json = replies[i * stride];
         if (typeof json !== "string") return undefined;
         const inAnomalySet = !checkAnomalySet || replies[i * stride + 1] !== null;
-        const summary = JSON.parse(json) as TraceSummary;
+        const summary = summaryOf(json);
         return inAnomalySet && matches(summary) ? summary : null;
       });
       const visible = await visibleOf(
@@ -239,7 +246,7 @@ export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions =
     if (failed) throw failed[0];
     const [json, spanMap, anomalyJson] = replies.map(([, v]) => v);
     if (typeof json !== "string") return undefined;
-    const summary = JSON.parse(json) as TraceSummary;
+    const summary = summaryOf(json);
     // Spans stored before our attributes were renamed read under the current names.
     const spans = Object.values(spanMap as Record<string, string>).map((s) => {
       const span = JSON.parse(s) as SpanRecord;
@@ -310,7 +317,7 @@ export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions =
       for (let i = 0; i < entries.length; i++) {
         const json = replies[i];
         if (typeof json !== "string") gone.push(entries[i]!.id);
-        else if (visible.has(entries[i]!.id)) summaries.push(JSON.parse(json) as TraceSummary);
+        else if (visible.has(entries[i]!.id)) summaries.push(summaryOf(json));
         else continue;
         if (summaries.length >= maxStatsTraces) {
           truncated = true;

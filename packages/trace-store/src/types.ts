@@ -43,6 +43,8 @@ export interface ModelCall {
   costUsd: number | null;
   /** tracelane.usage.cost_usd as reported by the emitting service, kept for comparison. */
   reportedCostUsd?: number;
+  /** The version of the collector's price table that priced the call (at its start); absent when unpriced. */
+  priceVersion?: string;
 }
 
 /** One span as stored (one field of the per-trace spans hash, JSON). */
@@ -145,6 +147,8 @@ export interface CallStat {
    * is retry spend. Absent in summaries stored before this field: read as `error`.
    */
   failedAttempt?: boolean;
+  /** The collector's price table version that priced it; absent when unpriced. */
+  priceVersion?: string;
 }
 
 export interface TraceSummary {
@@ -189,6 +193,8 @@ export interface TraceSummary {
   byStage: Record<string, CallBreakdown>;
   byModel: Record<string, CallBreakdown>;
   calls: CallStat[];
+  /** The price table versions its calls were priced with, sorted and unique (more than one: the table changed mid-trace). */
+  priceVersions: string[];
 }
 
 /** A summary as the reader returns it: with ISO times and the anomaly types found so far. */

@@ -68,6 +68,8 @@ export const ATTR_GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages";
 export const ATTR_USAGE_COST_USD = "tracelane.usage.cost_usd";
 /** Ours: true when the model is not in the price table (cost unknown, never a silent 0). */
 export const ATTR_COST_UNPRICED = "tracelane.cost.unpriced";
+/** Ours: the version (content hash) of the price table that priced the call; also the label of tracelane.price_table.info. */
+export const ATTR_PRICE_VERSION = "tracelane.price.version";
 
 /** Event of a span whose work was cancelled from outside, and its reason (ours). */
 export const EVENT_CANCELLED = "cancelled";

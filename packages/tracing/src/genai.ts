@@ -13,6 +13,7 @@ import {
   ATTR_GEN_AI_USAGE_INPUT_TOKENS,
   ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
   ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+  ATTR_PRICE_VERSION,
   ATTR_PROVIDER_REQUEST_ID,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
@@ -44,6 +45,8 @@ export interface ChatResponseInfo {
   providerRequestId?: string;
   /** Computed cost in USD; null when the model is not in the price table. */
   costUsd?: number | null;
+  /** The version of the price table that priced it (with a cost). */
+  priceVersion?: string;
 }
 
 /**
@@ -86,6 +89,7 @@ export function recordChatResponse(span: Span, res: ChatResponseInfo): void {
     if (res.costUsd === null) attrs[ATTR_COST_UNPRICED] = true;
     else attrs[ATTR_USAGE_COST_USD] = res.costUsd;
   }
+  if (res.priceVersion) attrs[ATTR_PRICE_VERSION] = res.priceVersion;
   span.setAttributes(attrs);
   span.setStatus({ code: SpanStatusCode.OK });
 }

@@ -4,7 +4,7 @@ import type { JobsOptions } from "bullmq";
 import type { Express, Router } from "express";
 import type { RedisClient } from "@tracelane/runtime";
 import type { Pipeline } from "@tracelane/pipeline";
-import { loadPriceTable, ModelPolicy } from "@tracelane/pricing";
+import { loadPriceTable, ModelPolicy, type PriceSource } from "@tracelane/pricing";
 import { StageQueues } from "@tracelane/queue-contract";
 import { ResearchStore } from "@tracelane/research-store";
 import { listen } from "@tracelane/runtime";
@@ -42,6 +42,8 @@ export interface ComposeApiOptions {
   apiKeys?: ApiKeys;
   /** The rate limiter's clock (epoch ms); default Redis's own (TIME), one clock for every replica. Tests pass a manual one. */
   rateLimitNow?: () => number;
+  /** Model policy and what-ifs price with this (the entrypoint's reloading PriceBook); default: TRACELANE_PRICE_TABLE read once. */
+  prices?: PriceSource;
 }
 
 export interface Api {
@@ -83,7 +85,7 @@ export function composeApi(opts: ComposeApiOptions): Api {
   // A bad API_KEYS / API_KEYS_FILE stops the boot here with an EnvError naming the variable.
   const apiKeys = opts.apiKeys ?? apiKeysFromEnv(env);
   const traceReader = createTraceReader(redis, { prefix: env.TRACELANE_TRACE_PREFIX });
-  const prices = loadPriceTable(env.TRACELANE_PRICE_TABLE);
+  const prices = opts.prices ?? loadPriceTable(env.TRACELANE_PRICE_TABLE);
   const traceRouter =
     opts.traceRouter ??
     createTracesRouter({
@@ -93,7 +95,12 @@ export function composeApi(opts: ComposeApiOptions): Api {
       stages: queues.pipeline.names,
       ...(env.JAEGER_UI_URL ? { jaegerUiUrl: env.JAEGER_UI_URL } : {}),
     });
-  const metrics = createApiMetrics({ queues, store, ...(opts.tracingStats ? { tracingStats: opts.tracingStats } : {}) });
+  const metrics = createApiMetrics({
+    queues,
+    store,
+    priceVersion: () => prices.version,
+    ...(opts.tracingStats ? { tracingStats: opts.tracingStats } : {}),
+  });
   const app = createApp({
     store,
     queues,

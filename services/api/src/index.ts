@@ -1,4 +1,5 @@
 import { tracing } from "./instrumentation.js";
+import { openPriceBook } from "@tracelane/pricing";
 import { jobOptionsFromEnv } from "@tracelane/queue-contract";
 import { runService } from "@tracelane/runtime";
 import { createLogger } from "@tracelane/tracing";
@@ -10,7 +11,8 @@ await runService({
   loadEnv,
   createLogger,
   tracing,
-  async start({ env, logger, shutdown, connectRedis }) {
+  async start(ctx) {
+    const { env, logger, shutdown, connectRedis } = ctx;
     // Request path: fail fast so a caller gets a 503 instead of a hung request while Redis is down.
     // The queues get their own connection (BullMQ loads its scripts on it).
     const [redis, queueRedis] = await Promise.all([
@@ -24,6 +26,7 @@ await runService({
       logger,
       jobOptions: jobOptionsFromEnv(),
       tracingStats: () => tracing.stats(),
+      prices: openPriceBook(ctx, env.TRACELANE_PRICE_TABLE),
     });
     shutdown.add("http, lost-enqueue recovery, queues", () => api.close());
     const port = await api.start();

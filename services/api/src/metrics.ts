@@ -40,8 +40,16 @@ export interface ApiMetrics {
  * dashboards take max() over replicas, not sum(). A counter of final statuses incremented by the api
  * would be wrong here: the workers make those transitions, the api never sees most of them.
  */
-export function createApiMetrics(o: { queues: StageQueues; store: ResearchStore; tracingStats?: () => TracingStatsLike }): ApiMetrics {
-  const metrics = createServiceMetrics(o.tracingStats ? { tracingStats: o.tracingStats } : {});
+export function createApiMetrics(o: {
+  queues: StageQueues;
+  store: ResearchStore;
+  tracingStats?: () => TracingStatsLike;
+  priceVersion?: () => string;
+}): ApiMetrics {
+  const metrics = createServiceMetrics({
+    ...(o.tracingStats ? { tracingStats: o.tracingStats } : {}),
+    ...(o.priceVersion ? { priceVersion: o.priceVersion } : {}),
+  });
   const duration = metrics.histogram(METRICS.httpDuration);
   const rejections = metrics.counter(METRICS.rejections);
 

@@ -1,6 +1,6 @@
 import type { RedisClient } from "@tracelane/runtime";
 import type { ApiKeys } from "@tracelane/api-keys";
-import type { PriceTable } from "@tracelane/pricing";
+import type { PriceSource } from "@tracelane/pricing";
 import type { TracingStatsLike } from "@tracelane/metrics";
 import type { SpanRecord } from "@tracelane/trace-store";
 import { SPAN_STREAM_SHARDS_DEFAULT } from "@tracelane/tracing";
@@ -64,7 +64,8 @@ export interface CollectorOptions {
   anomalyStreamMaxLen: number;
   ttlSeconds: number;
   maxSpansPerTrace: number;
-  prices: PriceTable;
+  /** The price book (reloads) or a fixed table; each call is priced at its span's start by what is in force. */
+  prices: PriceSource;
   rules: AnomalyRules;
   consumer: string;
   batchSize: number;
@@ -108,7 +109,7 @@ export function createCollector(o: CollectorOptions): Collector {
   const logger = o.logger;
   const shards = o.shards ?? SPAN_STREAM_SHARDS_DEFAULT;
   const alerter = o.webhook ? new WebhookAlerter({ ...o.webhook, ...(logger ? { logger } : {}) }) : undefined;
-  const metrics = createCollectorMetrics(stats, o.tracingStats);
+  const metrics = createCollectorMetrics(stats, o.tracingStats, () => o.prices.version);
   // A metrics failure must not fail the batch (it would be retried, and its spans then count as duplicates).
   let metricsFailed = false;
   const guarded = (record: () => void) => {

@@ -1,7 +1,7 @@
 import { tracing } from "./instrumentation.js";
 import { createServer } from "node:http";
 import { ApiKeys } from "@tracelane/api-keys";
-import { loadPriceTable } from "@tracelane/pricing";
+import { openPriceBook } from "@tracelane/pricing";
 import { runService } from "@tracelane/runtime";
 import { createLogger } from "@tracelane/tracing";
 import { loadRules } from "./anomalies/config.js";
@@ -13,8 +13,10 @@ await runService({
   loadEnv,
   createLogger,
   tracing,
-  async start({ env, logger, shutdown, connectRedis, listen }) {
-    const prices = loadPriceTable(env.TRACELANE_PRICE_TABLE);
+  async start(ctx) {
+    const { env, logger, shutdown, connectRedis, listen } = ctx;
+    // Reloaded when the file changes or on SIGHUP; a bad file is refused, the table in force stays.
+    const prices = openPriceBook(ctx, env.TRACELANE_PRICE_TABLE);
     // Each rule declares its variables; loadRules reads them (a bad one fails the boot, named).
     const rules = loadRules(env.TRACELANE_ANOMALY_RULES, process.env);
     // The api's key list (a bad entry fails the boot naming the variable, never the key).

@@ -35,8 +35,12 @@ export interface CollectorMetrics {
 
 const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
 
-export function createCollectorMetrics(stats: CollectorStats, tracingStats?: () => TracingStatsLike): CollectorMetrics {
-  const service = createServiceMetrics(tracingStats ? { tracingStats } : {});
+export function createCollectorMetrics(
+  stats: CollectorStats,
+  tracingStats?: () => TracingStatsLike,
+  priceVersion?: () => string,
+): CollectorMetrics {
+  const service = createServiceMetrics({ ...(tracingStats ? { tracingStats } : {}), ...(priceVersion ? { priceVersion } : {}) });
   const tokens = service.histogram(METRICS.tokenUsage);
   const duration = service.histogram(METRICS.operationDuration);
   const cost = service.counter(METRICS.cost);

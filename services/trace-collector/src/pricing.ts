@@ -1,4 +1,4 @@
-import { roundUsd, type PriceTable } from "@tracelane/pricing";
+import { roundUsd, type PriceSource } from "@tracelane/pricing";
 import type { ModelCall, SpanRecord } from "@tracelane/trace-store";
 import {
   ATTR_GEN_AI_OPERATION_NAME,
@@ -17,10 +17,11 @@ const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) && v >=
 
 /**
  * The model call carried by a span (GenAI semantic conventions), priced with the collector's
- * own table: the response model (what was billed) first, then the requested model. A model the
- * table does not know gets costUsd null (and the unpriced_model anomaly), never $0.
+ * own table by the price in force at the span's start: the response model (what was billed) first,
+ * then the requested model. A model the table does not know gets costUsd null (and the
+ * unpriced_model anomaly), never $0. A priced call records the table's version.
  */
-export function modelCallOf(span: SpanRecord, prices: PriceTable): ModelCall | undefined {
+export function modelCallOf(span: SpanRecord, prices: PriceSource): ModelCall | undefined {
   const a = span.attributes;
   const requestModel = str(a[ATTR_GEN_AI_REQUEST_MODEL]);
   const responseModel = str(a[ATTR_GEN_AI_RESPONSE_MODEL]);
@@ -31,8 +32,9 @@ export function modelCallOf(span: SpanRecord, prices: PriceTable): ModelCall | u
     outputTokens: num(a[ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]),
     cachedInputTokens: num(a[ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]),
   };
-  let cost = prices.cost(responseModel ?? model, usage);
-  if (!cost.priced && responseModel && requestModel && responseModel !== requestModel) cost = prices.cost(requestModel, usage);
+  let cost = prices.cost(responseModel ?? model, usage, span.startMs);
+  if (!cost.priced && responseModel && requestModel && responseModel !== requestModel)
+    cost = prices.cost(requestModel, usage, span.startMs);
   const reported = a[ATTR_USAGE_COST_USD];
   const provider = str(a[ATTR_GEN_AI_PROVIDER_NAME]) ?? str(a[ATTR_GEN_AI_SYSTEM]);
   const operation = str(a[ATTR_GEN_AI_OPERATION_NAME]);
@@ -44,5 +46,6 @@ export function modelCallOf(span: SpanRecord, prices: PriceTable): ModelCall | u
     ...usage,
     costUsd: cost.costUsd,
     ...(typeof reported === "number" ? { reportedCostUsd: roundUsd(reported) } : {}),
+    ...(cost.priced ? { priceVersion: cost.version } : {}),
   };
 }

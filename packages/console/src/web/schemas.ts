@@ -192,7 +192,13 @@ export const SpanNodeSchema: z.ZodMiniType<SpanNode> = z.lazy(() =>
 );
 
 export const TraceDetailSchema = z.looseObject({
-  summary: z.extend(TraceListItemSchema, { endMs: z.number(), hasRoot: z.boolean(), droppedSpans: z.number(), errorSpans: z.number() }),
+  summary: z.extend(TraceListItemSchema, {
+    endMs: z.number(),
+    hasRoot: z.boolean(),
+    droppedSpans: z.number(),
+    errorSpans: z.number(),
+    priceVersions: z.optional(z.array(z.string())),
+  }),
   tree: z.array(SpanNodeSchema),
   anomalies: z.array(AnomalySchema),
   links: z.looseObject({ jaeger: z.optional(z.string()) }),

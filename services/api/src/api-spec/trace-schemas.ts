@@ -40,6 +40,10 @@ const CallStatSchema = z.object({
   costUsd: z.number().nullable(),
   error: z.boolean(),
   failedAttempt: z.boolean().optional().meta({ description: "the call or its job attempt failed: its cost is retry spend" }),
+  priceVersion: z
+    .string()
+    .optional()
+    .meta({ description: "the version of the collector's price table that priced the call; absent when unpriced" }),
 });
 apiSchemas.add(CallStatSchema, { id: "CallStat" });
 
@@ -75,6 +79,9 @@ const summaryFields = {
   retries: z.number().int(),
   byStage: z.record(z.string(), CallBreakdownSchema),
   byModel: z.record(z.string(), CallBreakdownSchema),
+  priceVersions: z.array(z.string()).meta({
+    description: "the price table versions (tracelane.price.version) its calls were priced with by the collector, sorted and unique",
+  }),
   anomalyTypes: z.array(AnomalyTypeSchema),
 };
 
@@ -111,6 +118,10 @@ const ModelCallSchema = z.object({
   cachedInputTokens: z.number().int(),
   costUsd: z.number().nullable(),
   reportedCostUsd: z.number().optional(),
+  priceVersion: z
+    .string()
+    .optional()
+    .meta({ description: "the version of the collector's price table that priced the call; absent when unpriced" }),
 });
 apiSchemas.add(ModelCallSchema, { id: "ModelCall" });
 

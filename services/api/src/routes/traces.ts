@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from "express";
 import type { ResearchStore } from "@tracelane/research-store";
-import { loadPriceTable, UnknownSwapModelError, whatIf, type PriceTable } from "@tracelane/pricing";
+import { loadPriceTable, UnknownSwapModelError, whatIf, type PriceSource } from "@tracelane/pricing";
 import {
   flattenTree,
   jaegerTraceUrl,
@@ -24,7 +24,7 @@ export interface TracesRouterDeps {
    */
   owners?: Pick<ResearchStore, "traceOwners"> | undefined;
   /** What-if swaps price the recorded tokens with this table (the workers' TRACELANE_PRICE_TABLE). */
-  prices?: PriceTable;
+  prices?: PriceSource;
   /** The pipeline's stages: what a swap may name. */
   stages?: readonly string[];
 }

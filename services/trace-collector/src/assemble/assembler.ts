@@ -1,7 +1,7 @@
 import { batch, type RedisClient } from "@tracelane/runtime";
 import type { Caller } from "@tracelane/api-keys";
 import { ATTR_OWNER } from "@tracelane/pipeline";
-import { loadPriceTable, type PriceTable } from "@tracelane/pricing";
+import { loadPriceTable, type PriceSource } from "@tracelane/pricing";
 import {
   ANOMALY_STREAM_DEFAULT,
   anomalyField,
@@ -33,7 +33,7 @@ export interface AssemblerOptions {
   /** Default 5,000 (TRACELANE_MAX_SPANS_PER_TRACE). */
   maxSpansPerTrace?: number;
   /** Default: the built-in price table. */
-  prices?: PriceTable;
+  prices?: PriceSource;
   /** Default: DEFAULT_RULES. */
   rules?: AnomalyRules;
   anomalyStream?: string;

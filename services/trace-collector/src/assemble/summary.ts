@@ -122,6 +122,7 @@ export function summarizeTrace(
   const byStage: Record<string, CallBreakdown> = {};
   const byModel: Record<string, CallBreakdown> = {};
   const calls: CallStat[] = [];
+  const priceVersions = new Set<string>();
   let researchId: string | undefined;
   let errorSpans = 0;
   let queueWaitMs = 0;
@@ -170,7 +171,9 @@ export function summarizeTrace(
         costUsd: s.call.costUsd,
         error: s.status === "error",
         failedAttempt: s.status === "error" || attemptOf(s)?.status === "error",
+        ...(s.call.priceVersion ? { priceVersion: s.call.priceVersion } : {}),
       });
+      if (s.call.priceVersion) priceVersions.add(s.call.priceVersion);
     }
   }
 
@@ -207,5 +210,6 @@ export function summarizeTrace(
     byStage,
     byModel,
     calls,
+    priceVersions: [...priceVersions].sort(),
   };
 }

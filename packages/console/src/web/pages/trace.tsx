@@ -136,6 +136,15 @@ function TraceView(props: { detail: TraceDetail; hash: string; onReload: () => v
           <span data-testid="trace-span-count">{summary.spanCount}</span>
           {summary.droppedSpans > 0 && <span class="bad small"> ({summary.droppedSpans} dropped)</span>}
         </Stat>
+        {(summary.priceVersions?.length ?? 0) > 0 && (
+          <Stat
+            label={summary.priceVersions!.length > 1 ? "Price tables" : "Price table"}
+            hint="The collector's price table version(s) its calls were priced with (tracelane.price.version); more than one: the table changed during the trace"
+            testid="trace-price-versions"
+          >
+            <code>{summary.priceVersions!.join(", ")}</code>
+          </Stat>
+        )}
       </div>
 
       {!summary.hasRoot && <p class="notice">The root span has not arrived yet: this trace is still being assembled.</p>}

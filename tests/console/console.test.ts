@@ -5,6 +5,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
 import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
+import { loadPriceTable } from "@tracelane/pricing";
 import { flattenTree } from "@tracelane/trace-store";
 import { REPO_ROOT, waitFor } from "@tracelane/testkit";
 import { apiClient } from "../support/api-client.js";
@@ -202,6 +203,9 @@ describe("the web console at /ui", () => {
     const shownCost = Number((await cost.innerText()).replace(/[$,]/g, ""));
     expect(Math.abs(shownCost - trace.summary.costUsd) / trace.summary.costUsd).toBeLessThan(0.01);
     expect(await page.getByTestId("trace-span-count").innerText()).toBe(String(spans.length));
+    // The price table version its calls were priced with (the built-in table's).
+    expect(trace.summary.priceVersions).toEqual([loadPriceTable().version]);
+    expect(await page.getByTestId("trace-price-versions").innerText()).toContain(loadPriceTable().version);
     expect(await page.getByTestId("jaeger-link").getAttribute("href")).toBe(`${JAEGER_UI}/trace/${view.traceId}`);
 
     // The retried call: its attempts grouped under it, the anomaly with its recommendation on its row.

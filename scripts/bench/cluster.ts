@@ -56,7 +56,7 @@ export async function benchCluster(researches: number, env: Record<string, strin
       await Promise.all(probes.map((p) => p.config("RESETSTAT")));
       const cpu0 = await Promise.all(probes.map(redisCpuMs));
       const started = Date.now();
-      const ids = await submitResearches(fetch, stack.apiUrl, researches, "Cluster");
+      const ids = await submitResearches(fetch, stack.apiUrl!, researches, "Cluster");
       for (const id of ids) {
         const view = await waitFor(
           async () => {

@@ -132,7 +132,7 @@ async function productFootprint(label: string, researches: number, env: Record<s
       const store = new ResearchStore(redis, { prefix: prefixes.research });
       const fetch = createKeepAliveFetch();
       try {
-        const ids = await submitResearches(fetch, stack.apiUrl, researches, label);
+        const ids = await submitResearches(fetch, stack.apiUrl!, researches, label);
         for (const id of ids) {
           const view = await waitFor(
             async () => {

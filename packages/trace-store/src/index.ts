@@ -38,6 +38,7 @@ export {
   type SpanRecord,
   type SpanStatusName,
   type SpanTreeNode,
+  type StageTokenFlow,
   type TraceDetail,
   type TraceFilter,
   type TraceListItem,

@@ -86,6 +86,7 @@ export const ANOMALY_TYPES = [
   "retries",
   "trace_cost_over_budget",
   "trace_duration_over_slo",
+  "context_bloat",
 ] as const;
 export const AnomalyTypeSchema = z.enum(ANOMALY_TYPES);
 export type AnomalyType = (typeof ANOMALY_TYPES)[number];
@@ -151,6 +152,32 @@ export interface CallStat {
   priceVersion?: string;
 }
 
+/**
+ * One stage in a trace's token flow: what its model calls read and wrote, so the growth from one
+ * stage's output to the next stage's input shows (the context_bloat rule judges these numbers).
+ */
+export interface StageTokenFlow {
+  stage: string;
+  /** 0 for a stage that made no model calls (a fact-check without claims) or whose spans have not arrived. */
+  calls: number;
+  /** Sums over the stage's calls, as in byStage (a fan-out stage: over all its claim calls). */
+  inputTokens: number;
+  outputTokens: number;
+  /** The input of the stage's largest call: the most one context window held. */
+  maxCallInputTokens: number;
+  /**
+   * maxCallInputTokens / the outputTokens of the nearest earlier stage with calls: how many tokens the
+   * largest call read per token handed over (2 decimals); null when there is no such stage, it wrote
+   * nothing, or this stage made no calls.
+   */
+  growth: number | null;
+  /**
+   * False while some of the stage's spans may still be on their way: none has arrived yet, a call whose
+   * job span has not arrived, or a fan-in whose claim spans have not all arrived. Its sums may still grow.
+   */
+  complete: boolean;
+}
+
 export interface TraceSummary {
   traceId: string;
   rootName: string;
@@ -192,6 +219,12 @@ export interface TraceSummary {
   retries: number;
   byStage: Record<string, CallBreakdown>;
   byModel: Record<string, CallBreakdown>;
+  /**
+   * Tokens read and written per stage, in pipeline order: every pipeline stage from the first seen to
+   * the last seen, then stages the pipeline does not name (calls of no stage are left out). Absent in
+   * summaries stored before this field.
+   */
+  tokenFlow?: StageTokenFlow[];
   calls: CallStat[];
   /** The price table versions its calls were priced with, sorted and unique (more than one: the table changed mid-trace). */
   priceVersions: string[];

@@ -47,6 +47,20 @@ const CallStatSchema = z.object({
 });
 apiSchemas.add(CallStatSchema, { id: "CallStat" });
 
+const StageTokenFlowSchema = z.object({
+  stage: z.string(),
+  calls: z.number().int().meta({ description: "0 for a stage that made no model calls or whose spans have not arrived" }),
+  inputTokens: z.number().int().meta({ description: "sum over the stage's calls, as in byStage" }),
+  outputTokens: z.number().int(),
+  maxCallInputTokens: z.number().int().meta({ description: "the input of the stage's largest call" }),
+  growth: z.number().nullable().meta({
+    description:
+      "maxCallInputTokens / the outputTokens of the nearest earlier stage with calls; null when there is none, it wrote nothing, or this stage made no calls",
+  }),
+  complete: z.boolean().meta({ description: "false while some of the stage's spans have not arrived (its sums may still grow)" }),
+});
+apiSchemas.add(StageTokenFlowSchema, { id: "StageTokenFlow" });
+
 const summaryFields = {
   traceId: z.string(),
   rootName: z.string(),
@@ -81,6 +95,10 @@ const summaryFields = {
   byModel: z.record(z.string(), CallBreakdownSchema),
   priceVersions: z.array(z.string()).meta({
     description: "the price table versions (tracelane.price.version) its calls were priced with by the collector, sorted and unique",
+  }),
+  tokenFlow: z.array(StageTokenFlowSchema).optional().meta({
+    description:
+      "tokens read and written per stage in pipeline order (the growth from stage to stage); absent on traces assembled before it",
   }),
   anomalyTypes: z.array(AnomalyTypeSchema),
 };

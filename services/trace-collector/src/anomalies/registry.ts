@@ -1,5 +1,6 @@
 import { ANOMALY_TYPES, type AnomalyType } from "@tracelane/trace-store";
 import type { AnomalyRule, CallRule, RuleSetting, RuleSettings, SettingValues, TraceRule } from "./rule.js";
+import { contextBloat } from "./rules/context-bloat.js";
 import { errorRule } from "./rules/error.js";
 import { highCost } from "./rules/high-cost.js";
 import { highLatency } from "./rules/high-latency.js";
@@ -26,6 +27,7 @@ export const RULES: readonly AnomalyRule[] = [
   retries,
   traceCostOverBudget,
   traceDurationOverSlo,
+  contextBloat,
 ] as readonly AnomalyRule[];
 
 /** Every setting of every rule, with the rule it belongs to. */

@@ -6,10 +6,11 @@ import {
   type CallBreakdown,
   type CallStat,
   type SpanRecord,
+  type StageTokenFlow,
   type TraceStatus,
   type TraceSummary,
 } from "@tracelane/trace-store";
-import { ATTR_RESEARCH_ID } from "@tracelane/pipeline";
+import { ATTR_CLAIM_COUNT, ATTR_RESEARCH_ID, RESEARCH_PIPELINE } from "@tracelane/pipeline";
 import {
   ATTR_HTTP_REQUEST_RESEND_COUNT,
   ATTR_JOB_ATTEMPT,
@@ -92,6 +93,94 @@ function addCall(b: CallBreakdown, s: SpanRecord): void {
   if (c.costUsd === null) b.unpricedCalls++;
   else b.costUsd = addUsd(b.costUsd ?? 0, c.costUsd);
   b.durationMs = roundMs(b.durationMs + s.durationMs);
+}
+
+/**
+ * The trace's token flow: per stage, what its model calls read and wrote, in pipeline order
+ * (RESEARCH_PIPELINE; a stage it does not name follows in the order it was first seen). Every pipeline
+ * stage from the first seen to the last seen is listed, with 0 calls when it made none, and not complete
+ * when none of its spans has arrived yet: a later stage's spans can arrive before the previous stage's
+ * (each process exports on its own timer). Calls of no stage are left out: they hand nothing over.
+ * `calls` are in start order, `seen` in the order stages were first seen, as in the summary.
+ */
+function tokenFlowOf(
+  calls: readonly CallStat[],
+  seen: readonly string[],
+  complete: (stage: string) => boolean,
+  order: readonly string[] = RESEARCH_PIPELINE.names,
+): StageTokenFlow[] {
+  const known = [...new Set([...seen, ...calls.map((c) => c.stage)])].filter((s) => s !== UNKNOWN_STAGE);
+  const inPipeline = known.map((s) => order.indexOf(s)).filter((i) => i >= 0);
+  const stages = [
+    ...(inPipeline.length > 0 ? order.slice(Math.min(...inPipeline), Math.max(...inPipeline) + 1) : []),
+    ...known.filter((s) => !order.includes(s)),
+  ];
+  const flow = stages.map((stage): StageTokenFlow => ({
+    stage,
+    calls: 0,
+    inputTokens: 0,
+    outputTokens: 0,
+    maxCallInputTokens: 0,
+    growth: null,
+    complete: known.includes(stage) && complete(stage),
+  }));
+  const byStage = new Map(flow.map((step) => [step.stage, step]));
+  for (const c of calls) {
+    const step = byStage.get(c.stage);
+    if (!step) continue;
+    step.calls++;
+    step.inputTokens += c.inputTokens;
+    step.outputTokens += c.outputTokens;
+    step.maxCallInputTokens = Math.max(step.maxCallInputTokens, c.inputTokens);
+  }
+  let handedOver: StageTokenFlow | undefined;
+  for (const step of flow) {
+    if (step.calls === 0) continue;
+    if (handedOver && handedOver.outputTokens > 0)
+      step.growth = Math.round((step.maxCallInputTokens / handedOver.outputTokens) * 100) / 100;
+    handedOver = step;
+  }
+  return flow;
+}
+
+/**
+ * Whether every span that carries a stage's model calls has arrived, so its token sums will not grow.
+ * A call's spans arrive in the order they ended, batch after batch from the process that made them; its
+ * job span (CONSUMER ancestor) ends after it, so once the call's parents up to that span (or up to the
+ * root, for a trace without jobs) are here, so is every call of that job. A fan-out stage also needs its
+ * fan-in span (it links to every claim's job span) and each claim span it links to: claims run on any
+ * replica, so their spans arrive in no fixed order.
+ */
+function stageCompleteness(
+  spans: readonly SpanRecord[],
+  byId: ReadonlyMap<string, SpanRecord>,
+  stages: ReadonlyMap<string, string | undefined>,
+): (stage: string) => boolean {
+  const attached = (span: SpanRecord): boolean => {
+    let cur = span;
+    for (let hops = 0; hops < 256; hops++) {
+      if (cur.kind === "consumer" || !cur.parentSpanId) return true;
+      const parent = byId.get(cur.parentSpanId);
+      if (!parent) return false;
+      cur = parent;
+    }
+    return true;
+  };
+  const incomplete = new Set<string>();
+  const fansOut = new Set<string>();
+  const fannedIn = new Map<string, boolean>();
+  for (const s of spans) {
+    const stage = stages.get(s.spanId);
+    if (!stage) continue;
+    if (s.call && !attached(s)) incomplete.add(stage);
+    const claims = s.attributes[ATTR_CLAIM_COUNT];
+    // No claims: nothing fans out (and no claim calls to wait for).
+    if (typeof claims !== "number" || claims === 0) continue;
+    fansOut.add(stage);
+    const links = (s.links ?? []).filter((l) => l.traceId === s.traceId);
+    if (links.length > 0) fannedIn.set(stage, (fannedIn.get(stage) ?? true) && links.every((l) => byId.has(l.spanId)));
+  }
+  return (stage) => !incomplete.has(stage) && (!fansOut.has(stage) || fannedIn.get(stage) === true);
 }
 
 /**
@@ -209,6 +298,7 @@ export function summarizeTrace(
     retries,
     byStage,
     byModel,
+    tokenFlow: tokenFlowOf(calls, stageOrder, stageCompleteness(spans, byId, stages)),
     calls,
     priceVersions: [...priceVersions].sort(),
   };

@@ -207,6 +207,14 @@ describe("the web console at /ui", () => {
     expect(trace.summary.priceVersions).toEqual([loadPriceTable().version]);
     expect(await page.getByTestId("trace-price-versions").innerText()).toContain(loadPriceTable().version);
     expect(await page.getByTestId("jaeger-link").getAttribute("href")).toBe(`${JAEGER_UI}/trace/${view.traceId}`);
+    // The token flow: one row per stage of the summary's, in pipeline order, with its numbers.
+    const flowRows = page.getByTestId("token-flow").locator("tbody tr");
+    const flow = trace.summary.tokenFlow!;
+    expect(await flowRows.evaluateAll((rows) => rows.map((r) => r.getAttribute("data-stage")))).toEqual(STAGES);
+    expect(await flowRows.evaluateAll((rows) => rows.map((r) => r.querySelector("[data-growth]")!.getAttribute("data-growth")))).toEqual(
+      flow.map((s) => String(s.growth ?? "")),
+    );
+    expect(await flowRows.nth(1).innerText()).toContain(flow[1]!.maxCallInputTokens.toLocaleString("en-US"));
 
     // The retried call: its attempts grouped under it, the anomaly with its recommendation on its row.
     const retried = trace.anomalies.find((a: any) => a.type === "retries") as { spanId: string; recommendation: string } | undefined;

@@ -191,6 +191,18 @@ export const SpanNodeSchema: z.ZodMiniType<SpanNode> = z.lazy(() =>
   }),
 );
 
+/** One stage of a trace's token flow (absent on traces assembled before it). */
+const TokenFlowStep = z.looseObject({
+  stage: z.string(),
+  calls: z.number(),
+  inputTokens: z.number(),
+  outputTokens: z.number(),
+  maxCallInputTokens: z.number(),
+  growth: z.nullable(z.number()),
+  complete: z.boolean(),
+});
+export type TokenFlowStep = z.infer<typeof TokenFlowStep>;
+
 export const TraceDetailSchema = z.looseObject({
   summary: z.extend(TraceListItemSchema, {
     endMs: z.number(),
@@ -198,6 +210,7 @@ export const TraceDetailSchema = z.looseObject({
     droppedSpans: z.number(),
     errorSpans: z.number(),
     priceVersions: z.optional(z.array(z.string())),
+    tokenFlow: z.optional(z.array(TokenFlowStep)),
   }),
   tree: z.array(SpanNodeSchema),
   anomalies: z.array(AnomalySchema),

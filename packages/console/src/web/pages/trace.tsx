@@ -4,7 +4,7 @@ import { getJson } from "../api.js";
 import { AnomalyBadge, Empty, ErrorBox, Loading, Stat, StatusBadge, Usd, useApi } from "../components.js";
 import { formatCount, formatMs, formatTime } from "../format.js";
 import { href } from "../router.js";
-import { TraceDetailSchema, type Anomaly, type TraceDetail } from "../schemas.js";
+import { TraceDetailSchema, type Anomaly, type TokenFlowStep, type TraceDetail } from "../schemas.js";
 import { stageColor } from "../stage-colors.js";
 import { layoutWaterfall, type Segment, type Waterfall, type WaterfallRow } from "../waterfall.js";
 
@@ -156,8 +156,49 @@ function TraceView(props: { detail: TraceDetail; hash: string; onReload: () => v
         </div>
       )}
 
+      {summary.tokenFlow?.some((s) => s.calls > 0) && <TokenFlowTable flow={summary.tokenFlow} stages={wf.stages} />}
+
       <WaterfallView wf={wf} target={target} />
     </section>
+  );
+}
+
+/** What each stage read and wrote, and how much more its largest call read than the stage before handed over. */
+function TokenFlowTable(props: { flow: TokenFlowStep[]; stages: string[] }) {
+  return (
+    <div class="table-wrap token-flow">
+      <table class="list" data-testid="token-flow">
+        <thead>
+          <tr>
+            <th>Stage</th>
+            <th class="r">Calls</th>
+            <th class="r">Input tokens</th>
+            <th class="r">Largest call read</th>
+            <th class="r">Output tokens</th>
+            <th class="r" title="the largest call's input tokens per output token of the stage before">
+              Growth
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {props.flow.map((s) => (
+            <tr key={s.stage} data-stage={s.stage}>
+              <td>
+                <i class="swatch" style={{ background: stageColor(s.stage, props.stages) }} /> {s.stage}
+                {!s.complete && <span class="muted small"> (spans still arriving)</span>}
+              </td>
+              <td class="r">{formatCount(s.calls)}</td>
+              <td class="r">{formatCount(s.inputTokens)}</td>
+              <td class="r">{formatCount(s.maxCallInputTokens)}</td>
+              <td class="r">{formatCount(s.outputTokens)}</td>
+              <td class="r" data-growth={s.growth ?? ""}>
+                {s.growth === null ? "–" : `× ${s.growth}`}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 

@@ -88,5 +88,6 @@ describe("context_bloat end to end", () => {
 
     const listed = await getJson<{ traces: { traceId: string; anomalyTypes: string[] }[] }>("/v1/traces?anomaly=context_bloat&limit=100");
     expect(listed.traces.find((t) => t.traceId === body.traceId)?.anomalyTypes).toContain("context_bloat");
-  });
+    // The research, its trace and the anomaly each have their own wait; on a loaded machine they add up past the default 60 s.
+  }, 90_000);
 });

@@ -292,6 +292,10 @@ describe("answers of a real running api", () => {
     const stats = await call("GET", "/v1/stats/costs", "/v1/stats/costs");
     expect(stats.body.calls).toBeGreaterThan(0);
     await call("GET", "/v1/stats/costs?since=2026-13-01", "/v1/stats/costs");
+    const windowWhatIf = await call("GET", "/v1/stats/what-if?swap=factcheck:deepseek-v3.2", "/v1/stats/what-if");
+    expect(windowWhatIf.body.traces).toBeGreaterThan(0);
+    await call("GET", "/v1/stats/what-if?swap=factcheck:no-such-model", "/v1/stats/what-if");
+    await call("GET", "/v1/stats/what-if?swap=factcheck", "/v1/stats/what-if");
     await call("GET", "/healthz", "/healthz");
     await call("GET", "/readyz", "/readyz");
     await call("GET", "/openapi.json", "/openapi.json");

@@ -47,7 +47,15 @@ export {
   type TraceStatus,
   type TraceSummary,
 } from "./types.js";
-export { createTraceReader, InvalidCursorError, type TraceReader, type TraceReaderOptions, type TraceVisibility } from "./reader.js";
+export {
+  createTraceReader,
+  InvalidCursorError,
+  type TraceReader,
+  type ReadScope,
+  type TraceReaderOptions,
+  type TraceVisibility,
+  type WindowScan,
+} from "./reader.js";
 export { renderReplay } from "./replay.js";
 export { buildTree, flattenTree, resolveStages, spanDepths, MAX_TRACE_DEPTH_DEFAULT } from "./tree.js";
 export { aggregateCostStats, percentile } from "./stats.js";

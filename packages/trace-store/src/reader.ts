@@ -10,6 +10,7 @@ import {
   type Anomaly,
   type AnomalyQuery,
   type AnomalyType,
+  type CallStat,
   type CostStats,
   type CostStatsQuery,
   type SpanRecord,
@@ -50,6 +51,14 @@ export interface ReadScope {
   visible?: TraceVisibility | undefined;
 }
 
+/** What a window scan read: how many traces it handed over, whether more matched, the oldest start it reached. */
+export interface WindowScan {
+  traces: number;
+  truncated: boolean;
+  /** startMs of the oldest trace handed over (undefined for none). */
+  oldestStartMs?: number;
+}
+
 export interface TraceReader {
   readonly keys: TraceKeys;
   listTraces(filter?: TraceFilter, scope?: ReadScope): Promise<TraceListPage>;
@@ -57,6 +66,22 @@ export interface TraceReader {
   renderReplay(trace: TraceDetail): string;
   listAnomalies(query?: AnomalyQuery, scope?: ReadScope): Promise<Anomaly[]>;
   costStats(query?: CostStatsQuery, scope?: ReadScope): Promise<CostStats>;
+  /**
+   * The summaries of the traces started in [since, until] (kind: all, or research traces only) the caller may
+   * see, newest first, handed to `each` in batches of at most 500: at most `maxTraces` of them, `truncated`
+   * when more matched. `each` may be async; the next batch is read after it returns.
+   */
+  scanWindow(
+    query: Required<CostStatsQuery>,
+    scope: ReadScope,
+    opts: { maxTraces: number },
+    each: (batch: TraceSummary[]) => void | Promise<void>,
+  ): Promise<WindowScan>;
+  /**
+   * Every model call of these summaries with its cached input tokens, tagged with its trace. A summary stored
+   * before calls carried them gets them from its stored spans (only for a stage that had any).
+   */
+  recordedCalls(summaries: readonly TraceSummary[]): Promise<Array<CallStat & { traceId: string; cachedInputTokens: number }>>;
   /** Per trace id: how many anomalies the collector found so far and their types (0 and [] for a trace it has not seen). */
   anomalyCounts(traceIds: string[]): Promise<{ count: number; types: AnomalyType[] }[]>;
 }
@@ -296,13 +321,17 @@ export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions =
     return out;
   }
 
-  async function costStats(query: CostStatsQuery = {}, scope: ReadScope = {}): Promise<CostStats> {
-    const until = query.until ?? Date.now();
-    const since = query.since ?? until - DAY_MS;
-    const kind = query.kind ?? "all";
-    const summaries: TraceSummary[] = [];
+  async function scanWindow(
+    query: Required<CostStatsQuery>,
+    scope: ReadScope,
+    opts: { maxTraces: number },
+    each: (batch: TraceSummary[]) => void | Promise<void>,
+  ): Promise<WindowScan> {
+    const { since, until, kind } = query;
     const gone: string[] = [];
+    let traces = 0;
     let truncated = false;
+    let oldestStartMs: number | undefined;
     const indexOf = (part: PartitionKeys) => (kind === "research" ? part.idxResearch : part.idxStart);
     walk: for await (const entries of scanIndex(indexOf, { min: since, max: until }, { first: 500, most: 500 })) {
       const replies = valuesOf(
@@ -314,20 +343,68 @@ export function createTraceReader(redis: RedisClient, opts: TraceReaderOptions =
         scope,
         entries.map((e) => e.id),
       );
+      const found: TraceSummary[] = [];
       for (let i = 0; i < entries.length; i++) {
         const json = replies[i];
         if (typeof json !== "string") gone.push(entries[i]!.id);
-        else if (visible.has(entries[i]!.id)) summaries.push(summaryOf(json));
-        else continue;
-        if (summaries.length >= maxStatsTraces) {
-          truncated = true;
-          break walk;
+        else if (visible.has(entries[i]!.id)) {
+          // One more than the most to read: the answer says there were more.
+          if (traces === opts.maxTraces) {
+            truncated = true;
+            break;
+          }
+          const summary = summaryOf(json);
+          found.push(summary);
+          traces++;
+          oldestStartMs = Math.min(oldestStartMs ?? Infinity, summary.startMs);
         }
       }
+      if (found.length > 0) await each(found);
+      if (truncated) break walk;
     }
     await prune(gone);
+    return { traces, truncated, ...(oldestStartMs !== undefined ? { oldestStartMs } : {}) };
+  }
+
+  async function costStats(query: CostStatsQuery = {}, scope: ReadScope = {}): Promise<CostStats> {
+    const until = query.until ?? Date.now();
+    const since = query.since ?? until - DAY_MS;
+    const kind = query.kind ?? "all";
+    const summaries: TraceSummary[] = [];
+    const { truncated } = await scanWindow({ since, until, kind }, scope, { maxTraces: maxStatsTraces }, (found) => {
+      summaries.push(...found);
+    });
     return aggregateCostStats(summaries, { since, until, kind, truncated });
   }
 
-  return { keys, listTraces, getTrace, renderReplay, listAnomalies, costStats, anomalyCounts };
+  async function recordedCalls(
+    summaries: readonly TraceSummary[],
+  ): Promise<Array<CallStat & { traceId: string; cachedInputTokens: number }>> {
+    // Older summaries: a call without cachedInputTokens in a stage that had cached tokens is read from its span.
+    const missing = summaries.flatMap((s) =>
+      s.calls.filter((c) => c.cachedInputTokens === undefined && (s.byStage[c.stage]?.cachedInputTokens ?? 0) > 0).map((c) => ({ s, c })),
+    );
+    const cached = new Map<string, number>();
+    if (missing.length > 0) {
+      const replies = valuesOf(
+        await batch(redis, (commands) => {
+          for (const { s, c } of missing) commands.hget(keys.of(s.traceId).spans, c.spanId);
+        }),
+      );
+      missing.forEach(({ s, c }, i) => {
+        const json = replies[i];
+        const span = typeof json === "string" ? (JSON.parse(json) as SpanRecord) : undefined;
+        cached.set(`${s.traceId}/${c.spanId}`, span?.call?.cachedInputTokens ?? 0);
+      });
+    }
+    return summaries.flatMap((s) =>
+      s.calls.map((c) => ({
+        ...c,
+        traceId: s.traceId,
+        cachedInputTokens: c.cachedInputTokens ?? cached.get(`${s.traceId}/${c.spanId}`) ?? 0,
+      })),
+    );
+  }
+
+  return { keys, listTraces, getTrace, renderReplay, listAnomalies, costStats, scanWindow, recordedCalls, anomalyCounts };
 }

@@ -140,6 +140,8 @@ export interface CallStat {
   durationMs: number;
   inputTokens: number;
   outputTokens: number;
+  /** Part of inputTokens served from the prompt cache. Absent in summaries stored before this field (see TraceReader.recordedCalls). */
+  cachedInputTokens?: number;
   costUsd: number | null;
   error: boolean;
   /**

@@ -93,6 +93,7 @@ export function composeApi(opts: ComposeApiOptions): Api {
       owners: store,
       prices,
       stages: queues.pipeline.names,
+      whatIfMaxTraces: env.TRACELANE_WHAT_IF_MAX_TRACES,
       ...(env.JAEGER_UI_URL ? { jaegerUiUrl: env.JAEGER_UI_URL } : {}),
     });
   const metrics = createApiMetrics({

@@ -8,6 +8,7 @@ import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, service
 import { envNumber } from "@tracelane/runtime";
 import { apiKeysFromEnv, DEFAULT_HOST } from "./auth/binding.js";
 import { TRACE_READS_ENV } from "./trace-reads.js";
+import { WHAT_IF_MAX_TRACES_DEFAULT } from "./what-if.js";
 import { checkLimitsEnv, limitsConfig, limitsEnvShape, type LimitsConfig } from "./limits/env.js";
 
 const prefix = (defaultValue: string) =>
@@ -76,6 +77,8 @@ export const EnvSchema = z.object({
   TRACELANE_TRACE_READS: TRACE_READS_ENV,
   /** The workers' price table (unset: the built-in one): which models are priced, so allowed by default. */
   TRACELANE_PRICE_TABLE: envOptionalString(),
+  /** Most traces one GET /v1/stats/what-if reads (newest first); beyond it the answer is marked truncated. */
+  TRACELANE_WHAT_IF_MAX_TRACES: envInt(WHAT_IF_MAX_TRACES_DEFAULT, { min: 1, max: 1_000_000 }),
   /** Each stage's <STAGE>_MODEL, <STAGE>_FALLBACK_MODEL (as its worker has them) and <STAGE>_ALLOWED_MODELS. */
   ...stageModelEnvShape(RESEARCH_PIPELINE.stages),
   /** maxCostUsd of a research whose request sets none (0: no budget). */

@@ -16,7 +16,14 @@ import {
 import { IdempotencyKeySchema, LastEventIdSchema, researchRequestSchema } from "../validation.js";
 import { ErrorSchema, HealthSchema, NotReadySchema, ReadySchema } from "./http-schemas.js";
 import { ResearchCreatedSchema, ResearchEventSchema, ResearchListSchema, ResearchViewSchema } from "./research-schemas.js";
-import { AnomalyListSchema, CostStatsSchema, TraceDetailSchema, TraceListSchema, WhatIfSchema } from "./trace-schemas.js";
+import {
+  AnomalyListSchema,
+  CostStatsSchema,
+  TraceDetailSchema,
+  TraceListSchema,
+  WhatIfSchema,
+  WindowWhatIfSchema,
+} from "./trace-schemas.js";
 
 /**
  * The api's JSON routes, one entry each: the routers mount their handlers at these paths and parse
@@ -105,6 +112,12 @@ export const WhatIfQuery = defineQuery({
 });
 
 export const CostsQuery = defineQuery({ kind: kindParam(), ...windowParams("trace start (default: the 24 hours before until)") });
+
+export const WhatIfWindowQuery = defineQuery({
+  swap: WhatIfQuery.shape.swap,
+  kind: kindParam(),
+  ...windowParams("trace start (default: the 24 hours before until)"),
+});
 
 // ---- answers ----
 
@@ -300,6 +313,25 @@ export const ROUTES = {
     responses: {
       200: { description: "the statistics of the window", schema: CostStatsSchema },
       400: badQuery,
+      403: adminKind,
+      503: unavailable,
+      429: rateLimited,
+    },
+  },
+  windowWhatIf: {
+    method: "get",
+    path: "/v1/stats/what-if",
+    operationId: "windowWhatIf",
+    tag: "traces",
+    summary: "What every trace of a window would have cost with some stages on other models",
+    description:
+      "Every trace started in the window that the caller may see (a member key: its own researches' traces), priced as GET /v1/traces/{traceId}/what-if prices one, and summed to 1e-9 USD: the answer is the sum of the traces' answers. At most TRACELANE_WHAT_IF_MAX_TRACES traces (newest first) are read; beyond that `truncated` is true and `truncatedNote` says how to narrow the window.",
+    query: WhatIfWindowQuery,
+    responses: {
+      200: { description: "actual and what-if cost of the window, by stage, with flags and assumptions", schema: WindowWhatIfSchema },
+      400: error(
+        "invalid_query (a swap that is malformed, names no stage of the pipeline or repeats a stage; a bad window) or unknown_model (not in the price table)",
+      ),
       403: adminKind,
       503: unavailable,
       429: rateLimited,

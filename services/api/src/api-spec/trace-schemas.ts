@@ -37,6 +37,7 @@ const CallStatSchema = z.object({
   durationMs: z.number(),
   inputTokens: z.number().int(),
   outputTokens: z.number().int(),
+  cachedInputTokens: z.number().int().optional().meta({ description: "part of inputTokens served from the prompt cache" }),
   costUsd: z.number().nullable(),
   error: z.boolean(),
   failedAttempt: z.boolean().optional().meta({ description: "the call or its job attempt failed: its cost is retry spend" }),
@@ -243,6 +244,7 @@ const _stats: Omit<z.input<typeof CostStatsSchema>, "since" | "until" | "sinceMs
 
 const WhatIfStageSchema = z.object({
   model: z.string().meta({ description: "the model the stage's calls ran on (the most used one)" }),
+  models: z.record(z.string(), z.number().int()).meta({ description: "calls per model the stage ran on" }),
   whatIfModel: z.string(),
   calls: z.number().int(),
   actualCostUsd: z.number(),
@@ -251,25 +253,44 @@ const WhatIfStageSchema = z.object({
   flaggedCalls: z.number().int().meta({ description: "calls that would not fit the swapped model's context window (see flags)" }),
 });
 
-export const WhatIfSchema = z.object({
-  traceId: z.string(),
+const whatIfFields = {
   swaps: z.record(z.string(), z.string()),
   actualCostUsd: z.number(),
   whatIfCostUsd: z.number(),
   savingUsd: z.number().meta({ description: "actualCostUsd - whatIfCostUsd (negative: the swap costs more)" }),
   savingShare: z.number(),
   byStage: z.record(z.string(), WhatIfStageSchema),
-  flags: z.array(
-    z.object({
-      stage: z.string(),
-      spanId: z.string().optional(),
-      model: z.string(),
-      whatIfModel: z.string(),
-      reason: z.enum(["context_window"]),
-      message: z.string(),
-    }),
-  ),
+  flags: z
+    .array(
+      z.object({
+        stage: z.string(),
+        traceId: z.string().optional(),
+        spanId: z.string().optional(),
+        model: z.string(),
+        whatIfModel: z.string(),
+        reason: z.enum(["context_window"]),
+        message: z.string(),
+      }),
+    )
+    .meta({ description: "the first 100 flagged calls (flaggedCalls counts them all)" }),
+  flaggedCalls: z.number().int(),
   assumptions: z.array(z.string()),
-  links: TraceLinksSchema,
-});
+};
+
+export const WhatIfSchema = z.object({ traceId: z.string(), ...whatIfFields, links: TraceLinksSchema });
 apiSchemas.add(WhatIfSchema, { id: "WhatIf" });
+
+export const WindowWhatIfSchema = z.object({
+  since: Iso,
+  until: Iso,
+  sinceMs: EpochMs,
+  untilMs: EpochMs,
+  kind: z.enum(TRACE_KINDS),
+  traces: z.number().int().meta({ description: "traces priced" }),
+  truncated: z
+    .boolean()
+    .meta({ description: "more traces matched than one request reads (TRACELANE_WHAT_IF_MAX_TRACES): the newest were priced" }),
+  truncatedNote: z.string().optional().meta({ description: "when truncated: what the figures cover and how to narrow the window" }),
+  ...whatIfFields,
+});
+apiSchemas.add(WindowWhatIfSchema, { id: "WindowWhatIf" });

@@ -1,18 +1,12 @@
 import { Router, type Request, type Response } from "express";
 import type { ResearchStore } from "@tracelane/research-store";
-import { loadPriceTable, UnknownSwapModelError, whatIf, type PriceSource } from "@tracelane/pricing";
-import {
-  flattenTree,
-  jaegerTraceUrl,
-  type TraceKind,
-  type TraceListItem,
-  type TraceReader,
-  type TraceVisibility,
-} from "@tracelane/trace-store";
+import { loadPriceTable, type PriceSource } from "@tracelane/pricing";
+import { jaegerTraceUrl, type TraceKind, type TraceListItem, type TraceReader, type TraceVisibility } from "@tracelane/trace-store";
 import { callerOf, listOwner, mayAccess } from "../auth/caller.js";
-import { AnomaliesQuery, CostsQuery, ROUTES, TraceIdParamSchema, TracesQuery, WhatIfQuery } from "../api-spec/routes.js";
+import { AnomaliesQuery, CostsQuery, ROUTES, TraceIdParamSchema, TracesQuery, WhatIfQuery, WhatIfWindowQuery } from "../api-spec/routes.js";
 import { HttpError, notFound } from "../http/errors.js";
 import { given, nextPageLink, withCursor } from "../http/query.js";
+import { parseSwaps, priceSummaries, pricerFor, WHAT_IF_MAX_TRACES_DEFAULT, whatIfOverWindow } from "../what-if.js";
 
 export interface TracesRouterDeps {
   reader: TraceReader;
@@ -27,36 +21,11 @@ export interface TracesRouterDeps {
   prices?: PriceSource;
   /** The pipeline's stages: what a swap may name. */
   stages?: readonly string[];
+  /** Most traces one GET /v1/stats/what-if reads (TRACELANE_WHAT_IF_MAX_TRACES); beyond it the answer says it is truncated. */
+  whatIfMaxTraces?: number;
 }
 
 const DAY_MS = 24 * 3600 * 1000;
-
-/** `swap=<stage>:<model>`, once per stage, one or more: the stages to price on another model. */
-function parseSwaps(values: readonly string[], stages: readonly string[]): Record<string, string> {
-  const usage = `swap=<stage>:<model>, e.g. swap=factcheck:deepseek-v3.2 (repeat it for several stages; stages: ${stages.join(", ")})`;
-  if (values.length === 0) throw new HttpError(400, "invalid_query", `what-if needs at least one ${usage}.`, { parameter: "swap" });
-  const swaps: Record<string, string> = {};
-  for (const value of values) {
-    const text = value;
-    const at = text.indexOf(":");
-    const [stage, model] = at > 0 ? [text.slice(0, at), text.slice(at + 1).trim()] : ["", ""];
-    if (!stage || !model || model.length > 200) {
-      throw new HttpError(400, "invalid_query", `"${text.slice(0, 80)}" is not a swap: expected ${usage}.`, { parameter: "swap" });
-    }
-    if (stages.length > 0 && !stages.includes(stage)) {
-      throw new HttpError(400, "invalid_query", `"${stage.slice(0, 40)}" is not a stage of the pipeline; expected ${usage}.`, {
-        parameter: "swap",
-      });
-    }
-    if (swaps[stage] !== undefined) {
-      throw new HttpError(400, "invalid_query", `stage ${stage} is swapped twice (${swaps[stage]}, ${model}); give each stage one model.`, {
-        parameter: "swap",
-      });
-    }
-    swaps[stage] = model;
-  }
-  return swaps;
-}
 
 function parseTraceId(raw: string): string {
   if (!TraceIdParamSchema.safeParse(raw).success) {
@@ -80,11 +49,13 @@ function parseTraceId(raw: string): string {
  *   GET /v1/traces/:traceId/what-if  its calls priced with some stages on other models (swap=<stage>:<model>)
  *   GET /v1/anomalies                newest first (since, type, limit)
  *   GET /v1/stats/costs              per stage and per model cost, tokens, latency, error rate (kind, since, until; default last 24 h)
+ *   GET /v1/stats/what-if            every trace of a window priced with some stages on other models (swap, kind, since, until)
  * The list and the stats count research traces unless kind=all (admin keys only). A member key reads only
  * the traces of its own researches: everything else is skipped in lists, anomalies and stats, and a 404 by id.
  */
 export function createTracesRouter(deps: TracesRouterDeps): Router {
   const { reader } = deps;
+  const prices = deps.prices ?? loadPriceTable();
   const router = Router();
 
   /** The traces this request's caller may see; undefined: all of them (an admin, or no keys configured). */
@@ -152,31 +123,38 @@ export function createTracesRouter(deps: TracesRouterDeps): Router {
   router.get(ROUTES.traceWhatIf.path, async (req: Request<{ traceId: string }>, res: Response) => {
     const traceId = parseTraceId(req.params.traceId);
     const swaps = parseSwaps(WhatIfQuery.parse(req.query).swap ?? [], deps.stages ?? []);
+    const pricer = pricerFor(swaps, prices);
     await ensureVisible(traceId, res);
     const trace = await reader.getTrace(traceId);
     if (!trace) throw notFound("trace", traceId);
-    const calls = flattenTree(trace.tree).flatMap((s) =>
-      s.call && s.stage
-        ? [
-            {
-              stage: s.stage,
-              model: s.call.model,
-              inputTokens: s.call.inputTokens,
-              outputTokens: s.call.outputTokens,
-              cachedInputTokens: s.call.cachedInputTokens,
-              costUsd: s.call.costUsd,
-              spanId: s.spanId,
-            },
-          ]
-        : [],
+    await priceSummaries(pricer, reader, [trace.summary]);
+    res.json({ traceId, swaps, ...pricer.result(), links: links(traceId) });
+  });
+
+  router.get(ROUTES.windowWhatIf.path, async (req: Request, res: Response) => {
+    const q = WhatIfWindowQuery.parse(req.query);
+    const swaps = parseSwaps(q.swap ?? [], deps.stages ?? []);
+    const pricer = pricerFor(swaps, prices);
+    const kind = q.kind ?? "research";
+    checkKind(kind, res);
+    const until = q.until ?? Date.now();
+    const since = q.since ?? until - DAY_MS;
+    const answer = await whatIfOverWindow(
+      reader,
+      pricer,
+      { since, until, kind },
+      scopeOf(res),
+      deps.whatIfMaxTraces ?? WHAT_IF_MAX_TRACES_DEFAULT,
     );
-    try {
-      res.json({ traceId, swaps, ...whatIf(calls, swaps, deps.prices ?? loadPriceTable()), links: links(traceId) });
-    } catch (err) {
-      if (err instanceof UnknownSwapModelError)
-        throw new HttpError(400, "unknown_model", err.message, { parameter: "swap", stage: err.stage, model: err.model });
-      throw err;
-    }
+    res.json({
+      since: new Date(since).toISOString(),
+      until: new Date(until).toISOString(),
+      sinceMs: since,
+      untilMs: until,
+      kind,
+      swaps,
+      ...answer,
+    });
   });
 
   router.get(ROUTES.listAnomalies.path, async (req: Request, res: Response) => {

@@ -257,6 +257,7 @@ export function summarizeTrace(
         durationMs: roundMs(s.durationMs),
         inputTokens: s.call.inputTokens,
         outputTokens: s.call.outputTokens,
+        cachedInputTokens: s.call.cachedInputTokens,
         costUsd: s.call.costUsd,
         error: s.status === "error",
         failedAttempt: s.status === "error" || attemptOf(s)?.status === "error",

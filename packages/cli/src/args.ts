@@ -25,6 +25,7 @@ export type Command = GlobalFlags &
     | { name: "trace"; traceId: string }
     | { name: "traces"; params: URLSearchParams }
     | { name: "costs"; params: URLSearchParams }
+    | { name: "what-if"; traceId?: string; params: URLSearchParams }
     | { name: "help"; text: string }
   );
 
@@ -403,7 +404,74 @@ ${GLOBAL_HELP}`,
     },
   };
 
-  return { research, status, researches, trace, traces, costs };
+  const whatIf: CommandSpec = {
+    summary: "what a window's traces (or one trace) would have cost with some stages on other models",
+    usage: `Usage: tracelane what-if --swap <stage>:<model> [--swap …] [--since 24h] [--until <when>] [--trace <traceId>]
+
+Prices the recorded calls again with each swapped stage on another model: the same input, cached
+input and output tokens at that model's rates (GET /v1/stats/what-if over every trace of the window
+you may see, or GET /v1/traces/:traceId/what-if for one trace). Prints, per stage, the model and the
+what-if model, actual and what-if cost, the saving and its share; then the calls that would not fit
+the other model's context window, and what the figures assume.
+  e.g. tracelane what-if --swap factcheck:deepseek-v3.2 --since 7d
+
+Options:
+  --swap <stage>:<model>  price that stage's calls on that model (repeatable, once per stage)
+  --since <when>          traces started at or after: 30m, 24h, 7d (back from now), or an ISO time (default: 24h)
+  --until <when>          same forms (default: now)
+  --trace <traceId>       one trace instead of a window
+  --kind <kind>           research (the api's default) or all
+${GLOBAL_HELP}`,
+    options: {
+      swap: { type: "string", multiple: true },
+      since: { type: "string" },
+      until: { type: "string" },
+      trace: { type: "string" },
+      kind: { type: "string" },
+    },
+    build(values, positionals, flags) {
+      positionalsOf(positionals, [], this.usage);
+      const v = check(
+        z
+          .object({
+            swap: z
+              .array(z.string())
+              .default([])
+              .transform((list, ctx) => {
+                if (list.length === 0) {
+                  ctx.addIssue({ code: "custom", message: "give at least one, e.g. --swap factcheck:deepseek-v3.2" });
+                  return z.NEVER;
+                }
+                for (const item of list) {
+                  if (!/^[^:\s]+:\S+$/.test(item.trim())) {
+                    ctx.addIssue({
+                      code: "custom",
+                      message: `must be <stage>:<model> such as factcheck:deepseek-v3.2 (got ${JSON.stringify(item)})`,
+                    });
+                    return z.NEVER;
+                  }
+                }
+                return list.map((item) => item.trim());
+              }),
+            since: pointInTime(now).optional(),
+            until: pointInTime(now).optional(),
+            trace: nonEmpty.optional(),
+            kind: nonEmpty.optional(),
+          })
+          .strict(),
+        camelCase(values),
+        this.usage,
+      );
+      if (v.trace !== undefined && (v.since !== undefined || v.until !== undefined || v.kind !== undefined)) {
+        throw new UsageError("--trace: prices one trace, so it takes no --since, --until or --kind", this.usage);
+      }
+      const params = queryParams({ since: v.since, until: v.until, kind: v.kind });
+      for (const swap of v.swap) params.append("swap", swap);
+      return { ...flags, name: "what-if", ...(v.trace !== undefined ? { traceId: v.trace } : {}), params };
+    },
+  };
+
+  return { research, status, researches, trace, traces, costs, "what-if": whatIf };
 }
 
 export function generalUsage(now = Date.now()): string {
@@ -422,6 +490,7 @@ ${Object.entries(specs)
   tracelane research "What limits solid-state battery energy density?" --wait
   tracelane traces --since 1h --min-cost 0.01 --anomaly high_latency
   tracelane costs --since 24h --json | jq .byModel
+  tracelane what-if --swap factcheck:deepseek-v3.2 --since 7d
 
 Every command takes --json, --url and --help (tracelane <command> --help).
 

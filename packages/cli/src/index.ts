@@ -1,7 +1,7 @@
 import { parseCommand } from "./args.js";
 import { ApiClient, parseBaseUrl } from "./client.js";
 import { CliError, EXIT, UsageError } from "./errors.js";
-import { listResearches, listTraces, showCosts, showTrace } from "./reads.js";
+import { listResearches, listTraces, showCosts, showTrace, showWhatIf } from "./reads.js";
 import { showStatus, submitResearch, type Output } from "./research.js";
 
 export { EXIT } from "./errors.js";
@@ -51,6 +51,8 @@ export async function run(argv: string[], env: Record<string, string | undefined
         return await listTraces(api, cmd.params, cmd.json, io);
       case "costs":
         return await showCosts(api, cmd.params, cmd.json, io);
+      case "what-if":
+        return await showWhatIf(api, cmd.traceId, cmd.params, cmd.json, io);
     }
   } catch (err) {
     if (err instanceof CliError) {

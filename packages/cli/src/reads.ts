@@ -2,7 +2,7 @@ import type { ApiClient } from "./client.js";
 import { EXIT } from "./errors.js";
 import { duration, percent, table, time, usd } from "./format.js";
 import type { Output } from "./research.js";
-import { CostStatsSchema, ResearchListSchema, TraceListSchema, type GroupCost } from "./schemas.js";
+import { CostStatsSchema, ResearchListSchema, TraceListSchema, WhatIfSchema, type GroupCost } from "./schemas.js";
 
 /** `tracelane trace <traceId>`: the replay as the api renders it; --json the trace itself. */
 export async function showTrace(api: ApiClient, traceId: string, json: boolean, io: Output): Promise<number> {
@@ -117,3 +117,76 @@ function groupTable(key: string, groups: Record<string, GroupCost>): string {
   ]);
   return table([key, "calls", "errors", "tokens in", "tokens out", "cost", "retry cost", "share", "p50", "p95"], rows);
 }
+
+/** `tracelane what-if --swap <stage>:<model> [--since 7d | --trace <id>]`: per stage actual vs what-if, flags, assumptions. */
+export async function showWhatIf(
+  api: ApiClient,
+  traceId: string | undefined,
+  params: URLSearchParams,
+  json: boolean,
+  io: Output,
+): Promise<number> {
+  const path = traceId ? `v1/traces/${encodeURIComponent(traceId)}/what-if` : "v1/stats/what-if";
+  const { raw, data } = await api.getJson(`${path}?${params.toString()}`, WhatIfSchema);
+  if (json) {
+    io.out(raw.text);
+    return EXIT.ok;
+  }
+  const swaps = params.getAll("swap").join(", ");
+  const over =
+    data.traceId !== undefined
+      ? `trace ${data.traceId}`
+      : `${data.traces ?? 0} trace${data.traces === 1 ? "" : "s"} from ${time(data.since ?? "")} to ${time(data.until ?? "")}`;
+  const lines = [`what-if ${swaps} over ${over}`];
+  if (data.truncated) lines.push(`(${data.truncatedNote ?? "more traces matched than one request reads: narrow the window"})`);
+  const stages = Object.entries(data.byStage);
+  if (stages.length === 0) {
+    lines.push("no model calls to price in this window");
+    io.out(lines.join("\n"));
+    return EXIT.ok;
+  }
+  const saving = (actual: number, whatIf: number) => signedUsd(actual - whatIf);
+  const share = (actual: number, whatIf: number) => (actual > 0 ? percent((actual - whatIf) / actual) : "-");
+  const rows = stages.map(([stage, s]) => [
+    stage,
+    s.whatIfModel === s.model ? `${s.model} (kept)` : `${s.model} → ${s.whatIfModel}`,
+    s.calls,
+    usd(s.actualCostUsd),
+    usd(s.whatIfCostUsd),
+    saving(s.actualCostUsd, s.whatIfCostUsd),
+    share(s.actualCostUsd, s.whatIfCostUsd),
+    s.flaggedCalls + s.unpricedCalls > 0
+      ? [s.flaggedCalls && `${s.flaggedCalls} flagged`, s.unpricedCalls && `${s.unpricedCalls} unpriced`].filter(Boolean).join(", ")
+      : "",
+  ]);
+  rows.push([
+    "total",
+    "",
+    stages.reduce((n, [, s]) => n + s.calls, 0),
+    usd(data.actualCostUsd),
+    usd(data.whatIfCostUsd),
+    signedUsd(data.savingUsd),
+    data.actualCostUsd > 0 ? percent(data.savingShare) : "-",
+    "",
+  ]);
+  lines.push("", table(["stage", "model → what-if model", "calls", "actual", "what-if", "saving", "share", "left out"], rows, [0, 1, 7]));
+  const flagged = data.flaggedCalls ?? data.flags.length;
+  if (flagged > 0) {
+    lines.push(
+      "",
+      `${flagged} call${flagged === 1 ? "" : "s"} would not fit the swapped model's context window (not priced, left out of both totals):`,
+    );
+    for (const f of data.flags) {
+      const where = [f.traceId && `trace ${f.traceId}`, f.spanId && `span ${f.spanId}`].filter(Boolean).join(", ");
+      lines.push(`  ${f.message}${where ? ` (${where})` : ""}`);
+    }
+    if (flagged > data.flags.length)
+      lines.push(`  … and ${flagged - data.flags.length} more (--json lists the first ${data.flags.length})`);
+  }
+  lines.push("", "assumes:", ...data.assumptions.map((a) => `  - ${a}`));
+  io.out(lines.join("\n"));
+  return EXIT.ok;
+}
+
+/** A saving: "$0.001234", or "-$0.001234" when the swap costs more. */
+const signedUsd = (v: number) => (v < 0 ? `-${usd(-v)}` : usd(v));

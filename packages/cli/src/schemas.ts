@@ -147,3 +147,31 @@ export const CostStatsSchema = z.looseObject({
   byModel: z.record(z.string(), GroupCost),
   truncated: z.boolean(),
 });
+
+const WhatIfStage = z.looseObject({
+  model: z.string(),
+  whatIfModel: z.string(),
+  calls: z.number(),
+  actualCostUsd: z.number(),
+  whatIfCostUsd: z.number(),
+  unpricedCalls: z.number(),
+  flaggedCalls: z.number(),
+});
+
+/** GET /v1/stats/what-if (window fields) or GET /v1/traces/:traceId/what-if (traceId). */
+export const WhatIfSchema = z.looseObject({
+  traceId: z.string().optional(),
+  since: z.string().optional(),
+  until: z.string().optional(),
+  traces: z.number().optional(),
+  truncated: z.boolean().optional(),
+  truncatedNote: z.string().optional(),
+  actualCostUsd: z.number(),
+  whatIfCostUsd: z.number(),
+  savingUsd: z.number(),
+  savingShare: z.number(),
+  byStage: z.record(z.string(), WhatIfStage),
+  flags: z.array(z.looseObject({ stage: z.string(), traceId: z.string().optional(), spanId: z.string().optional(), message: z.string() })),
+  flaggedCalls: z.number().optional(),
+  assumptions: z.array(z.string()),
+});

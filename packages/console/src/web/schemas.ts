@@ -255,3 +255,33 @@ export const CostStatsSchema = z.looseObject({
 export type CostStats = z.infer<typeof CostStatsSchema>;
 
 export const ApiErrorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+const WhatIfStageSchema = z.looseObject({
+  model: z.string(),
+  whatIfModel: z.string(),
+  calls: z.number(),
+  actualCostUsd: z.number(),
+  whatIfCostUsd: z.number(),
+  unpricedCalls: z.number(),
+  flaggedCalls: z.number(),
+});
+
+/** GET /v1/stats/what-if: a window's calls priced with some stages on other models. */
+export const WindowWhatIfSchema = z.looseObject({
+  since: z.string(),
+  until: z.string(),
+  traces: z.number(),
+  truncated: z.boolean(),
+  truncatedNote: z.optional(z.string()),
+  actualCostUsd: z.number(),
+  whatIfCostUsd: z.number(),
+  savingUsd: z.number(),
+  savingShare: z.number(),
+  byStage: z.record(z.string(), WhatIfStageSchema),
+  flags: z.array(
+    z.looseObject({ stage: z.string(), traceId: z.optional(z.string()), spanId: z.optional(z.string()), message: z.string() }),
+  ),
+  flaggedCalls: z.number(),
+  assumptions: z.array(z.string()),
+});
+export type WindowWhatIf = z.infer<typeof WindowWhatIfSchema>;

@@ -6,6 +6,7 @@ import { formatCount, formatMs, formatPercent, formatTime, formatUsd } from "../
 import { href, navigate } from "../router.js";
 import { CostStatsSchema, type CostStats, type GroupStats } from "../schemas.js";
 import { stageColor } from "../stage-colors.js";
+import { WhatIfPanel } from "./what-if.js";
 
 const WINDOWS = [
   { id: "15m", label: "last 15 minutes", ms: 15 * 60_000 },
@@ -60,12 +61,12 @@ export function CostsPage(props: { search: URLSearchParams }) {
       </div>
       {stats.state === "loading" && <Loading what="cost statistics" />}
       {stats.state === "error" && <ErrorBox error={stats.error} what="cost statistics" onRetry={stats.reload} />}
-      {stats.state === "ok" && <CostsView stats={stats.data} windowLabel={win.label} />}
+      {stats.state === "ok" && <CostsView stats={stats.data} windowLabel={win.label} windowId={windowId} windowMs={win.ms} />}
     </section>
   );
 }
 
-function CostsView(props: { stats: CostStats; windowLabel: string }) {
+function CostsView(props: { stats: CostStats; windowLabel: string; windowId: string; windowMs: number }) {
   const { stats } = props;
   const stages = useMemo(() => Object.keys(stats.byStage), [stats]);
   const models = useMemo(() => Object.entries(stats.byModel).sort((a, b) => b[1].costUsd - a[1].costUsd), [stats]);
@@ -165,6 +166,8 @@ function CostsView(props: { stats: CostStats; windowLabel: string }) {
           testid="chart-tokens-model"
         />
       </div>
+
+      <WhatIfPanel stats={stats} windowId={props.windowId} windowMs={props.windowMs} />
 
       <h2>Per model</h2>
       <GroupTable groups={models} first="Model" hasRetrySplit={hasRetrySplit} testid="model-table" />

@@ -17,6 +17,7 @@ export type Command = GlobalFlags &
         wait: boolean;
         poll: boolean;
         maxCostUsd?: number;
+        allowOverBudgetEstimate?: boolean;
         models: Record<string, string>;
         idempotencyKey?: string;
       }
@@ -197,7 +198,10 @@ the final report, the per-stage table and the links to its trace.
 Options:
   --wait                  follow the research until it completes, fails or is cancelled
   --poll                  with --wait: poll GET /v1/research/:id instead of the event stream
-  --max-cost <usd>        stop before a stage whose estimated cost exceeds what is left
+  --max-cost <usd>        stop before a stage whose estimated cost exceeds what is left; below the
+                          api's estimate (p50, printed on submit) the api refuses the research
+  --allow-over-budget-estimate
+                          submit even when --max-cost is below the estimate
   --model <stage>=<model> the model of one stage (repeatable), e.g. --model factcheck=gpt-4.1-mini
   --idempotency-key <k>   the same key and query return the same research (safe to retry)
 ${GLOBAL_HELP}`,
@@ -205,6 +209,7 @@ ${GLOBAL_HELP}`,
       wait: { type: "boolean" },
       poll: { type: "boolean" },
       "max-cost": { type: "string" },
+      "allow-over-budget-estimate": { type: "boolean" },
       model: { type: "string", multiple: true },
       "idempotency-key": { type: "string" },
     },
@@ -216,6 +221,7 @@ ${GLOBAL_HELP}`,
           wait: z.boolean().default(false),
           poll: z.boolean().default(false),
           maxCost: nonNegative("a number of USD greater than 0").optional(),
+          allowOverBudgetEstimate: z.boolean().default(false),
           model: modelAssignments,
           idempotencyKey: nonEmpty.optional(),
         }),
@@ -232,6 +238,7 @@ ${GLOBAL_HELP}`,
         poll: v.poll,
         models: v.model,
         ...(v.maxCost !== undefined ? { maxCostUsd: v.maxCost } : {}),
+        ...(v.allowOverBudgetEstimate ? { allowOverBudgetEstimate: true } : {}),
         ...(v.idempotencyKey !== undefined ? { idempotencyKey: v.idempotencyKey } : {}),
       };
     },

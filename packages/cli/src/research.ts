@@ -8,6 +8,7 @@ import {
   ResearchEventSchema,
   ResearchViewSchema,
   SubmittedSchema,
+  type Estimate,
   type ResearchEvent,
   type ResearchView,
 } from "./schemas.js";
@@ -23,6 +24,7 @@ export interface ResearchRequest {
   poll: boolean;
   json: boolean;
   maxCostUsd?: number;
+  allowOverBudgetEstimate?: boolean;
   models: Record<string, string>;
   idempotencyKey?: string;
 }
@@ -47,6 +49,7 @@ export async function submitResearch(api: ApiClient, req: ResearchRequest, io: O
   const options = {
     ...(Object.keys(req.models).length > 0 ? { models: req.models } : {}),
     ...(req.maxCostUsd !== undefined ? { maxCostUsd: req.maxCostUsd } : {}),
+    ...(req.allowOverBudgetEstimate ? { allowOverBudgetEstimate: true } : {}),
   };
   const raw = await api.request("v1/research", {
     method: "POST",
@@ -60,6 +63,7 @@ export async function submitResearch(api: ApiClient, req: ResearchRequest, io: O
         ? raw.text
         : [
             `research ${submitted.id}: ${submitted.status}${raw.status === 200 ? " (an earlier request with this Idempotency-Key)" : ""}`,
+            ...(submitted.estimate ? [renderEstimate(submitted.estimate)] : []),
             `follow:  tracelane status ${submitted.id}`,
             ...(submitted.traceId ? [`trace:   tracelane trace ${submitted.traceId}`] : []),
           ].join("\n"),
@@ -67,7 +71,10 @@ export async function submitResearch(api: ApiClient, req: ResearchRequest, io: O
     return EXIT.ok;
   }
 
-  if (!req.json) io.out(`research ${submitted.id} submitted${submitted.traceId ? ` (trace ${submitted.traceId})` : ""}`);
+  if (!req.json) {
+    io.out(`research ${submitted.id} submitted${submitted.traceId ? ` (trace ${submitted.traceId})` : ""}`);
+    if (submitted.estimate) io.out(renderEstimate(submitted.estimate));
+  }
   const stopWaiting = () => {
     io.err(`\nstopped waiting; research ${submitted.id} carries on: tracelane status ${submitted.id}`);
     process.exit(EXIT.interrupted);
@@ -82,6 +89,13 @@ export async function submitResearch(api: ApiClient, req: ResearchRequest, io: O
   } finally {
     process.off("SIGINT", stopWaiting);
   }
+}
+
+/** `estimate: $0.007647 (p50), p95 $0.007917, from at least 50 recent researches per stage`, or why there is none. */
+export function renderEstimate(e: Estimate): string {
+  const samples = Object.values(e.basis.stages).map((s) => s.samples);
+  if (!e.available || e.p50 === undefined || e.p95 === undefined) return `estimate: none yet (${e.reason ?? "too little history"})`;
+  return `estimate: ${usd(e.p50)} (p50), p95 ${usd(e.p95)}, from at least ${samples.length > 0 ? Math.min(...samples) : 0} recent researches per stage`;
 }
 
 /** Follow the research until it is final: the event stream, else (or when it breaks off) polling. */

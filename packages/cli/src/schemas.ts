@@ -80,11 +80,22 @@ export const ResearchListSchema = z.looseObject({
   nextCursor: z.string().nullable(),
 });
 
+/** The cost estimate POST /v1/research answers with (an api without one sends none). */
+const EstimateSchema = z.looseObject({
+  available: z.boolean(),
+  reason: z.string().optional(),
+  p50: z.number().optional(),
+  p95: z.number().optional(),
+  basis: z.looseObject({ stages: z.record(z.string(), z.looseObject({ model: z.string(), samples: z.number() })) }),
+});
+export type Estimate = z.infer<typeof EstimateSchema>;
+
 export const SubmittedSchema = z.looseObject({
   id: z.string(),
   status: z.string(),
   traceId: z.string().nullable(),
   links: ResearchLinks,
+  estimate: EstimateSchema.optional(),
 });
 
 /** One research event as the SSE stream and the store carry it. */

@@ -76,6 +76,10 @@ describe("tracelane research", () => {
     const id = /^research ([0-9a-f]{32}) submitted \(trace ([0-9a-f]{32})\)$/m.exec(run.stdout);
     expect(id, run.stdout).not.toBeNull();
     done = { id: id![1]!, traceId: id![2]! };
+    // The first research of this stack: the api has no history to estimate from, and the CLI says so.
+    expect(run.stdout).toMatch(
+      /^estimate: none yet \(No estimate rather than a guess: the analysis stage has 0 completed researches on gpt-4\.1/m,
+    );
 
     let at = 0;
     for (const [stage, model] of STAGES) {

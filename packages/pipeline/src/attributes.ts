@@ -58,3 +58,11 @@ export const ATTR_CLAIM_VERDICT = "tracelane.claim.verdict";
 export const ATTR_TOOL_TURN = "tracelane.tool.turn";
 /** True on the second call after a structured answer did not match its schema. */
 export const ATTR_OUTPUT_RETRY_AFTER_INVALID = "tracelane.output.retry_after_invalid";
+
+/**
+ * True on the stage CONSUMER span whose job completed the research (the last stage's). The trace-collector records
+ * the research's per-stage token totals for the submit-time forecast once it sees it (after a settle delay).
+ */
+export const ATTR_RESEARCH_COMPLETED = "tracelane.research.completed";
+/** Characters of the research question, on the api's request span: the forecast's input estimate for the first stage. */
+export const ATTR_QUERY_CHARS = "tracelane.query.chars";

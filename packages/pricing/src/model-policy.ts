@@ -80,6 +80,11 @@ export class ModelPolicy {
     return new ModelPolicy(byStage, prices);
   }
 
+  /** The model the stage's worker runs unless a research names another (<STAGE>_MODEL, else the pipeline's default). */
+  model(stage: string): string {
+    return this.stage(stage).model;
+  }
+
   /** The stage's allowed models, configured and fallback first. */
   allowed(stage: string): string[] {
     const s = this.stage(stage);

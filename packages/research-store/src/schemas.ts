@@ -28,6 +28,10 @@ export function researchOptionsSchema<S extends string = Stage>(
     .object({
       models: z.object(models).partial().strict().optional(),
       maxCostUsd: z.number().positive("maxCostUsd must be greater than 0").max(10_000).optional(),
+      /** Run even when maxCostUsd is below the submit-time estimate's p50 (else 422 estimate_over_budget). */
+      allowOverBudgetEstimate: z
+        .boolean({ error: (iss) => `allowOverBudgetEstimate must be true or false (got ${JSON.stringify(iss.input) ?? "nothing"})` })
+        .optional(),
     })
     .strict();
 }
@@ -35,6 +39,7 @@ export const ResearchOptionsSchema = researchOptionsSchema();
 export interface ResearchOptions<S extends string = Stage> {
   models?: Partial<Record<S, string>>;
   maxCostUsd?: number;
+  allowOverBudgetEstimate?: boolean;
 }
 
 /** A call's tokens; `cachedInputTokens` (of inputTokens, priced at the cached rate) only when the provider reported some. */

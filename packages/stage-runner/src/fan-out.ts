@@ -1,6 +1,6 @@
 import type { Span } from "@opentelemetry/api";
 import { WaitingChildrenError, type Job } from "bullmq";
-import { ATTR_CLAIM_COUNT, ATTR_CLAIM_INDEX, ATTR_CLAIM_VERDICT, ATTR_RESEARCH_ID } from "@tracelane/pipeline";
+import { ATTR_CLAIM_COUNT, ATTR_CLAIM_INDEX, ATTR_CLAIM_VERDICT, ATTR_RESEARCH_COMPLETED, ATTR_RESEARCH_ID } from "@tracelane/pipeline";
 import { addCostUsd, addUsd } from "@tracelane/pricing";
 import { addUsage, CLAIM_VERDICTS, type ClaimRecord, type ResearchView } from "@tracelane/research-store";
 import { ATTR_JOB_ATTEMPT, ATTR_QUEUE_WAIT_MS, recordCancellation, withAgentSpan } from "@tracelane/tracing";
@@ -114,7 +114,7 @@ export async function processFanOutParent<S extends string>(
     };
   }
   if (next) await queues.publish(researchId, next);
-  else await store.completed(researchId);
+  else if ((await store.completed(researchId)) === "applied") span.setAttribute(ATTR_RESEARCH_COMPLETED, true); // the forecast's cue
   span.setAttribute(ATTR_CLAIM_COUNT, claims.length);
   return { outcome: "completed", researchId, next: next ?? null, reusedCheckpoint: reused, ...fanIn };
 }

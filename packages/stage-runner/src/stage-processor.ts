@@ -6,6 +6,7 @@ import {
   ATTR_CIRCUIT_MODELS,
   ATTR_CIRCUIT_WAITED_MS,
   ATTR_RATE_LIMIT_DELAY_MS,
+  ATTR_RESEARCH_COMPLETED,
   ATTR_RESEARCH_ID,
   ATTR_STAGE,
   EVENT_CHECKPOINT_ALREADY_WRITTEN,
@@ -184,7 +185,7 @@ export function createStageProcessor<S extends string = Stage>(
       }
 
       if (next) await queues.publish(researchId, next);
-      else await store.completed(researchId);
+      else if ((await store.completed(researchId)) === "applied") span.setAttribute(ATTR_RESEARCH_COMPLETED, true); // the forecast's cue
       return { outcome: "completed", researchId, next: next ?? null, reusedCheckpoint, ...(call ? { call } : {}) };
     } catch (err) {
       const error = { type: errorTypeOf(err), message: err instanceof Error ? err.message : String(err) };

@@ -63,3 +63,16 @@ export { pruneTraces, sweepExpired } from "./prune.js";
 export { indexSize } from "@tracelane/runtime";
 export { RedisScript, batchWithScripts, loadScripts } from "./redis-script.js";
 export { jaegerTraceUrl } from "./jaeger.js";
+export {
+  FORECAST_WINDOW_DEFAULT,
+  FORECAST_SCRIPTS,
+  forecastSamplesOf,
+  parseTakenSamples,
+  queueHoldForecast,
+  queueRecordSamples,
+  queueSettledForecasts,
+  queueTakeForecast,
+  readStageSamples,
+  type StageSample,
+  type TraceSamples,
+} from "./forecast.js";

@@ -41,6 +41,14 @@ export const TRACE_PARTITIONS = 16;
  * Adaptive baseline (one key per command, read and written outside the scripts: no partition):
  *   {p}:baseline:{model}                          LIST recent call latencies (ms), newest first, capped
  *
+ * Submit-time forecast (forecast.ts): the collector writes, the api reads.
+ *   {p}:{f:{stage}:{model}}:tokens                LIST one completed research's totals of the stage's calls on that
+ *                                                      model (JSON [calls, input, output, cached, queryChars]), newest
+ *                                                      first, capped at the window, TTL a week; its own hash tag
+ *   {p}:{t<k>}:forecast:pending                   ZSET traceId, score = when its samples settle (epoch ms)
+ *   {p}:{t<k>}:forecast:samples                   HASH traceId -> the trace's samples (JSON), until they settle
+ *   (the trace's summary hash gets field `fc` once its samples were recorded, so they are recorded once)
+ *
  * A prefix may not contain `{` or `}`: the first hash tag of a key decides its slot, and it must be the partition's.
  */
 export interface PartitionKeys {
@@ -64,6 +72,10 @@ export interface PartitionKeys {
   readonly fixedIndexes: readonly string[];
   readonly anomalyLog: string;
   anomalyLogByType(type: AnomalyType): string;
+  /** Completed research traces whose forecast samples wait for late spans (score: when they settle). */
+  readonly forecastPending: string;
+  /** traceId -> its forecast samples (JSON) while pending. */
+  readonly forecastSamples: string;
 }
 
 /** One trace's keys, beside the indexes of its partition. */
@@ -84,6 +96,8 @@ export interface TraceKeys {
   /** Every partition's index keys, in partition order: what readers merge and the sweeper walks. */
   readonly partitions: readonly PartitionKeys[];
   baseline(model: string): string;
+  /** The forecast's token window of one stage on one model (its own hash tag: one slot per list). */
+  forecast(stage: string, model: string): string;
 }
 
 /** A lone surrogate (half of a UTF-16 pair, e.g. from a fuzzed or truncated span attribute). */
@@ -118,6 +132,8 @@ function partitionKeys(p: string, partition: number): PartitionKeys {
     fixedIndexes: [`${idx}start`, `${idx}cost`, `${idx}duration`, ...TRACE_STATUSES.map(idxStatus)],
     anomalyLog: `${base}anomalies`,
     anomalyLogByType: (type) => `${base}anomalies:${type}`,
+    forecastPending: `${base}forecast:pending`,
+    forecastSamples: `${base}forecast:samples`,
   };
 }
 
@@ -140,6 +156,7 @@ export function traceKeys(prefix: string = TRACE_PREFIX_DEFAULT): TraceKeys {
       return { ...part, spans, dropped, summary, anomalies, members: `${part.base}idx:members:${traceId}`, perTrace };
     },
     baseline: (m) => `${p}:baseline:${seg(m)}`,
+    forecast: (stage, m) => `${p}:{f:${seg(stage)}:${seg(m)}}:tokens`,
   };
 }
 

@@ -23,6 +23,8 @@ const everyKeyOf = (k: OneTraceKeys): string[] => [
   ...["gpt-4.1", "openai/gpt 4", "{t3}", "x\uDC00y"].map((m) => k.idxModel(m)),
   ...ANOMALY_TYPES.flatMap((t) => [k.idxAnomaly(t), k.anomalyLogByType(t)]),
   k.anomalyLog,
+  k.forecastPending,
+  k.forecastSamples,
 ];
 
 describe("trace store keys", () => {
@@ -66,6 +68,17 @@ describe("trace store keys", () => {
   it("leaves the per-model baseline lists outside the partitions (single-key commands)", () => {
     const keys = traceKeys("p");
     expect(keys.partitions.some((part) => keys.baseline("gpt-4.1").startsWith(part.base))).toBe(false);
+  });
+
+  it("gives each forecast list (stage, model) its own hash tag, with awkward model names kept inside it", () => {
+    const keys = traceKeys("p");
+    expect(keys.forecast("analysis", "gpt-4.1")).toBe("p:{f:analysis:gpt-4.1}:tokens");
+    for (const model of ["openai/gpt 4", "{t3}", "a}b", "x\uDC00y"]) {
+      const key = keys.forecast("factcheck", model);
+      // The first {...} is the whole tag: a brace in a model name is encoded, so it cannot end the tag early.
+      expect(key.match(/\{[^}]*\}/)![0]).toBe(`{f:factcheck:${encodeURIComponent(model.replace("\uDC00", "\uFFFD"))}}`);
+    }
+    expect(keys.forecast("analysis", "gpt-4.1")).not.toBe(keys.forecast("synthesis", "gpt-4.1"));
   });
 
   it("refuses a prefix with a brace, which would take the slot decision from the partition", () => {

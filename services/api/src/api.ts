@@ -18,6 +18,7 @@ import { appConfig, type Env } from "./env.js";
 import { startLostEnqueueRecovery } from "./lost-enqueue-recovery.js";
 import { createApiMetrics } from "./metrics.js";
 import { createTracesRouter } from "./routes/traces.js";
+import { ResearchForecaster } from "./forecast.js";
 import { SseStreams } from "./sse.js";
 
 /** How long in-flight requests get to finish once the api stops accepting connections. */
@@ -96,6 +97,17 @@ export function composeApi(opts: ComposeApiOptions): Api {
       whatIfMaxTraces: env.TRACELANE_WHAT_IF_MAX_TRACES,
       ...(env.JAEGER_UI_URL ? { jaegerUiUrl: env.JAEGER_UI_URL } : {}),
     });
+  // The stages' models as their workers have them (same variables), and what each may run instead.
+  const modelPolicy = ModelPolicy.fromEnv(queues.pipeline.stages, env, prices);
+  const forecaster = new ResearchForecaster({
+    redis,
+    tracePrefix: env.TRACELANE_TRACE_PREFIX,
+    prices,
+    stages: queues.pipeline.names,
+    configuredModel: (stage) => modelPolicy.model(stage),
+    minSamples: env.FORECAST_MIN_SAMPLES,
+    window: env.TRACELANE_FORECAST_WINDOW,
+  });
   const metrics = createApiMetrics({
     queues,
     store,
@@ -114,8 +126,8 @@ export function composeApi(opts: ComposeApiOptions): Api {
     metrics,
     apiKeys,
     ...(opts.rateLimitNow ? { rateLimitNow: opts.rateLimitNow } : {}),
-    // The stages' models as their workers have them (same variables), and what each may run instead.
-    modelPolicy: ModelPolicy.fromEnv(queues.pipeline.stages, env, prices),
+    modelPolicy,
+    forecaster,
   });
 
   let server: Server | undefined;

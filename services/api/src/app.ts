@@ -16,6 +16,7 @@ import { requestRateLimit } from "./limits/request-rate-limit.js";
 import { SseSlots } from "./limits/sse-slots.js";
 import type { ApiMetrics } from "./metrics.js";
 import type { ModelPolicy } from "@tracelane/pricing";
+import type { ResearchForecaster } from "./forecast.js";
 import { traceContextTrust } from "./trace-trust.js";
 import { createHealthRouter } from "./routes/health.js";
 import { createQueueBoardRouter, QUEUE_BOARD_PATH } from "./routes/queue-board.js";
@@ -44,6 +45,8 @@ export interface AppDeps {
   rateLimitNow?: () => number;
   /** Which models each stage may run (<STAGE>_ALLOWED_MODELS); none: any. */
   modelPolicy?: ModelPolicy;
+  /** The submit-time cost estimate of POST /v1/research; none: answered without one. */
+  forecaster?: ResearchForecaster;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -94,6 +97,7 @@ export function createApp(deps: AppDeps): Express {
       sseSlots: new SseSlots(deps.config.limits.sseStreams, countRejection),
       countRejection,
       modelPolicy: deps.modelPolicy,
+      forecaster: deps.forecaster,
     }),
   );
   if (deps.traceRouter) app.use(deps.traceRouter);

@@ -3,7 +3,7 @@ import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
 import { stageModelEnvShape } from "@tracelane/pricing";
 import { DEFAULT_QUEUE_PREFIX, envQueueShards } from "@tracelane/queue-contract";
 import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
-import { TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
+import { FORECAST_WINDOW_DEFAULT, TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
 import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape, type EnvSource } from "@tracelane/runtime";
 import { envNumber } from "@tracelane/runtime";
 import { apiKeysFromEnv, DEFAULT_HOST } from "./auth/binding.js";
@@ -83,6 +83,10 @@ export const EnvSchema = z.object({
   ...stageModelEnvShape(RESEARCH_PIPELINE.stages),
   /** maxCostUsd of a research whose request sets none (0: no budget). */
   DEFAULT_MAX_COST_USD: envNumber(0, { min: 0, max: 10_000 }),
+  /** The submit-time estimate needs this many completed researches per stage (on its model); fewer: no estimate. */
+  FORECAST_MIN_SAMPLES: envInt(5, { min: 1, max: 10_000 }),
+  /** The most recent completed researches per stage the estimate reads (the trace-collector keeps as many). */
+  TRACELANE_FORECAST_WINDOW: envInt(FORECAST_WINDOW_DEFAULT, { min: 1, max: 10_000 }),
   /** Most one API key (or client address, without keys) may spend on model calls per UTC day (0: no cap). */
   DAILY_SPEND_CAP_USD: envNumber(0, { min: 0, max: 1_000_000 }),
   /** Whose incoming traceparent the api continues: nobody, callers with a valid API key, or everyone. */

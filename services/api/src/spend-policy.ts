@@ -1,5 +1,6 @@
 import type { ModelPolicy } from "@tracelane/pricing";
 import type { ResearchOptions, ResearchStore } from "@tracelane/research-store";
+import type { Estimate } from "./forecast.js";
 import { HttpError, RetryLaterError } from "./http/errors.js";
 
 /**
@@ -52,5 +53,24 @@ export async function dailySpendRefusal(
       `($${spent} spent today, UTC). It resets at 00:00 UTC, in ${retryAfter} s; ask the operator to raise DAILY_SPEND_CAP_USD for more.`,
     retryAfter,
     { capUsd, spentUsd: spent, resetsAt: new Date(now.getTime() + retryAfter * 1000).toISOString().replace(/\.\d{3}Z$/, "Z") },
+  );
+}
+
+/**
+ * 422 estimate_over_budget when the research's budget (its maxCostUsd, or DEFAULT_MAX_COST_USD) is below the p50 of
+ * its estimate: it would more likely than not stop at budget_exceeded halfway, paid for. Undefined without a budget,
+ * without an estimate (too little history: nothing to hold against the budget), or with options.allowOverBudgetEstimate.
+ */
+export function estimateRefusal(estimate: Estimate, options: ResearchOptions<string>): HttpError | undefined {
+  const budget = options.maxCostUsd;
+  if (budget === undefined || !estimate.available || options.allowOverBudgetEstimate === true || budget >= estimate.p50) return undefined;
+  return new HttpError(
+    422,
+    "estimate_over_budget",
+    `maxCostUsd is $${budget}, below this research's estimated cost: p50 $${estimate.p50}, p95 $${estimate.p95} ` +
+      `(from recent completed researches on the same models; see details.estimate.basis). Nothing was created. ` +
+      `Raise options.maxCostUsd to at least $${estimate.p50} (the p95 for more headroom), or send options.allowOverBudgetEstimate: true ` +
+      `to run anyway (it stops with budget_exceeded once the budget is spent).`,
+    { maxCostUsd: budget, estimate },
   );
 }

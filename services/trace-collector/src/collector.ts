@@ -87,6 +87,9 @@ export interface CollectorOptions {
   /** AssemblerOptions.immediateAssemblySpans / assemblyIntervalMs / maxTraceDepth. */
   immediateAssemblySpans?: number;
   assemblyIntervalMs?: number;
+  /** AssemblerOptions.forecastWindow / forecastSettleMs. */
+  forecastWindow?: number;
+  forecastSettleMs?: number;
   maxTraceDepth?: number;
 }
 
@@ -132,6 +135,8 @@ export function createCollector(o: CollectorOptions): Collector {
     ...(o.recentTraces !== undefined ? { recentTraces: o.recentTraces } : {}),
     ...(o.immediateAssemblySpans !== undefined ? { immediateAssemblySpans: o.immediateAssemblySpans } : {}),
     ...(o.assemblyIntervalMs !== undefined ? { assemblyIntervalMs: o.assemblyIntervalMs } : {}),
+    ...(o.forecastWindow !== undefined ? { forecastWindow: o.forecastWindow } : {}),
+    ...(o.forecastSettleMs !== undefined ? { forecastSettleMs: o.forecastSettleMs } : {}),
     ...(o.maxTraceDepth !== undefined ? { maxTraceDepth: o.maxTraceDepth } : {}),
     ...(logger ? { logger } : {}),
     stats,

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape } from "@tracelane/runtime";
-import { ANOMALY_STREAM_DEFAULT, TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
+import { ANOMALY_STREAM_DEFAULT, FORECAST_WINDOW_DEFAULT, TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
 import { envSpanStreamShards, SPAN_STREAM_DEFAULT } from "@tracelane/tracing";
 import { z } from "zod";
 
@@ -57,6 +57,10 @@ const schema = z
     /** A trace above this many spans is re-assembled at most once per COLLECTOR_ASSEMBLY_INTERVAL_MS per this many spans. */
     COLLECTOR_IMMEDIATE_ASSEMBLY_SPANS: blankIsUnset(envInt(1_000, { min: 1, max: 1_000_000 })),
     COLLECTOR_ASSEMBLY_INTERVAL_MS: blankIsUnset(envInt(1_000, { min: 10, max: 60_000 })),
+    /** Completed researches kept per (stage, model) for the api's submit-time forecast. */
+    TRACELANE_FORECAST_WINDOW: blankIsUnset(envInt(FORECAST_WINDOW_DEFAULT, { min: 1, max: 10_000 })),
+    /** How long after a research completes its per-stage totals are recorded (its other processes' spans arrive first). */
+    COLLECTOR_FORECAST_SETTLE_MS: blankIsUnset(envInt(5_000, { min: 0, max: 600_000 })),
     /** Spans deeper than this in their trace's parent chain are cut from the tree and counted. */
     TRACELANE_MAX_TRACE_DEPTH: blankIsUnset(envInt(1_000, { min: 1, max: 100_000 })),
   })

@@ -65,6 +65,8 @@ await runService({
       metricsRequireKey: env.METRICS_REQUIRE_KEY,
       immediateAssemblySpans: env.COLLECTOR_IMMEDIATE_ASSEMBLY_SPANS,
       assemblyIntervalMs: env.COLLECTOR_ASSEMBLY_INTERVAL_MS,
+      forecastWindow: env.TRACELANE_FORECAST_WINDOW,
+      forecastSettleMs: env.COLLECTOR_FORECAST_SETTLE_MS,
       maxTraceDepth: env.TRACELANE_MAX_TRACE_DEPTH,
     });
 

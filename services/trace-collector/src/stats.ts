@@ -29,6 +29,8 @@ export class CollectorStats {
   newAnomalies = 0;
   otlpHttpRequests = 0;
   sweptTraces = 0;
+  /** Completed researches whose per-stage totals joined the submit-time forecast's history. */
+  forecastResearches = 0;
   lastBatchAt: number | undefined;
 
   snapshot() {

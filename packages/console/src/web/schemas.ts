@@ -65,7 +65,21 @@ export const ResearchListSchema = z.looseObject({
   nextCursor: z.optional(z.nullable(z.string())),
 });
 
-export const SubmittedSchema = z.looseObject({ id: z.string(), status: z.string(), traceId: z.nullable(z.string()) });
+/** POST /v1/research's cost estimate (p50/p95 from recent researches), or why there is none yet. */
+const EstimateSchema = z.looseObject({
+  available: z.boolean(),
+  reason: z.optional(z.string()),
+  p50: z.optional(z.number()),
+  p95: z.optional(z.number()),
+});
+export type Estimate = z.infer<typeof EstimateSchema>;
+
+export const SubmittedSchema = z.looseObject({
+  id: z.string(),
+  status: z.string(),
+  traceId: z.nullable(z.string()),
+  estimate: z.optional(EstimateSchema),
+});
 
 export const ResearchEventSchema = z.looseObject({
   id: z.string(),

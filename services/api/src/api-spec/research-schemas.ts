@@ -132,12 +132,49 @@ export const ResearchViewSchema = z.object({
 });
 apiSchemas.add(ResearchViewSchema, { id: "Research" });
 
+const usdOrNull = z.number().nullable();
+const EstimateBasisSchema = z.object({
+  method: z.string().meta({ description: "how the figures were made, in words" }),
+  window: z.number().int().meta({ description: "most recent completed researches read per stage (TRACELANE_FORECAST_WINDOW)" }),
+  minSamples: z.number().int().meta({ description: "fewer samples than this for any stage: no estimate (FORECAST_MIN_SAMPLES)" }),
+  queryTokens: z.number().int().meta({ description: "this question's estimated tokens (characters / 4): the first stage's input" }),
+  stages: z.record(
+    z.string(),
+    z.object({
+      model: z.string().meta({ description: "the model the stage will run: options.models, else <STAGE>_MODEL" }),
+      samples: z.number().int().meta({ description: "completed researches on this stage and model the figures come from" }),
+      p50: usdOrNull.meta({ description: "USD per research; null with too few samples or an unpriced model" }),
+      p95: usdOrNull,
+      input: z.enum(["query+history", "history"]),
+    }),
+  ),
+});
+/** The submit-time forecast (services/api/src/forecast.ts). */
+export const EstimateSchema = z
+  .union([
+    z.object({
+      available: z.literal(true),
+      costUsd: z.number().meta({ description: "the expected cost: p50" }),
+      p50: z.number().meta({ description: "sum of the stages' p50 cost per research, USD" }),
+      p95: z.number().meta({ description: "sum of the stages' p95 cost per research, USD (errs high)" }),
+      basis: EstimateBasisSchema,
+    }),
+    z.object({
+      available: z.literal(false),
+      reason: z.string().meta({ description: "which stage lacks history (or a price): no estimate rather than a guess" }),
+      basis: EstimateBasisSchema,
+    }),
+  ])
+  .meta({ description: "what this research will likely cost, from the recent completed researches on the same stages and models" });
+apiSchemas.add(EstimateSchema, { id: "CostEstimate" });
+
 /** POST /v1/research (202, or 200 for an idempotent replay) */
 export const ResearchCreatedSchema = z.object({
   id: z.string(),
   status: z.enum(RESEARCH_STATUSES),
   traceId: z.string().nullable(),
   links: ResearchLinksSchema,
+  estimate: EstimateSchema.optional(),
 });
 apiSchemas.add(ResearchCreatedSchema, { id: "ResearchCreated" });
 

@@ -141,7 +141,7 @@ export const ROUTES = {
     tag: "research",
     summary: "Submit a research query",
     description:
-      "Stores the research and enqueues its first stage. The same Idempotency-Key and body answer 200 with the same research (Idempotent-Replayed: true).",
+      "Stores the research and enqueues its first stage, and answers with its cost estimate (estimate: p50/p95 from recent completed researches on the same stages and models, or available: false while there is too little history). The same Idempotency-Key and body answer 200 with the same research (Idempotent-Replayed: true).",
     headers: {
       "Idempotency-Key": { description: "makes retries safe: same key + same body = same research", schema: IdempotencyKeySchema },
       traceparent: { description: "W3C trace context to continue", schema: z.string() },
@@ -156,6 +156,9 @@ export const ROUTES = {
       409: error("idempotency_conflict: the key was used with another body"),
       413: error("payload_too_large"),
       415: error("unsupported_media_type"),
+      422: error(
+        "estimate_over_budget: options.maxCostUsd (or DEFAULT_MAX_COST_USD) is below the estimate's p50; nothing was created and the Idempotency-Key stays unused; details: maxCostUsd, estimate. Raise maxCostUsd or send options.allowOverBudgetEstimate: true",
+      ),
       429: error(
         "rate_limited (see the other routes), or daily_spend_cap_reached: this API key (client address without keys) spent DAILY_SPEND_CAP_USD today, nothing was created; Retry-After: until 00:00 UTC",
       ),

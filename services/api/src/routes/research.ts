@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Router, type Request, type Response } from "express";
 import { trace } from "@opentelemetry/api";
-import { ATTR_OWNER } from "@tracelane/pipeline";
+import { ATTR_OWNER, ATTR_QUERY_CHARS } from "@tracelane/pipeline";
 import type { ModelPolicy } from "@tracelane/pricing";
 import type { StageQueues } from "@tracelane/queue-contract";
 import type { CreateResearchInput, CreateResult, ResearchStore, ResearchView } from "@tracelane/research-store";
@@ -16,7 +16,8 @@ import { listResearch } from "../research-list.js";
 import type { QueueDepth, QueueDepthGate } from "../limits/queue-depth.js";
 import type { CountRejection } from "../limits/rejections.js";
 import type { SseSlots } from "../limits/sse-slots.js";
-import { dailySpendRefusal, researchOptions } from "../spend-policy.js";
+import type { Estimate, ResearchForecaster } from "../forecast.js";
+import { dailySpendRefusal, estimateRefusal, researchOptions } from "../spend-policy.js";
 import { streamResearchEvents, type SseStreams } from "../sse.js";
 import { parseIdempotencyKey, parseLastEventId, parseResearchId, parseResearchRequest } from "../validation.js";
 
@@ -35,6 +36,8 @@ export interface ResearchRouterDeps {
   countRejection?: CountRejection | undefined;
   /** Which models each stage may run (options.models outside it: 400 model_not_allowed); none: any. */
   modelPolicy?: ModelPolicy | undefined;
+  /** The submit-time cost estimate (and its 422 estimate_over_budget); none: no estimate in the answer. */
+  forecaster?: Pick<ResearchForecaster, "estimate"> | undefined;
 }
 
 /** Retry-After of a 503 queue_full: the workers need a while to drain a full queue. */
@@ -118,27 +121,33 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     const options = researchOptions(body.options, { modelPolicy: deps.modelPolicy, defaultMaxCostUsd: config.defaultMaxCostUsd });
     const spendSubject = limitSubject(req, res);
     const overSpendCap = await dailySpendRefusal(store, spendSubject, config.dailySpendCapUsd);
+    const estimate: Estimate | undefined = await deps.forecaster?.estimate(body.query, options.models);
+    const overEstimate = estimate && estimateRefusal(estimate, options);
+    const withEstimate = estimate ? { estimate } : {};
 
     const id = newResearchId();
     // The research belongs to the key that created it (none when the api runs without keys).
     const owner = callerOf(res)?.id;
     if (owner !== undefined) trace.getActiveSpan()?.setAttribute(ATTR_OWNER, owner); // the collector's OTLP ownership check
+    trace.getActiveSpan()?.setAttribute(ATTR_QUERY_CHARS, body.query.length); // the forecast's first-stage input
     // The request's trace (continued from the caller's traceparent when there is one).
     const traceId = currentTraceId() ?? null;
     const depth: QueueDepth = (await deps.queueDepth?.check()) ?? { full: false };
     const created = overSpendCap
       ? await replayOr(() => overSpendCap, { idempotencyKey, owner, query: body.query, options })
-      : depth.full
-        ? await replayOr(queueFull(depth), { idempotencyKey, owner, query: body.query, options })
-        : await store.create({
-            id,
-            query: body.query,
-            options,
-            traceId,
-            ...(owner !== undefined ? { owner } : {}),
-            spendSubject,
-            ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
-          });
+      : overEstimate
+        ? await replayOr(() => overEstimate, { idempotencyKey, owner, query: body.query, options })
+        : depth.full
+          ? await replayOr(queueFull(depth), { idempotencyKey, owner, query: body.query, options })
+          : await store.create({
+              id,
+              query: body.query,
+              options,
+              traceId,
+              ...(owner !== undefined ? { owner } : {}),
+              spendSubject,
+              ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+            });
 
     if (created.outcome === "conflict") {
       throw new HttpError(
@@ -167,7 +176,7 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
         .status(200)
         .set("Idempotent-Replayed", "true")
         .location(`/v1/research/${view.id}`)
-        .json({ id: view.id, status: view.status, traceId: view.traceId, links: researchLinks(view.id, view.traceId) });
+        .json({ id: view.id, status: view.status, traceId: view.traceId, links: researchLinks(view.id, view.traceId), ...withEstimate });
       return;
     }
 
@@ -197,7 +206,7 @@ export function createResearchRouter(deps: ResearchRouterDeps): Router {
     res
       .status(202)
       .location(`/v1/research/${id}`)
-      .json({ id, status, traceId, links: researchLinks(id, traceId) });
+      .json({ id, status, traceId, links: researchLinks(id, traceId), ...withEstimate });
   });
 
   router.get(ROUTES.listResearch.path, async (req: Request, res: Response) => {

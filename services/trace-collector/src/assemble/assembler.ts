@@ -4,6 +4,14 @@ import { ATTR_OWNER } from "@tracelane/pipeline";
 import { loadPriceTable, type PriceSource } from "@tracelane/pricing";
 import {
   ANOMALY_STREAM_DEFAULT,
+  FORECAST_SCRIPTS,
+  FORECAST_WINDOW_DEFAULT,
+  forecastSamplesOf,
+  parseTakenSamples,
+  queueHoldForecast,
+  queueRecordSamples,
+  queueSettledForecasts,
+  queueTakeForecast,
   anomalyField,
   anomalyMember,
   batchWithScripts,
@@ -61,6 +69,14 @@ export interface AssemblerOptions {
   assemblyIntervalMs?: number;
   /** Spans deeper than this in their trace are cut from its tree and counted (default 1,000, TRACELANE_MAX_TRACE_DEPTH). */
   maxTraceDepth?: number;
+  /** Completed researches kept per (stage, model) for the submit-time forecast (default 200, TRACELANE_FORECAST_WINDOW). */
+  forecastWindow?: number;
+  /**
+   * A completed research's per-stage totals are recorded this long after its completion was first seen, so spans
+   * other processes exported later are counted (default 5,000 ms, COLLECTOR_FORECAST_SETTLE_MS); checked every
+   * assembly tick.
+   */
+  forecastSettleMs?: number;
   logger?: { warn(obj: object, msg?: string): void };
 }
 
@@ -115,7 +131,9 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
   const anomalyStream = opts.anomalyStream ?? ANOMALY_STREAM_DEFAULT;
   const streamMaxLen = opts.anomalyStreamMaxLen ?? 10_000;
   const baselines = new BaselineStore(keys, rules.settings.latency_vs_baseline.window ?? 200);
-  const scripts = [insertSpansScript, writeTraceScript];
+  const scripts = [insertSpansScript, writeTraceScript, ...FORECAST_SCRIPTS];
+  const forecastWindow = opts.forecastWindow ?? FORECAST_WINDOW_DEFAULT;
+  const forecastSettleMs = opts.forecastSettleMs ?? 5_000;
   const recent = new RecentTraces(opts.recentTraces ?? 2_000);
   const immediateSpans = opts.immediateAssemblySpans ?? 1_000;
   const intervalMs = opts.assemblyIntervalMs ?? 1_000;
@@ -173,9 +191,35 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     stats.newAnomalies += result.newAnomalies.length;
   }
 
+  /**
+   * Record the forecast samples of researches that completed at least forecastSettleMs ago: each trace's are taken
+   * once (by whichever replica's take removes it from the pending index), then pushed onto their (stage, model) lists.
+   */
+  async function settleForecasts(): Promise<void> {
+    const replies = await batch(redis, (commands) => queueSettledForecasts(commands, keys, Date.now(), chunkSize));
+    const due: string[] = [];
+    for (const [err, ids] of replies) {
+      if (err) throw err;
+      due.push(...(ids as string[]));
+    }
+    if (due.length === 0) return;
+    await loadScripts();
+    const taken = await batchWithScripts(redis, scripts, (commands) => {
+      for (const id of due) queueTakeForecast(commands, keys, id);
+    });
+    const samples = taken.flatMap(parseTakenSamples);
+    stats.forecastResearches += taken.filter((t) => typeof t === "string").length;
+    if (samples.length === 0) return;
+    const written = await batch(redis, (commands) => queueRecordSamples(commands, keys, samples, forecastWindow));
+    const failed = written.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+
   const tick = () => {
     ticking ??= assembleDeferred(false)
       .catch((err: unknown) => opts.logger?.warn({ err }, "deferred trace assembly failed; retried on the next tick"))
+      .then(() => settleForecasts())
+      .catch((err: unknown) => opts.logger?.warn({ err }, "recording forecast samples failed; retried on the next tick"))
       .finally(() => {
         ticking = undefined;
       });
@@ -277,6 +321,8 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     const detectedAtMs = Date.parse(detectedAt);
     const newLatencies = new Map<string, number[]>();
     const writes: { keys: string[]; args: (string | number)[]; anomalies: Anomaly[] }[] = [];
+    /** Completed research traces of this chunk: their forecast samples, held until they settle. */
+    const forecasts: { id: string; samples: NonNullable<ReturnType<typeof forecastSamplesOf>> }[] = [];
     /** Deferred traces assembled by this chunk: their pending spans are consumed once the writes succeed. */
     const consumed: { id: string; count: number }[] = [];
     /** Traces assembled now (or found expired): they leave the shared deferred index. */
@@ -323,6 +369,10 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
       const stages = resolveStages(spans);
       if (judged.length > 0) opts.onStored?.(judged, stages, detectedAtMs);
       const summary = summarizeTrace(id, spans, Number(droppedCount), stages, { depths: spanDepths(spans), maxDepth });
+      if (summary.researchId !== undefined) {
+        const samples = forecastSamplesOf(spans, stages);
+        if (samples) forecasts.push({ id, samples });
+      }
       // A call is judged against its model's baseline once, when it first arrives, and then joins it.
       const freshIds = new Set(judged.map((s) => s.spanId));
       const isFreshAnswer = (c: { span: SpanRecord; failed: boolean }) => freshIds.has(c.span.spanId) && !c.failed;
@@ -378,6 +428,8 @@ export function createAssembler(opts: AssemblerOptions): Assembler {
     const replies2 = await batchWithScripts(redis, scripts, (commands) => {
       for (const w of writes) writeTraceScript.queue(commands, w.keys, w.args);
       baselines.queueRecord(commands, newLatencies);
+      const settleAt = Date.now() + forecastSettleMs;
+      for (const f of forecasts) queueHoldForecast(commands, keys, f.id, f.samples, settleAt);
       // One ZREM per partition: a multi-member command names one key, the partition's deferred index.
       for (const [deferredIndex, ids] of groupBy(settled, (id) => keys.of(id).idxDeferred)) commands.zrem(deferredIndex, ...ids);
     });

@@ -1,9 +1,17 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, followEventStream, getJson, postJson, type StreamEvent } from "../api.js";
 import { AnomalyBadge, Empty, ErrorBox, Loading, StatusBadge, Usd, useApi } from "../components.js";
-import { formatAgo, formatCount, formatMs, formatTime, humanize } from "../format.js";
+import { formatAgo, formatCount, formatMs, formatTime, formatUsd, humanize } from "../format.js";
 import { href, navigate } from "../router.js";
-import { ResearchEventSchema, ResearchListSchema, ResearchSchema, SubmittedSchema, TraceListSchema, type Research } from "../schemas.js";
+import {
+  ResearchEventSchema,
+  ResearchListSchema,
+  ResearchSchema,
+  SubmittedSchema,
+  TraceListSchema,
+  type Estimate,
+  type Research,
+} from "../schemas.js";
 
 /** Event names of GET /v1/research/:id/events (services/api README); the last three end the stream. */
 const EVENT_TYPES = [
@@ -335,6 +343,7 @@ function SubmitForm(props: { onFinished: () => void }) {
   const [submitting, setSubmitting] = useState(false);
   const [error, setError] = useState<ApiError | undefined>();
   const [researchId, setResearchId] = useState<string | undefined>();
+  const [estimate, setEstimate] = useState<Estimate | undefined>();
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -346,6 +355,7 @@ function SubmitForm(props: { onFinished: () => void }) {
       // One key per submission: a double click or a resend of the same request makes one research.
       const created = await postJson("/v1/research", body, SubmittedSchema, { "Idempotency-Key": crypto.randomUUID() });
       setResearchId(created.id);
+      setEstimate(created.estimate);
     } catch (err) {
       setError(err instanceof ApiError ? err : new ApiError(String(err), 0));
     } finally {
@@ -384,6 +394,13 @@ function SubmitForm(props: { onFinished: () => void }) {
         </button>
       </form>
       {error && <ErrorBox error={error} what="your research" title="The research was not submitted" />}
+      {researchId && estimate && (
+        <p class="muted" data-testid="estimate">
+          {estimate.available && estimate.p50 !== undefined && estimate.p95 !== undefined
+            ? `Estimated cost: ${formatUsd(estimate.p50)} (p50), ${formatUsd(estimate.p95)} (p95), from recent researches on the same models.`
+            : `No cost estimate yet: ${estimate.reason ?? "too little history"}`}
+        </p>
+      )}
       {researchId && <LiveResearch id={researchId} key={researchId} onFinished={props.onFinished} />}
     </div>
   );

@@ -1,11 +1,11 @@
-import { addUsd, type PriceTable } from "@tracelane/pricing";
+import { addUsd, type PriceSource } from "@tracelane/pricing";
 import type { RedisClient } from "@tracelane/runtime";
 import { percentile, readStageSamples, traceKeys, type StageSample, type TraceKeys } from "@tracelane/trace-store";
 
 /**
  * The cost forecast `POST /v1/research` answers with, from the trace-collector's per-(stage, model) history of
  * completed researches (trace-store forecast.ts). Each past research's stage tokens are priced with the api's price
- * table and the percentiles are taken over those per-research costs: pricing a percentile of tokens would pair a
+ * table (at the prices in force now: what it would cost today) and the percentiles are taken over those per-research costs: pricing a percentile of tokens would pair a
  * p95 of input with a p95 of output that no research had, and would hide how a fan-out stage's call count varies.
  */
 
@@ -40,7 +40,7 @@ export type Estimate =
 
 const METHOD =
   "Per stage, the newest completed researches that ran it on the model this request will use: each research's tokens " +
-  "on that stage (every call, a fan-out stage's claims summed) priced with the api's price table, then the p50 and p95 " +
+  "on that stage (every call, a fan-out stage's claims summed) priced with the api's price table at today's prices, then the p50 and p95 " +
   "of those per-research costs (nearest rank). The first stage's input is each past research's input minus its " +
   "question's estimated tokens plus this question's (tokens = characters / 4, an estimate, not a tokenizer count); " +
   "its output comes from history. p50 and p95 (and costUsd = p50) are sums over the stages: the p95 sum assumes no " +
@@ -52,7 +52,7 @@ export interface EstimateInput {
   firstStage: string;
   /** Characters of this research's question. */
   queryChars: number;
-  prices: Pick<PriceTable, "cost">;
+  prices: Pick<PriceSource, "cost">;
   minSamples: number;
   window: number;
 }
@@ -112,7 +112,7 @@ export interface ResearchForecasterOptions {
   redis: RedisClient;
   /** TRACELANE_TRACE_PREFIX: where the trace-collector keeps the history. */
   tracePrefix?: string;
-  prices: Pick<PriceTable, "cost">;
+  prices: Pick<PriceSource, "cost">;
   /** Stage names in pipeline order. */
   stages: readonly string[];
   /** The model a stage runs unless the request names one (<STAGE>_MODEL). */

@@ -86,7 +86,8 @@ describe("forecast samples (the collector's per stage+model token baselines)", (
   });
 
   it("waits the settle time for late spans, sums a stage's calls per research, and records each research once", async () => {
-    const { assembler, samples, keys } = setup("forecast-settle", { settleMs: 400 });
+    // Settle time well above two ingests on a loaded machine: the late call must arrive inside it.
+    const { assembler, samples, keys } = setup("forecast-settle", { settleMs: 2_000 });
     const trace = research(100);
     await assembler.ingest(decode(trace));
     // Completed, but held until it settles: a claim check exported late still counts.

@@ -145,6 +145,10 @@ describe("the web console at /ui", () => {
     // Live progress over SSE: every stage reaches completed, then the research does.
     const live = page.getByTestId("live-research");
     await live.waitFor();
+    // The api's cost estimate, under the form: this stack has no history yet, and the page says so.
+    expect(await page.getByTestId("estimate").innerText()).toMatch(
+      /^No cost estimate yet: No estimate rather than a guess: the analysis stage has 0 completed researches/,
+    );
     // The report as it is being written: streamed text while the synthesis runs.
     const report = page.getByTestId("live-report");
     await page.locator("[data-testid=live-report][data-streaming=true]").waitFor({ timeout: 30_000 });

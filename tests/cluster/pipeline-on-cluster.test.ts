@@ -67,14 +67,31 @@ async function runResearches(n: number, label: string, during?: (finished: numbe
   }
   const views: ResearchView[] = [];
   let next = 0;
+  // A research's own latency is about the whole batch's (every stage queue is FIFO across researches), so the
+  // deadline is on progress: the batch fails if no research finishes for 120 s, however long the batch takes.
+  let lastProgress = Date.now();
+  let done = false;
   const worker = async () => {
-    while (next < ids.length) {
+    while (next < ids.length && !done) {
       const id = ids[next++]!;
-      views.push(await api.waitForFinal(id, 120_000));
+      views.push(await api.waitForFinal(id, 600_000));
+      lastProgress = Date.now();
       if (during) await during(views.length);
     }
   };
-  await Promise.all(Array.from({ length: 8 }, worker));
+  const stalled = (async () => {
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      if (!done && Date.now() - lastProgress > 120_000) {
+        throw new Error(`${label}: no research finished for 120 s (${views.length} of ${ids.length} done)`);
+      }
+    }
+  })();
+  try {
+    await Promise.race([Promise.all(Array.from({ length: 8 }, worker)), stalled]);
+  } finally {
+    done = true;
+  }
   return views;
 }
 

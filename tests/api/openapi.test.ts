@@ -296,6 +296,20 @@ describe("answers of a real running api", () => {
     expect(windowWhatIf.body.traces).toBeGreaterThan(0);
     await call("GET", "/v1/stats/what-if?swap=factcheck:no-such-model", "/v1/stats/what-if");
     await call("GET", "/v1/stats/what-if?swap=factcheck", "/v1/stats/what-if");
+    // A reprice with the collector's own table (no keys here: open, like every route), its progress and its errors.
+    const reprice = await call("POST", "/v1/admin/reprice", "/v1/admin/reprice", json({ since: 0 }));
+    expect(reprice.status).toBe(202);
+    expect((await call("POST", "/v1/admin/reprice", "/v1/admin/reprice", json({ since: 0, priceTable: { models: [] } }))).status).toBe(400);
+    const repriced = await waitFor(
+      async () => {
+        const r = await call("GET", `/v1/admin/reprice/${reprice.body.id}`, "/v1/admin/reprice/{id}");
+        return r.body.state === "completed" ? r.body : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: "the reprice to complete" },
+    );
+    expect(repriced.tracesDone).toBeGreaterThan(0);
+    await call("GET", "/v1/admin/reprice/nope", "/v1/admin/reprice/{id}");
+    await call("GET", `/v1/admin/reprice/reprice-${"0".repeat(8)}-0000-0000-0000-${"0".repeat(12)}`, "/v1/admin/reprice/{id}");
     await call("GET", "/healthz", "/healthz");
     await call("GET", "/readyz", "/readyz");
     await call("GET", "/openapi.json", "/openapi.json");

@@ -1,6 +1,8 @@
 export {
   PriceTable,
+  PriceFileSchema,
   loadPriceTable,
+  type PriceFile,
   type CallCost,
   type DatedPrice,
   type ModelEntry,

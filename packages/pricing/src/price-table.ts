@@ -88,7 +88,9 @@ const ModelEntrySchema = z
     }
   });
 
-const PriceFileSchema = z.object({ $comment: z.string().optional(), models: z.array(ModelEntrySchema).min(1) }).strict();
+/** A price file (TRACELANE_PRICE_TABLE, or an inline table such as a reprice request's): `{ models: [...] }`. */
+export const PriceFileSchema = z.object({ $comment: z.string().optional(), models: z.array(ModelEntrySchema).min(1) }).strict();
+export type PriceFile = z.input<typeof PriceFileSchema>;
 
 /** USD per 1M tokens. */
 export interface Rates {

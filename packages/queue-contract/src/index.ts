@@ -23,3 +23,13 @@ export {
   type TraceCarrier,
 } from "./payloads.js";
 export { StageQueues, type StageQueuesOptions } from "./stage-queues.js";
+export {
+  REPRICE_QUEUE,
+  REPRICE_JOB_OPTIONS,
+  RepriceIdSchema,
+  RepriceJobSchema,
+  newRepriceId,
+  repriceQueuePrefix,
+  type RepriceJob,
+  type RepriceProgress,
+} from "./reprice.js";

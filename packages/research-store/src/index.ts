@@ -29,6 +29,8 @@ export {
   type ResearchError,
   type StageRecord,
   type ClaimRecord,
+  type RepricedCost,
+  type RepricedCosts,
   type ClaimVerdict,
   CLAIM_VERDICTS,
   addUsage,

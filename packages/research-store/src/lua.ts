@@ -293,3 +293,17 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 `;
+
+/**
+ * Store a research's re-priced costs (RepricedCosts JSON), only once it has finished: a running research's stages
+ * are still being charged. KEYS: 1 record. ARGV: 1 the JSON.
+ * Returns 0 no such research, 1 not finished (nothing written), 2 already these costs, 3 written.
+ */
+export const REPRICE_SCRIPT = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+if status ~= 'completed' and status ~= 'failed' and status ~= 'cancelled' then return 1 end
+if redis.call('HGET', KEYS[1], 'repriced') == ARGV[1] then return 2 end
+redis.call('HSET', KEYS[1], 'repriced', ARGV[1])
+return 3
+`;

@@ -150,6 +150,24 @@ export interface ResearchView<S extends string = Stage, O extends string = Outpu
   error?: ResearchError<S>;
 }
 
+/** A re-priced cost: USD (null when some call of it is unpriced) and, of it, what failed attempts cost. */
+export interface RepricedCost {
+  costUsd: number | null;
+  retryCostUsd: number;
+}
+
+/**
+ * A research's costs re-priced from its trace (POST /v1/admin/reprice): per stage (its claims' calls included) and
+ * per claim of the fan-out stage, keyed by claim index. Stored beside the record's own figures (the research hash
+ * field `repriced`), which keep what the calls were charged when made; the view shows these instead.
+ */
+export interface RepricedCosts {
+  /** The price table used (its content hash). */
+  priceVersion: string;
+  stages: Record<string, RepricedCost>;
+  claims?: Record<string, RepricedCost>;
+}
+
 export type ResearchEventType<S extends string = Stage> =
   | "research.queued"
   | "stage.started"

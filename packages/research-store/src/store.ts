@@ -10,6 +10,7 @@ import {
   CLAIM_AFTER_CANCEL_SCRIPT,
   STAGE_WASTED_SCRIPT,
   STAGE_RETRYING_SCRIPT,
+  REPRICE_SCRIPT,
   START_STAGE_SCRIPT,
   UPDATE_SCRIPT,
 } from "./lua.js";
@@ -39,6 +40,7 @@ import {
   type ResearchStatus,
   type ResearchView,
   type ClaimRecord,
+  type RepricedCosts,
   type StageRecord,
   type TokenUsage,
   addUsage,
@@ -234,6 +236,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     redis.defineCommand("tracelaneResearchStageCallAfterCancel", { numberOfKeys: 2, lua: STAGE_CALL_AFTER_CANCEL_SCRIPT });
     redis.defineCommand("tracelaneResearchClaimAfterCancel", { numberOfKeys: 2, lua: CLAIM_AFTER_CANCEL_SCRIPT });
     redis.defineCommand("tracelaneResearchStageWasted", { numberOfKeys: 2, lua: STAGE_WASTED_SCRIPT });
+    redis.defineCommand("tracelaneResearchReprice", { numberOfKeys: 1, lua: REPRICE_SCRIPT });
   }
 
   private get scripts() {
@@ -247,6 +250,7 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
       tracelaneResearchStageCallAfterCancel(...args: Array<string | number>): Promise<number>;
       tracelaneResearchClaimAfterCancel(...args: Array<string | number>): Promise<number>;
       tracelaneResearchStageWasted(...args: Array<string | number>): Promise<number>;
+      tracelaneResearchReprice(...args: Array<string | number>): Promise<number>;
     };
   }
 
@@ -334,6 +338,18 @@ export class ResearchStore<S extends string = Stage, O extends string = OutputKe
     if (bound === null) return undefined;
     const [id = "", fingerprint] = bound.split("|");
     return { outcome: fingerprint === requestFingerprint(input.query, input.options) ? "existing" : "conflict", id };
+  }
+
+  /**
+   * Show research `id`'s costs as re-priced from its trace (the trace-collector's reprice): its stage rows, claim
+   * rows and totals then read `costs`. Only a finished research is re-priced (a running one is still being charged:
+   * "running"). The record's own figures and the daily spend counters are left as charged: the spend cap counts what
+   * was paid for when it was called, and a reprice changes no past day's spend. Writing the same costs again
+   * changes nothing ("unchanged").
+   */
+  async applyRepricedCosts(id: string, costs: RepricedCosts): Promise<"applied" | "unchanged" | "running" | "missing"> {
+    const r = await this.scripts.tracelaneResearchReprice(researchKeys(this.prefix, id).record, JSON.stringify(costs));
+    return r === 3 ? "applied" : r === 2 ? "unchanged" : r === 1 ? "running" : "missing";
   }
 
   /** The view plus the raw stage outputs, in one round trip (what a stage worker needs). */

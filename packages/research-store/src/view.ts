@@ -8,6 +8,8 @@ import {
   type ResearchOptions,
   type ResearchStatus,
   type ClaimRecord,
+  type RepricedCost,
+  type RepricedCosts,
   type ResearchView,
   type StageRecord,
   type TokenUsage,
@@ -56,6 +58,20 @@ export function toView<S extends string = Stage, O extends string = OutputKey>(
   if (fanOut) {
     const claims = claimsOf(hash, fanOut);
     if (claims.length > 0) stages[fanOut] = withClaims(stages[fanOut], claims);
+  }
+  if (hash.repriced) {
+    const repriced = JSON.parse(hash.repriced) as RepricedCosts;
+    for (const stage of pipeline.names) {
+      const cost = repriced.stages[stage];
+      if (cost) stages[stage] = withCost(stages[stage], cost);
+    }
+    const claims = fanOut ? stages[fanOut].claims : undefined;
+    if (fanOut && claims && repriced.claims) {
+      stages[fanOut] = {
+        ...stages[fanOut],
+        claims: claims.map((c) => (repriced.claims![c.index] ? withCost(c, repriced.claims![c.index]!) : c)),
+      };
+    }
   }
   const status = hash.status as ResearchStatus;
   const outputs: Partial<Record<O, string>> = {};
@@ -149,6 +165,12 @@ function withClaims(rec: StageRecord, claims: ClaimRecord[]): StageRecord {
     ...(retryCostUsd > 0 ? { retryCostUsd } : {}),
     claims,
   };
+}
+
+/** A stage or claim row with its re-priced cost in place of what it was charged (the research was re-priced). */
+function withCost<R extends { costUsd?: number | null; retryCostUsd?: number }>(row: R, cost: RepricedCost): R {
+  const { retryCostUsd: _charged, ...rest } = row;
+  return { ...rest, costUsd: cost.costUsd, ...(cost.retryCostUsd > 0 ? { retryCostUsd: cost.retryCostUsd } : {}) } as R;
 }
 
 /** What attempts of `stage` paid for and threw away (wastedFields), or undefined when nothing. */

@@ -1,11 +1,18 @@
 import type { Server } from "node:http";
 import type { ApiKeys } from "@tracelane/api-keys";
-import type { JobsOptions } from "bullmq";
+import { Queue, type JobsOptions } from "bullmq";
 import type { Express, Router } from "express";
 import type { RedisClient } from "@tracelane/runtime";
 import type { Pipeline } from "@tracelane/pipeline";
 import { loadPriceTable, ModelPolicy, type PriceSource } from "@tracelane/pricing";
-import { StageQueues } from "@tracelane/queue-contract";
+import {
+  REPRICE_JOB_OPTIONS,
+  REPRICE_QUEUE,
+  repriceQueuePrefix,
+  StageQueues,
+  type RepriceJob,
+  type RepriceProgress,
+} from "@tracelane/queue-contract";
 import { ResearchStore } from "@tracelane/research-store";
 import { listen } from "@tracelane/runtime";
 import { createTraceReader } from "@tracelane/trace-store";
@@ -82,6 +89,12 @@ export function composeApi(opts: ComposeApiOptions): Api {
     ...(opts.jobOptions ? { jobOptions: opts.jobOptions } : {}),
     ...pipeline,
   }) as unknown as StageQueues;
+  // POST /v1/admin/reprice adds here; the trace-collector consumes it.
+  const repriceQueue = new Queue<RepriceJob, RepriceProgress>(REPRICE_QUEUE, {
+    connection: queueRedis,
+    prefix: repriceQueuePrefix(env.TRACELANE_QUEUE_PREFIX),
+    defaultJobOptions: REPRICE_JOB_OPTIONS,
+  });
   const streams = new SseStreams();
   // A bad API_KEYS / API_KEYS_FILE stops the boot here with an EnvError naming the variable.
   const apiKeys = opts.apiKeys ?? apiKeysFromEnv(env);
@@ -128,6 +141,7 @@ export function composeApi(opts: ComposeApiOptions): Api {
     ...(opts.rateLimitNow ? { rateLimitNow: opts.rateLimitNow } : {}),
     modelPolicy,
     forecaster,
+    repriceQueue,
   });
 
   let server: Server | undefined;
@@ -164,6 +178,7 @@ export function composeApi(opts: ComposeApiOptions): Api {
         else streams.closeAll();
         await recovery?.stop();
         await queues.close().catch(() => undefined);
+        await repriceQueue.close().catch(() => undefined);
       })()),
   };
 }

@@ -2,7 +2,8 @@ import express, { type Express, type Router } from "express";
 import { ApiKeys } from "@tracelane/api-keys";
 import { CONSOLE_BASE, createConsoleRouter } from "@tracelane/console";
 import type { RedisClient } from "@tracelane/runtime";
-import type { StageQueues } from "@tracelane/queue-contract";
+import type { Queue } from "bullmq";
+import type { RepriceJob, RepriceProgress, StageQueues } from "@tracelane/queue-contract";
 import type { ResearchStore } from "@tracelane/research-store";
 import type { TraceReader } from "@tracelane/trace-store";
 import { httpServerTracing, type Logger } from "@tracelane/tracing";
@@ -22,6 +23,7 @@ import { createHealthRouter } from "./routes/health.js";
 import { createQueueBoardRouter, QUEUE_BOARD_PATH } from "./routes/queue-board.js";
 import { createOpenApiRouter } from "./routes/openapi.js";
 import { createResearchRouter } from "./routes/research.js";
+import { createAdminRouter } from "./routes/admin.js";
 import { SseStreams } from "./sse.js";
 
 export interface AppDeps {
@@ -47,6 +49,8 @@ export interface AppDeps {
   modelPolicy?: ModelPolicy;
   /** The submit-time cost estimate of POST /v1/research; none: answered without one. */
   forecaster?: ResearchForecaster;
+  /** The reprice queue (POST /v1/admin/reprice), mounted when given. */
+  repriceQueue?: Queue<RepriceJob, RepriceProgress>;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -101,6 +105,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   if (deps.traceRouter) app.use(deps.traceRouter);
+  if (deps.repriceQueue) app.use(createAdminRouter({ reprice: deps.repriceQueue }));
   // Bull Board (read-write: retry, promote, remove jobs of anyone): admin keys only.
   app.use(QUEUE_BOARD_PATH, requireAdmin("Bull Board (/admin)"), createQueueBoardRouter(deps.queues));
 

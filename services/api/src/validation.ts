@@ -96,10 +96,13 @@ function allowedFields(pipeline: AnyPipeline): Record<string, readonly string[]>
 
 const pathOf = (path: readonly PropertyKey[]) => (path.length === 0 ? "body" : path.map(String).join("."));
 
-/** Turn zod issues into field problems; each unknown field becomes its own problem naming it. */
-function fieldProblems(error: z.ZodError, pipeline: AnyPipeline = RESEARCH_PIPELINE): FieldProblem[] {
+/** Turn zod issues into field problems; each unknown field becomes its own problem naming it (and what is allowed there). */
+function fieldProblems(
+  error: z.ZodError,
+  pipeline: AnyPipeline = RESEARCH_PIPELINE,
+  allowedHere: Record<string, readonly string[]> = allowedFields(pipeline),
+): FieldProblem[] {
   const problems: FieldProblem[] = [];
-  const allowedHere = allowedFields(pipeline);
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") {
       const parent = issue.path.map(String).join(".");
@@ -132,6 +135,13 @@ export function parseResearchRequest(body: unknown, maxQueryChars: number, pipel
   if (!schema) byLimit.set(maxQueryChars, (schema = researchRequestSchema(maxQueryChars, pipeline)));
   const result = schema.safeParse(body);
   if (!result.success) throw invalidRequest("The request body", fieldProblems(result.error, pipeline));
+  return result.data;
+}
+
+/** A JSON body parsed with `schema` (strict objects): a 400 invalid_request naming every field at fault. */
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown, allowed: Record<string, readonly string[]>): z.output<T> {
+  const result = schema.safeParse(body);
+  if (!result.success) throw invalidRequest("The request body", fieldProblems(result.error, RESEARCH_PIPELINE, allowed));
   return result.data;
 }
 

@@ -2,6 +2,7 @@ import type { RedisClient } from "@tracelane/runtime";
 import type { ApiKeys } from "@tracelane/api-keys";
 import type { PriceSource } from "@tracelane/pricing";
 import type { TracingStatsLike } from "@tracelane/metrics";
+import { ResearchStore } from "@tracelane/research-store";
 import type { SpanRecord } from "@tracelane/trace-store";
 import { SPAN_STREAM_SHARDS_DEFAULT } from "@tracelane/tracing";
 import { WebhookAlerter, type WebhookOptions } from "./alerts/webhook.js";
@@ -12,6 +13,8 @@ import { OtlpDecodeError } from "./ingest/otlp-common.js";
 import { decodeOtlpJson } from "./ingest/otlp-json.js";
 import { StreamConsumer, type StreamEntry } from "./ingest/stream-consumer.js";
 import { createCollectorMetrics, type CollectorMetrics } from "./metrics.js";
+import { createRepricer, type Repricer } from "./reprice/repricer.js";
+import { startRepriceWorker } from "./reprice/worker.js";
 import { CollectorStats } from "./stats.js";
 import { Sweeper } from "./sweeper.js";
 
@@ -91,6 +94,11 @@ export interface CollectorOptions {
   forecastWindow?: number;
   forecastSettleMs?: number;
   maxTraceDepth?: number;
+  /**
+   * Consume the reprice queue (POST /v1/admin/reprice) under TRACELANE_QUEUE_PREFIX, writing re-priced research
+   * costs under TRACELANE_RESEARCH_PREFIX, REPRICE_BATCH_TRACES traces per step. Absent: no reprice worker.
+   */
+  reprice?: { queuePrefix: string; researchPrefix: string; batchSize?: number };
 }
 
 export interface Collector {
@@ -102,8 +110,12 @@ export interface Collector {
   /** GET /metrics: LLM metrics derived from the stored spans, ingest counters, process metrics. */
   metrics: CollectorMetrics;
   app: ReturnType<typeof createHttpApp>;
-  /** Create the consumer group on every shard, start the consumer's shard loops and the expiry sweeper. */
+  /** Re-prices stored traces (the reprice worker's work). */
+  repricer: Repricer;
+  /** Create the consumer group on every shard, start the consumer's shard loops, the expiry sweeper and the reprice worker. */
   start(): Promise<void>;
+  /** Stop the reprice worker after its current step (shutdown; safe to call twice). */
+  stopReprice(): Promise<void>;
 }
 
 /** Wire one collector: stream consumer + OTLP/HTTP + assembler + alerts + sweeper. */
@@ -161,6 +173,16 @@ export function createCollector(o: CollectorOptions): Collector {
     ...(logger ? { logger } : {}),
   });
   const sweeper = new Sweeper(o.redis, o.prefix, o.sweepIntervalMs, stats, logger);
+  const repricer = createRepricer({
+    redis: o.redis,
+    keys: assembler.keys,
+    prices: o.prices,
+    research: new ResearchStore(o.redis, o.reprice ? { prefix: o.reprice.researchPrefix } : {}),
+    ...(o.maxTraceDepth !== undefined ? { maxTraceDepth: o.maxTraceDepth } : {}),
+    ...(o.reprice?.batchSize !== undefined ? { batchSize: o.reprice.batchSize } : {}),
+  });
+  let repriceWorker: { close(): Promise<void> } | undefined;
+  let repriceStopped: Promise<void> | undefined;
   const app = createHttpApp({
     redis: o.redis,
     stats,
@@ -183,11 +205,21 @@ export function createCollector(o: CollectorOptions): Collector {
     sweeper,
     metrics,
     app,
+    repricer,
     async start() {
       await consumer.ensureGroup();
       consumer.start();
       sweeper.start();
+      if (o.reprice) {
+        repriceWorker = startRepriceWorker({
+          connection: o.redis,
+          queuePrefix: o.reprice.queuePrefix,
+          repricer,
+          ...(logger ? { logger } : {}),
+        });
+      }
     },
+    stopReprice: () => (repriceStopped ??= repriceWorker?.close() ?? Promise.resolve()),
   };
 }
 

@@ -1,5 +1,7 @@
 import { hostname } from "node:os";
 import { envBoolean, envInt, envOptionalString, parseEnv, redisEnvShape, serviceEnvShape } from "@tracelane/runtime";
+import { DEFAULT_QUEUE_PREFIX } from "@tracelane/queue-contract";
+import { DEFAULT_RESEARCH_PREFIX } from "@tracelane/research-store";
 import { ANOMALY_STREAM_DEFAULT, FORECAST_WINDOW_DEFAULT, TRACE_PREFIX_DEFAULT } from "@tracelane/trace-store";
 import { envSpanStreamShards, SPAN_STREAM_DEFAULT } from "@tracelane/tracing";
 import { z } from "zod";
@@ -27,6 +29,11 @@ const schema = z
     TRACELANE_TRACE_TTL_SECONDS: blankIsUnset(envInt(86_400, { min: 1 })),
     TRACELANE_MAX_SPANS_PER_TRACE: blankIsUnset(envInt(5_000, { min: 1, max: 1_000_000 })),
     TRACELANE_PRICE_TABLE: envOptionalString(),
+    /** Where the reprice queue lives (the api adds its jobs) and the research records a reprice updates: as the api has them. */
+    TRACELANE_QUEUE_PREFIX: blankIsUnset(z.string().min(1).default(DEFAULT_QUEUE_PREFIX)),
+    TRACELANE_RESEARCH_PREFIX: blankIsUnset(z.string().min(1).default(DEFAULT_RESEARCH_PREFIX)),
+    /** Traces a reprice reads, re-prices and writes per step (and between two progress reports). */
+    REPRICE_BATCH_TRACES: blankIsUnset(envInt(200, { min: 1, max: 5_000 })),
 
     // The rules' own variables (TRACELANE_RULE_*, TRACELANE_RULES_DISABLED) are declared by each
     // rule in src/anomalies/rules/ and read by loadRules, at boot as well.

@@ -68,6 +68,11 @@ await runService({
       forecastWindow: env.TRACELANE_FORECAST_WINDOW,
       forecastSettleMs: env.COLLECTOR_FORECAST_SETTLE_MS,
       maxTraceDepth: env.TRACELANE_MAX_TRACE_DEPTH,
+      reprice: {
+        queuePrefix: env.TRACELANE_QUEUE_PREFIX,
+        researchPrefix: env.TRACELANE_RESEARCH_PREFIX,
+        batchSize: env.REPRICE_BATCH_TRACES,
+      },
     });
 
     const server = createServer(collector.app);
@@ -83,6 +88,7 @@ await runService({
           }),
       )
       .add("stop the stream consumer after its current batches", () => collector.consumer.stop())
+      .add("stop the reprice worker after its current step", () => collector.stopReprice())
       .add("stop the expiry sweeper", () => collector.sweeper.stop())
       .add("assemble the traces whose summary was deferred", () => collector.assembler.close())
       .add("flush alerts", () => collector.alerter?.flush(env.COLLECTOR_ALERT_FLUSH_MS));

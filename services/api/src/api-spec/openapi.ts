@@ -117,6 +117,7 @@ export function buildOpenApiDocument(ctx: BodyContext): OpenApiDocument {
     tags: [
       { name: "research", description: "submit, list, follow and cancel researches" },
       { name: "traces", description: "traces, anomalies and cost statistics from the trace-collector" },
+      { name: "admin", description: "operations for admin API keys: re-pricing stored traces" },
       { name: "health", description: "liveness and readiness" },
       { name: "meta", description: "this description" },
     ],

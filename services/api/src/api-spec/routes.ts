@@ -14,6 +14,7 @@ import {
   windowParams,
 } from "../http/query.js";
 import { IdempotencyKeySchema, LastEventIdSchema, researchRequestSchema } from "../validation.js";
+import { RepriceAcceptedSchema, RepriceRequestSchema, RepriceStatusSchema } from "./admin-schemas.js";
 import { ErrorSchema, HealthSchema, NotReadySchema, ReadySchema } from "./http-schemas.js";
 import { ResearchCreatedSchema, ResearchEventSchema, ResearchListSchema, ResearchViewSchema } from "./research-schemas.js";
 import {
@@ -58,7 +59,7 @@ export interface RouteSpec {
   /** Express path ("/v1/research/:id"); the document writes it "/v1/research/{id}". */
   path: string;
   operationId: string;
-  tag: "research" | "traces" | "health" | "meta";
+  tag: "research" | "traces" | "admin" | "health" | "meta";
   summary: string;
   description?: string;
   params?: Record<string, ParamSpec>;
@@ -336,6 +337,42 @@ export const ROUTES = {
         "invalid_query (a swap that is malformed, names no stage of the pipeline or repeats a stage; a bad window) or unknown_model (not in the price table)",
       ),
       403: adminKind,
+      503: unavailable,
+      429: rateLimited,
+    },
+  },
+  createReprice: {
+    method: "post",
+    path: "/v1/admin/reprice",
+    operationId: "createReprice",
+    tag: "admin",
+    summary: "Re-price the stored traces of a window (admin key)",
+    description:
+      "Hands the work to the trace-collector (the reprice queue): every stored trace whose start is in [since, until] gets each model call's cost recomputed from its recorded tokens with the collector's price table (or the one given), its summary (by stage, by model, calls), its cost index score and, for a finished research, the research's stage, claim and total costs. Idempotent: the same table again changes nothing. A call whose model was unpriced becomes priced once its model is in the table. Spend counters (DAILY_SPEND_CAP_USD) keep what was charged when the call was made.",
+    body: () => RepriceRequestSchema,
+    responses: {
+      202: { description: "queued: follow links.self", schema: RepriceAcceptedSchema, headers: { Location: "/v1/admin/reprice/{id}" } },
+      400: error(
+        "invalid_json or invalid_request: since/until malformed, until before since, or priceTable invalid (the field at fault in details)",
+      ),
+      403: error("forbidden: a member key (re-pricing needs an admin key)"),
+      413: error("payload_too_large"),
+      503: unavailable,
+      429: rateLimited,
+    },
+  },
+  getReprice: {
+    method: "get",
+    path: "/v1/admin/reprice/:id",
+    operationId: "getReprice",
+    tag: "admin",
+    summary: "A reprice's state and progress (admin key)",
+    params: { id: { description: "reprice id, as POST /v1/admin/reprice returned it", schema: z.string() } },
+    responses: {
+      200: { description: "state, traces done of the total, calls re-priced, costs before and after", schema: RepriceStatusSchema },
+      400: badId,
+      403: error("forbidden: a member key"),
+      404: unknown,
       503: unavailable,
       429: rateLimited,
     },

@@ -54,8 +54,8 @@ const EPOCH_MS = /^\d{1,16}$/;
 /** The largest instant a JavaScript Date holds (year 275760); past it, `new Date(ms)` is invalid. */
 const MAX_DATE_MS = 8.64e15;
 
-/** A `since`/`until`: ISO 8601 or epoch milliseconds, as epoch milliseconds. */
-function parseTime(v: string): number | undefined {
+/** A `since`/`until`: ISO 8601 or epoch milliseconds, as epoch milliseconds (undefined when it is neither). */
+export function parseTime(v: string): number | undefined {
   if (EPOCH_MS.test(v)) return Number(v) <= MAX_DATE_MS ? Number(v) : undefined;
   if (!ISO_TIME.test(v)) return undefined;
   const ms = Date.parse(v);

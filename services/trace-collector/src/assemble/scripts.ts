@@ -18,7 +18,8 @@ import { RedisScript } from "@tracelane/trace-store";
  *   version = spans stored + spans dropped (grows with every new span; orders summary writes)
  *   flags   = one char per input span: '1' stored now, '0' already stored, 'd' dropped now (over
  *             the cap), 'D' dropped before, 'r' refused (the trace belongs to another key)
- *   mode    = 0 assemble now, the caller's copy (knownVersion) plus its fresh spans is the trace;
+ *   mode    = 0 assemble now, the caller's copy (knownVersion) plus its fresh spans is the trace (never for a
+ *               re-priced trace: the caller's copy has the calls as they were priced before);
  *             1 assemble now, every stored span but this call's follows;
  *             2 deferred: the trace is above immediateSpans and this call added less than a quarter
  *               of it, so re-assembling now would cost O(trace) for O(1) new spans (nothing follows);
@@ -62,7 +63,11 @@ if refuse then
   for i = 1, n do flags[i] = 'r' end
   return { len + redis.call('SCARD', dropped), redis.call('SCARD', dropped), table.concat(flags), 3 }
 end
-local upToDate = tonumber(ARGV[3]) == len + redis.call('SCARD', dropped)
+-- A re-priced trace (repriceTraceScript: its summary version ends in .5) has new calls in its stored spans, so a
+-- copy held in memory is stale: it is read back and re-assembled at once, never deferred, until a summary is written.
+local stored = redis.call('HGET', meta, 'v')
+local repriced = stored and string.find(stored, '.', 1, true) ~= nil
+local upToDate = not repriced and tonumber(ARGV[3]) == len + redis.call('SCARD', dropped)
 local fresh = 0
 for i = 11, #ARGV, 2 do
   local id = ARGV[i]
@@ -83,7 +88,7 @@ end
 local droppedCount = redis.call('SCARD', dropped)
 for k = 1, 3 do redis.call('EXPIRE', KEYS[k], ttl) end
 local version = len + droppedCount
-if len > immediate and fresh * 4 < len then
+if not repriced and len > immediate and fresh * 4 < len then
   if fresh > 0 then
     local t = redis.call('TIME')
     redis.call('ZADD', KEYS[4], 'NX', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[9]) * math.ceil(len / immediate), ARGV[10])
@@ -175,5 +180,48 @@ end
 redis.call('ZADD', KEYS[5], 'GT', now + ttl * 1000, id)
 for k = 1, 4 do redis.call('EXPIRE', KEYS[k], ttl) end
 return out
+`,
+);
+
+/**
+ * Store a re-priced trace (POST /v1/admin/reprice): its spans whose call changed, its summary recomputed from every
+ * stored span with the new table, and its index scores; only if no span arrived since it was read.
+ *
+ * The summary's version becomes the trace's version + 0.5: an assembly that read the spans before this (its version
+ * is the trace's) can no longer overwrite the re-priced summary with the old prices, and the next span (version + 1)
+ * writes as usual. insertSpansScript reads a trace whose version ends in .5 back from Redis instead of trusting a copy
+ * held in memory. The same prices again change nothing (same bytes, same scores).
+ *
+ * KEYS: 1 spans, 2 dropped, 3 summary, 4 idx:start, 5 idx:cost, 6 idx:duration, 7 idx:status:ok, 8 idx:status:error
+ *       (the trace's and its partition's: one slot)
+ * ARGV: 1 version read (spans + dropped), 2 summary json, 3 startMs, 4 costUsd, 5 durationMs, 6 status, 7 traceId,
+ *       then spanId1, json1, ...
+ * Returns 1 written, 0 nothing to change (same summary, no span changed), -1 spans arrived since the read (read
+ * it again), -2 the trace expired.
+ *
+ * The cost score is set as it is (a lower price lowers it; writeTraceScript only ever raises it); start and duration
+ * move like writeTraceScript's, and status with the summary.
+ */
+export const repriceTraceScript = new RedisScript(
+  "tracelane-reprice-trace",
+  `
+local id = ARGV[7]
+local current = redis.call('HGET', KEYS[3], 'json')
+if not current then return -2 end
+if redis.call('HLEN', KEYS[1]) + redis.call('SCARD', KEYS[2]) ~= tonumber(ARGV[1]) then return -1 end
+if current == ARGV[2] and #ARGV == 7 then return 0 end
+for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[3], 'v', ARGV[1] .. '.5', 'json', ARGV[2])
+redis.call('ZADD', KEYS[4], 'LT', ARGV[3], id)
+redis.call('ZADD', KEYS[5], ARGV[4], id)
+redis.call('ZADD', KEYS[6], 'GT', ARGV[5], id)
+if ARGV[6] == 'error' then
+  redis.call('ZREM', KEYS[7], id)
+  redis.call('ZADD', KEYS[8], ARGV[3], id)
+else
+  redis.call('ZREM', KEYS[8], id)
+  redis.call('ZADD', KEYS[7], ARGV[3], id)
+end
+return 1
 `,
 );

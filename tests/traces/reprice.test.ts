@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
+import { PriceTable } from "@tracelane/pricing";
 import { REPRICE_QUEUE, repriceQueuePrefix } from "@tracelane/queue-contract";
 import type { ResearchView } from "@tracelane/research-store";
 import { waitFor } from "@tracelane/testkit";
@@ -208,7 +209,7 @@ describe("re-pricing stored traces (POST /v1/admin/reprice)", () => {
     expect(done.nowPriced).toBe(deepseek.length);
     expect(done.nowUnpriced).toBe(0);
     expect(done.researchesRepriced).toBe(1);
-    expect(done.priceVersion).toMatch(/^[0-9a-f]{16}$/);
+    expect(done.priceVersion).toBe(PriceTable.parse(newTable).version);
 
     // By hand: every call at the new table's rates, and each total the sum of its calls.
     const after = await trace(first.body.traceId);
@@ -283,6 +284,7 @@ describe("re-pricing stored traces (POST /v1/admin/reprice)", () => {
     // the first research's trace and in the second research's costs (as the collector prices them).
     const back = await reprice({ since: windowStart });
     expect(back.nowUnpriced).toBe(deepseek.length);
+    expect(back.priceVersion).toBe(PriceTable.parse(JSON.parse(readFileSync(collectorTable, "utf8"))).version);
     const restored = await trace(first.body.traceId);
     expect(nano(restored.summary.costUsd)).toBe(nano(before.summary.costUsd));
     expect(restored.summary.byStage).toEqual(before.summary.byStage);

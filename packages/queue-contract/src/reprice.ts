@@ -53,7 +53,7 @@ export interface RepriceProgress {
   /** The window's total trace cost before and after, USD (exact sums of whole nano-dollars). */
   costBeforeUsd: number;
   costAfterUsd: number;
-  /** The price table used (a content hash of its entries). */
+  /** The price table used: its version (PriceTable.version, a content hash). */
   priceVersion: string;
 }
 

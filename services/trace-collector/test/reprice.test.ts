@@ -29,9 +29,12 @@ const scaled = (factor: number) =>
       e.model === "gpt-4.1"
         ? {
             ...e,
-            inputPer1M: e.inputPer1M * factor,
-            cachedInputPer1M: (e.cachedInputPer1M ?? 0) * factor,
-            outputPer1M: e.outputPer1M * factor,
+            prices: e.prices.map((p) => ({
+              ...p,
+              inputPer1M: p.inputPer1M * factor,
+              outputPer1M: p.outputPer1M * factor,
+              ...(p.cachedInputPer1M !== undefined ? { cachedInputPer1M: p.cachedInputPer1M * factor } : {}),
+            })),
           }
         : e,
     ),
@@ -113,6 +116,30 @@ describe("re-pricing a stored trace", () => {
     expect(written).toBe(0);
     expect((await reader.getTrace(traceId))!.summary.costUsd).toBe(0.0146);
     expect(Number(await redis.zscore(keys.idxCost, traceId))).toBe(0.0146);
+  });
+
+  it("prices each call at the price in force when it was made (a dated table)", async () => {
+    const { p, spans, traceId, reprice, reader } = setup("dated");
+    await testAssembler(redis, p).ingest(spans);
+    // gpt-4.1 doubles from a second ago: after every call of the trace (a minute old), before now.
+    const from = Date.now() - 1_000;
+    const dated = new PriceTable(
+      loadPriceTable().entries.map((e) =>
+        e.model === "gpt-4.1"
+          ? {
+              ...e,
+              prices: [
+                ...e.prices,
+                { inputPer1M: 4, cachedInputPer1M: 1, outputPer1M: 16, effectiveFrom: new Date(from).toISOString(), effectiveFromMs: from },
+              ],
+            }
+          : e,
+      ),
+    );
+    expect(dated.cost("gpt-4.1", { inputTokens: 1_000, outputTokens: 500 }).costUsd).toBe(0.012);
+    const done = await reprice(dated);
+    expect(done).toMatchObject({ tracesDone: 1, tracesChanged: 0, callsRepriced: 0, costAfterUsd: 0.0086, priceVersion: dated.version });
+    expect((await reader.getTrace(traceId))!.summary.byModel["gpt-4.1"]!.costUsd).toBe(0.006);
   });
 
   it("prices a call whose model was unpriced once the table has it, and changes nothing the second time", async () => {

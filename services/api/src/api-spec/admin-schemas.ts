@@ -66,7 +66,10 @@ export const RepriceStatusSchema = z.object({
   researchesRepriced: z.number().int().meta({ description: "finished researches whose costs changed" }),
   costBeforeUsd: z.number().meta({ description: "the re-priced traces' total cost before, USD" }),
   costAfterUsd: z.number().meta({ description: "and after" }),
-  priceVersion: z.string().nullable().meta({ description: "content hash of the table used (null until the collector started the job)" }),
+  priceVersion: z
+    .string()
+    .nullable()
+    .meta({ description: "the version of the table used (PriceTable.version, a content hash; null until the collector started the job)" }),
   error: z.string().optional().meta({ description: "why it failed" }),
   links: RepriceLinksSchema,
 });

@@ -1,6 +1,5 @@
-import { createHash } from "node:crypto";
 import { ATTR_CLAIM_INDEX } from "@tracelane/pipeline";
-import { addUsd, type PriceTable } from "@tracelane/pricing";
+import { addUsd, type PriceSource } from "@tracelane/pricing";
 import type { RepriceProgress } from "@tracelane/queue-contract";
 import type { RepricedCost, RepricedCosts } from "@tracelane/research-store";
 import { batch, type RedisClient } from "@tracelane/runtime";
@@ -21,7 +20,7 @@ export interface RepricerOptions {
   redis: RedisClient;
   keys: TraceKeys;
   /** The collector's own table: what a reprice without `priceTable` uses. */
-  prices: PriceTable;
+  prices: PriceSource;
   /** Where a research's re-priced costs go (research-store's ResearchStore). */
   research: { applyRepricedCosts(id: string, costs: RepricedCosts): Promise<"applied" | "unchanged" | "running" | "missing"> };
   /** TRACELANE_MAX_TRACE_DEPTH, as the assembler has it (the summary counts spans below it). */
@@ -34,7 +33,7 @@ export interface RepriceWindow {
   since: number;
   until: number;
   /** Default: the collector's table. */
-  prices?: PriceTable;
+  prices?: PriceSource;
 }
 
 export class RepriceStoppedError extends Error {
@@ -46,13 +45,6 @@ export class RepriceStoppedError extends Error {
 
 /** Tries per trace when spans keep arriving between its read and its write. */
 const MAX_TRIES = 5;
-
-/**
- * The price table's version: a content hash of its entries. (The dated price tables will carry their own
- * `PriceTable.version`; this is the one place to switch to it.)
- */
-export const priceVersionOf = (table: PriceTable): string =>
-  createHash("sha256").update(JSON.stringify(table.entries)).digest("hex").slice(0, 16);
 
 /** The costs of `calls` as a research shows them: null as soon as one is unpriced; failed attempts apart. */
 function costOf(calls: readonly { costUsd: number | null; failed: boolean }[]): RepricedCost {
@@ -109,7 +101,7 @@ export function createRepricer(o: RepricerOptions) {
   const maxDepth = o.maxTraceDepth ?? 1_000;
   const scripts = [repriceTraceScript];
 
-  async function step(ids: readonly string[], prices: PriceTable, priceVersion: string, p: Progress): Promise<void> {
+  async function step(ids: readonly string[], prices: PriceSource, priceVersion: string, p: Progress): Promise<void> {
     let pending = [...ids];
     for (let attempt = 1; pending.length > 0; attempt++) {
       const reads = await batch(o.redis, (c) => {
@@ -137,6 +129,7 @@ export function createRepricer(o: RepricerOptions) {
         const calls = { callsRepriced: 0, nowPriced: 0, nowUnpriced: 0 } as Progress;
         const spans = fields.map(([spanId, text]) => {
           const stored = JSON.parse(text) as SpanRecord;
+          // As at ingest: the price in force at the call's start (a dated table), with the table's version.
           const call = modelCallOf(stored, prices);
           if (JSON.stringify(call) === JSON.stringify(stored.call)) return stored;
           const before = stored.call?.costUsd ?? null;
@@ -214,7 +207,7 @@ export function createRepricer(o: RepricerOptions) {
       stopping: () => boolean = () => false,
     ): Promise<RepriceProgress> {
       const prices = window.prices ?? o.prices;
-      const priceVersion = priceVersionOf(prices);
+      const priceVersion = prices.version;
       const { since, until } = window;
       await loadScripts(o.redis, scripts);
       const counts = await batch(o.redis, (c) => {

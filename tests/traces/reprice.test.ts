@@ -221,6 +221,7 @@ describe("re-pricing stored traces (POST /v1/admin/reprice)", () => {
     const total = sum(() => true);
     expect(nano(after.summary.costUsd)).toBe(total);
     expect(after.summary.unpricedCalls).toBe(0);
+    expect(after.summary.priceVersions).toEqual([PriceTable.parse(newTable).version]);
     for (const model of Object.keys(NEW_PRICES)) {
       expect(nano(after.summary.byModel[model]!.costUsd), model).toBe(sum((c) => c.call!.model === model));
       expect(after.summary.byModel[model]!.unpricedCalls).toBe(0);

@@ -138,8 +138,12 @@ describe("re-pricing a stored trace", () => {
     );
     expect(dated.cost("gpt-4.1", { inputTokens: 1_000, outputTokens: 500 }).costUsd).toBe(0.012);
     const done = await reprice(dated);
-    expect(done).toMatchObject({ tracesDone: 1, tracesChanged: 0, callsRepriced: 0, costAfterUsd: 0.0086, priceVersion: dated.version });
-    expect((await reader.getTrace(traceId))!.summary.byModel["gpt-4.1"]!.costUsd).toBe(0.006);
+    // Same costs; every call now records the dated table's version.
+    expect(done).toMatchObject({ tracesDone: 1, tracesChanged: 1, callsRepriced: 0, costAfterUsd: 0.0086, priceVersion: dated.version });
+    const summary = (await reader.getTrace(traceId))!.summary;
+    expect(summary.byModel["gpt-4.1"]!.costUsd).toBe(0.006);
+    expect(summary.priceVersions).toEqual([dated.version]);
+    expect(summary.calls.every((c) => c.priceVersion === dated.version)).toBe(true);
   });
 
   it("prices a call whose model was unpriced once the table has it, and changes nothing the second time", async () => {

@@ -1,5 +1,5 @@
 import { ATTR_CLAIM_INDEX } from "@tracelane/pipeline";
-import { addUsd, type PriceSource } from "@tracelane/pricing";
+import { addUsd, PriceTable, type PriceSource } from "@tracelane/pricing";
 import type { RepriceProgress } from "@tracelane/queue-contract";
 import type { RepricedCost, RepricedCosts } from "@tracelane/research-store";
 import { batch, type RedisClient } from "@tracelane/runtime";
@@ -206,7 +206,8 @@ export function createRepricer(o: RepricerOptions) {
       report: (progress: RepriceProgress) => Promise<void>,
       stopping: () => boolean = () => false,
     ): Promise<RepriceProgress> {
-      const prices = window.prices ?? o.prices;
+      // One table for the whole run: a snapshot of the collector's (a PriceBook may reload meanwhile).
+      const prices = window.prices ?? new PriceTable(o.prices.entries);
       const priceVersion = prices.version;
       const { since, until } = window;
       await loadScripts(o.redis, scripts);

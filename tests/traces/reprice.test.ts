@@ -206,7 +206,7 @@ describe("re-pricing stored traces (POST /v1/admin/reprice)", () => {
     expect(done.tracesDone).toBeGreaterThanOrEqual(1);
     expect(done.tracesChanged).toBe(1); // the research's trace; the api's other request traces have no calls
     expect(done.callsRepriced).toBe(gpt.length + deepseek.length);
-    expect(done.nowPriced).toBe(deepseek.length);
+    expect(done.nowPriced, JSON.stringify(done)).toBe(deepseek.length);
     expect(done.nowUnpriced).toBe(0);
     expect(done.researchesRepriced).toBe(1);
     expect(done.priceVersion).toBe(PriceTable.parse(newTable).version);
@@ -284,7 +284,7 @@ describe("re-pricing stored traces (POST /v1/admin/reprice)", () => {
     // Without a table: the collector's own, where deepseek-v3.2 has no price: those calls are unpriced again, in
     // the first research's trace and in the second research's costs (as the collector prices them).
     const back = await reprice({ since: windowStart });
-    expect(back.nowUnpriced).toBe(deepseek.length);
+    expect(back.nowUnpriced, JSON.stringify(back)).toBe(deepseek.length);
     expect(back.priceVersion).toBe(PriceTable.parse(JSON.parse(readFileSync(collectorTable, "utf8"))).version);
     const restored = await trace(first.body.traceId);
     expect(nano(restored.summary.costUsd)).toBe(nano(before.summary.costUsd));

@@ -55,11 +55,16 @@ export interface RepriceProgress {
   costAfterUsd: number;
   /** The price table used: its version (PriceTable.version, a content hash). */
   priceVersion: string;
+  /**
+   * Where the next step starts: the trace partition and the offset in its start index. A retried attempt (the
+   * collector died or the job stalled) resumes here with the figures so far, so they add up over attempts.
+   */
+  cursor?: { partition: number; offset: number };
 }
 
 /**
- * A reprice is retried from the start when the collector died mid-way (it is idempotent: a trace already done
- * changes nothing the second time); done jobs stay readable for GET /v1/admin/reprice/:id for a week.
+ * A reprice is retried when the collector died mid-way, from its last reported cursor (a step cut off between its
+ * writes and its report is done again and, idempotent, finds those traces unchanged); done jobs stay readable for GET /v1/admin/reprice/:id for a week.
  */
 export const REPRICE_JOB_OPTIONS: JobsOptions = {
   attempts: 3,

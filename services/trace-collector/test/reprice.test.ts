@@ -1,4 +1,5 @@
 import { loadPriceTable, PriceTable } from "@tracelane/pricing";
+import type { RepriceProgress } from "@tracelane/queue-contract";
 import { ResearchStore } from "@tracelane/research-store";
 import { createTraceReader, traceKeys, type SpanRecord } from "@tracelane/trace-store";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
@@ -179,5 +180,37 @@ describe("re-pricing a stored trace", () => {
       costAfterUsd: 0.0086,
     });
     expect(await stored()).toEqual(once);
+  });
+
+  it("resumes an interrupted reprice from its last report, so the figures add up over attempts", async () => {
+    const p = prefix("resume");
+    const assembler = testAssembler(redis, p);
+    // Five traces, all in one partition's start index or spread over several: steps of two either way.
+    for (let i = 0; i < 5; i++) {
+      await assembler.ingest(decodeOtlpJson(toOtlpJson(pipelineTrace({ stages: STAGES, startMs: Date.now() - 60_000 - i }))).spans);
+    }
+    const repricer = createRepricer({
+      redis,
+      keys: traceKeys(p),
+      prices: loadPriceTable(),
+      research: new ResearchStore(redis, { prefix: `${p}:research` }),
+      batchSize: 2,
+    });
+    const window = { since: 0, until: Date.now(), prices: scaled(2) };
+    const reports: RepriceProgress[] = [];
+    // The first attempt dies right after its first step of traces is reported (as a collector killed mid-job).
+    await expect(
+      repricer.run(window, async (r) => {
+        reports.push(r);
+        if (r.tracesDone > 0) throw new Error("collector killed");
+      }),
+    ).rejects.toThrow("collector killed");
+    const last = reports.at(-1)!;
+    expect(last.tracesDone).toBeGreaterThan(0);
+    expect(last.tracesDone).toBeLessThan(5);
+    const done = await repricer.run(window, async () => {}, undefined, last);
+    expect(done).toMatchObject({ tracesTotal: 5, tracesDone: 5, tracesChanged: 5, callsRepriced: 5, tracesSkipped: 0 });
+    expect(done.costBeforeUsd).toBeCloseTo(5 * 0.0086, 12);
+    expect(done.costAfterUsd).toBeCloseTo(5 * (0.012 + 0.0026), 12);
   });
 });

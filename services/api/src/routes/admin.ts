@@ -99,6 +99,7 @@ export function createAdminRouter(deps: AdminRouterDeps): Router {
       costBeforeUsd: progress.costBeforeUsd ?? 0,
       costAfterUsd: progress.costAfterUsd ?? 0,
       priceVersion: progress.priceVersion ?? null,
+      attempts: job.attemptsStarted,
       ...(state === "failed" && job.failedReason ? { error: job.failedReason } : {}),
       links: { self: `/v1/admin/reprice/${id}` },
     });

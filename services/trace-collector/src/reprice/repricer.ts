@@ -39,7 +39,7 @@ export interface RepriceWindow {
 export class RepriceStoppedError extends Error {
   override name = "RepriceStoppedError";
   constructor() {
-    super("the trace-collector is stopping: the reprice starts over on its next attempt (traces done stay done)");
+    super("the trace-collector is stopping: the reprice resumes from its last step on its next attempt");
   }
 }
 
@@ -88,7 +88,7 @@ export function researchCostsOf(summary: TraceSummary, spans: readonly SpanRecor
   };
 }
 
-type Progress = Omit<RepriceProgress, "priceVersion">;
+type Progress = Omit<RepriceProgress, "priceVersion" | "cursor">;
 
 /**
  * Re-price the stored traces whose start is in [since, until]: every call's cost from its recorded tokens with the
@@ -198,50 +198,61 @@ export function createRepricer(o: RepricerOptions) {
 
   return {
     /**
-     * Re-price the window; `report` is awaited after every step with the figures so far. When `stopping()` turns
-     * true (shutdown) it throws between two steps: what is done stays done, and a retry starts over (idempotent).
+     * Re-price the window; `report` is awaited after every step with the figures so far and where the next step
+     * starts. When `stopping()` turns true (shutdown) it throws between two steps. `resume`, the last report of an
+     * earlier attempt with the same table, continues from its cursor with its figures.
      */
     async run(
       window: RepriceWindow,
       report: (progress: RepriceProgress) => Promise<void>,
       stopping: () => boolean = () => false,
+      resume?: RepriceProgress,
     ): Promise<RepriceProgress> {
       // One table for the whole run: a snapshot of the collector's (a PriceBook may reload meanwhile).
       const prices = window.prices ?? new PriceTable(o.prices.entries);
       const priceVersion = prices.version;
       const { since, until } = window;
       await loadScripts(o.redis, scripts);
-      const counts = await batch(o.redis, (c) => {
-        for (const part of o.keys.partitions) c.zcount(part.idxStart, since, until);
-      });
-      const p: Progress = {
-        tracesDone: 0,
-        tracesTotal: counts.reduce((n, [err, count]) => {
-          if (err) throw err;
-          return n + Number(count);
-        }, 0),
-        tracesChanged: 0,
-        tracesSkipped: 0,
-        callsRepriced: 0,
-        nowPriced: 0,
-        nowUnpriced: 0,
-        researchesRepriced: 0,
-        costBeforeUsd: 0,
-        costAfterUsd: 0,
-      };
-      const snapshot = (): RepriceProgress => ({ ...p, priceVersion });
+      // Another table since (the collector's reloaded): the figures so far priced with the old one, so start over.
+      const from = resume?.cursor && resume.priceVersion === priceVersion ? resume : undefined;
+      let p: Progress;
+      if (from) {
+        const { priceVersion: _version, cursor: _cursor, ...figures } = from;
+        p = figures;
+      } else {
+        const counts = await batch(o.redis, (c) => {
+          for (const part of o.keys.partitions) c.zcount(part.idxStart, since, until);
+        });
+        p = {
+          tracesDone: 0,
+          tracesTotal: counts.reduce((n, [err, count]) => {
+            if (err) throw err;
+            return n + Number(count);
+          }, 0),
+          tracesChanged: 0,
+          tracesSkipped: 0,
+          callsRepriced: 0,
+          nowPriced: 0,
+          nowUnpriced: 0,
+          researchesRepriced: 0,
+          costBeforeUsd: 0,
+          costAfterUsd: 0,
+        };
+      }
+      let cursor = from?.cursor ?? { partition: 0, offset: 0 };
+      const snapshot = (): RepriceProgress => ({ ...p, priceVersion, cursor });
       await report(snapshot());
-      for (const part of o.keys.partitions) {
+      const parts = o.keys.partitions;
+      while (cursor.partition < parts.length) {
+        if (stopping()) throw new RepriceStoppedError();
         // Pages by offset: a trace's start score only ever moves earlier, and new traces start now, past the window.
-        for (let offset = 0; ; offset += batchSize) {
-          if (stopping()) throw new RepriceStoppedError();
-          const ids = await o.redis.zrangebyscore(part.idxStart, since, until, "LIMIT", offset, batchSize);
-          if (ids.length > 0) {
-            await step(ids, prices, priceVersion, p);
-            await report(snapshot());
-          }
-          if (ids.length < batchSize) break;
-        }
+        const ids = await o.redis.zrangebyscore(parts[cursor.partition]!.idxStart, since, until, "LIMIT", cursor.offset, batchSize);
+        if (ids.length > 0) await step(ids, prices, priceVersion, p);
+        cursor =
+          ids.length < batchSize
+            ? { partition: cursor.partition + 1, offset: 0 }
+            : { partition: cursor.partition, offset: cursor.offset + batchSize };
+        if (ids.length > 0) await report(snapshot());
       }
       return snapshot();
     },

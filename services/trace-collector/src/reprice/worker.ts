@@ -40,6 +40,10 @@ export function startRepriceWorker(o: RepriceWorkerOptions): { close(): Promise<
             { since: data.since, until: data.until, ...(prices ? { prices } : {}) },
             (p) => job.updateProgress({ ...p }),
             () => stopping,
+            // A retried or stalled job's last report: it goes on from there (progress is 0 on a job's first run).
+            typeof job.progress === "object" && job.progress !== null && "cursor" in job.progress
+              ? (job.progress as RepriceProgress)
+              : undefined,
           );
         },
       );

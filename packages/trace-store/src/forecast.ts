@@ -29,6 +29,11 @@ export interface StageSample {
   cachedInputTokens: number;
   /** Characters of the research question (tracelane.query.chars on the api's span); 0 when unknown. */
   queryChars: number;
+  /**
+   * The research trace the sample came from: the api joins the stages' lists on it to price whole researches.
+   * Absent in samples recorded before it was kept (they are read, and just do not join).
+   */
+  traceId?: string;
 }
 
 /** A trace's samples, one per (stage, model) its calls ran on. */
@@ -38,14 +43,29 @@ export interface TraceSamples {
   sample: StageSample;
 }
 
-const encode = (s: StageSample) => JSON.stringify([s.calls, s.inputTokens, s.outputTokens, s.cachedInputTokens, s.queryChars]);
+/** `[calls, inputTokens, outputTokens, cachedInputTokens, queryChars, traceId?]` (older samples end after 4 or 5 numbers). */
+const encode = (s: StageSample) =>
+  JSON.stringify([s.calls, s.inputTokens, s.outputTokens, s.cachedInputTokens, s.queryChars, ...(s.traceId ? [s.traceId] : [])]);
 
-function decode(raw: string): StageSample | undefined {
+const isCount = (n: unknown): n is number => typeof n === "number" && Number.isFinite(n) && n >= 0;
+
+/** A stored sample, or undefined when it is not one. */
+function decodeStageSample(raw: string): StageSample | undefined {
   try {
     const v = JSON.parse(raw) as unknown;
-    if (!Array.isArray(v) || v.length < 4 || !v.every((n) => typeof n === "number" && Number.isFinite(n) && n >= 0)) return undefined;
-    const [calls, inputTokens, outputTokens, cachedInputTokens, queryChars = 0] = v as number[];
-    return { calls: calls!, inputTokens: inputTokens!, outputTokens: outputTokens!, cachedInputTokens: cachedInputTokens!, queryChars };
+    if (!Array.isArray(v) || v.length < 4 || v.length > 6) return undefined;
+    const numbers = v.slice(0, 5);
+    const traceId = v[5] as unknown;
+    if (!numbers.every(isCount) || (traceId !== undefined && (typeof traceId !== "string" || traceId === ""))) return undefined;
+    const [calls, inputTokens, outputTokens, cachedInputTokens, queryChars = 0] = numbers as number[];
+    return {
+      calls: calls!,
+      inputTokens: inputTokens!,
+      outputTokens: outputTokens!,
+      cachedInputTokens: cachedInputTokens!,
+      queryChars,
+      ...(traceId !== undefined ? { traceId } : {}),
+    };
   } catch {
     return undefined;
   }
@@ -65,6 +85,7 @@ export function forecastSamplesOf(
     const v = s.attributes[ATTR_QUERY_CHARS];
     if (typeof v === "number" && Number.isFinite(v) && v > 0) queryChars = v;
   }
+  const traceId = spans[0]?.traceId;
   const byPair = new Map<string, TraceSamples>();
   for (const s of spans) {
     const stage = stages.get(s.spanId);
@@ -72,7 +93,15 @@ export function forecastSamplesOf(
     const pair = `${stage}\t${s.call.model}`;
     let entry = byPair.get(pair);
     if (!entry) {
-      entry = { stage, model: s.call.model, sample: { calls: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, queryChars } };
+      const sample: StageSample = {
+        calls: 0,
+        inputTokens: 0,
+        outputTokens: 0,
+        cachedInputTokens: 0,
+        queryChars,
+        ...(traceId ? { traceId } : {}),
+      };
+      entry = { stage, model: s.call.model, sample };
       byPair.set(pair, entry);
     }
     entry.sample.calls++;
@@ -176,6 +205,6 @@ export async function readStageSamples(
   });
   return replies.map(([err, raw]) => {
     if (err) throw err;
-    return ((raw as string[] | null) ?? []).map(decode).filter((s): s is StageSample => s !== undefined);
+    return ((raw as string[] | null) ?? []).map(decodeStageSample).filter((s): s is StageSample => s !== undefined);
   });
 }

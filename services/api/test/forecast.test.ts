@@ -92,6 +92,66 @@ describe("estimateResearch (pure)", () => {
   });
 });
 
+/**
+ * The same ten researches with their trace ids, but research k's factcheck checked 11 - k claims: the stages no longer
+ * rise together, so the research totals, 520·2e-6 + 100k·8e-6 + 0.00055·(11 - k) + 0.00077 = 0.00786 + 0.00025k,
+ * have p50 (k=5) 0.00911 and p95 (k=10) 0.01036, while the per-stage rows and their sums are as above.
+ */
+const pairedHistory = (): TraceSamples[] =>
+  K.flatMap((k) => [
+    { stage: "analysis", model: "gpt-4.1", sample: sample({ inputTokens: 510, outputTokens: 100 * k, queryChars: 40, traceId: `t${k}` }) },
+    {
+      stage: "factcheck",
+      model: "gemini-2.5-flash",
+      sample: sample({ calls: 11 - k, inputTokens: 1000 * (11 - k), outputTokens: 100 * (11 - k), traceId: `t${k}` }),
+    },
+    { stage: "synthesis", model: "deepseek-v3.2", sample: sample({ inputTokens: 2000, outputTokens: 500, traceId: `t${k}` }) },
+  ]);
+const MODELS = { analysis: "gpt-4.1", factcheck: "gemini-2.5-flash", synthesis: "deepseek-v3.2" };
+/** The stages as the forecaster reads them: each (stage, model this request runs) list. */
+const listsOf = (samples: TraceSamples[], models: Record<string, string> = MODELS) =>
+  Object.entries(models).map(([stage, model]) => ({
+    stage,
+    model,
+    samples: samples.filter((s) => s.stage === stage && s.model === model).map((s) => s.sample),
+  }));
+
+describe("estimateResearch joins the stages per research (pure)", () => {
+  const estimate = (samples: TraceSamples[], minSamples = 5) =>
+    estimateResearch({ stages: listsOf(samples), firstStage: "analysis", queryChars: 80, prices, minSamples, window: 200 });
+
+  it("prices each research found in every stage's history whole, and takes the p50 and p95 of those totals", () => {
+    const e = estimate(pairedHistory());
+    expect(e).toMatchObject({ available: true, costUsd: 0.00911, p50: 0.00911, p95: 0.01036 });
+    expect(e.basis).toMatchObject({ pairing: "per_research", researches: 10 });
+    expect(e.basis.stages.factcheck).toMatchObject({ samples: 10, p50: 0.00275, p95: 0.0055 }); // the stage's own, for reading
+    expect(e.basis.method).toMatch(/joined on their trace id/);
+  });
+
+  it("leaves out a research missing a stage and one whose stage ran another model", () => {
+    const samples = pairedHistory()
+      .filter((s) => !(s.sample.traceId === "t9" && s.stage === "synthesis")) // its synthesis never recorded
+      .map((s) => (s.sample.traceId === "t10" && s.stage === "factcheck" ? { ...s, model: "gpt-4.1-mini" } : s));
+    const e = estimate(samples);
+    // k = 1..8: 0.00786 + 0.00025k, p50 (rank 4) k=4, p95 (rank 8) k=8. With t9 or t10 priced, the p95 would be higher.
+    expect(e).toMatchObject({ available: true, p50: 0.00886, p95: 0.00986, basis: { pairing: "per_research", researches: 8 } });
+  });
+
+  it("falls back to the sum of per-stage percentiles, saying so, when fewer than minSamples researches join", () => {
+    // Every stage keeps at least 9 samples, but only 8 researches have all three.
+    const samples = pairedHistory().filter(
+      (s) => !(s.stage === "synthesis" && s.sample.traceId === "t1") && !(s.stage === "factcheck" && s.sample.traceId === "t2"),
+    );
+    const e = estimate(samples, 9);
+    expect(e).toMatchObject({ available: true, p50: P50, p95: P95, basis: { pairing: "per_stage", researches: 8 } });
+    expect(e.basis.method).toMatch(/summed over the stages/);
+  });
+
+  it("joins nothing on samples recorded without a trace id, and still estimates from them per stage", () => {
+    expect(estimate(history())).toMatchObject({ available: true, p50: P50, p95: P95, basis: { pairing: "per_stage", researches: 0 } });
+  });
+});
+
 describe("POST /v1/research with a cost estimate", () => {
   let api: TestApi;
   const tracePrefix = `test-api-${uid()}:traces`;
@@ -120,6 +180,26 @@ describe("POST /v1/research with a cost estimate", () => {
     expect(res.status).toBe(202);
     expect(res.body.estimate).toMatchObject({ available: true, costUsd: P50, p50: P50, p95: P95 });
     expect(res.body.estimate.basis.stages.factcheck).toMatchObject({ model: "gemini-2.5-flash", samples: 10 });
+  });
+
+  it("joins the stages on the trace ids the history keeps", async () => {
+    const prefix = `${tracePrefix}-paired`;
+    const paired = await startApi({ env: { TRACELANE_TRACE_PREFIX: prefix } });
+    try {
+      await batch(paired.redis, (commands) => queueRecordSamples(commands, traceKeys(prefix), pairedHistory(), 200));
+      const res = await postResearch(paired, { query: QUERY });
+      expect(res.status).toBe(202);
+      expect(res.body.estimate).toMatchObject({
+        available: true,
+        p50: 0.00911,
+        p95: 0.01036,
+        basis: { pairing: "per_research", researches: 10 },
+      });
+    } finally {
+      const keys = await paired.redis.keys(`${prefix}:*`);
+      if (keys.length > 0) await paired.redis.del(...keys);
+      await paired.close();
+    }
   });
 
   it("estimates the model a request names for a stage from that model's history", async () => {

@@ -58,8 +58,11 @@ function lateCall(trace: SyntheticSpan[], stage: string, inputTokens: number): S
 describe("forecast samples (the collector's per stage+model token baselines)", () => {
   it("keeps the newest `window` researches per stage and model, evicting the oldest", async () => {
     const { assembler, samples } = setup("forecast-window", { window: 3 });
+    let newest = "";
     for (const input of [100, 200, 300, 400, 500]) {
-      await assembler.ingest(decode(research(input)));
+      const trace = research(input);
+      newest = trace[0]!.traceId;
+      await assembler.ingest(decode(trace));
       // One at a time, so their order in the list is their completion order.
       await waitFor(async () => ((await samples("analysis", "gpt-4.1")).length >= Math.min(3, input / 100) ? true : undefined), {
         timeoutMs: 5_000,
@@ -72,9 +75,21 @@ describe("forecast samples (the collector's per stage+model token baselines)", (
     }
     const analysis = await samples("analysis", "gpt-4.1");
     expect(analysis.map((s) => s.inputTokens)).toEqual([500, 400, 300]); // bounded, newest first, 100 and 200 evicted
-    expect(analysis[0]).toEqual({ calls: 1, inputTokens: 500, outputTokens: 50, cachedInputTokens: 0, queryChars: 40 });
-    expect((await samples("synthesis", "deepseek-v3.2")).length).toBe(3);
+    // Each sample names its research's trace, in every stage's list: the api joins the stages on it.
+    expect(analysis[0]).toEqual({ calls: 1, inputTokens: 500, outputTokens: 50, cachedInputTokens: 0, queryChars: 40, traceId: newest });
+    expect((await samples("synthesis", "deepseek-v3.2")).map((s) => s.traceId)).toEqual(analysis.map((s) => s.traceId));
     expect(await redis.ttl(traceKeys(prefixes[0]!).forecast("analysis", "gpt-4.1"))).toBeGreaterThan(6 * 24 * 3600);
+  });
+
+  it("reads samples recorded before the trace id was kept, and skips what is not a sample", async () => {
+    const { keys, samples } = setup("forecast-old-format");
+    const key = keys.forecast("analysis", "gpt-4.1");
+    await redis.rpush(key, "[1,510,100,0,40]", "[2,600,120,10]", "[1,1,1,1,40,7]", "not json", '[1,2,3,4,5,"t1"]');
+    expect(await samples("analysis", "gpt-4.1")).toEqual([
+      { calls: 1, inputTokens: 510, outputTokens: 100, cachedInputTokens: 0, queryChars: 40 },
+      { calls: 2, inputTokens: 600, outputTokens: 120, cachedInputTokens: 10, queryChars: 0 },
+      { calls: 1, inputTokens: 2, outputTokens: 3, cachedInputTokens: 4, queryChars: 5, traceId: "t1" },
+    ]);
   });
 
   it("records nothing for a research that has not completed", async () => {
@@ -97,7 +112,14 @@ describe("forecast samples (the collector's per stage+model token baselines)", (
       const got = await samples("analysis", "gpt-4.1");
       return got.length > 0 ? got : undefined;
     });
-    expect(analysis).toEqual({ calls: 2, inputTokens: 160, outputTokens: 100, cachedInputTokens: 0, queryChars: 40 });
+    expect(analysis).toEqual({
+      calls: 2,
+      inputTokens: 160,
+      outputTokens: 100,
+      cachedInputTokens: 0,
+      queryChars: 40,
+      traceId: trace[0]!.traceId,
+    });
     for (const part of keys.partitions) expect(await redis.hlen(part.forecastSamples)).toBe(0);
 
     // Spans after it was recorded (or a redelivery of the whole trace) never record it again.

@@ -135,8 +135,19 @@ apiSchemas.add(ResearchViewSchema, { id: "Research" });
 const usdOrNull = z.number().nullable();
 const EstimateBasisSchema = z.object({
   method: z.string().meta({ description: "how the figures were made, in words" }),
+  pairing: z.enum(["per_research", "per_stage"]).meta({
+    description:
+      "per_research: p50/p95 of the whole cost of each past research found in every stage's history on this request's models " +
+      "(joined on its trace id); per_stage: fewer than minSamples such researches, so each stage's p50/p95 summed (the p95 errs high)",
+  }),
+  researches: z
+    .number()
+    .int()
+    .meta({ description: "past researches found in every stage's history on this request's models (the per_research figures' count)" }),
   window: z.number().int().meta({ description: "most recent completed researches read per stage (TRACELANE_FORECAST_WINDOW)" }),
-  minSamples: z.number().int().meta({ description: "fewer samples than this for any stage: no estimate (FORECAST_MIN_SAMPLES)" }),
+  minSamples: z.number().int().meta({
+    description: "fewer samples than this for any stage: no estimate (FORECAST_MIN_SAMPLES); fewer joined researches: per_stage",
+  }),
   queryTokens: z.number().int().meta({ description: "this question's estimated tokens (characters / 4): the first stage's input" }),
   stages: z.record(
     z.string(),
@@ -155,8 +166,12 @@ export const EstimateSchema = z
     z.object({
       available: z.literal(true),
       costUsd: z.number().meta({ description: "the expected cost: p50" }),
-      p50: z.number().meta({ description: "sum of the stages' p50 cost per research, USD" }),
-      p95: z.number().meta({ description: "sum of the stages' p95 cost per research, USD (errs high)" }),
+      p50: z
+        .number()
+        .meta({ description: "p50 cost per research, USD: of the research totals (per_research) or the stages' p50s summed (per_stage)" }),
+      p95: z
+        .number()
+        .meta({ description: "p95 cost per research, USD: of the research totals, or the stages' p95s summed (per_stage, errs high)" }),
       basis: EstimateBasisSchema,
     }),
     z.object({

@@ -70,13 +70,10 @@ export const RepriceStatusSchema = z.object({
     .string()
     .nullable()
     .meta({ description: "the version of the table used (PriceTable.version, a content hash; null until the collector started the job)" }),
-  attempts: z
-    .number()
-    .int()
-    .meta({
-      description:
-        "attempts started: more than 1 when the collector died or the job stalled (each resumed where the last one reported, the figures add up)",
-    }),
+  attempts: z.number().int().meta({
+    description:
+      "attempts started: more than 1 when the collector died or the job stalled (each resumed where the last one reported, the figures add up)",
+  }),
   error: z.string().optional().meta({ description: "why it failed" }),
   links: RepriceLinksSchema,
 });

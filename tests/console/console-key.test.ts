@@ -1,12 +1,13 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
 import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
 import { REPO_ROOT } from "@tracelane/testkit";
 import { startPipeline } from "../support/pipeline-stack.js";
+import { launchChromium } from "../support/browser.js";
 
 // The console in Debian's Chromium against an api with API keys: /ui itself answers a browser with a
 // Basic challenge (its login prompt takes the key as password), and the console asks for the key it
@@ -27,11 +28,7 @@ beforeAll(async () => {
       replicas: { ...ONE_OF_EACH, "trace-collector": 0 },
       serviceEnv: { api: { API_KEYS: `${KEY} console-user member` } },
     }),
-    chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    }),
+    launchChromium(),
   ]);
   base = stack.apiUrl!;
 }, 120_000);

@@ -1,7 +1,6 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
 import { REPO_ROOT } from "@tracelane/testkit";
@@ -9,22 +8,13 @@ import { apiClient } from "../support/api-client.js";
 import { waitForCollectedTrace } from "../support/collected-traces.js";
 import { startPipeline } from "../support/pipeline-stack.js";
 import { spansOfResearch } from "../support/spans.js";
+import { launchChromium } from "../support/browser.js";
+import { priceTableWithTinyModel } from "../support/price-tables.js";
 
 // The costs page's what-if panel in Debian's Chromium, against the whole stack as OS processes. The api's price
 // table adds a model whose context window is too small for some fact-check calls, so the panel has flags to show.
 const SCREENSHOTS = path.join(REPO_ROOT, ".tmp/screenshots");
-const dir = mkdtempSync(path.join(tmpdir(), "console-what-if-"));
-const builtIn = JSON.parse(readFileSync(path.join(REPO_ROOT, "packages/pricing/src/prices.json"), "utf8")) as { models: unknown[] };
-const tableFile = path.join(dir, "prices.json");
-writeFileSync(
-  tableFile,
-  JSON.stringify({
-    models: [
-      ...builtIn.models,
-      { model: "tiny-model", provider: "test", inputPer1M: 0.1, outputPer1M: 0.2, contextWindow: 300, source: "test", asOf: "2026-12-01" },
-    ],
-  }),
-);
+const tableFile = priceTableWithTinyModel("console-what-if");
 
 let stack: Awaited<ReturnType<typeof startPipeline>>;
 let browser: Browser;
@@ -38,11 +28,7 @@ beforeAll(async () => {
       env: { COLLECTOR_BLOCK_MS: "100" },
       serviceEnv: { api: { TRACELANE_PRICE_TABLE: tableFile } },
     }),
-    chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    }),
+    launchChromium(),
   ]);
   base = stack.apiUrl!;
 }, 90_000);

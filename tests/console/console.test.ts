@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
 import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
@@ -11,6 +11,7 @@ import { REPO_ROOT, waitFor } from "@tracelane/testkit";
 import { apiClient } from "../support/api-client.js";
 import { fetchTrace, type TraceResponse } from "../support/collected-traces.js";
 import { startPipeline } from "../support/pipeline-stack.js";
+import { launchChromium } from "../support/browser.js";
 
 // The web console in Debian's Chromium, against the whole stack as OS processes: the api serving
 // /ui, the workers, the collector and the simulator on the run's Redis.
@@ -34,11 +35,7 @@ beforeAll(async () => {
       env: { LLM_SIM_MODEL_LATENCY: JSON.stringify({ "deepseek-v3.2": { baseMs: 1500, jitterMs: 0 } }) },
       serviceEnv: { api: { JAEGER_UI_URL: JAEGER_UI } },
     }),
-    chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    }),
+    launchChromium(),
   ]);
   base = stack.apiUrl!;
 }, 90_000);

@@ -1,6 +1,5 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { REPO_ROOT } from "@tracelane/launcher";
 import { RESEARCH_PIPELINE } from "@tracelane/pipeline";
@@ -8,6 +7,7 @@ import { stageJobId } from "@tracelane/queue-contract";
 import { waitFor } from "@tracelane/testkit";
 import { apiClient, type ApiClient } from "../support/api-client.js";
 import { startPipeline } from "../support/pipeline-stack.js";
+import { launchChromium } from "../support/browser.js";
 
 /** What Bull Board's JSON API says about a queue (the fields these tests read). */
 interface BoardQueue {
@@ -132,11 +132,7 @@ describe("Bull Board at /admin/queues", () => {
   });
 
   it("renders every stage queue in Chromium with no request leaving the api", async () => {
-    const browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
       const outside: string[] = [];

@@ -1,7 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
 import { traceKeys, type TraceSummary } from "@tracelane/trace-store";
@@ -9,23 +6,11 @@ import { apiClient } from "../support/api-client.js";
 import { waitForCollectedTrace } from "../support/collected-traces.js";
 import { usePipeline } from "../support/pipeline-stack.js";
 import { spansOfResearch } from "../support/spans.js";
+import { priceTableWithTinyModel } from "../support/price-tables.js";
 
 // GET /v1/stats/what-if over real researches: the api (with API keys, a price table that adds a model too small
 // for some calls, and at most 3 traces per window read) in front of the whole pipeline and the collector.
-const dir = mkdtempSync(path.join(tmpdir(), "what-if-window-"));
-const builtIn = JSON.parse(readFileSync(new URL("../../packages/pricing/src/prices.json", import.meta.url), "utf8")) as {
-  models: unknown[];
-};
-const tableFile = path.join(dir, "prices.json");
-writeFileSync(
-  tableFile,
-  JSON.stringify({
-    models: [
-      ...builtIn.models,
-      { model: "tiny-model", provider: "test", inputPer1M: 0.1, outputPer1M: 0.2, contextWindow: 300, source: "test", asOf: "2026-12-01" },
-    ],
-  }),
-);
+const tableFile = priceTableWithTinyModel("what-if-window");
 const keys = { alice: randomBytes(16).toString("hex"), bob: randomBytes(16).toString("hex"), root: randomBytes(16).toString("hex") };
 type Who = keyof typeof keys;
 const MAX_TRACES = 3;

@@ -1,29 +1,14 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
 import { apiClient } from "../support/api-client.js";
 import { waitForCollectedTrace } from "../support/collected-traces.js";
 import { usePipeline } from "../support/pipeline-stack.js";
 import { spansOfResearch } from "../support/spans.js";
+import { priceTableWithTinyModel } from "../support/price-tables.js";
 
 // The api prices what-ifs with its TRACELANE_PRICE_TABLE: the built-in table plus a model whose window is too small
 // for a claim check's call, so a swap to it is flagged instead of priced.
-const dir = mkdtempSync(path.join(tmpdir(), "what-if-"));
-const builtIn = JSON.parse(readFileSync(new URL("../../packages/pricing/src/prices.json", import.meta.url), "utf8")) as {
-  models: unknown[];
-};
-const tableFile = path.join(dir, "prices.json");
-writeFileSync(
-  tableFile,
-  JSON.stringify({
-    models: [
-      ...builtIn.models,
-      { model: "tiny-model", provider: "test", inputPer1M: 0.1, outputPer1M: 0.2, contextWindow: 300, source: "test", asOf: "2026-12-01" },
-    ],
-  }),
-);
+const tableFile = priceTableWithTinyModel("what-if");
 
 // List prices, USD per 1M tokens (input, cached input, output), written out by hand.
 const PRICES: Record<string, [number, number, number]> = {

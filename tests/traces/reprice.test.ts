@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ONE_OF_EACH } from "@tracelane/launcher";
 import { PriceTable } from "@tracelane/pricing";
-import { REPRICE_QUEUE, repriceQueuePrefix } from "@tracelane/queue-contract";
+import { REPRICE_QUEUE, repriceQueuePrefix, type RepriceProgress } from "@tracelane/queue-contract";
 import type { ResearchView } from "@tracelane/research-store";
 import { waitFor } from "@tracelane/testkit";
 import { flattenTree, traceKeys, type SpanTreeNode } from "@tracelane/trace-store";
@@ -65,19 +65,10 @@ const run = usePipeline({
 
 const as = (key: string | undefined): Record<string, string> => (key ? { authorization: `Bearer ${key}` } : {});
 
-interface RepriceStatus {
+/** GET /v1/admin/reprice/:id: the job's figures (as the collector reports them) with its id and state. */
+interface RepriceStatus extends Omit<RepriceProgress, "priceVersion" | "cursor"> {
   id: string;
   state: string;
-  tracesDone: number;
-  tracesTotal: number;
-  tracesChanged: number;
-  tracesSkipped: number;
-  callsRepriced: number;
-  nowPriced: number;
-  nowUnpriced: number;
-  researchesRepriced: number;
-  costBeforeUsd: number;
-  costAfterUsd: number;
   priceVersion: string | null;
   error?: string;
 }

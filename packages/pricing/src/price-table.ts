@@ -109,25 +109,23 @@ export interface DatedPrice extends Rates {
   source?: string;
 }
 
-/** A model as the table lists it: names, window, and its prices sorted by `effectiveFromMs`. */
-export interface ModelEntry {
+/** What the table says of a model besides its prices: names, window, where the prices come from. */
+interface ModelInfo {
   model: string;
   provider: string;
   aliases: string[];
   contextWindow?: number;
   source: string;
   asOf: string;
+}
+
+/** A model as the table lists it: names, window, and its prices sorted by `effectiveFromMs`. */
+export interface ModelEntry extends ModelInfo {
   prices: readonly DatedPrice[];
 }
 
 /** A model with the price in force at one time (what `lookup` answers). */
-export interface ModelPrice extends Rates {
-  model: string;
-  provider: string;
-  aliases: string[];
-  contextWindow?: number;
-  source: string;
-  asOf: string;
+export interface ModelPrice extends ModelInfo, Rates {
   /** When the price applied took effect; absent for an undated price. */
   effectiveFrom?: string;
 }
